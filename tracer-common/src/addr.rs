@@ -1,0 +1,28 @@
+//! Both ends of a connection.
+//!
+//! Byte order, written down once: addresses are kept as the kernel stores them
+//! (network order; an IPv4 address in the first 4 bytes, the rest zero); ports are
+//! converted to host order in the kernel so userspace never swaps anything.
+
+/// `AF_INET` and `AF_INET6` as the kernel spells them.
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Endpoints {
+    /// Local address.
+    pub saddr: [u8; 16],
+    /// Remote address.
+    pub daddr: [u8; 16],
+    /// Local port, host order.
+    pub sport: u16,
+    /// Remote port, host order.
+    pub dport: u16,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    /// Keeps the struct a multiple of 4 bytes with no hidden padding.
+    pub _pad: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<Endpoints>() == 40);

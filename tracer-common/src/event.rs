@@ -1,0 +1,39 @@
+//! The header every event starts with, and the stable numeric id of each event kind.
+
+/// Kind ids are part of the wire format: never renumber, only append.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Connect = 1,
+}
+
+impl EventKind {
+    #[must_use]
+    pub const fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            1 => Some(Self::Connect),
+            _ => None,
+        }
+    }
+}
+
+/// Length of a task's `comm` in the kernel (`TASK_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+
+/// Who did it and when. `pid` is the thread-group id (what users call the pid),
+/// `tid` the thread; both are 0 when the hook ran where the owner cannot be known.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`EventKind`] as `u32`.
+    pub kind: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC; userspace converts to wall-clock time.
+    pub ts_ns: u64,
+    /// NUL-padded task name.
+    pub comm: [u8; COMM_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 40);

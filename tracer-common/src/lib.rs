@@ -1,0 +1,25 @@
+//! Types shared by the kernel programs (`tracer-ebpf`) and userspace (`tracer`).
+//!
+//! Every struct here is `#[repr(C)]` with explicit padding, because the kernel writes
+//! them into the ring buffer and userspace reads them back byte for byte. Layout
+//! asserts at the bottom of each module keep both sides honest.
+#![no_std]
+
+pub mod addr;
+pub mod connect;
+pub mod counters;
+pub mod event;
+pub mod filter;
+pub mod offsets;
+
+/// Bumped whenever a wire struct changes shape; userspace refuses an object of another version.
+pub const WIRE_VERSION: u32 = 1;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are `#[repr(C)]`, made of integers and byte arrays, with every
+    // padding byte spelled out as a field, so any bit pattern is a valid value.
+    unsafe impl aya::Pod for crate::filter::Filter {}
+    unsafe impl aya::Pod for crate::offsets::SockOffsets {}
+    unsafe impl aya::Pod for crate::offsets::StateTpOffsets {}
+}

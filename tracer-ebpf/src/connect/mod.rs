@@ -1,0 +1,179 @@
+//! Connect events: the logic shared by every hook family.
+//!
+//! An active open is followed from the moment the SYN goes out to the end of the handshake:
+//! - `start`: CLOSE -> SYN_SENT, called from `tcp_v{4,6}_connect` in the connecting task's
+//!   own context, so pid/comm/uid taken here are the caller's (state hook, any family).
+//! - `finish`: SYN_SENT -> ESTABLISHED (softirq: the current task is *not* the owner, so
+//!   the owner comes from `CONNECTING`) or SYN_SENT -> CLOSE (refused, timed out, ...).
+//! - `enter` / `exit`: the `tcp_v{4,6}_connect` hooks (fentry/fexit or kprobe/kretprobe),
+//!   which add what the state change cannot see: a `connect()` that fails before any SYN
+//!   (no route, no free port), reported with the function's return value.
+
+pub(crate) mod fentry;
+pub(crate) mod kprobe;
+
+use aya_ebpf::helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel};
+use tracer_common::{
+    addr::{Endpoints, AF_INET, AF_INET6},
+    connect::{ConnectEvent, CONNECT_FAILED, CONNECT_OK},
+    counters::Counter,
+    event::EventKind,
+};
+
+use crate::{
+    emit::{count, current_task, current_tid, header, send, Task},
+    globals::filter,
+    maps::{CONNECTING, CONNECT_ARGS},
+    sock,
+};
+
+/// A connect in flight: who started it and when the SYN went out.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct ConnectStart {
+    pub(crate) task: Task,
+    pub(crate) start_ns: u64,
+}
+
+/// `tcp_v{4,6}_connect(struct sock *sk, struct sockaddr *uaddr, int addr_len)` arguments.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct ConnectArgs {
+    pub(crate) sk: u64,
+    pub(crate) uaddr: u64,
+}
+
+/// CLOSE -> SYN_SENT, in the caller's context.
+#[inline(always)]
+pub(crate) fn start(sk: u64) {
+    let task = current_task();
+    if !filter().pid_matches(task.pid) {
+        count(Counter::Filtered);
+        return;
+    }
+    // SAFETY: no preconditions.
+    let start_ns = unsafe { bpf_ktime_get_ns() };
+    let _ = CONNECTING.insert(&sk, &ConnectStart { task, start_ns }, 0);
+}
+
+/// SYN_SENT -> ESTABLISHED (`failed == false`) or SYN_SENT -> CLOSE.
+#[inline(always)]
+pub(crate) fn finish(sk: u64, failed: bool) {
+    let Some(entry) = CONNECTING.get_ptr(&sk) else {
+        return; // not ours: started before tcptrace, or filtered out at start
+    };
+    // SAFETY: the map value is a plain struct; copy it out before deleting the entry.
+    let start = unsafe { *entry };
+    let errno = if failed {
+        let err = sock::err(sk).unwrap_or(0);
+        // No error on the socket and the connect call still running on this thread: the
+        // failure is connect()'s own (e.g. no free local port); the exit hook reports it
+        // with the real return value.
+        if err == 0 && CONNECT_ARGS.get_ptr(&current_tid()).is_some() {
+            return;
+        }
+        err as u32
+    } else {
+        0
+    };
+    let _ = CONNECTING.remove(&sk);
+    let Ok(endpoints) = sock::endpoints(sk) else {
+        count(Counter::ReadError);
+        return;
+    };
+    if !filter().port_matches(endpoints.sport, endpoints.dport) {
+        count(Counter::Filtered);
+        return;
+    }
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    send(&ConnectEvent {
+        header: header(EventKind::Connect, &start.task),
+        endpoints,
+        latency_ns: now.saturating_sub(start.start_ns),
+        result: if failed { CONNECT_FAILED } else { CONNECT_OK },
+        errno,
+    });
+}
+
+/// Entry of `tcp_v{4,6}_connect`.
+#[inline(always)]
+pub(crate) fn enter(sk: u64, uaddr: u64) {
+    let _ = CONNECT_ARGS.insert(&current_tid(), &ConnectArgs { sk, uaddr }, 0);
+}
+
+/// Return of `tcp_v{4,6}_connect`: reports a connect that failed inside the call.
+#[inline(always)]
+pub(crate) fn exit(ret: i64) {
+    let tid = current_tid();
+    let Some(args) = CONNECT_ARGS.get_ptr(&tid) else {
+        return;
+    };
+    // SAFETY: plain struct, copied before the delete.
+    let args = unsafe { *args };
+    let _ = CONNECT_ARGS.remove(&tid);
+    if ret >= 0 {
+        return; // the SYN is out; the state hook reports how the handshake ends
+    }
+    let task = current_task();
+    if !filter().pid_matches(task.pid) {
+        count(Counter::Filtered);
+        return;
+    }
+    let latency_ns = match CONNECTING.get_ptr(&args.sk) {
+        Some(entry) => {
+            // SAFETY: plain struct.
+            let started = unsafe { (*entry).start_ns };
+            let _ = CONNECTING.remove(&args.sk);
+            // SAFETY: no preconditions.
+            unsafe { bpf_ktime_get_ns() }.saturating_sub(started)
+        }
+        None => 0,
+    };
+    let Ok(endpoints) = endpoints_from_call(&args) else {
+        count(Counter::ReadError);
+        return;
+    };
+    if !filter().port_matches(endpoints.sport, endpoints.dport) {
+        count(Counter::Filtered);
+        return;
+    }
+    send(&ConnectEvent {
+        header: header(EventKind::Connect, &task),
+        endpoints,
+        latency_ns,
+        result: CONNECT_FAILED,
+        errno: ret.unsigned_abs() as u32,
+    });
+}
+
+/// The local end from the socket, the remote end from the address passed to `connect()`
+/// (the socket's copy is reset on failure). `uaddr` is the kernel's copy of the sockaddr.
+#[inline(always)]
+fn endpoints_from_call(args: &ConnectArgs) -> Result<Endpoints, sock::ReadError> {
+    let mut ep = sock::endpoints(args.sk).unwrap_or_default();
+    // struct sockaddr_in / sockaddr_in6: family (u16), port (be16), then the address at
+    // byte 4 (in) or 8 (in6, after sin6_flowinfo). These are ABI, the same on every kernel.
+    // SAFETY: bpf_probe_read_kernel validates the address.
+    let family = unsafe { bpf_probe_read_kernel(args.uaddr as *const u16) }.map_err(|_| sock::ReadError)?;
+    // SAFETY: as above.
+    let port = unsafe { bpf_probe_read_kernel((args.uaddr + 2) as *const u16) }.map_err(|_| sock::ReadError)?;
+    ep.family = family;
+    ep.dport = u16::from_be(port);
+    match family {
+        AF_INET => {
+            // SAFETY: as above.
+            let addr = unsafe { bpf_probe_read_kernel((args.uaddr + 4) as *const [u8; 4]) }
+                .map_err(|_| sock::ReadError)?;
+            ep.daddr = [0; 16];
+            ep.daddr[..4].copy_from_slice(&addr);
+        }
+        AF_INET6 => {
+            // SAFETY: as above.
+            ep.daddr = unsafe { bpf_probe_read_kernel((args.uaddr + 8) as *const [u8; 16]) }
+                .map_err(|_| sock::ReadError)?;
+        }
+        _ => return Err(sock::ReadError),
+    }
+    Ok(ep)
+}

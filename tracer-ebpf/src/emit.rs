@@ -1,0 +1,75 @@
+//! Getting events to userspace: the common header, ring buffer reservation, and the
+//! per-CPU counters that make every loss visible.
+
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+};
+use tracer_common::{
+    counters::Counter,
+    event::{EventHeader, EventKind, COMM_LEN},
+};
+
+use crate::maps::{COUNTERS, EVENTS};
+
+/// Adds one to a counter slot on this CPU.
+#[inline(always)]
+pub(crate) fn count(counter: Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// The task running now: who it is, captured in its own (process) context.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Task {
+    pub(crate) pid: u32,
+    pub(crate) tid: u32,
+    pub(crate) uid: u32,
+    /// Keeps `comm` 8-byte aligned in maps without hidden padding.
+    pub(crate) _pad: u32,
+    pub(crate) comm: [u8; COMM_LEN],
+}
+
+#[inline(always)]
+pub(crate) fn current_tid() -> u32 {
+    bpf_get_current_pid_tgid() as u32
+}
+
+#[inline(always)]
+pub(crate) fn current_task() -> Task {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    Task {
+        pid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        uid: bpf_get_current_uid_gid() as u32,
+        _pad: 0,
+        comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
+    }
+}
+
+#[inline(always)]
+pub(crate) fn header(kind: EventKind, task: &Task) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        pid: task.pid,
+        tid: task.tid,
+        uid: task.uid,
+        // SAFETY: no preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        comm: task.comm,
+    }
+}
+
+/// Sends one event; a full ring buffer is counted, never silent.
+#[inline(always)]
+pub(crate) fn send<T: Copy + 'static>(event: &T) {
+    match EVENTS.reserve::<T>(0) {
+        Some(mut entry) => {
+            entry.write(*event);
+            entry.submit(0);
+        }
+        None => count(Counter::RingbufFull),
+    }
+}

@@ -1,0 +1,19 @@
+//! fentry family for the state hook.
+//!
+//! `void tcp_set_state(struct sock *sk, int state)`
+//! https://github.com/torvalds/linux/blob/v6.1/net/ipv4/tcp.c#L2870
+//! Called before the new state is stored, so `sk_state` still holds the old one.
+//! Context: process (connect, close) or softirq (handshake packets): never trust the pid.
+
+use aya_ebpf::{macros::fentry, programs::FEntryContext};
+
+use crate::sock;
+
+#[fentry(function = "tcp_set_state")]
+pub(crate) fn tt_state_fent(ctx: FEntryContext) -> u32 {
+    let sk: u64 = ctx.arg(0);
+    if let Ok(old) = sock::state(sk) {
+        super::on_change(sk, i32::from(old), ctx.arg(1));
+    }
+    0
+}

@@ -1,0 +1,16 @@
+//! kprobe family for the state hook: the same function and contexts as `fentry.rs`.
+
+use aya_ebpf::{macros::kprobe, programs::ProbeContext};
+
+use crate::sock;
+
+#[kprobe]
+pub(crate) fn tt_state_kp(ctx: ProbeContext) -> u32 {
+    let (Some(sk), Some(new)) = (ctx.arg::<u64>(0), ctx.arg::<i32>(1)) else {
+        return 0;
+    };
+    if let Ok(old) = sock::state(sk) {
+        super::on_change(sk, i32::from(old), new);
+    }
+    0
+}

@@ -1,0 +1,163 @@
+//! Ring buffer bytes to typed events. Lengths are checked and bytes copied unaligned
+//! before reading: the ring buffer only guarantees 8-byte alignment of each record.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use tracer_common::{
+    addr::{self, AF_INET, AF_INET6},
+    connect::{self, CONNECT_OK},
+    event::{EventHeader, EventKind},
+};
+
+use crate::event::{ConnectEvent, ConnectResult, Endpoints, Event, Owner};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum Error {
+    #[error("record of {0} bytes is shorter than its kind needs")]
+    Short(usize),
+    #[error("unknown event kind {0}")]
+    UnknownKind(u32),
+    #[error("unknown address family {0}")]
+    Family(u16),
+}
+
+fn read<T: Copy>(bytes: &[u8]) -> Result<T, Error> {
+    if bytes.len() < size_of::<T>() {
+        return Err(Error::Short(bytes.len()));
+    }
+    // SAFETY: length checked; T is a plain `#[repr(C)]` integer struct, any bits are valid.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// Converts kernel monotonic nanoseconds to Unix-epoch nanoseconds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    /// CLOCK_REALTIME - CLOCK_MONOTONIC, in ns.
+    offset_ns: i128,
+}
+
+impl Clock {
+    pub(crate) fn now() -> Self {
+        let get = |clock| {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: valid out-pointer.
+            unsafe { libc::clock_gettime(clock, &mut ts) };
+            i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+        };
+        Self { offset_ns: get(libc::CLOCK_REALTIME) - get(libc::CLOCK_MONOTONIC) }
+    }
+
+    #[cfg(test)]
+    pub(crate) const fn with_offset(offset_ns: i128) -> Self {
+        Self { offset_ns }
+    }
+
+    fn wall(self, mono_ns: u64) -> u64 {
+        u64::try_from(i128::from(mono_ns) + self.offset_ns).unwrap_or(0)
+    }
+}
+
+fn owner(h: &EventHeader) -> Owner {
+    let end = h.comm.iter().position(|&b| b == 0).unwrap_or(h.comm.len());
+    Owner {
+        pid: h.pid,
+        tid: h.tid,
+        uid: h.uid,
+        comm: String::from_utf8_lossy(h.comm.get(..end).unwrap_or_default()).into_owned(),
+    }
+}
+
+fn endpoints(e: &addr::Endpoints) -> Result<Endpoints, Error> {
+    let ip = |bytes: [u8; 16]| -> Result<IpAddr, Error> {
+        match e.family {
+            AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))),
+            AF_INET6 => Ok(IpAddr::V6(Ipv6Addr::from(bytes))),
+            other => Err(Error::Family(other)),
+        }
+    };
+    Ok(Endpoints { laddr: ip(e.saddr)?, lport: e.sport, raddr: ip(e.daddr)?, rport: e.dport })
+}
+
+/// Decodes one ring buffer record.
+pub(crate) fn decode(bytes: &[u8], clock: Clock) -> Result<Event, Error> {
+    let header: EventHeader = read(bytes)?;
+    match EventKind::from_raw(header.kind) {
+        Some(EventKind::Connect) => {
+            let raw: connect::ConnectEvent = read(bytes)?;
+            Ok(Event::Connect(ConnectEvent {
+                time_ns: clock.wall(raw.header.ts_ns),
+                owner: owner(&raw.header),
+                endpoints: endpoints(&raw.endpoints)?,
+                latency: std::time::Duration::from_nanos(raw.latency_ns),
+                result: if raw.result == CONNECT_OK { ConnectResult::Ok } else { ConnectResult::Failed(raw.errno) },
+            }))
+        }
+        None => Err(Error::UnknownKind(header.kind)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracer_common::connect::CONNECT_FAILED;
+
+    fn bytes_of<T>(v: &T) -> Vec<u8> {
+        // SAFETY: reading the bytes of a plain struct.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+    }
+
+    fn sample() -> connect::ConnectEvent {
+        let mut comm = [0u8; 16];
+        comm[..7].copy_from_slice(b"curl-x1");
+        let mut saddr = [0u8; 16];
+        saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let mut daddr = [0u8; 16];
+        daddr[..4].copy_from_slice(&[10, 1, 2, 3]);
+        connect::ConnectEvent {
+            header: EventHeader { kind: EventKind::Connect as u32, pid: 42, tid: 43, uid: 1000, ts_ns: 5_000, comm },
+            endpoints: addr::Endpoints { saddr, daddr, sport: 40_000, dport: 443, family: AF_INET, _pad: 0 },
+            latency_ns: 1_234_567,
+            result: CONNECT_FAILED,
+            errno: 111,
+        }
+    }
+
+    #[test]
+    fn decodes_a_connect_record_at_any_alignment() {
+        let mut buf = vec![0u8];
+        buf.extend(bytes_of(&sample()));
+        let got = decode(&buf[1..], Clock::with_offset(1_000)).expect("decodes");
+        let Event::Connect(c) = got;
+        assert_eq!(c.time_ns, 6_000);
+        assert_eq!(c.owner, Owner { pid: 42, tid: 43, uid: 1000, comm: "curl-x1".into() });
+        assert_eq!(c.endpoints.laddr.to_string(), "127.0.0.1");
+        assert_eq!(c.endpoints.raddr.to_string(), "10.1.2.3");
+        assert_eq!((c.endpoints.lport, c.endpoints.rport), (40_000, 443));
+        assert_eq!(c.latency.as_nanos(), 1_234_567);
+        assert_eq!(c.result, ConnectResult::Failed(111));
+    }
+
+    #[test]
+    fn decodes_ipv6() {
+        let mut raw = sample();
+        raw.endpoints.family = AF_INET6;
+        raw.endpoints.saddr = Ipv6Addr::LOCALHOST.octets();
+        raw.endpoints.daddr = "2001:db8::1".parse::<Ipv6Addr>().expect("addr").octets();
+        let Event::Connect(c) = decode(&bytes_of(&raw), Clock::with_offset(0)).expect("decodes");
+        assert_eq!(c.endpoints.laddr.to_string(), "::1");
+        assert_eq!(c.endpoints.raddr.to_string(), "2001:db8::1");
+    }
+
+    #[test]
+    fn rejects_short_and_unknown_records() {
+        let full = bytes_of(&sample());
+        assert_eq!(decode(&full[..10], Clock::with_offset(0)), Err(Error::Short(10)));
+        assert_eq!(decode(&full[..60], Clock::with_offset(0)), Err(Error::Short(60)));
+        let mut unknown = sample();
+        unknown.header.kind = 999;
+        assert_eq!(decode(&bytes_of(&unknown), Clock::with_offset(0)), Err(Error::UnknownKind(999)));
+        let mut fam = sample();
+        fam.endpoints.family = 1;
+        assert_eq!(decode(&bytes_of(&fam), Clock::with_offset(0)), Err(Error::Family(1)));
+    }
+}

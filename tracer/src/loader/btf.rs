@@ -1,0 +1,220 @@
+//! A small reader of the kernel's BTF (`/sys/kernel/btf/vmlinux`): just enough to find the
+//! byte offset of a struct member, descending through anonymous structs and unions the
+//! way C does (`sk->__sk_common.skc_daddr` sits inside an anonymous union).
+//!
+//! Format: <https://www.kernel.org/doc/html/v6.1/bpf/btf.html>. aya parses BTF too, but
+//! keeps member lookup private, and this is all we need of it.
+
+use std::path::Path;
+
+use super::Error;
+
+const BTF_MAGIC: u16 = 0xeb9f;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_TYPE_TAG: u32 = 18;
+
+struct Member {
+    name_off: u32,
+    type_id: u32,
+    /// Offset from the start of the enclosing struct, in bits.
+    bit_offset: u32,
+}
+
+struct Type {
+    kind: u32,
+    name_off: u32,
+    /// For modifiers and typedefs: the type they refer to.
+    ref_type: u32,
+    members: Vec<Member>,
+}
+
+/// Parsed BTF: the type table (index = type id) and the string section.
+pub(crate) struct Btf {
+    types: Vec<Type>,
+    strings: Vec<u8>,
+}
+
+fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+    let bytes = data.get(at..at + 4)?;
+    Some(u32::from_le_bytes(bytes.try_into().ok()?))
+}
+
+impl Btf {
+    pub(crate) fn from_file(path: &Path) -> Result<Self, Error> {
+        let data = std::fs::read(path).map_err(|source| Error::NoBtf {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&data).ok_or_else(|| Error::BadBtf(path.display().to_string()))
+    }
+
+    /// Parses little-endian BTF; `None` when the data is not well-formed.
+    pub(crate) fn parse(data: &[u8]) -> Option<Self> {
+        let magic = u16::from_le_bytes(data.get(0..2)?.try_into().ok()?);
+        if magic != BTF_MAGIC {
+            return None;
+        }
+        let hdr_len = u32_at(data, 4)? as usize;
+        let type_off = u32_at(data, 8)? as usize;
+        let type_len = u32_at(data, 12)? as usize;
+        let str_off = u32_at(data, 16)? as usize;
+        let str_len = u32_at(data, 20)? as usize;
+        let type_data = data.get(hdr_len + type_off..hdr_len + type_off + type_len)?;
+        let strings = data.get(hdr_len + str_off..hdr_len + str_off + str_len)?.to_vec();
+
+        // Type id 0 is `void` and has no record.
+        let mut types = vec![Type { kind: 0, name_off: 0, ref_type: 0, members: Vec::new() }];
+        let mut at = 0;
+        while at < type_data.len() {
+            let name_off = u32_at(type_data, at)?;
+            let info = u32_at(type_data, at + 4)?;
+            let size_or_type = u32_at(type_data, at + 8)?;
+            at += 12;
+            let kind = (info >> 24) & 0x1f;
+            let vlen = (info & 0xffff) as usize;
+            let kind_flag = info >> 31 == 1;
+            let mut members = Vec::new();
+            // Bytes that follow the common record, by kind (see the format document).
+            let extra = match kind {
+                1 | 14 | 17 => 4,    // INT, VAR, DECL_TAG
+                3 => 12,             // ARRAY
+                KIND_STRUCT | KIND_UNION => {
+                    for i in 0..vlen {
+                        let m = at + i * 12;
+                        let offset = u32_at(type_data, m + 8)?;
+                        members.push(Member {
+                            name_off: u32_at(type_data, m)?,
+                            type_id: u32_at(type_data, m + 4)?,
+                            // With kind_flag, the top 8 bits hold a bitfield's size.
+                            bit_offset: if kind_flag { offset & 0x00ff_ffff } else { offset },
+                        });
+                    }
+                    vlen * 12
+                }
+                6 | 13 => vlen * 8,  // ENUM, FUNC_PROTO
+                15 | 19 => vlen * 12, // DATASEC, ENUM64
+                _ => 0,
+            };
+            at += extra;
+            types.push(Type { kind, name_off, ref_type: size_or_type, members });
+        }
+        Some(Self { types, strings })
+    }
+
+    fn name(&self, off: u32) -> &[u8] {
+        let rest = self.strings.get(off as usize..).unwrap_or_default();
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        rest.get(..end).unwrap_or_default()
+    }
+
+    /// Follows typedefs and qualifiers to the underlying type id.
+    fn resolve(&self, mut id: u32) -> u32 {
+        for _ in 0..32 {
+            match self.types.get(id as usize) {
+                Some(t) if matches!(t.kind, KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG) => {
+                    id = t.ref_type;
+                }
+                _ => break,
+            }
+        }
+        id
+    }
+
+    fn find_struct(&self, name: &str) -> Option<u32> {
+        self.types
+            .iter()
+            .position(|t| t.kind == KIND_STRUCT && !t.members.is_empty() && self.name(t.name_off) == name.as_bytes())
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// Finds `name` among the members of struct/union `id`, looking inside anonymous
+    /// members too. Returns (bit offset, member type id).
+    fn find_member(&self, id: u32, name: &str) -> Option<(u32, u32)> {
+        let t = self.types.get(self.resolve(id) as usize)?;
+        for m in &t.members {
+            if m.name_off == 0 {
+                if let Some((off, ty)) = self.find_member(m.type_id, name) {
+                    return Some((m.bit_offset + off, ty));
+                }
+            } else if self.name(m.name_off) == name.as_bytes() {
+                return Some((m.bit_offset, m.type_id));
+            }
+        }
+        None
+    }
+
+    /// Byte offset of `path` (e.g. `["__sk_common", "skc_daddr"]`) inside `struct name`.
+    pub(crate) fn member_offset(&self, name: &str, path: &[&str]) -> Result<u32, Error> {
+        let missing = || Error::MissingField(format!("struct {name}.{}", path.join(".")));
+        let mut id = self.find_struct(name).ok_or_else(missing)?;
+        let mut bits = 0;
+        for field in path {
+            let (off, ty) = self.find_member(id, field).ok_or_else(missing)?;
+            bits += off;
+            id = ty;
+        }
+        if bits % 8 != 0 {
+            return Err(missing()); // a bitfield: not something we read
+        }
+        Ok(bits / 8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a BTF blob: `struct outer { int a; union { int b; struct { short c; short d; }; }; }`.
+    fn sample() -> Vec<u8> {
+        let strings = b"\0int\0outer\0a\0b\0c\0d\0short\0".to_vec();
+        let s = |name: &str| -> u32 {
+            let pos = strings.windows(name.len() + 2).position(|w| w[0] == 0 && &w[1..=name.len()] == name.as_bytes() && w[name.len() + 1] == 0);
+            pos.map(|p| p as u32 + 1).expect("string present")
+        };
+        let mut types = Vec::new();
+        let mut push = |words: &[u32]| {
+            for w in words {
+                types.extend_from_slice(&w.to_le_bytes());
+            }
+        };
+        push(&[s("int"), 1 << 24, 4, 32]); // 1: int
+        push(&[s("short"), 1 << 24, 2, 16]); // 2: short
+        push(&[0, (KIND_STRUCT << 24) | 2, 4, s("c"), 2, 0, s("d"), 2, 16]); // 3: anon struct
+        push(&[0, (KIND_UNION << 24) | 2, 4, s("b"), 1, 0, 0, 3, 0]); // 4: anon union
+        push(&[s("outer"), (KIND_STRUCT << 24) | 2, 8, s("a"), 1, 0, 0, 4, 32]); // 5: outer
+        let mut blob = Vec::new();
+        blob.extend_from_slice(&BTF_MAGIC.to_le_bytes());
+        blob.extend_from_slice(&[1, 0]);
+        for w in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+            blob.extend_from_slice(&w.to_le_bytes());
+        }
+        blob.extend_from_slice(&types);
+        blob.extend_from_slice(&strings);
+        blob
+    }
+
+    #[test]
+    fn finds_members_through_anonymous_unions_and_structs() {
+        let btf = Btf::parse(&sample()).expect("valid sample");
+        assert_eq!(btf.member_offset("outer", &["a"]).ok(), Some(0));
+        assert_eq!(btf.member_offset("outer", &["b"]).ok(), Some(4));
+        assert_eq!(btf.member_offset("outer", &["c"]).ok(), Some(4));
+        assert_eq!(btf.member_offset("outer", &["d"]).ok(), Some(6));
+        assert!(btf.member_offset("outer", &["nope"]).is_err());
+        assert!(btf.member_offset("nostruct", &["a"]).is_err());
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(Btf::parse(b"not btf at all, definitely not").is_none());
+        assert!(Btf::parse(&[]).is_none());
+        let mut truncated = sample();
+        truncated.truncate(40);
+        assert!(Btf::parse(&truncated).is_none());
+    }
+}

@@ -1,0 +1,40 @@
+//! `tcptrace`: parse the command line, load and attach the kernel programs, print events.
+//! Exit codes: 0 success (and a closed stdout pipe), 1 run-time failure, 2 usage error.
+
+mod cli;
+mod decode;
+mod event;
+mod loader;
+mod printer;
+mod privileges;
+mod run;
+mod source;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _printed = err.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap's message spans several lines (tips, usage): keep the first, one line.
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("tcptrace: {} (see --help)", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run::run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("tcptrace: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

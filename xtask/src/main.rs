@@ -1,0 +1,56 @@
+//! Developer tasks: `cargo xtask build-ebpf | test | run | vm-test | setup`.
+//! Each task does its own set-up, so one command works on a fresh machine.
+
+mod build_ebpf;
+mod setup;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "tcptrace's build, run and test helpers")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building the kernel object needs (rust-src, bpf-linker, apt packages).
+    Setup,
+    /// Build the eBPF object into tracer/bpf/ (the file `tcptrace` embeds).
+    BuildEbpf {
+        /// Fail if the rebuilt object differs from the committed one.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::run(),
+        Task::BuildEbpf { check } => build_ebpf::run(check),
+    };
+    if let Err(err) = result {
+        eprintln!("xtask: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub(crate) fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map_or(manifest.clone(), PathBuf::from)
+}
+
+/// Runs a command, failing with its name when it fails.
+pub(crate) fn run_cmd(cmd: &mut std::process::Command) -> Result<()> {
+    let status = cmd.status().map_err(|e| anyhow::anyhow!("cannot run {cmd:?}: {e}"))?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed: {status}");
+    Ok(())
+}
+
+
