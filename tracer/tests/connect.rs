@@ -1,0 +1,227 @@
+//! Connect events on the running kernel, with the hook family from `TT_PROBE`.
+//! Every assertion is on an exact observed value: the forked peer's pid, comm and uid, the
+//! port the listener saw the connection come from, the errno the peer's connect returned.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+
+use common::{effective_family, expect_auto, run_to_end, serial, Peer, PeerSetup, Trace};
+
+/// `nobody`: proves the uid is the caller's, not tcptrace's (root).
+const PEER_UID: u32 = 65_534;
+
+fn setup(comm: &'static std::ffi::CStr) -> PeerSetup<'static> {
+    PeerSetup { comm, uid: PEER_UID, empty_netns: false }
+}
+
+/// One successful connect to a listener at `bind`; asserts every field of its event.
+fn assert_one_connect(bind: &str, comm: &'static std::ffi::CStr, ip: u64) {
+    let _serial = serial();
+    let listener = TcpListener::bind(bind).expect("bind listener");
+    let server = listener.local_addr().expect("local addr");
+    let trace = Trace::start(&[]);
+    let peer = Peer::connector(setup(comm), server);
+    let pid = peer.pid;
+    assert_eq!(peer.go_and_wait(), 0, "peer's connect failed");
+    let (_conn, client) = listener.accept().expect("accept");
+    let done = trace.stop();
+    assert!(done.status.success(), "tcptrace failed: {:?}", done.stderr);
+
+    let events = done.of("connect", pid);
+    assert_eq!(events.len(), 1, "want exactly one connect from pid {pid}, got {events:?}");
+    let e = events[0];
+    assert_eq!(e["tid"], pid, "single-threaded peer: tid == pid");
+    assert_eq!(e["comm"], comm.to_str().expect("utf-8"));
+    assert_eq!(e["uid"], PEER_UID);
+    assert_eq!(e["ip"], ip);
+    assert_eq!(e["laddr"], client.ip().to_string());
+    assert_eq!(e["lport"], client.port());
+    assert_eq!(e["raddr"], server.ip().to_string());
+    assert_eq!(e["rport"], server.port());
+    assert_eq!(e["result"], "ok");
+    assert_eq!(e["errno"], serde_json::Value::Null);
+    assert!(e["latency_ns"].as_u64().expect("latency is a number") > 0);
+}
+
+#[test]
+fn connect_ipv4_reports_the_callers_identity_and_both_ends() {
+    assert_one_connect("127.0.0.1:0", c"tt-conn4", 4);
+}
+
+#[test]
+fn connect_ipv6_reports_the_callers_identity_and_both_ends() {
+    assert_one_connect("[::1]:0", c"tt-conn6", 6);
+}
+
+#[test]
+fn connect_to_a_closed_port_is_one_failed_event_with_econnrefused() {
+    let _serial = serial();
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    // The listener is dropped: nothing listens on `closed` now.
+    let trace = Trace::start(&[]);
+    let peer = Peer::connector(setup(c"tt-refused"), closed);
+    let pid = peer.pid;
+    assert_eq!(peer.go_and_wait(), libc::ECONNREFUSED);
+    let done = trace.stop();
+
+    let events = done.of("connect", pid);
+    assert_eq!(events.len(), 1, "want one failed connect, got {events:?}");
+    let e = events[0];
+    assert_eq!(e["comm"], "tt-refused");
+    assert_eq!(e["uid"], PEER_UID);
+    assert_eq!(e["result"], "failed");
+    assert_eq!(e["errno"], libc::ECONNREFUSED);
+    assert_eq!(e["error"], "ECONNREFUSED");
+    assert_eq!(e["raddr"], "127.0.0.1");
+    assert_eq!(e["rport"], closed.port());
+    assert!(e["lport"].as_u64().expect("number") > 0, "the SYN left from a real port");
+}
+
+/// A connect that fails inside `tcp_v4_connect` (no route: a fresh network namespace has
+/// lo down) never changes state. The connect hook's exit sees it on fentry and kprobe; the
+/// tracepoint family cannot, by design (it only sees state changes), and says so.
+#[test]
+fn connect_failing_before_the_syn_is_seen_by_the_connect_hook() {
+    let _serial = serial();
+    let trace = Trace::start(&[]);
+    let peer = Peer::connector(
+        PeerSetup { comm: c"tt-noroute", uid: PEER_UID, empty_netns: true },
+        "127.0.0.1:9".parse().expect("addr"),
+    );
+    let pid = peer.pid;
+    assert_eq!(peer.go_and_wait(), libc::ENETUNREACH);
+    let done = trace.stop();
+
+    let events = done.of("connect", pid);
+    if effective_family() == "tracepoint" {
+        assert_eq!(events.len(), 0, "the tracepoint family sees no state change here: {events:?}");
+        return;
+    }
+    assert_eq!(events.len(), 1, "want one failed connect, got {events:?}");
+    let e = events[0];
+    assert_eq!(e["comm"], "tt-noroute");
+    assert_eq!(e["uid"], PEER_UID);
+    assert_eq!(e["errno"], libc::ENETUNREACH);
+    assert_eq!(e["error"], "ENETUNREACH");
+    assert_eq!(e["raddr"], "127.0.0.1");
+    assert_eq!(e["rport"], 9);
+    assert_eq!(e["latency_ns"], 0, "no SYN was sent");
+}
+
+#[test]
+fn pid_filter_keeps_that_process_and_drops_another() {
+    let _serial = serial();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server = listener.local_addr().expect("addr");
+    let wanted = Peer::connector(setup(c"tt-wanted"), server);
+    let other = Peer::connector(setup(c"tt-other"), server);
+    let (wanted_pid, other_pid) = (wanted.pid, other.pid);
+    let trace = Trace::start(&["--pid", &wanted_pid.to_string()]);
+    assert_eq!(other.go_and_wait(), 0);
+    assert_eq!(wanted.go_and_wait(), 0);
+    let done = trace.stop();
+
+    assert_eq!(done.of("connect", wanted_pid).len(), 1, "{:?}", done.events);
+    assert_eq!(done.of("connect", other_pid).len(), 0, "{:?}", done.events);
+    assert!(done.events.iter().all(|e| e["pid"] == wanted_pid), "only the filtered pid: {:?}", done.events);
+}
+
+#[test]
+fn port_filter_keeps_that_port_and_drops_another() {
+    let _serial = serial();
+    let kept = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dropped = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let kept_addr: SocketAddr = kept.local_addr().expect("addr");
+    let trace = Trace::start(&["--port", &kept_addr.port().to_string()]);
+    let to_kept = Peer::connector(setup(c"tt-port-kept"), kept_addr);
+    let to_dropped = Peer::connector(setup(c"tt-port-drop"), dropped.local_addr().expect("addr"));
+    let (kept_pid, dropped_pid) = (to_kept.pid, to_dropped.pid);
+    assert_eq!(to_dropped.go_and_wait(), 0);
+    assert_eq!(to_kept.go_and_wait(), 0);
+    let done = trace.stop();
+
+    let events = done.of("connect", kept_pid);
+    assert_eq!(events.len(), 1, "{:?}", done.events);
+    assert_eq!(events[0]["rport"], kept_addr.port());
+    assert_eq!(done.of("connect", dropped_pid).len(), 0, "{:?}", done.events);
+    assert!(
+        done.events.iter().all(|e| e["lport"] == kept_addr.port() || e["rport"] == kept_addr.port()),
+        "only the filtered port: {:?}",
+        done.events
+    );
+}
+
+/// Auto mode picks, per hook, the first family that works here, and says which on stderr.
+#[test]
+fn auto_mode_picks_the_expected_family_and_says_so() {
+    let _serial = serial();
+    let done = Trace::start_with_probe("auto", &[]).stop();
+    let want = format!("tcptrace: hook connect: {} [", expect_auto());
+    assert!(done.stderr.iter().any(|l| l.starts_with(&want)), "want {want:?} in {:?}", done.stderr);
+    let want = format!("tcptrace: hook state: {} [", expect_auto());
+    assert!(done.stderr.iter().any(|l| l.starts_with(&want)), "want {want:?} in {:?}", done.stderr);
+}
+
+/// `--list-probes` tells the truth about this kernel, and forcing each family does what it
+/// says: attaches where it works, fails with one line and exit code 1 where it does not.
+#[test]
+fn list_probes_matches_what_forcing_each_family_does() {
+    let _serial = serial();
+    let (code, out, err) = run_to_end(&["--list-probes"], None);
+    assert_eq!(code, 0, "{err}");
+    let status = |hook: &str, family: &str| -> String {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().take(2).eq([hook, family]))
+            .unwrap_or_else(|| panic!("no {hook}/{family} line in {out}"));
+        line.split_whitespace().nth(2).expect("status column").to_string()
+    };
+    let host = expect_auto() == "tracepoint";
+    for hook in ["connect", "state"] {
+        if host {
+            assert_eq!(status(hook, "fentry"), "fails", "{out}");
+            assert_eq!(status(hook, "kprobe"), "fails", "{out}");
+            assert_eq!(status(hook, "tracepoint"), "chosen", "{out}");
+        } else {
+            assert_eq!(status(hook, "fentry"), "chosen", "{out}");
+            assert_eq!(status(hook, "kprobe"), "works", "{out}");
+            assert_eq!(status(hook, "tracepoint"), "works", "{out}");
+        }
+    }
+    for family in ["fentry", "kprobe"] {
+        if host {
+            let (code, _, err) = run_to_end(&["--probe", family], None);
+            assert_eq!(code, 1, "{err}");
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(err.starts_with("tcptrace: hook connect: no hook family attaches on this kernel ("), "{err}");
+        }
+    }
+}
+
+#[test]
+fn without_privileges_one_line_names_what_is_missing() {
+    let _serial = serial();
+    let (code, out, err) = run_to_end(&[], Some(PEER_UID));
+    assert_eq!(code, 1);
+    assert_eq!(out, "");
+    assert_eq!(err, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON (missing: CAP_BPF and CAP_PERFMON)\n");
+}
+
+#[test]
+fn missing_btf_and_bad_flags_fail_with_one_line() {
+    let _serial = serial();
+    let (code, _, err) = run_to_end(&["--btf", "/nonexistent/vmlinux"], None);
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("tcptrace: cannot read kernel BTF at /nonexistent/vmlinux: No such file or directory"), "{err}");
+
+    let (code, _, err) = run_to_end(&["--bogus"], None);
+    assert_eq!((code, err.as_str()), (2, "tcptrace: unexpected argument '--bogus' found (see --help)\n"));
+    let (code, _, err) = run_to_end(&["--port", "70000"], None);
+    assert_eq!(code, 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (code, _, err) = run_to_end(&["--probe", "uprobe"], None);
+    assert_eq!(code, 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
