@@ -3,6 +3,8 @@
 
 mod build_ebpf;
 mod setup;
+mod test;
+mod vm;
 
 use std::path::PathBuf;
 
@@ -26,6 +28,8 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Run every test: unit, host kernel, and Debian 6.1 under QEMU.
+    Test(test::Options),
 }
 
 fn main() {
@@ -33,6 +37,7 @@ fn main() {
     let result = match cli.task {
         Task::Setup => setup::run(),
         Task::BuildEbpf { check } => build_ebpf::run(check),
+        Task::Test(opts) => test::run(&opts),
     };
     if let Err(err) = result {
         eprintln!("xtask: {err:#}");

@@ -63,7 +63,7 @@ pub(crate) fn ensure_ebpf_toolchain() -> Result<()> {
         eprintln!("xtask: installing bpf-linker (LLVM 22)");
         crate::run_cmd(
             Command::new("cargo")
-                .args(["install", "bpf-linker", "--version", "0.13.0", "--locked", "--no-default-features", "--features", "llvm-22"])
+                .args(["install", "bpf-linker", "--version", "0.13.0", "--no-default-features", "--features", "llvm-22"])
                 .env("LLVM_PREFIX", "/usr/lib/llvm-22"),
         )?;
     }

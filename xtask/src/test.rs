@@ -1,0 +1,82 @@
+//! `cargo xtask test`: everything, in order: the eBPF object rebuilt from its sources (and,
+//! under CI, checked against the committed one); unit tests; the integration tests on the
+//! host kernel once per family that host supports; the same integration tests in Debian's
+//! 6.1 kernel under QEMU once per family.
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context, Result};
+
+use crate::{vm, workspace_root};
+
+/// Families the host kernel (6.18, no kprobes, no trampolines) runs the tests under.
+const HOST_FAMILIES: [&str; 2] = ["auto", "tracepoint"];
+
+#[derive(clap::Args)]
+pub(crate) struct Options {
+    /// Skip the VM (for a quick local loop; CI always runs it).
+    #[arg(long)]
+    no_vm: bool,
+}
+
+/// Builds the integration test binaries and returns their paths.
+fn integration_binaries() -> Result<Vec<PathBuf>> {
+    let out = Command::new("cargo")
+        .current_dir(workspace_root())
+        .args(["test", "-p", "tracer", "--tests", "--no-run", "--message-format=json"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cargo test --no-run")?;
+    anyhow::ensure!(out.status.success(), "building the tests failed");
+    let mut bins = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let is_integration = msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "test"));
+        if msg["reason"] == "compiler-artifact" && is_integration {
+            if let Some(exe) = msg["executable"].as_str() {
+                bins.push(PathBuf::from(exe));
+            }
+        }
+    }
+    anyhow::ensure!(!bins.is_empty(), "no integration test binaries were built");
+    Ok(bins)
+}
+
+pub(crate) fn run(opts: &Options) -> Result<()> {
+    crate::setup::run()?;
+    let ci = std::env::var_os("CI").is_some();
+    crate::build_ebpf::run(ci)?;
+    let root = workspace_root();
+
+    eprintln!("xtask: unit tests");
+    crate::run_cmd(Command::new("cargo").current_dir(&root).args(["test", "--workspace", "--lib", "--bins"]))?;
+
+    crate::run_cmd(Command::new("cargo").current_dir(&root).args(["build", "-p", "tracer"]))?;
+    let tcptrace = root.join("target/debug/tcptrace");
+    let bins = integration_binaries()?;
+    for family in HOST_FAMILIES {
+        for bin in &bins {
+            eprintln!("xtask: host kernel, family {family}: {}", vm::vm_name(bin));
+            crate::run_cmd(
+                Command::new(bin)
+                    .arg("--test-threads=1")
+                    .env("TT_PROBE", family)
+                    .env("TT_EXPECT_AUTO", "tracepoint")
+                    .env("TCPTRACE_BIN", &tcptrace),
+            )?;
+        }
+    }
+
+    if opts.no_vm {
+        eprintln!("xtask: VM skipped (--no-vm)");
+        return Ok(());
+    }
+    let mut payloads = vec![vm::Payload { name: "tcptrace".into(), path: tcptrace }];
+    let mut names = Vec::new();
+    for bin in &bins {
+        let name = vm::vm_name(bin);
+        payloads.push(vm::Payload { name: name.clone(), path: bin.clone() });
+        names.push(name);
+    }
+    vm::run(&root.join("target/vm"), &payloads, &names)
+}
