@@ -5,6 +5,10 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
     Connect = 1,
+    Accept = 2,
+    Close = 3,
+    State = 4,
+    Retransmit = 5,
 }
 
 impl EventKind {
@@ -12,6 +16,10 @@ impl EventKind {
     pub const fn from_raw(raw: u32) -> Option<Self> {
         match raw {
             1 => Some(Self::Connect),
+            2 => Some(Self::Accept),
+            3 => Some(Self::Close),
+            4 => Some(Self::State),
+            5 => Some(Self::Retransmit),
             _ => None,
         }
     }
@@ -37,3 +45,9 @@ pub struct EventHeader {
 }
 
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 40);
+
+/// Bit of each kind in `Config::events`: which events the user asked for.
+#[must_use]
+pub const fn kind_bit(kind: EventKind) -> u32 {
+    1 << (kind as u32)
+}

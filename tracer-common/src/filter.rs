@@ -26,3 +26,13 @@ impl Filter {
 }
 
 const _: () = assert!(core::mem::size_of::<Filter>() == 12);
+
+/// What the user asked for, fixed before load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Config {
+    /// Bit set of `event::kind_bit(kind)`: events to send.
+    pub events: u32,
+    /// 1: count bytes per call (`tcp_sendmsg`/`tcp_recvmsg`), 0: read them from the socket.
+    pub count_calls: u32,
+}

@@ -5,12 +5,16 @@
 //! asserts at the bottom of each module keep both sides honest.
 #![no_std]
 
+pub mod accept;
 pub mod addr;
+pub mod close;
 pub mod connect;
 pub mod counters;
 pub mod event;
 pub mod filter;
 pub mod offsets;
+pub mod retransmit;
+pub mod state;
 
 /// Bumped whenever a wire struct changes shape; userspace refuses an object of another version.
 pub const WIRE_VERSION: u32 = 1;
@@ -22,4 +26,9 @@ mod pod {
     unsafe impl aya::Pod for crate::filter::Filter {}
     unsafe impl aya::Pod for crate::offsets::SockOffsets {}
     unsafe impl aya::Pod for crate::offsets::StateTpOffsets {}
+    unsafe impl aya::Pod for crate::offsets::SyscallTpOffsets {}
+    unsafe impl aya::Pod for crate::offsets::LengthTpOffsets {}
+    unsafe impl aya::Pod for crate::offsets::TaskOffsets {}
+    unsafe impl aya::Pod for crate::offsets::RetransTpOffsets {}
+    unsafe impl aya::Pod for crate::filter::Config {}
 }

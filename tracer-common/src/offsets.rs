@@ -28,6 +28,23 @@ pub struct SockOffsets {
     pub v6_rcv_saddr: u32,
     /// `sk_err` (int): the error a failed connect left on the socket.
     pub err: u32,
+    /// `sk_protocol` (u16; IPPROTO_TCP for TCP sockets).
+    pub protocol: u32,
+    /// `__sk_common.skc_flags` (`sk_flags`, unsigned long): `SOCK_DONE` is set when the
+    /// peer's FIN arrives.
+    pub flags: u32,
+    /// Bit number of `SOCK_DONE` in `sk_flags` (from `enum sock_flags`).
+    pub sock_done_bit: u32,
+    /// `tcp_sock.bytes_sent` (u64): data bytes transmitted, retransmissions included.
+    pub bytes_sent: u32,
+    /// `tcp_sock.bytes_retrans` (u64).
+    pub bytes_retrans: u32,
+    /// `tcp_sock.bytes_received` (u64): in-order bytes received, the peer's FIN included.
+    pub bytes_received: u32,
+    /// `tcp_sock.total_retrans` (u32).
+    pub total_retrans: u32,
+    /// `tcp_sock.srtt_us` (u32, <<3).
+    pub srtt_us: u32,
 }
 
 impl SockOffsets {
@@ -43,6 +60,14 @@ impl SockOffsets {
             v6_daddr: OFFSET_ABSENT,
             v6_rcv_saddr: OFFSET_ABSENT,
             err: OFFSET_ABSENT,
+            protocol: OFFSET_ABSENT,
+            flags: OFFSET_ABSENT,
+            sock_done_bit: OFFSET_ABSENT,
+            bytes_sent: OFFSET_ABSENT,
+            bytes_retrans: OFFSET_ABSENT,
+            bytes_received: OFFSET_ABSENT,
+            total_retrans: OFFSET_ABSENT,
+            srtt_us: OFFSET_ABSENT,
         }
     }
 }
@@ -72,4 +97,56 @@ impl StateTpOffsets {
             protocol: OFFSET_ABSENT,
         }
     }
+}
+
+/// Offsets in a `syscalls:sys_exit_*` record (accept, accept4).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallTpOffsets {
+    /// `long ret`
+    pub ret: u32,
+}
+
+/// Offsets in `sock:sock_send_length` / `sock:sock_recv_length` (Linux 6.3+).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LengthTpOffsets {
+    /// `void * sk`
+    pub sk: u32,
+    /// `__u16 protocol`
+    pub protocol: u32,
+    /// `int ret`: bytes, or -errno
+    pub ret: u32,
+    /// `int flags`: MSG_* of the call
+    pub flags: u32,
+}
+
+/// Offsets in `tcp:tcp_retransmit_skb` (its layout differs between 6.1 and 6.18).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetransTpOffsets {
+    /// `const void * skaddr`
+    pub skaddr: u32,
+    /// `int err` (6.10+: the tracepoint also fires for failed retransmissions);
+    /// `OFFSET_ABSENT` on kernels where it only fires on success.
+    pub err: u32,
+}
+
+/// The walk from the current task to the socket behind a file descriptor:
+/// `task->files->fdt->fd[n]->private_data` (a `struct socket *`) `->sk`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskOffsets {
+    /// `task_struct.files`
+    pub files: u32,
+    /// `files_struct.fdt`
+    pub fdt: u32,
+    /// `fdtable.fd` (struct file **)
+    pub fd: u32,
+    /// `fdtable.max_fds` (unsigned int)
+    pub max_fds: u32,
+    /// `file.private_data`
+    pub private_data: u32,
+    /// `socket.sk`
+    pub sk: u32,
 }

@@ -73,3 +73,29 @@ pub(crate) fn send<T: Copy + 'static>(event: &T) {
         None => count(Counter::RingbufFull),
     }
 }
+
+/// The header for an event about a connection owned by `owner`, or `None` when the user
+/// did not ask for this kind or a filter drops it (counted as filtered).
+#[inline(always)]
+pub(crate) fn header_if_wanted(
+    kind: EventKind,
+    owner: &Task,
+    endpoints: &tracer_common::addr::Endpoints,
+) -> Option<EventHeader> {
+    if !crate::globals::wants(kind) {
+        return None;
+    }
+    let filter = crate::globals::filter();
+    if !filter.pid_matches(owner.pid) || !filter.port_matches(endpoints.sport, endpoints.dport) {
+        count(Counter::Filtered);
+        return None;
+    }
+    Some(header(kind, owner))
+}
+
+/// Nanoseconds of CLOCK_MONOTONIC.
+#[inline(always)]
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() }
+}

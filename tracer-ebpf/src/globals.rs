@@ -1,18 +1,17 @@
 //! Read-only globals, set by userspace before load (`EbpfLoader::override_global`).
-//! Read through `read_volatile` so the compiler cannot fold the zero placeholders.
+//! Read through `read_volatile` so the compiler cannot fold the placeholders.
 
 use tracer_common::{
-    filter::Filter,
-    offsets::{SockOffsets, StateTpOffsets},
+    event::{kind_bit, EventKind},
+    filter::{Config, Filter},
+    offsets::{LengthTpOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets, OFFSET_ABSENT},
 };
 
 #[unsafe(no_mangle)]
-static FILTER: Filter = Filter {
-    pid: 0,
-    port: 0,
-    _pad: 0,
-    self_pid: 0,
-};
+static FILTER: Filter = Filter { pid: 0, port: 0, _pad: 0, self_pid: 0 };
+
+#[unsafe(no_mangle)]
+static CONFIG: Config = Config { events: 0, count_calls: 0 };
 
 #[unsafe(no_mangle)]
 static SOCK_OFFSETS: SockOffsets = SockOffsets::absent();
@@ -20,20 +19,52 @@ static SOCK_OFFSETS: SockOffsets = SockOffsets::absent();
 #[unsafe(no_mangle)]
 static STATE_TP_OFFSETS: StateTpOffsets = StateTpOffsets::absent();
 
-#[inline(always)]
-pub(crate) fn filter() -> Filter {
-    // SAFETY: a valid static, read by value.
-    unsafe { core::ptr::read_volatile(&FILTER) }
+#[unsafe(no_mangle)]
+static ACCEPT_TP_OFFSETS: SyscallTpOffsets = SyscallTpOffsets { ret: OFFSET_ABSENT };
+
+#[unsafe(no_mangle)]
+static LENGTH_TP_OFFSETS: LengthTpOffsets =
+    LengthTpOffsets { sk: OFFSET_ABSENT, protocol: OFFSET_ABSENT, ret: OFFSET_ABSENT, flags: OFFSET_ABSENT };
+
+#[unsafe(no_mangle)]
+static RETRANS_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets { skaddr: OFFSET_ABSENT, err: OFFSET_ABSENT };
+
+/// `tcp:tcp_destroy_sock` has the same `skaddr` field; `err` stays absent.
+#[unsafe(no_mangle)]
+static DESTROY_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets { skaddr: OFFSET_ABSENT, err: OFFSET_ABSENT };
+
+#[unsafe(no_mangle)]
+static TASK_OFFSETS: TaskOffsets = TaskOffsets {
+    files: OFFSET_ABSENT,
+    fdt: OFFSET_ABSENT,
+    fd: OFFSET_ABSENT,
+    max_fds: OFFSET_ABSENT,
+    private_data: OFFSET_ABSENT,
+    sk: OFFSET_ABSENT,
+};
+
+macro_rules! getter {
+    ($name:ident, $global:ident, $ty:ty) => {
+        #[inline(always)]
+        pub(crate) fn $name() -> $ty {
+            // SAFETY: a valid static, read by value.
+            unsafe { core::ptr::read_volatile(&$global) }
+        }
+    };
 }
 
-#[inline(always)]
-pub(crate) fn sock_offsets() -> SockOffsets {
-    // SAFETY: as above.
-    unsafe { core::ptr::read_volatile(&SOCK_OFFSETS) }
-}
+getter!(filter, FILTER, Filter);
+getter!(config, CONFIG, Config);
+getter!(sock_offsets, SOCK_OFFSETS, SockOffsets);
+getter!(state_tp_offsets, STATE_TP_OFFSETS, StateTpOffsets);
+getter!(accept_tp_offsets, ACCEPT_TP_OFFSETS, SyscallTpOffsets);
+getter!(length_tp_offsets, LENGTH_TP_OFFSETS, LengthTpOffsets);
+getter!(retrans_tp_offsets, RETRANS_TP_OFFSETS, RetransTpOffsets);
+getter!(task_offsets, TASK_OFFSETS, TaskOffsets);
+getter!(destroy_tp_offsets, DESTROY_TP_OFFSETS, RetransTpOffsets);
 
+/// Did the user ask for this kind of event?
 #[inline(always)]
-pub(crate) fn state_tp_offsets() -> StateTpOffsets {
-    // SAFETY: as above.
-    unsafe { core::ptr::read_volatile(&STATE_TP_OFFSETS) }
+pub(crate) fn wants(kind: EventKind) -> bool {
+    config().events & kind_bit(kind) != 0
 }

@@ -10,6 +10,14 @@
 #![deny(clippy::panic, clippy::indexing_slicing)]
 
 #[cfg(target_arch = "bpf")]
+mod accept;
+#[cfg(target_arch = "bpf")]
+mod bytes;
+#[cfg(target_arch = "bpf")]
+mod calls;
+#[cfg(target_arch = "bpf")]
+mod close;
+#[cfg(target_arch = "bpf")]
 mod connect;
 #[cfg(target_arch = "bpf")]
 mod emit;
@@ -18,7 +26,11 @@ mod globals;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
+mod retransmit;
+#[cfg(target_arch = "bpf")]
 mod sock;
+#[cfg(target_arch = "bpf")]
+mod socks;
 #[cfg(target_arch = "bpf")]
 mod state;
 

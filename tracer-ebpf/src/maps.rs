@@ -6,9 +6,9 @@ use aya_ebpf::{
 };
 use tracer_common::counters::COUNTER_SLOTS;
 
-use crate::connect::{ConnectArgs, ConnectStart};
+use crate::{connect::ConnectArgs, socks::SockInfo};
 
-/// Events to userspace. Written by `emit`; read by `tracer/src/source.rs`.
+/// Events to userspace. Written by `emit::send`; read by `tracer/src/source.rs`.
 /// Userspace may resize it before load (`map_max_entries`).
 #[map]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
@@ -18,17 +18,25 @@ pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 #[map]
 pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
-/// Connects in flight, keyed by `struct sock *`.
-/// Inserted: state hook, CLOSE -> SYN_SENT (in the connecting task's context).
-/// Deleted: state hook at SYN_SENT -> ESTABLISHED / CLOSE, or the connect exit hook when
-/// `connect()` fails. LRU so a missed end can never make it grow without bound.
+/// What tcptrace knows of each connection, keyed by `struct sock *`.
+/// Inserted: state hook at CLOSE -> SYN_SENT (active open, caller's context), at the first
+/// transition of a socket it has not seen (passive opens, connections older than tcptrace),
+/// and by the accept hook. Updated: state hook (times, who closed first), accept hook
+/// (owner), bytes hooks (per-call counts). Deleted: state hook at -> CLOSE, and the accept
+/// hook when the acceptor is filtered out. Read: every event, for the owner.
+/// LRU and sized by `--max-connections`: missed closes can never make it grow.
 #[map]
-pub(crate) static CONNECTING: LruHashMap<u64, ConnectStart> =
-    LruHashMap::with_max_entries(65_536, 0);
+pub(crate) static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entries(65_536, 0);
 
 /// Arguments of a `tcp_v{4,6}_connect` call in progress, keyed by thread id.
 /// Inserted: connect entry hook (fentry / kprobe). Deleted and read: connect exit hook.
 /// Also read by the state hook: while an entry exists, the exit hook reports the failure.
 #[map]
-pub(crate) static CONNECT_ARGS: LruHashMap<u32, ConnectArgs> =
-    LruHashMap::with_max_entries(16_384, 0);
+pub(crate) static CONNECT_ARGS: LruHashMap<u32, ConnectArgs> = LruHashMap::with_max_entries(16_384, 0);
+
+/// The `struct sock *` argument of a kprobe'd call until its kretprobe runs, keyed by
+/// `calls::key()` (thread, or CPU for the idle task). Inserted: kprobe entries of
+/// `tcp_sendmsg`, `tcp_recvmsg`, `__tcp_retransmit_skb`, `inet_csk_accept` (none: it
+/// returns the sock). Deleted and read: the matching kretprobe.
+#[map]
+pub(crate) static CALL_ARGS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16_384, 0);

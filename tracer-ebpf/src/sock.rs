@@ -11,6 +11,7 @@ use tracer_common::{
 use crate::globals::sock_offsets;
 
 /// A read failed or the field is absent on this kernel.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct ReadError;
 
 #[inline(always)]
@@ -60,4 +61,55 @@ pub(crate) fn endpoints(sk: u64) -> Result<Endpoints, ReadError> {
         _ => return Err(ReadError),
     }
     Ok(ep)
+}
+
+/// `sk->sk_protocol` (IPPROTO_TCP = 6 for TCP).
+#[inline(always)]
+pub(crate) fn protocol(sk: u64) -> Result<u16, ReadError> {
+    read::<u16>(sk, sock_offsets().protocol)
+}
+
+/// Whether the peer's FIN has arrived (`SOCK_DONE` in `sk_flags`, set by `tcp_fin()`).
+#[inline(always)]
+pub(crate) fn fin_received(sk: u64) -> Result<bool, ReadError> {
+    let off = sock_offsets();
+    let flags = read::<u64>(sk, off.flags)?;
+    Ok(off.sock_done_bit < 64 && flags >> off.sock_done_bit & 1 == 1)
+}
+
+/// Application bytes from the socket's own counters: (sent, received).
+/// Sent: `bytes_sent - bytes_retrans`, data bytes put on the wire once (SYN and FIN carry
+/// no payload, so they are not in it). Received: `bytes_received`, which counts the peer's
+/// FIN as one sequence number, minus that FIN when it arrived.
+#[inline(always)]
+pub(crate) fn byte_counts(sk: u64) -> Result<(u64, u64), ReadError> {
+    let off = sock_offsets();
+    let sent = read::<u64>(sk, off.bytes_sent)?.saturating_sub(read::<u64>(sk, off.bytes_retrans)?);
+    let fin = u64::from(fin_received(sk)?);
+    let received = read::<u64>(sk, off.bytes_received)?.saturating_sub(fin);
+    Ok((sent, received))
+}
+
+/// `tcp_sock.total_retrans`.
+#[inline(always)]
+pub(crate) fn total_retrans(sk: u64) -> Result<u32, ReadError> {
+    read::<u32>(sk, sock_offsets().total_retrans)
+}
+
+/// Smoothed RTT in µs (`srtt_us` holds it shifted left by 3).
+#[inline(always)]
+pub(crate) fn srtt_us(sk: u64) -> Result<u32, ReadError> {
+    read::<u32>(sk, sock_offsets().srtt_us).map(|v| v >> 3)
+}
+
+/// Reads a kernel pointer at `base + offset`.
+#[inline(always)]
+pub(crate) fn read_ptr(base: u64, offset: u32) -> Result<u64, ReadError> {
+    read::<u64>(base, offset)
+}
+
+/// Reads a u32 at `base + offset`.
+#[inline(always)]
+pub(crate) fn read_u32(base: u64, offset: u32) -> Result<u32, ReadError> {
+    read::<u32>(base, offset)
 }

@@ -9,11 +9,13 @@ use crate::{loader::HookFamily, printer::OutputMode};
 
 const EXAMPLES: &str = "\
 EXAMPLES:
-    tcptrace                      # every TCP connect on this machine
-    tcptrace -p 181               # only connects made by PID 181
+    tcptrace                      # connects, accepts, closes and retransmits
+    tcptrace -p 181               # only connections of PID 181
     tcptrace --port 443           # only connections with port 443 on either side
+    tcptrace -e connect           # connects only (the other hooks are not attached)
+    tcptrace -e close,state       # every state change, and a summary at close
     tcptrace -o json | jq .       # one JSON object per event
-    tcptrace | awk '$11 != \"ok\"'  # failed connects only, from plain output
+    tcptrace | grep ' result=E'   # failed connects, from plain output
     tcptrace --list-probes        # which hook families work on this kernel
     tcptrace --probe tracepoint -v  # force the tracepoint family and show the choice";
 
@@ -29,6 +31,19 @@ pub(crate) struct Cli {
     /// Only connections with this port on either side (applied in the kernel).
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) port: Option<u16>,
+
+    /// Events to report; hooks that only serve other events are not attached.
+    #[arg(short, long, value_enum, value_delimiter = ',', value_name = "LIST", default_value = "connect,accept,close,retransmit")]
+    pub(crate) events: Vec<EventArg>,
+
+    /// Where close events take byte counts from: the socket's own counters (free), or
+    /// per-call hooks on tcp_sendmsg/tcp_recvmsg (costs a probe per call).
+    #[arg(long, value_enum, value_name = "SOURCE", default_value = "socket")]
+    pub(crate) bytes: BytesArg,
+
+    /// Connections tracked at once in the kernel (LRU beyond that).
+    #[arg(long, value_name = "N", default_value = "65536", value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+    pub(crate) max_connections: u32,
 
     /// Output format [default: table on a terminal, plain otherwise].
     #[arg(short, long, value_enum, value_name = "FORMAT")]
@@ -50,6 +65,34 @@ pub(crate) struct Cli {
     /// Read kernel BTF from this file instead of /sys/kernel/btf/vmlinux.
     #[arg(long, value_name = "FILE")]
     pub(crate) btf: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum EventArg {
+    Connect,
+    Accept,
+    Close,
+    State,
+    Retransmit,
+}
+
+impl EventArg {
+    pub(crate) const fn kind(self) -> tracer_common::event::EventKind {
+        use tracer_common::event::EventKind;
+        match self {
+            Self::Connect => EventKind::Connect,
+            Self::Accept => EventKind::Accept,
+            Self::Close => EventKind::Close,
+            Self::State => EventKind::State,
+            Self::Retransmit => EventKind::Retransmit,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BytesArg {
+    Socket,
+    Calls,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -3,13 +3,19 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use std::time::Duration;
+
 use tracer_common::{
+    accept::AcceptEvent,
     addr::{self, AF_INET, AF_INET6},
+    close::{self, CloseEvent},
     connect::{self, CONNECT_OK},
     event::{EventHeader, EventKind},
+    retransmit::RetransmitEvent,
+    state::StateEvent,
 };
 
-use crate::event::{ConnectEvent, ConnectResult, Endpoints, Event, Owner};
+use crate::event::{BytesSource, CloseInfo, ClosedBy, ConnectResult, Detail, Direction, Endpoints, Event, Owner, TcpState};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum Error {
@@ -78,19 +84,61 @@ fn endpoints(e: &addr::Endpoints) -> Result<Endpoints, Error> {
     Ok(Endpoints { laddr: ip(e.saddr)?, lport: e.sport, raddr: ip(e.daddr)?, rport: e.dport })
 }
 
+fn event(header: &EventHeader, ep: &addr::Endpoints, clock: Clock, detail: Detail) -> Result<Event, Error> {
+    Ok(Event { time_ns: clock.wall(header.ts_ns), owner: owner(header), endpoints: endpoints(ep)?, detail })
+}
+
+const fn nonzero(ns: u64) -> Option<Duration> {
+    if ns == 0 {
+        None
+    } else {
+        Some(Duration::from_nanos(ns))
+    }
+}
+
 /// Decodes one ring buffer record.
 pub(crate) fn decode(bytes: &[u8], clock: Clock) -> Result<Event, Error> {
     let header: EventHeader = read(bytes)?;
     match EventKind::from_raw(header.kind) {
         Some(EventKind::Connect) => {
             let raw: connect::ConnectEvent = read(bytes)?;
-            Ok(Event::Connect(ConnectEvent {
-                time_ns: clock.wall(raw.header.ts_ns),
-                owner: owner(&raw.header),
-                endpoints: endpoints(&raw.endpoints)?,
-                latency: std::time::Duration::from_nanos(raw.latency_ns),
-                result: if raw.result == CONNECT_OK { ConnectResult::Ok } else { ConnectResult::Failed(raw.errno) },
-            }))
+            let result = if raw.result == CONNECT_OK { ConnectResult::Ok } else { ConnectResult::Failed(raw.errno) };
+            event(&raw.header, &raw.endpoints, clock, Detail::Connect { latency: Duration::from_nanos(raw.latency_ns), result })
+        }
+        Some(EventKind::Accept) => {
+            let raw: AcceptEvent = read(bytes)?;
+            event(&raw.header, &raw.endpoints, clock, Detail::Accept)
+        }
+        Some(EventKind::Close) => {
+            let raw: CloseEvent = read(bytes)?;
+            let info = CloseInfo {
+                lifetime: nonzero(raw.lifetime_ns),
+                bytes_sent: raw.bytes_sent,
+                bytes_received: raw.bytes_received,
+                total_retrans: raw.total_retrans,
+                srtt_us: raw.srtt_us,
+                direction: match raw.direction {
+                    close::DIRECTION_ACTIVE => Direction::Active,
+                    close::DIRECTION_PASSIVE => Direction::Passive,
+                    _ => Direction::Unknown,
+                },
+                closed_by: match raw.closed_by {
+                    close::CLOSED_BY_LOCAL => ClosedBy::Local,
+                    close::CLOSED_BY_REMOTE => ClosedBy::Remote,
+                    _ => ClosedBy::Unknown,
+                },
+                bytes_source: if raw.bytes_source == close::BYTES_FROM_CALLS { BytesSource::Calls } else { BytesSource::Socket },
+            };
+            event(&raw.header, &raw.endpoints, clock, Detail::Close(info))
+        }
+        Some(EventKind::State) => {
+            let raw: StateEvent = read(bytes)?;
+            let detail = Detail::State { old: TcpState(raw.old_state), new: TcpState(raw.new_state), in_old: nonzero(raw.in_old_state_ns) };
+            event(&raw.header, &raw.endpoints, clock, detail)
+        }
+        Some(EventKind::Retransmit) => {
+            let raw: RetransmitEvent = read(bytes)?;
+            event(&raw.header, &raw.endpoints, clock, Detail::Retransmit { state: TcpState(raw.state), total_retrans: raw.total_retrans })
         }
         None => Err(Error::UnknownKind(header.kind)),
     }
@@ -126,15 +174,13 @@ mod tests {
     fn decodes_a_connect_record_at_any_alignment() {
         let mut buf = vec![0u8];
         buf.extend(bytes_of(&sample()));
-        let got = decode(&buf[1..], Clock::with_offset(1_000)).expect("decodes");
-        let Event::Connect(c) = got;
+        let c = decode(&buf[1..], Clock::with_offset(1_000)).expect("decodes");
         assert_eq!(c.time_ns, 6_000);
         assert_eq!(c.owner, Owner { pid: 42, tid: 43, uid: 1000, comm: "curl-x1".into() });
         assert_eq!(c.endpoints.laddr.to_string(), "127.0.0.1");
         assert_eq!(c.endpoints.raddr.to_string(), "10.1.2.3");
         assert_eq!((c.endpoints.lport, c.endpoints.rport), (40_000, 443));
-        assert_eq!(c.latency.as_nanos(), 1_234_567);
-        assert_eq!(c.result, ConnectResult::Failed(111));
+        assert_eq!(c.detail, Detail::Connect { latency: Duration::from_nanos(1_234_567), result: ConnectResult::Failed(111) });
     }
 
     #[test]
@@ -143,9 +189,43 @@ mod tests {
         raw.endpoints.family = AF_INET6;
         raw.endpoints.saddr = Ipv6Addr::LOCALHOST.octets();
         raw.endpoints.daddr = "2001:db8::1".parse::<Ipv6Addr>().expect("addr").octets();
-        let Event::Connect(c) = decode(&bytes_of(&raw), Clock::with_offset(0)).expect("decodes");
+        let c = decode(&bytes_of(&raw), Clock::with_offset(0)).expect("decodes");
         assert_eq!(c.endpoints.laddr.to_string(), "::1");
         assert_eq!(c.endpoints.raddr.to_string(), "2001:db8::1");
+    }
+
+    #[test]
+    fn decodes_a_close_record() {
+        let s = sample();
+        let raw = CloseEvent {
+            header: EventHeader { kind: EventKind::Close as u32, ..s.header },
+            endpoints: s.endpoints,
+            lifetime_ns: 0,
+            bytes_sent: 1_000_003,
+            bytes_received: 77_777,
+            total_retrans: 3,
+            srtt_us: 41,
+            direction: close::DIRECTION_PASSIVE,
+            closed_by: close::CLOSED_BY_REMOTE,
+            bytes_source: close::BYTES_FROM_CALLS,
+            _pad: [0; 5],
+        };
+        let e = decode(&bytes_of(&raw), Clock::with_offset(0)).expect("decodes");
+        assert_eq!(
+            e.detail,
+            Detail::Close(CloseInfo {
+                lifetime: None,
+                bytes_sent: 1_000_003,
+                bytes_received: 77_777,
+                total_retrans: 3,
+                srtt_us: 41,
+                direction: Direction::Passive,
+                closed_by: ClosedBy::Remote,
+                bytes_source: BytesSource::Calls,
+            })
+        );
+        // One byte short of a close record is an error, not a misread.
+        assert_eq!(decode(&bytes_of(&raw)[..119], Clock::with_offset(0)), Err(Error::Short(119)));
     }
 
     #[test]

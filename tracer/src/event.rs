@@ -11,6 +11,12 @@ pub(crate) struct Owner {
     pub(crate) comm: String,
 }
 
+impl Owner {
+    pub(crate) const fn known(&self) -> bool {
+        self.pid != 0
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Endpoints {
     pub(crate) laddr: IpAddr,
@@ -37,19 +43,93 @@ pub(crate) enum ConnectResult {
     Failed(u32),
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Unknown,
+    Active,
+    Passive,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClosedBy {
+    Unknown,
+    Local,
+    Remote,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BytesSource {
+    Socket,
+    Calls,
+}
+
+/// A `TCP_*` state number (include/net/tcp_states.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TcpState(pub(crate) u32);
+
+impl TcpState {
+    pub(crate) fn name(self) -> String {
+        const NAMES: [&str; 13] = [
+            "UNKNOWN",
+            "ESTABLISHED",
+            "SYN_SENT",
+            "SYN_RECV",
+            "FIN_WAIT1",
+            "FIN_WAIT2",
+            "TIME_WAIT",
+            "CLOSE",
+            "CLOSE_WAIT",
+            "LAST_ACK",
+            "LISTEN",
+            "CLOSING",
+            "NEW_SYN_RECV",
+        ];
+        NAMES.get(self.0 as usize).map_or_else(|| format!("STATE{}", self.0), |n| (*n).to_string())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ConnectEvent {
+pub(crate) struct CloseInfo {
+    /// ESTABLISHED to CLOSE; `None` when established before tcptrace started.
+    pub(crate) lifetime: Option<Duration>,
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) total_retrans: u32,
+    pub(crate) srtt_us: u32,
+    pub(crate) direction: Direction,
+    pub(crate) closed_by: ClosedBy,
+    pub(crate) bytes_source: BytesSource,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Detail {
+    Connect { latency: Duration, result: ConnectResult },
+    Accept,
+    Close(CloseInfo),
+    State { old: TcpState, new: TcpState, in_old: Option<Duration> },
+    Retransmit { state: TcpState, total_retrans: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Event {
     /// Nanoseconds since the Unix epoch.
     pub(crate) time_ns: u64,
     pub(crate) owner: Owner,
     pub(crate) endpoints: Endpoints,
-    pub(crate) latency: Duration,
-    pub(crate) result: ConnectResult,
+    pub(crate) detail: Detail,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Event {
-    Connect(ConnectEvent),
+impl Event {
+    /// The event's type, as `--events` and the JSON `type` field name it.
+    pub(crate) const fn kind(&self) -> &'static str {
+        match self.detail {
+            Detail::Connect { .. } => "connect",
+            Detail::Accept => "accept",
+            Detail::Close(_) => "close",
+            Detail::State { .. } => "state",
+            Detail::Retransmit { .. } => "retransmit",
+        }
+    }
 }
 
 /// Names of the errno values a connect can fail with; others print as their number.

@@ -5,10 +5,14 @@ use std::io::{self, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
-use tracer_common::{counters::Counter, filter::Filter};
+use tracer_common::{
+    counters::Counter,
+    event::kind_bit,
+    filter::{Config, Filter},
+};
 
 use crate::{
-    cli::Cli,
+    cli::{BytesArg, Cli},
     decode::{decode, Clock},
     loader::{self, family::FALLBACK_ORDER, Hook},
     printer::{OutputMode, Printer},
@@ -26,7 +30,18 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         return list_probes(&btf);
     }
     let filter = Filter { pid: cli.pid.unwrap_or(0), port: cli.port.unwrap_or(0), _pad: 0, self_pid: std::process::id() };
-    let mut tracer = loader::load(&btf, &filter, RING_BYTES, cli.probe.forced())?;
+    let config = Config {
+        events: cli.events.iter().fold(0, |bits, e| bits | kind_bit(e.kind())),
+        count_calls: u32::from(cli.bytes == BytesArg::Calls),
+    };
+    let request = loader::Request {
+        btf_path: &btf,
+        filter,
+        config,
+        sizes: loader::Sizes { ring_bytes: RING_BYTES, max_connections: cli.max_connections },
+        forced: cli.probe.forced(),
+    };
+    let mut tracer = loader::load(&request)?;
     if cli.verbose {
         for c in &tracer.choices {
             let passed: Vec<String> = c.passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect();
@@ -114,11 +129,13 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, verbose: bo
 fn list_probes(btf: &std::path::Path) -> Result<()> {
     let facts = loader::KernelFacts::read(btf)?;
     let mut out = io::stdout().lock();
-    writeln!(out, "{:<8} {:<11} {:<10} DETAIL", "HOOK", "FAMILY", "STATUS")?;
+    writeln!(out, "{:<10} {:<11} {:<7} DETAIL", "HOOK", "FAMILY", "STATUS")?;
     for hook in Hook::ALL {
         let mut first = true;
         for family in FALLBACK_ORDER {
-            let mut ebpf = loader::load_object(&facts, &Filter::default(), 4096)?;
+            let config = Config { events: u32::MAX, count_calls: 1 };
+            let sizes = loader::Sizes { ring_bytes: 4096, max_connections: 1024 };
+            let mut ebpf = loader::load_object(&facts, &Filter::default(), &config, sizes)?;
             let (status, detail) = match loader::family::attach(&mut ebpf, &facts, hook, family) {
                 Ok(()) if first => {
                     first = false;
@@ -127,7 +144,7 @@ fn list_probes(btf: &std::path::Path) -> Result<()> {
                 Ok(()) => ("works", hook.target(family).to_string()),
                 Err(why) => ("fails", why),
             };
-            writeln!(out, "{:<8} {:<11} {:<10} {}", hook.name(), family, status, detail)?;
+            writeln!(out, "{:<10} {:<11} {:<7} {}", hook.name(), family, status, detail)?;
         }
     }
     out.flush()?;

@@ -4,7 +4,7 @@
 //! - `start`: CLOSE -> SYN_SENT, called from `tcp_v{4,6}_connect` in the connecting task's
 //!   own context, so pid/comm/uid taken here are the caller's (state hook, any family).
 //! - `finish`: SYN_SENT -> ESTABLISHED (softirq: the current task is *not* the owner, so
-//!   the owner comes from `CONNECTING`) or SYN_SENT -> CLOSE (refused, timed out, ...).
+//!   the owner comes from `SOCKS`) or SYN_SENT -> CLOSE (refused, timed out, ...).
 //! - `enter` / `exit`: the `tcp_v{4,6}_connect` hooks (fentry/fexit or kprobe/kretprobe),
 //!   which add what the state change cannot see: a `connect()` that fails before any SYN
 //!   (no route, no free port), reported with the function's return value.
@@ -12,28 +12,22 @@
 pub(crate) mod fentry;
 pub(crate) mod kprobe;
 
-use aya_ebpf::helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel};
+use aya_ebpf::helpers::bpf_probe_read_kernel;
 use tracer_common::{
     addr::{Endpoints, AF_INET, AF_INET6},
+    close::DIRECTION_ACTIVE,
     connect::{ConnectEvent, CONNECT_FAILED, CONNECT_OK},
     counters::Counter,
     event::EventKind,
 };
 
 use crate::{
-    emit::{count, current_task, current_tid, header, send, Task},
+    emit::{count, current_task, current_tid, header_if_wanted, now_ns, send},
     globals::filter,
-    maps::{CONNECTING, CONNECT_ARGS},
+    maps::{CONNECT_ARGS, SOCKS},
     sock,
+    socks::SockInfo,
 };
-
-/// A connect in flight: who started it and when the SYN went out.
-#[derive(Clone, Copy)]
-#[repr(C)]
-pub(crate) struct ConnectStart {
-    pub(crate) task: Task,
-    pub(crate) start_ns: u64,
-}
 
 /// `tcp_v{4,6}_connect(struct sock *sk, struct sockaddr *uaddr, int addr_len)` arguments.
 #[derive(Clone, Copy)]
@@ -43,57 +37,55 @@ pub(crate) struct ConnectArgs {
     pub(crate) uaddr: u64,
 }
 
-/// CLOSE -> SYN_SENT, in the caller's context.
+/// CLOSE -> SYN_SENT, in the caller's context: the connection's owner is the current task.
 #[inline(always)]
-pub(crate) fn start(sk: u64) {
+pub(crate) fn start(sk: u64, now: u64) {
     let task = current_task();
     if !filter().pid_matches(task.pid) {
+        // Not tracked at all: every later event of this socket has no owner and is dropped
+        // by the same filter.
         count(Counter::Filtered);
         return;
     }
-    // SAFETY: no preconditions.
-    let start_ns = unsafe { bpf_ktime_get_ns() };
-    let _ = CONNECTING.insert(&sk, &ConnectStart { task, start_ns }, 0);
+    let mut info = SockInfo::unknown(DIRECTION_ACTIVE, now);
+    info.task = task;
+    info.syn_sent_ns = now;
+    let _ = SOCKS.insert(&sk, &info, 0);
 }
 
-/// SYN_SENT -> ESTABLISHED (`failed == false`) or SYN_SENT -> CLOSE.
+/// SYN_SENT -> ESTABLISHED (`failed == false`) or SYN_SENT -> CLOSE. Returns false when a
+/// failure is left for the exit hook to report (it knows the real errno).
 #[inline(always)]
-pub(crate) fn finish(sk: u64, failed: bool) {
-    let Some(entry) = CONNECTING.get_ptr(&sk) else {
-        return; // not ours: started before tcptrace, or filtered out at start
-    };
-    // SAFETY: the map value is a plain struct; copy it out before deleting the entry.
-    let start = unsafe { *entry };
+pub(crate) fn finish(sk: u64, info: &SockInfo, failed: bool, now: u64) -> bool {
+    if info.syn_sent_ns == 0 {
+        return true; // not started under tcptrace, or filtered out at start
+    }
     let errno = if failed {
         let err = sock::err(sk).unwrap_or(0);
         // No error on the socket and the connect call still running on this thread: the
         // failure is connect()'s own (e.g. no free local port); the exit hook reports it
         // with the real return value.
         if err == 0 && CONNECT_ARGS.get_ptr(&current_tid()).is_some() {
-            return;
+            return false;
         }
         err as u32
     } else {
         0
     };
-    let _ = CONNECTING.remove(&sk);
     let Ok(endpoints) = sock::endpoints(sk) else {
         count(Counter::ReadError);
-        return;
+        return true;
     };
-    if !filter().port_matches(endpoints.sport, endpoints.dport) {
-        count(Counter::Filtered);
-        return;
+    if let Some(header) = header_if_wanted(EventKind::Connect, &info.task, &endpoints) {
+        send(&ConnectEvent {
+            header,
+            endpoints,
+            latency_ns: now.saturating_sub(info.syn_sent_ns),
+            result: if failed { CONNECT_FAILED } else { CONNECT_OK },
+            errno,
+        });
     }
-    // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    send(&ConnectEvent {
-        header: header(EventKind::Connect, &start.task),
-        endpoints,
-        latency_ns: now.saturating_sub(start.start_ns),
-        result: if failed { CONNECT_FAILED } else { CONNECT_OK },
-        errno,
-    });
+    true
 }
 
 /// Entry of `tcp_v{4,6}_connect`.
@@ -116,17 +108,12 @@ pub(crate) fn exit(ret: i64) {
         return; // the SYN is out; the state hook reports how the handshake ends
     }
     let task = current_task();
-    if !filter().pid_matches(task.pid) {
-        count(Counter::Filtered);
-        return;
-    }
-    let latency_ns = match CONNECTING.get_ptr(&args.sk) {
+    let latency_ns = match SOCKS.get_ptr(&args.sk) {
         Some(entry) => {
             // SAFETY: plain struct.
-            let started = unsafe { (*entry).start_ns };
-            let _ = CONNECTING.remove(&args.sk);
-            // SAFETY: no preconditions.
-            unsafe { bpf_ktime_get_ns() }.saturating_sub(started)
+            let started = unsafe { (*entry).syn_sent_ns };
+            let _ = SOCKS.remove(&args.sk);
+            if started == 0 { 0 } else { now_ns().saturating_sub(started) }
         }
         None => 0,
     };
@@ -134,17 +121,9 @@ pub(crate) fn exit(ret: i64) {
         count(Counter::ReadError);
         return;
     };
-    if !filter().port_matches(endpoints.sport, endpoints.dport) {
-        count(Counter::Filtered);
-        return;
+    if let Some(header) = header_if_wanted(EventKind::Connect, &task, &endpoints) {
+        send(&ConnectEvent { header, endpoints, latency_ns, result: CONNECT_FAILED, errno: ret.unsigned_abs() as u32 });
     }
-    send(&ConnectEvent {
-        header: header(EventKind::Connect, &task),
-        endpoints,
-        latency_ns,
-        result: CONNECT_FAILED,
-        errno: ret.unsigned_abs() as u32,
-    });
 }
 
 /// The local end from the socket, the remote end from the address passed to `connect()`
@@ -163,15 +142,13 @@ fn endpoints_from_call(args: &ConnectArgs) -> Result<Endpoints, sock::ReadError>
     match family {
         AF_INET => {
             // SAFETY: as above.
-            let addr = unsafe { bpf_probe_read_kernel((args.uaddr + 4) as *const [u8; 4]) }
-                .map_err(|_| sock::ReadError)?;
+            let addr = unsafe { bpf_probe_read_kernel((args.uaddr + 4) as *const [u8; 4]) }.map_err(|_| sock::ReadError)?;
             ep.daddr = [0; 16];
             ep.daddr[..4].copy_from_slice(&addr);
         }
         AF_INET6 => {
             // SAFETY: as above.
-            ep.daddr = unsafe { bpf_probe_read_kernel((args.uaddr + 8) as *const [u8; 16]) }
-                .map_err(|_| sock::ReadError)?;
+            ep.daddr = unsafe { bpf_probe_read_kernel((args.uaddr + 8) as *const [u8; 16]) }.map_err(|_| sock::ReadError)?;
         }
         _ => return Err(sock::ReadError),
     }

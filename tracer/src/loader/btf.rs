@@ -11,6 +11,8 @@ use super::Error;
 
 const BTF_MAGIC: u16 = 0xeb9f;
 const KIND_STRUCT: u32 = 4;
+const KIND_ENUM: u32 = 6;
+const KIND_ENUM64: u32 = 19;
 const KIND_UNION: u32 = 5;
 const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
@@ -31,6 +33,8 @@ struct Type {
     /// For modifiers and typedefs: the type they refer to.
     ref_type: u32,
     members: Vec<Member>,
+    /// Enumerators of an enum: (name offset, value).
+    values: Vec<(u32, i64)>,
 }
 
 /// Parsed BTF: the type table (index = type id) and the string section.
@@ -68,7 +72,7 @@ impl Btf {
         let strings = data.get(hdr_len + str_off..hdr_len + str_off + str_len)?.to_vec();
 
         // Type id 0 is `void` and has no record.
-        let mut types = vec![Type { kind: 0, name_off: 0, ref_type: 0, members: Vec::new() }];
+        let mut types = vec![Type { kind: 0, name_off: 0, ref_type: 0, members: Vec::new(), values: Vec::new() }];
         let mut at = 0;
         while at < type_data.len() {
             let name_off = u32_at(type_data, at)?;
@@ -79,6 +83,7 @@ impl Btf {
             let vlen = (info & 0xffff) as usize;
             let kind_flag = info >> 31 == 1;
             let mut members = Vec::new();
+            let mut values = Vec::new();
             // Bytes that follow the common record, by kind (see the format document).
             let extra = match kind {
                 1 | 14 | 17 => 4,    // INT, VAR, DECL_TAG
@@ -96,12 +101,27 @@ impl Btf {
                     }
                     vlen * 12
                 }
-                6 | 13 => vlen * 8,  // ENUM, FUNC_PROTO
-                15 | 19 => vlen * 12, // DATASEC, ENUM64
+                KIND_ENUM => {
+                    for i in 0..vlen {
+                        let e = at + i * 8;
+                        values.push((u32_at(type_data, e)?, i64::from(u32_at(type_data, e + 4)? as i32)));
+                    }
+                    vlen * 8
+                }
+                KIND_ENUM64 => {
+                    for i in 0..vlen {
+                        let e = at + i * 12;
+                        let value = u64::from(u32_at(type_data, e + 4)?) | u64::from(u32_at(type_data, e + 8)?) << 32;
+                        values.push((u32_at(type_data, e)?, value as i64));
+                    }
+                    vlen * 12
+                }
+                13 => vlen * 8,  // FUNC_PROTO
+                15 => vlen * 12, // DATASEC
                 _ => 0,
             };
             at += extra;
-            types.push(Type { kind, name_off, ref_type: size_or_type, members });
+            types.push(Type { kind, name_off, ref_type: size_or_type, members, values });
         }
         Some(Self { types, strings })
     }
@@ -148,6 +168,15 @@ impl Btf {
         None
     }
 
+    /// The value of enumerator `name` in `enum enum_name`.
+    pub(crate) fn enum_value(&self, enum_name: &str, name: &str) -> Result<i64, Error> {
+        self.types
+            .iter()
+            .filter(|t| matches!(t.kind, KIND_ENUM | KIND_ENUM64) && self.name(t.name_off) == enum_name.as_bytes())
+            .find_map(|t| t.values.iter().find(|(n, _)| self.name(*n) == name.as_bytes()).map(|(_, v)| *v))
+            .ok_or_else(|| Error::MissingField(format!("enum {enum_name} value {name}")))
+    }
+
     /// Byte offset of `path` (e.g. `["__sk_common", "skc_daddr"]`) inside `struct name`.
     pub(crate) fn member_offset(&self, name: &str, path: &[&str]) -> Result<u32, Error> {
         let missing = || Error::MissingField(format!("struct {name}.{}", path.join(".")));
@@ -171,7 +200,7 @@ mod tests {
 
     /// Builds a BTF blob: `struct outer { int a; union { int b; struct { short c; short d; }; }; }`.
     fn sample() -> Vec<u8> {
-        let strings = b"\0int\0outer\0a\0b\0c\0d\0short\0".to_vec();
+        let strings = b"\0int\0outer\0a\0b\0c\0d\0short\0flags\0FLAG_X\0FLAG_Y\0".to_vec();
         let s = |name: &str| -> u32 {
             let pos = strings.windows(name.len() + 2).position(|w| w[0] == 0 && &w[1..=name.len()] == name.as_bytes() && w[name.len() + 1] == 0);
             pos.map(|p| p as u32 + 1).expect("string present")
@@ -187,6 +216,7 @@ mod tests {
         push(&[0, (KIND_STRUCT << 24) | 2, 4, s("c"), 2, 0, s("d"), 2, 16]); // 3: anon struct
         push(&[0, (KIND_UNION << 24) | 2, 4, s("b"), 1, 0, 0, 3, 0]); // 4: anon union
         push(&[s("outer"), (KIND_STRUCT << 24) | 2, 8, s("a"), 1, 0, 0, 4, 32]); // 5: outer
+        push(&[s("flags"), (KIND_ENUM << 24) | 2, 4, s("FLAG_X"), 0, s("FLAG_Y"), 7]); // 6: enum
         let mut blob = Vec::new();
         blob.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         blob.extend_from_slice(&[1, 0]);
@@ -207,6 +237,9 @@ mod tests {
         assert_eq!(btf.member_offset("outer", &["d"]).ok(), Some(6));
         assert!(btf.member_offset("outer", &["nope"]).is_err());
         assert!(btf.member_offset("nostruct", &["a"]).is_err());
+        assert_eq!(btf.enum_value("flags", "FLAG_Y").ok(), Some(7));
+        assert_eq!(btf.enum_value("flags", "FLAG_X").ok(), Some(0));
+        assert!(btf.enum_value("flags", "FLAG_Z").is_err());
     }
 
     #[test]

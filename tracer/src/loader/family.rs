@@ -12,6 +12,11 @@ use aya::{
     Ebpf,
 };
 
+use tracer_common::{
+    event::{kind_bit, EventKind},
+    filter::Config,
+};
+
 use super::KernelFacts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -37,17 +42,42 @@ impl fmt::Display for HookFamily {
 pub(crate) enum Hook {
     /// `tcp_v{4,6}_connect`: the caller, and failures before a SYN is sent.
     Connect,
-    /// TCP state transitions: handshake start and end.
+    /// TCP state transitions: the whole life of a connection, close events included.
     State,
+    /// The accepting task: owner of passive connections.
+    Accept,
+    /// Each retransmitted segment.
+    Retransmit,
+    /// Per-call byte counts, and the socket's destruction, when the close event is then
+    /// sent (only with `--bytes calls`, or without socket counters).
+    Bytes,
 }
 
 impl Hook {
-    pub(crate) const ALL: [Self; 2] = [Self::Connect, Self::State];
+    pub(crate) const ALL: [Self; 5] = [Self::State, Self::Connect, Self::Accept, Self::Retransmit, Self::Bytes];
 
     pub(crate) const fn name(self) -> &'static str {
         match self {
             Self::Connect => "connect",
             Self::State => "state",
+            Self::Accept => "accept",
+            Self::Retransmit => "retransmit",
+            Self::Bytes => "bytes",
+        }
+    }
+
+    /// Whether this hook has work for the chosen events: an unneeded hook is not attached.
+    pub(crate) fn needed(self, config: &Config) -> bool {
+        let wants = |kind| config.events & kind_bit(kind) != 0;
+        match self {
+            Self::State => true,
+            Self::Connect => wants(EventKind::Connect),
+            // Owners of passive connections, for every event about them.
+            Self::Accept => {
+                wants(EventKind::Accept) || wants(EventKind::Close) || wants(EventKind::State) || wants(EventKind::Retransmit)
+            }
+            Self::Retransmit => wants(EventKind::Retransmit),
+            Self::Bytes => config.count_calls != 0 && wants(EventKind::Close),
         }
     }
 
@@ -62,6 +92,17 @@ impl Hook {
             (Self::State, HookFamily::Fentry) => "fentry tcp_set_state",
             (Self::State, HookFamily::Kprobe) => "kprobe tcp_set_state",
             (Self::State, HookFamily::Tracepoint) => "tracepoint sock:inet_sock_set_state",
+            (Self::Accept, HookFamily::Fentry) => "fexit inet_csk_accept",
+            (Self::Accept, HookFamily::Kprobe) => "kretprobe inet_csk_accept",
+            (Self::Accept, HookFamily::Tracepoint) => "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table)",
+            (Self::Retransmit, HookFamily::Fentry) => "fexit __tcp_retransmit_skb",
+            (Self::Retransmit, HookFamily::Kprobe) => "kprobe+kretprobe __tcp_retransmit_skb",
+            (Self::Retransmit, HookFamily::Tracepoint) => "tracepoint tcp:tcp_retransmit_skb",
+            (Self::Bytes, HookFamily::Fentry) => "fexit tcp_sendmsg, tcp_recvmsg; fentry tcp_v4_destroy_sock",
+            (Self::Bytes, HookFamily::Kprobe) => "kprobe+kretprobe tcp_sendmsg, tcp_recvmsg; kprobe tcp_v4_destroy_sock",
+            (Self::Bytes, HookFamily::Tracepoint) => {
+                "tracepoint sock:sock_send_length, sock_recv_length (Linux 6.3+), tcp:tcp_destroy_sock"
+            }
         }
     }
 }
@@ -115,10 +156,13 @@ fn kprobe(ebpf: &mut Ebpf, name: &str, funcs: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-fn tracepoint(ebpf: &mut Ebpf, name: &str, category: &str, event: &str) -> Result<(), String> {
+fn tracepoint(ebpf: &mut Ebpf, name: &str, points: &[(&str, &str)]) -> Result<(), String> {
     let p: &mut TracePoint = program(ebpf, name)?;
     p.load().map_err(|e| one_line(&e))?;
-    p.attach(category, event).map(drop).map_err(|e| one_line(&e))
+    for (category, event) in points {
+        p.attach(category, event).map_err(|e| format!("{category}:{event}: {}", one_line(&e)))?;
+    }
+    Ok(())
 }
 
 /// Programs of one hook and family, to unload them again when the family fails halfway.
@@ -130,6 +174,15 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::State, HookFamily::Fentry) => &["tt_state_fent"],
         (Hook::State, HookFamily::Kprobe) => &["tt_state_kp"],
         (Hook::State, HookFamily::Tracepoint) => &["tt_state_tp"],
+        (Hook::Accept, HookFamily::Fentry) => &["tt_acc_fexit"],
+        (Hook::Accept, HookFamily::Kprobe) => &["tt_acc_krp"],
+        (Hook::Accept, HookFamily::Tracepoint) => &["tt_acc_tp"],
+        (Hook::Retransmit, HookFamily::Fentry) => &["tt_rtx_fexit"],
+        (Hook::Retransmit, HookFamily::Kprobe) => &["tt_rtx_kp", "tt_rtx_krp"],
+        (Hook::Retransmit, HookFamily::Tracepoint) => &["tt_rtx_tp"],
+        (Hook::Bytes, HookFamily::Fentry) => &["tt_send_fexit", "tt_recv_fexit", "tt_dstr_fent"],
+        (Hook::Bytes, HookFamily::Kprobe) => &["tt_send_kp", "tt_send_krp", "tt_recv_kp", "tt_recv_krp", "tt_dstr_kp"],
+        (Hook::Bytes, HookFamily::Tracepoint) => &["tt_send_tp", "tt_recv_tp", "tt_dstr_tp"],
     }
 }
 
@@ -158,7 +211,49 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         (Hook::State, HookFamily::Kprobe) => kprobe(ebpf, "tt_state_kp", &["tcp_set_state"]),
         (Hook::State, HookFamily::Tracepoint) => {
             facts.state_tp.as_ref().map_err(Clone::clone)?;
-            tracepoint(ebpf, "tt_state_tp", "sock", "inet_sock_set_state")
+            tracepoint(ebpf, "tt_state_tp", &[("sock", "inet_sock_set_state")])
+        }
+        (Hook::Accept, HookFamily::Fentry) => {
+            let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
+            fexit(ebpf, btf, "tt_acc_fexit", "inet_csk_accept")
+        }
+        (Hook::Accept, HookFamily::Kprobe) => kprobe(ebpf, "tt_acc_krp", &["inet_csk_accept"]),
+        (Hook::Accept, HookFamily::Tracepoint) => {
+            facts.accept_tp.as_ref().map_err(Clone::clone)?;
+            facts.task.as_ref().map_err(Clone::clone)?;
+            tracepoint(ebpf, "tt_acc_tp", &[("syscalls", "sys_exit_accept4"), ("syscalls", "sys_exit_accept")])
+        }
+        (Hook::Retransmit, HookFamily::Fentry) => {
+            let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
+            fexit(ebpf, btf, "tt_rtx_fexit", "__tcp_retransmit_skb")
+        }
+        (Hook::Retransmit, HookFamily::Kprobe) => {
+            kprobe(ebpf, "tt_rtx_kp", &["__tcp_retransmit_skb"])?;
+            kprobe(ebpf, "tt_rtx_krp", &["__tcp_retransmit_skb"])
+        }
+        (Hook::Retransmit, HookFamily::Tracepoint) => {
+            facts.retrans_tp.as_ref().map_err(Clone::clone)?;
+            tracepoint(ebpf, "tt_rtx_tp", &[("tcp", "tcp_retransmit_skb")])
+        }
+        (Hook::Bytes, HookFamily::Fentry) => {
+            let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
+            fexit(ebpf, btf, "tt_send_fexit", "tcp_sendmsg")?;
+            fexit(ebpf, btf, "tt_recv_fexit", "tcp_recvmsg")?;
+            fentry(ebpf, btf, "tt_dstr_fent", "tcp_v4_destroy_sock")
+        }
+        (Hook::Bytes, HookFamily::Kprobe) => {
+            kprobe(ebpf, "tt_send_kp", &["tcp_sendmsg"])?;
+            kprobe(ebpf, "tt_send_krp", &["tcp_sendmsg"])?;
+            kprobe(ebpf, "tt_recv_kp", &["tcp_recvmsg"])?;
+            kprobe(ebpf, "tt_recv_krp", &["tcp_recvmsg"])?;
+            kprobe(ebpf, "tt_dstr_kp", &["tcp_v4_destroy_sock"])
+        }
+        (Hook::Bytes, HookFamily::Tracepoint) => {
+            facts.length_tp.as_ref().map_err(Clone::clone)?;
+            facts.destroy_tp.as_ref().map_err(Clone::clone)?;
+            tracepoint(ebpf, "tt_send_tp", &[("sock", "sock_send_length")])?;
+            tracepoint(ebpf, "tt_recv_tp", &[("sock", "sock_recv_length")])?;
+            tracepoint(ebpf, "tt_dstr_tp", &[("tcp", "tcp_destroy_sock")])
         }
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use aya::{Ebpf, EbpfLoader};
 use tracer_common::{
-    filter::Filter,
-    offsets::{SockOffsets, StateTpOffsets},
+    filter::{Config, Filter},
+    offsets::{LengthTpOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets, OFFSET_ABSENT},
 };
 
 pub(crate) use family::{Hook, HookFamily};
@@ -39,48 +39,96 @@ pub(crate) enum Error {
     NoFamily { hook: &'static str, tried: String },
 }
 
-/// What the programs need to know about this kernel, gathered before load.
+/// What the programs need to know about this kernel, gathered before load. A part that
+/// cannot be read makes only the families that need it unusable.
 pub(crate) struct KernelFacts {
     pub(crate) sock: SockOffsets,
-    /// Offsets in `sock:inet_sock_set_state`; an error makes the tracepoint family unusable.
+    pub(crate) task: Result<TaskOffsets, String>,
     pub(crate) state_tp: Result<StateTpOffsets, String>,
+    pub(crate) accept_tp: Result<SyscallTpOffsets, String>,
+    pub(crate) length_tp: Result<LengthTpOffsets, String>,
+    pub(crate) retrans_tp: Result<RetransTpOffsets, String>,
+    /// `tcp:tcp_destroy_sock` (same `skaddr` field as the retransmit tracepoint).
+    pub(crate) destroy_tp: Result<RetransTpOffsets, String>,
     /// aya's view of the same BTF, for fentry/fexit attach targets.
     pub(crate) aya_btf: Result<aya::Btf, String>,
+}
+
+/// An offset this kernel may lack: absent rather than an error.
+fn optional(r: Result<u32, Error>) -> u32 {
+    r.unwrap_or(OFFSET_ABSENT)
 }
 
 impl KernelFacts {
     pub(crate) fn read(btf_path: &Path) -> Result<Self, Error> {
         let btf = btf::Btf::from_file(btf_path)?;
         let sk = |path: &[&str]| btf.member_offset("sock", path);
+        let tcp = |member: &str| embedded_offset(&btf, "tcp_sock", &["inet_conn", "icsk_inet", "sk"], member);
         let sock = SockOffsets {
             family: sk(&["__sk_common", "skc_family"])?,
             state: sk(&["__sk_common", "skc_state"])?,
-            sport: inet_sock_offset(&btf, "inet_sport")?,
+            sport: embedded_offset(&btf, "inet_sock", &["sk"], "inet_sport")?,
             dport: sk(&["__sk_common", "skc_dport"])?,
             daddr: sk(&["__sk_common", "skc_daddr"])?,
             rcv_saddr: sk(&["__sk_common", "skc_rcv_saddr"])?,
             v6_daddr: sk(&["__sk_common", "skc_v6_daddr"])?,
             v6_rcv_saddr: sk(&["__sk_common", "skc_v6_rcv_saddr"])?,
             err: sk(&["sk_err"])?,
+            protocol: sk(&["sk_protocol"])?,
+            flags: optional(sk(&["__sk_common", "skc_flags"])),
+            sock_done_bit: optional(btf.enum_value("sock_flags", "SOCK_DONE").map(|v| v as u32)),
+            bytes_sent: optional(tcp("bytes_sent")),
+            bytes_retrans: optional(tcp("bytes_retrans")),
+            bytes_received: optional(tcp("bytes_received")),
+            total_retrans: optional(tcp("total_retrans")),
+            srtt_us: optional(tcp("srtt_us")),
         };
-        let state_tp = state_tp_offsets().map_err(|e| e.to_string());
+        let task = task_offsets(&btf).map_err(|e| e.to_string());
+        let tracing = tracefs::root();
+        let root = tracing.as_ref().map_err(ToString::to_string);
+        let state_tp = root.clone().and_then(|r| state_tp_offsets(r).map_err(|e| e.to_string()));
+        let accept_tp = root.clone().and_then(|r| accept_tp_offsets(r).map_err(|e| e.to_string()));
+        let length_tp = root.clone().and_then(|r| length_tp_offsets(r).map_err(|e| e.to_string()));
+        let retrans_tp = root.clone().and_then(|r| retrans_tp_offsets(r).map_err(|e| e.to_string()));
+        let destroy_tp = root.and_then(|r| destroy_tp_offsets(r).map_err(|e| e.to_string()));
         let aya_btf = aya::Btf::parse_file(btf_path, aya::Endianness::default()).map_err(|e| e.to_string());
-        Ok(Self { sock, state_tp, aya_btf })
+        Ok(Self { sock, task, state_tp, accept_tp, length_tp, retrans_tp, destroy_tp, aya_btf })
+    }
+
+    /// Whether the close event can read byte counts from the socket on this kernel.
+    pub(crate) const fn socket_counters(&self) -> bool {
+        let s = &self.sock;
+        s.flags != OFFSET_ABSENT
+            && s.sock_done_bit != OFFSET_ABSENT
+            && s.bytes_sent != OFFSET_ABSENT
+            && s.bytes_retrans != OFFSET_ABSENT
+            && s.bytes_received != OFFSET_ABSENT
     }
 }
 
-/// A member of `struct inet_sock`, which starts with its `struct sock`: an offset from
-/// the start of the sock, as long as that embedding stays at offset 0.
-fn inet_sock_offset(btf: &btf::Btf, member: &str) -> Result<u32, Error> {
-    if btf.member_offset("inet_sock", &["sk"])? != 0 {
-        return Err(Error::MissingField("struct inet_sock with sk at offset 0".into()));
+/// `member` of `outer`, as an offset from the `struct sock` that `outer` embeds through
+/// `path_to_sock`: tcptrace's pointers are `struct sock *`, so the embedding must be at 0.
+fn embedded_offset(btf: &btf::Btf, outer: &str, path_to_sock: &[&str], member: &str) -> Result<u32, Error> {
+    if btf.member_offset(outer, path_to_sock)? != 0 {
+        return Err(Error::MissingField(format!("struct {outer} with its sock at offset 0")));
     }
-    btf.member_offset("inet_sock", &[member])
+    btf.member_offset(outer, &[member])
 }
 
-fn state_tp_offsets() -> Result<StateTpOffsets, Error> {
+fn task_offsets(btf: &btf::Btf) -> Result<TaskOffsets, Error> {
+    Ok(TaskOffsets {
+        files: btf.member_offset("task_struct", &["files"])?,
+        fdt: btf.member_offset("files_struct", &["fdt"])?,
+        fd: btf.member_offset("fdtable", &["fd"])?,
+        max_fds: btf.member_offset("fdtable", &["max_fds"])?,
+        private_data: btf.member_offset("file", &["private_data"])?,
+        sk: btf.member_offset("socket", &["sk"])?,
+    })
+}
+
+fn state_tp_offsets(root: &Path) -> Result<StateTpOffsets, Error> {
     const TP: &str = "sock:inet_sock_set_state";
-    let fields = tracefs::format(&tracefs::root()?, "sock", "inet_sock_set_state")?;
+    let fields = tracefs::format(root, "sock", "inet_sock_set_state")?;
     Ok(StateTpOffsets {
         skaddr: tracefs::offset_of(&fields, TP, "skaddr", 8)?,
         oldstate: tracefs::offset_of(&fields, TP, "oldstate", 4)?,
@@ -89,15 +137,89 @@ fn state_tp_offsets() -> Result<StateTpOffsets, Error> {
     })
 }
 
-/// Loads the object with this kernel's facts and the user's filter as read-only globals.
+fn accept_tp_offsets(root: &Path) -> Result<SyscallTpOffsets, Error> {
+    let ret = tracefs::offset_of(&tracefs::format(root, "syscalls", "sys_exit_accept4")?, "syscalls:sys_exit_accept4", "ret", 8)?;
+    let ret_plain = tracefs::offset_of(&tracefs::format(root, "syscalls", "sys_exit_accept")?, "syscalls:sys_exit_accept", "ret", 8)?;
+    if ret != ret_plain {
+        // One program serves both tracepoints, so their layouts must agree.
+        return Err(Error::MissingField("the same `ret` offset in sys_exit_accept and sys_exit_accept4".into()));
+    }
+    Ok(SyscallTpOffsets { ret })
+}
+
+fn length_tp_offsets(root: &Path) -> Result<LengthTpOffsets, Error> {
+    let mut offsets = Vec::new();
+    for name in ["sock_send_length", "sock_recv_length"] {
+        let tp = format!("sock:{name}");
+        let fields = tracefs::format(root, "sock", name)?;
+        offsets.push(LengthTpOffsets {
+            sk: tracefs::offset_of(&fields, &tp, "sk", 8)?,
+            protocol: tracefs::offset_of(&fields, &tp, "protocol", 2)?,
+            ret: tracefs::offset_of(&fields, &tp, "ret", 4)?,
+            flags: tracefs::offset_of(&fields, &tp, "flags", 4)?,
+        });
+    }
+    if offsets.first() != offsets.get(1) {
+        return Err(Error::MissingField("the same layout in sock_send_length and sock_recv_length".into()));
+    }
+    offsets.pop().ok_or_else(|| Error::MissingField("sock:sock_send_length".into()))
+}
+
+fn retrans_tp_offsets(root: &Path) -> Result<RetransTpOffsets, Error> {
+    const TP: &str = "tcp:tcp_retransmit_skb";
+    let fields = tracefs::format(root, "tcp", "tcp_retransmit_skb")?;
+    Ok(RetransTpOffsets {
+        skaddr: tracefs::offset_of(&fields, TP, "skaddr", 8)?,
+        err: optional(tracefs::offset_of(&fields, TP, "err", 4)),
+    })
+}
+
+fn destroy_tp_offsets(root: &Path) -> Result<RetransTpOffsets, Error> {
+    let fields = tracefs::format(root, "tcp", "tcp_destroy_sock")?;
+    Ok(RetransTpOffsets { skaddr: tracefs::offset_of(&fields, "tcp:tcp_destroy_sock", "skaddr", 8)?, err: OFFSET_ABSENT })
+}
+
+/// Sizes the user chose.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sizes {
+    pub(crate) ring_bytes: u32,
+    pub(crate) max_connections: u32,
+}
+
+/// Loads the object with this kernel's facts and the user's choices as read-only globals.
 /// No program is loaded into the kernel yet: that happens per hook, in `family::attach`.
-pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, ring_bytes: u32) -> Result<Ebpf, Error> {
+pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config, sizes: Sizes) -> Result<Ebpf, Error> {
     let state_tp = facts.state_tp.clone().unwrap_or_else(|_| StateTpOffsets::absent());
+    let accept_tp = facts.accept_tp.clone().unwrap_or(SyscallTpOffsets { ret: OFFSET_ABSENT });
+    let length_tp = facts.length_tp.clone().unwrap_or(LengthTpOffsets {
+        sk: OFFSET_ABSENT,
+        protocol: OFFSET_ABSENT,
+        ret: OFFSET_ABSENT,
+        flags: OFFSET_ABSENT,
+    });
+    let no_sk = RetransTpOffsets { skaddr: OFFSET_ABSENT, err: OFFSET_ABSENT };
+    let retrans_tp = facts.retrans_tp.clone().unwrap_or(no_sk);
+    let destroy_tp = facts.destroy_tp.clone().unwrap_or(no_sk);
+    let task = facts.task.clone().unwrap_or(TaskOffsets {
+        files: OFFSET_ABSENT,
+        fdt: OFFSET_ABSENT,
+        fd: OFFSET_ABSENT,
+        max_fds: OFFSET_ABSENT,
+        private_data: OFFSET_ABSENT,
+        sk: OFFSET_ABSENT,
+    });
     EbpfLoader::new()
         .override_global("FILTER", filter, true)
+        .override_global("CONFIG", config, true)
         .override_global("SOCK_OFFSETS", &facts.sock, true)
         .override_global("STATE_TP_OFFSETS", &state_tp, true)
-        .map_max_entries("EVENTS", ring_bytes)
+        .override_global("ACCEPT_TP_OFFSETS", &accept_tp, true)
+        .override_global("LENGTH_TP_OFFSETS", &length_tp, true)
+        .override_global("RETRANS_TP_OFFSETS", &retrans_tp, true)
+        .override_global("TASK_OFFSETS", &task, true)
+        .override_global("DESTROY_TP_OFFSETS", &destroy_tp, true)
+        .map_max_entries("EVENTS", sizes.ring_bytes)
+        .map_max_entries("SOCKS", sizes.max_connections)
         .load(OBJECT)
         .map_err(|e| Error::Object(family::one_line(&e)))
 }
@@ -115,14 +237,29 @@ pub(crate) struct Tracer {
     pub(crate) choices: Vec<Choice>,
 }
 
-/// Loads and attaches every hook: `forced` names one family for all hooks, or `None` for
-/// the fallback order (fentry, kprobe, tracepoint) per hook.
-pub(crate) fn load(btf_path: &Path, filter: &Filter, ring_bytes: u32, forced: Option<HookFamily>) -> Result<Tracer, Error> {
-    let facts = KernelFacts::read(btf_path)?;
-    let mut ebpf = load_object(&facts, filter, ring_bytes)?;
-    let order: Vec<HookFamily> = forced.map_or_else(|| family::FALLBACK_ORDER.to_vec(), |f| vec![f]);
+/// What to load: the user's filter, event selection and sizes.
+pub(crate) struct Request<'a> {
+    pub(crate) btf_path: &'a Path,
+    pub(crate) filter: Filter,
+    /// Events wanted; `count_calls` is decided here (asked for, or forced by a kernel
+    /// without socket counters).
+    pub(crate) config: Config,
+    pub(crate) sizes: Sizes,
+    /// One family for every hook, or `None` for the fallback order per hook.
+    pub(crate) forced: Option<HookFamily>,
+}
+
+/// Loads and attaches every hook the request needs.
+pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
+    let facts = KernelFacts::read(req.btf_path)?;
+    let mut config = req.config;
+    if !facts.socket_counters() {
+        config.count_calls = 1;
+    }
+    let mut ebpf = load_object(&facts, &req.filter, &config, req.sizes)?;
+    let order: Vec<HookFamily> = req.forced.map_or_else(|| family::FALLBACK_ORDER.to_vec(), |f| vec![f]);
     let mut choices = Vec::new();
-    for hook in Hook::ALL {
+    for hook in Hook::ALL.into_iter().filter(|h| h.needed(&config)) {
         let mut passed_over = Vec::new();
         let mut chosen = None;
         for &fam in &order {

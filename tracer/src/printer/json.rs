@@ -1,63 +1,110 @@
 //! NDJSON: one object per event, a `type` per kind, numbers as numbers, addresses as
-//! strings. Field names are stable once documented in docs/events.md.
+//! strings, `null` for what is not known. Field names are stable once documented in
+//! docs/events.md (a test checks the two agree).
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::event::{errno_name, ConnectResult, Event};
+use super::{closed_by_text, direction_text};
+use crate::event::{errno_name, BytesSource, ConnectResult, Detail, Event};
 
+/// Fields every event has.
 #[derive(Serialize)]
-struct ConnectJson<'a> {
+struct Common<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     time: String,
     time_ns: u64,
-    pid: u32,
-    tid: u32,
-    uid: u32,
-    comm: &'a str,
+    pid: Option<u32>,
+    tid: Option<u32>,
+    uid: Option<u32>,
+    comm: Option<&'a str>,
     ip: u8,
     laddr: String,
     lport: u16,
     raddr: String,
     rport: u16,
-    latency_ns: u128,
-    result: &'static str,
-    errno: Option<u32>,
-    error: Option<&'static str>,
 }
 
-pub(super) fn event<W: Write>(out: &mut W, event: &Event) -> io::Result<()> {
-    match event {
-        Event::Connect(c) => {
-            let ep = &c.endpoints;
-            let (result, errno) = match c.result {
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Fields {
+    Connect { latency_ns: u128, result: &'static str, errno: Option<u32>, error: Option<&'static str> },
+    Accept {},
+    Close {
+        direction: &'static str,
+        closed_by: &'static str,
+        lifetime_ns: Option<u128>,
+        bytes_sent: u64,
+        bytes_received: u64,
+        total_retrans: u32,
+        srtt_us: u32,
+        bytes_from: &'static str,
+    },
+    State { old_state: String, new_state: String, in_old_state_ns: Option<u128> },
+    Retransmit { state: String, total_retrans: u32 },
+}
+
+#[derive(Serialize)]
+struct Row<'a> {
+    #[serde(flatten)]
+    common: Common<'a>,
+    #[serde(flatten)]
+    fields: Fields,
+}
+
+fn fields(d: &Detail) -> Fields {
+    match d {
+        Detail::Connect { latency, result } => {
+            let (result, errno) = match *result {
                 ConnectResult::Ok => ("ok", None),
                 ConnectResult::Failed(0) => ("failed", None),
                 ConnectResult::Failed(n) => ("failed", Some(n)),
             };
-            let time = jiff::Timestamp::from_nanosecond(i128::from(c.time_ns)).map_or_else(|_| String::new(), |t| t.to_string());
-            let row = ConnectJson {
-                kind: "connect",
-                time,
-                time_ns: c.time_ns,
-                pid: c.owner.pid,
-                tid: c.owner.tid,
-                uid: c.owner.uid,
-                comm: &c.owner.comm,
-                ip: ep.ip_version(),
-                laddr: ep.laddr.to_string(),
-                lport: ep.lport,
-                raddr: ep.raddr.to_string(),
-                rport: ep.rport,
-                latency_ns: c.latency.as_nanos(),
-                result,
-                errno,
-                error: errno.and_then(errno_name),
-            };
-            serde_json::to_writer(&mut *out, &row)?;
-            out.write_all(b"\n")
+            Fields::Connect { latency_ns: latency.as_nanos(), result, errno, error: errno.and_then(errno_name) }
         }
+        Detail::Accept => Fields::Accept {},
+        Detail::Close(c) => Fields::Close {
+            direction: direction_text(c.direction),
+            closed_by: closed_by_text(c.closed_by),
+            lifetime_ns: c.lifetime.map(|l| l.as_nanos()),
+            bytes_sent: c.bytes_sent,
+            bytes_received: c.bytes_received,
+            total_retrans: c.total_retrans,
+            srtt_us: c.srtt_us,
+            bytes_from: match c.bytes_source {
+                BytesSource::Socket => "socket",
+                BytesSource::Calls => "calls",
+            },
+        },
+        Detail::State { old, new, in_old } => {
+            Fields::State { old_state: old.name(), new_state: new.name(), in_old_state_ns: in_old.map(|d| d.as_nanos()) }
+        }
+        Detail::Retransmit { state, total_retrans } => Fields::Retransmit { state: state.name(), total_retrans: *total_retrans },
     }
+}
+
+pub(super) fn event<W: Write>(out: &mut W, e: &Event) -> io::Result<()> {
+    let known = e.owner.known();
+    let ep = &e.endpoints;
+    let row = Row {
+        common: Common {
+            kind: e.kind(),
+            time: jiff::Timestamp::from_nanosecond(i128::from(e.time_ns)).map_or_else(|_| String::new(), |t| t.to_string()),
+            time_ns: e.time_ns,
+            pid: known.then_some(e.owner.pid),
+            tid: known.then_some(e.owner.tid),
+            uid: known.then_some(e.owner.uid),
+            comm: known.then_some(e.owner.comm.as_str()),
+            ip: ep.ip_version(),
+            laddr: ep.laddr.to_string(),
+            lport: ep.lport,
+            raddr: ep.raddr.to_string(),
+            rport: ep.rport,
+        },
+        fields: fields(&e.detail),
+    };
+    serde_json::to_writer(&mut *out, &row)?;
+    out.write_all(b"\n")
 }

@@ -2,14 +2,18 @@
 //! `Vec<u8>`), and never flushes on its own: the caller flushes once the ring buffer has
 //! been drained, so an idle tracer never holds a line back and a busy one does not pay a
 //! write(2) per event.
+//!
+//! Columns (table and plain): TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL, where
+//! DETAIL is event-specific: human units in the table, `key=value` raw numbers in plain.
 
 mod json;
 mod plain;
 mod table;
+mod units;
 
 use std::io::{self, Write};
 
-use crate::event::{ConnectResult, Event};
+use crate::event::{ClosedBy, ConnectResult, Direction, Event};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum OutputMode {
@@ -74,6 +78,22 @@ pub(crate) fn result_text(result: ConnectResult) -> String {
     }
 }
 
+pub(crate) const fn direction_text(d: Direction) -> &'static str {
+    match d {
+        Direction::Unknown => "unknown",
+        Direction::Active => "active",
+        Direction::Passive => "passive",
+    }
+}
+
+pub(crate) const fn closed_by_text(c: ClosedBy) -> &'static str {
+    match c {
+        ClosedBy::Unknown => "unknown",
+        ClosedBy::Local => "local",
+        ClosedBy::Remote => "remote",
+    }
+}
+
 /// A comm safe for whitespace-separated columns: spaces and control bytes escaped.
 pub(crate) fn column_safe(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -97,22 +117,54 @@ mod tests {
     use std::{net::IpAddr, time::Duration};
 
     use super::*;
-    use crate::event::{ConnectEvent, Endpoints, Owner};
+    use crate::event::{BytesSource, CloseInfo, Detail, Endpoints, Owner, TcpState};
 
-    fn connect(result: ConnectResult, v6: bool) -> Event {
+    fn event(detail: Detail, v6: bool, owner_known: bool) -> Event {
         let (l, r): (IpAddr, IpAddr) = if v6 {
             ("::1".parse().expect("v6"), "::1".parse().expect("v6"))
         } else {
             ("127.0.0.1".parse().expect("v4"), "10.0.0.7".parse().expect("v4"))
         };
-        Event::Connect(ConnectEvent {
+        let owner = if owner_known {
+            Owner { pid: 4242, tid: 4243, uid: 1000, comm: "my client".into() }
+        } else {
+            Owner { pid: 0, tid: 0, uid: 0, comm: String::new() }
+        };
+        Event {
             // 2026-11-25T12:00:01.5Z
             time_ns: 1_795_608_001_500_000_000,
-            owner: Owner { pid: 4242, tid: 4243, uid: 1000, comm: "my client".into() },
+            owner,
             endpoints: Endpoints { laddr: l, lport: 51_234, raddr: r, rport: 8080 },
-            latency: Duration::from_micros(1_234),
-            result,
+            detail,
+        }
+    }
+
+    fn connect(result: ConnectResult) -> Detail {
+        Detail::Connect { latency: Duration::from_micros(1_234), result }
+    }
+
+    fn close() -> Detail {
+        Detail::Close(CloseInfo {
+            lifetime: Some(Duration::from_millis(1_500)),
+            bytes_sent: 1_000_003,
+            bytes_received: 77_777,
+            total_retrans: 2,
+            srtt_us: 41,
+            direction: Direction::Active,
+            closed_by: ClosedBy::Local,
+            bytes_source: BytesSource::Socket,
         })
+    }
+
+    fn all_kinds() -> Vec<Event> {
+        vec![
+            event(connect(ConnectResult::Ok), false, true),
+            event(connect(ConnectResult::Failed(111)), true, true),
+            event(Detail::Accept, false, true),
+            event(close(), false, true),
+            event(Detail::State { old: TcpState(1), new: TcpState(4), in_old: Some(Duration::from_micros(340)) }, false, false),
+            event(Detail::Retransmit { state: TcpState(1), total_retrans: 3 }, false, true),
+        ]
     }
 
     fn render(mode: OutputMode, events: &[Event]) -> String {
@@ -125,34 +177,59 @@ mod tests {
 
     #[test]
     fn table_aligns_columns_under_one_header() {
-        let got = render(OutputMode::Table, &[connect(ConnectResult::Ok, false), connect(ConnectResult::Failed(111), true)]);
+        let got = render(OutputMode::Table, &all_kinds());
         let want = "\
-TIME         EVENT    PID     COMM             IP LADDR           LPORT RADDR           RPORT  LAT(ms) RESULT
-12:00:01.500 connect  4242    my client        4  127.0.0.1       51234 10.0.0.7        8080     1.234 ok
-12:00:01.500 connect  4242    my client        6  ::1             51234 ::1             8080     1.234 ECONNREFUSED
+TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR           RPORT DETAIL
+12:00:01.500 connect    4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  ok lat=1.23ms
+12:00:01.500 connect    4242    my client        6  ::1             51234 ::1             8080  ECONNREFUSED lat=1.23ms
+12:00:01.500 accept     4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  -
+12:00:01.500 close      4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  active closed_by=local life=1.50s tx=976.6KiB rx=76.0KiB retrans=2 srtt=41µs
+12:00:01.500 state      -       -                4  127.0.0.1       51234 10.0.0.7        8080  ESTABLISHED->FIN_WAIT1 after=340µs
+12:00:01.500 retransmit 4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  ESTABLISHED total_retrans=3
 ";
         assert_eq!(got, want);
     }
 
     #[test]
-    fn plain_is_one_token_per_column() {
-        let got = render(OutputMode::Plain, &[connect(ConnectResult::Failed(0), false)]);
+    fn plain_has_fixed_columns_then_key_value_details() {
+        let got = render(OutputMode::Plain, &all_kinds());
         let want = "\
-TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT LAT_NS RESULT
-1795608001.500000000 connect 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 1234000 failed
+TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
+1795608001.500000000 connect 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 result=ok lat_ns=1234000
+1795608001.500000000 connect 4242 my\\x20client 6 ::1 51234 ::1 8080 result=ECONNREFUSED lat_ns=1234000
+1795608001.500000000 accept 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 -
+1795608001.500000000 close 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 dir=active closed_by=local lifetime_ns=1500000000 tx_bytes=1000003 rx_bytes=77777 retrans=2 srtt_us=41 bytes_from=socket
+1795608001.500000000 state - - 4 127.0.0.1 51234 10.0.0.7 8080 old=ESTABLISHED new=FIN_WAIT1 in_old_ns=340000
+1795608001.500000000 retransmit 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 state=ESTABLISHED total_retrans=3
 ";
         assert_eq!(got, want);
         for line in got.lines() {
-            assert_eq!(line.split_whitespace().count(), 11);
+            assert!(line.split_whitespace().count() >= 10, "{line}");
         }
     }
 
     #[test]
     fn json_is_one_object_per_line() {
-        let got = render(OutputMode::Json, &[connect(ConnectResult::Failed(111), false)]);
-        let want = r#"{"type":"connect","time":"2026-11-25T12:00:01.5Z","time_ns":1795608001500000000,"pid":4242,"tid":4243,"uid":1000,"comm":"my client","ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080,"latency_ns":1234000,"result":"failed","errno":111,"error":"ECONNREFUSED"}
-"#;
-        assert_eq!(got, want);
+        let got = render(OutputMode::Json, &all_kinds());
+        let common = r#""time":"2026-11-25T12:00:01.5Z","time_ns":1795608001500000000,"pid":4242,"tid":4243,"uid":1000,"comm":"my client","ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080"#;
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines.len(), 6);
+        assert_eq!(
+            lines[0],
+            format!(r#"{{"type":"connect",{common},"latency_ns":1234000,"result":"ok","errno":null,"error":null}}"#)
+        );
+        assert_eq!(lines[2], format!(r#"{{"type":"accept",{common}}}"#));
+        assert_eq!(
+            lines[3],
+            format!(
+                r#"{{"type":"close",{common},"direction":"active","closed_by":"local","lifetime_ns":1500000000,"bytes_sent":1000003,"bytes_received":77777,"total_retrans":2,"srtt_us":41,"bytes_from":"socket"}}"#
+            )
+        );
+        assert_eq!(
+            lines[4],
+            r#"{"type":"state","time":"2026-11-25T12:00:01.5Z","time_ns":1795608001500000000,"pid":null,"tid":null,"uid":null,"comm":null,"ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080,"old_state":"ESTABLISHED","new_state":"FIN_WAIT1","in_old_state_ns":340000}"#
+        );
+        assert_eq!(lines[5], format!(r#"{{"type":"retransmit",{common},"state":"ESTABLISHED","total_retrans":3}}"#));
     }
 
     #[test]

@@ -1,40 +1,57 @@
-//! Aligned columns for a person at a terminal (bcc's column names).
+//! Aligned columns for a person at a terminal (bcc's column names), human units.
 
 use std::io::{self, Write};
 
-use super::result_text;
-use crate::event::Event;
+use super::{closed_by_text, direction_text, result_text, units};
+use crate::event::{Detail, Event};
 
 pub(super) fn header<W: Write>(out: &mut W) -> io::Result<()> {
     writeln!(
         out,
-        "{:<12} {:<8} {:<7} {:<16} {:<2} {:<15} {:<5} {:<15} {:<5} {:>8} RESULT",
-        "TIME", "EVENT", "PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT", "LAT(ms)"
+        "{:<12} {:<10} {:<7} {:<16} {:<2} {:<15} {:<5} {:<15} {:<5} DETAIL",
+        "TIME", "EVENT", "PID", "COMM", "IP", "LADDR", "LPORT", "RADDR", "RPORT"
     )
 }
 
-pub(super) fn event<W: Write>(out: &mut W, event: &Event, tz: &jiff::tz::TimeZone) -> io::Result<()> {
-    match event {
-        Event::Connect(c) => {
-            let time = jiff::Timestamp::from_nanosecond(i128::from(c.time_ns))
-                .map(|t| t.to_zoned(tz.clone()).strftime("%H:%M:%S%.3f").to_string())
-                .unwrap_or_else(|_| "-".into());
-            let ep = &c.endpoints;
-            writeln!(
-                out,
-                "{:<12} {:<8} {:<7} {:<16} {:<2} {:<15} {:<5} {:<15} {:<5} {:>8.3} {}",
-                time,
-                "connect",
-                c.owner.pid,
-                c.owner.comm,
-                ep.ip_version(),
-                ep.laddr,
-                ep.lport,
-                ep.raddr,
-                ep.rport,
-                c.latency.as_secs_f64() * 1e3,
-                result_text(c.result)
-            )
+fn detail(d: &Detail) -> String {
+    match d {
+        Detail::Connect { latency, result } => format!("{} lat={}", result_text(*result), units::duration(*latency)),
+        Detail::Accept => "-".into(),
+        Detail::Close(c) => format!(
+            "{} closed_by={} life={} tx={} rx={} retrans={} srtt={}µs",
+            direction_text(c.direction),
+            closed_by_text(c.closed_by),
+            c.lifetime.map_or_else(|| "?".into(), units::duration),
+            units::bytes(c.bytes_sent),
+            units::bytes(c.bytes_received),
+            c.total_retrans,
+            c.srtt_us
+        ),
+        Detail::State { old, new, in_old } => {
+            format!("{}->{} after={}", old.name(), new.name(), in_old.map_or_else(|| "?".into(), units::duration))
         }
+        Detail::Retransmit { state, total_retrans } => format!("{} total_retrans={total_retrans}", state.name()),
     }
+}
+
+pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone) -> io::Result<()> {
+    let time = jiff::Timestamp::from_nanosecond(i128::from(e.time_ns))
+        .map(|t| t.to_zoned(tz.clone()).strftime("%H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|_| "-".into());
+    let (pid, comm) = if e.owner.known() { (e.owner.pid.to_string(), e.owner.comm.as_str()) } else { ("-".into(), "-") };
+    let ep = &e.endpoints;
+    writeln!(
+        out,
+        "{:<12} {:<10} {:<7} {:<16} {:<2} {:<15} {:<5} {:<15} {:<5} {}",
+        time,
+        e.kind(),
+        pid,
+        comm,
+        ep.ip_version(),
+        ep.laddr,
+        ep.lport,
+        ep.raddr,
+        ep.rport,
+        detail(&e.detail)
+    )
 }

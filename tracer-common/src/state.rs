@@ -1,0 +1,18 @@
+//! The state event: one per TCP state transition (opt-in, as tcpstates).
+
+use crate::{addr::Endpoints, event::EventHeader};
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateEvent {
+    /// Owner of the socket (pid 0 when unknown), not the task the transition ran on.
+    pub header: EventHeader,
+    pub endpoints: Endpoints,
+    /// Time spent in `old_state`; 0 when tcptrace did not see it begin.
+    pub in_old_state_ns: u64,
+    /// `TCP_*` values from include/net/tcp_states.h.
+    pub old_state: u32,
+    pub new_state: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<StateEvent>() == 96);

@@ -1,0 +1,54 @@
+//! Accept events: passive opens, reported in the accepting task's own context, which is
+//! also when a passive connection gets its owner.
+
+pub(crate) mod fentry;
+pub(crate) mod kprobe;
+pub(crate) mod tracepoint;
+
+use tracer_common::{accept::AcceptEvent, close::DIRECTION_PASSIVE, counters::Counter, event::EventKind};
+
+use crate::{
+    emit::{count, current_task, header_if_wanted, send},
+    globals::filter,
+    maps::SOCKS,
+    sock,
+    socks::SockInfo,
+};
+
+const IPPROTO_TCP: u16 = 6;
+
+/// `sk` was just accepted by the current task.
+#[inline(always)]
+pub(crate) fn on_accept(sk: u64) {
+    if sk == 0 || sock::protocol(sk) != Ok(IPPROTO_TCP) {
+        return; // failed accept, or not TCP (inet_csk_accept also serves DCCP)
+    }
+    let task = current_task();
+    let keep = filter().pid_matches(task.pid);
+    match SOCKS.get_ptr_mut(&sk) {
+        Some(info) if keep => {
+            // SAFETY: map value of `sk`; the acceptor owns the socket now.
+            unsafe {
+                (*info).task = task;
+                (*info).direction = DIRECTION_PASSIVE;
+            }
+        }
+        Some(_) => {
+            let _ = SOCKS.remove(&sk);
+        }
+        None if keep => {
+            // Established before tcptrace started, or evicted: owner known, start not.
+            let mut info = SockInfo::unknown(DIRECTION_PASSIVE, 0);
+            info.task = task;
+            let _ = SOCKS.insert(&sk, &info, 0);
+        }
+        None => {}
+    }
+    let Ok(endpoints) = sock::endpoints(sk) else {
+        count(Counter::ReadError);
+        return;
+    };
+    if let Some(header) = header_if_wanted(EventKind::Accept, &task, &endpoints) {
+        send(&AcceptEvent { header, endpoints });
+    }
+}

@@ -1,0 +1,39 @@
+//! Tracepoint family for per-call byte counting: `sock:sock_send_length` and
+//! `sock:sock_recv_length` (Linux 6.3+), fired by `sock_sendmsg`/`sock_recvmsg` for every
+//! socket type with the call's return value. Process context: the caller.
+//! https://github.com/torvalds/linux/blob/v6.3/include/trace/events/sock.h#L269
+
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+
+use crate::globals::length_tp_offsets;
+
+const IPPROTO_TCP: u16 = 6;
+
+#[inline(always)]
+fn on_length(ctx: &TracePointContext, sent: bool) {
+    let off = length_tp_offsets();
+    // SAFETY: offsets from this kernel's format file; read_at checks the address.
+    let fields = unsafe {
+        (
+            ctx.read_at::<u16>(off.protocol as usize),
+            ctx.read_at::<u64>(off.sk as usize),
+            ctx.read_at::<i32>(off.ret as usize),
+            ctx.read_at::<i32>(off.flags as usize),
+        )
+    };
+    if let (Ok(IPPROTO_TCP), Ok(sk), Ok(ret), Ok(flags)) = fields {
+        super::on_call(sk, i64::from(ret), sent, flags);
+    }
+}
+
+#[tracepoint]
+pub(crate) fn tt_send_tp(ctx: TracePointContext) -> u32 {
+    on_length(&ctx, true);
+    0
+}
+
+#[tracepoint]
+pub(crate) fn tt_recv_tp(ctx: TracePointContext) -> u32 {
+    on_length(&ctx, false);
+    0
+}

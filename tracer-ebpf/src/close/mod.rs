@@ -1,0 +1,108 @@
+//! Close events: one per connection, emitted by the state hook when it reaches CLOSE (the
+//! moment the connection really ends: after the last FIN is acked or a reset), so the
+//! socket's byte counts are final. With per-call counting the application may still read
+//! what arrived before CLOSE, so the event waits for the socket's destruction instead
+//! (`destroy`, attached with the bytes hook), when no call can touch it any more.
+
+pub(crate) mod fentry;
+pub(crate) mod kprobe;
+pub(crate) mod tracepoint;
+
+use tracer_common::{
+    close::{CloseEvent, BYTES_FROM_CALLS, BYTES_FROM_SOCKET, CLOSED_BY_LOCAL, CLOSED_BY_REMOTE, CLOSED_BY_UNKNOWN},
+    counters::Counter,
+    event::EventKind,
+};
+
+use crate::{
+    emit::{count, header_if_wanted, send},
+    globals::config,
+    sock,
+    socks::SockInfo,
+    state::TCP_ESTABLISHED,
+};
+
+// errno values a reset from the peer leaves on the socket (tcp_reset()).
+const EPIPE: i32 = 32;
+const ECONNRESET: i32 = 104;
+
+/// The state hook saw `sk` reach CLOSE from `old`. Returns true when the entry must stay
+/// for `destroy` to emit the event.
+#[inline(always)]
+pub(crate) fn on_close_state(sk: u64, info: &mut SockInfo, old: i32, now: u64) -> bool {
+    info.closed_by = closed_by(sk, info, old);
+    // Which figure: by default the socket's own counters (exact, free, and they see
+    // sendfile/splice too); with per-call counting, the sum of what tcp_sendmsg accepted
+    // and tcp_recvmsg returned, for sockets tcptrace saw from their start.
+    if config().count_calls != 0 && info.established_ns != 0 {
+        info.closed_ns = now;
+        return true;
+    }
+    emit(sk, info, now, false);
+    false
+}
+
+/// The socket is being destroyed (`tcp_v4_destroy_sock`, also for IPv6).
+#[inline(always)]
+pub(crate) fn destroy(sk: u64) {
+    let Some(info) = crate::maps::SOCKS.get_ptr(&sk) else {
+        return;
+    };
+    // SAFETY: a plain struct in a map value, copied before the delete.
+    let info = unsafe { *info };
+    let _ = crate::maps::SOCKS.remove(&sk);
+    if info.closed_ns != 0 {
+        emit(sk, &info, info.closed_ns, true);
+    }
+}
+
+#[inline(always)]
+fn closed_by(sk: u64, info: &SockInfo, old: i32) -> u8 {
+    if info.closed_by != CLOSED_BY_UNKNOWN {
+        info.closed_by
+    } else if old == TCP_ESTABLISHED {
+        // Straight from ESTABLISHED to CLOSE is a reset: received if the kernel left the
+        // peer's reset error on the socket, sent by us otherwise.
+        match sock::err(sk) {
+            Ok(ECONNRESET | EPIPE) => CLOSED_BY_REMOTE,
+            _ => CLOSED_BY_LOCAL,
+        }
+    } else {
+        CLOSED_BY_UNKNOWN
+    }
+}
+
+#[inline(always)]
+fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
+    let Ok(endpoints) = sock::endpoints(sk) else {
+        count(Counter::ReadError);
+        return;
+    };
+    let Some(header) = header_if_wanted(EventKind::Close, &info.task, &endpoints) else {
+        return;
+    };
+    let (bytes_sent, bytes_received, bytes_source) = if by_calls {
+        (info.sent_bytes, info.received_bytes, BYTES_FROM_CALLS)
+    } else {
+        match sock::byte_counts(sk) {
+            Ok((s, r)) => (s, r, BYTES_FROM_SOCKET),
+            Err(_) => {
+                count(Counter::ReadError);
+                return;
+            }
+        }
+    };
+    send(&CloseEvent {
+        header,
+        endpoints,
+        lifetime_ns: if info.established_ns == 0 { 0 } else { closed_ns.saturating_sub(info.established_ns) },
+        bytes_sent,
+        bytes_received,
+        total_retrans: sock::total_retrans(sk).unwrap_or(0),
+        srtt_us: sock::srtt_us(sk).unwrap_or(0),
+        direction: info.direction,
+        closed_by: info.closed_by,
+        bytes_source,
+        _pad: [0; 5],
+    });
+}

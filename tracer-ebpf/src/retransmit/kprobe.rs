@@ -1,0 +1,26 @@
+//! kprobe/kretprobe family for the retransmit hook: the same function as `fentry.rs`.
+
+use aya_ebpf::{
+    macros::{kprobe, kretprobe},
+    programs::{ProbeContext, RetProbeContext},
+};
+
+use crate::calls;
+
+#[kprobe]
+pub(crate) fn tt_rtx_kp(ctx: ProbeContext) -> u32 {
+    if let Some(sk) = ctx.arg::<u64>(0) {
+        calls::save(sk);
+    }
+    0
+}
+
+#[kretprobe]
+pub(crate) fn tt_rtx_krp(ctx: RetProbeContext) -> u32 {
+    if let Some(sk) = calls::take() {
+        if ctx.ret::<i32>() == 0 {
+            super::on_retransmit(sk);
+        }
+    }
+    0
+}
