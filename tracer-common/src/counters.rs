@@ -10,7 +10,16 @@ pub enum Counter {
     ReadError = 1,
     /// The event was dropped on purpose by a kernel-side filter.
     Filtered = 2,
+    /// A state change the kernel did not run the primary state program for (it was
+    /// already running on this CPU, interrupted by a softirq), handled by the backup copy.
+    Covered = 3,
+    /// A transition whose old state is not the new state tcptrace last saw for that
+    /// socket: a state change was missed somewhere (whatever the cause, on any kernel).
+    StateGap = 4,
+    /// A per-connection map update failed (the kernel refused the insert): the
+    /// transition was not recorded.
+    MapError = 5,
 }
 
 /// Number of slots in `COUNTERS`.
-pub const COUNTER_SLOTS: u32 = 4;
+pub const COUNTER_SLOTS: u32 = 8;

@@ -8,6 +8,7 @@
 pub mod accept;
 pub mod addr;
 pub mod close;
+pub mod conn;
 pub mod connect;
 pub mod counters;
 pub mod event;
@@ -31,4 +32,5 @@ mod pod {
     unsafe impl aya::Pod for crate::offsets::TaskOffsets {}
     unsafe impl aya::Pod for crate::offsets::RetransTpOffsets {}
     unsafe impl aya::Pod for crate::filter::Config {}
+    unsafe impl aya::Pod for crate::conn::SockInfo {}
 }

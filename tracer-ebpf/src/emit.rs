@@ -11,6 +11,8 @@ use tracer_common::{
 
 use crate::maps::{COUNTERS, EVENTS};
 
+pub(crate) use tracer_common::conn::Task;
+
 /// Adds one to a counter slot on this CPU.
 #[inline(always)]
 pub(crate) fn count(counter: Counter) {
@@ -20,17 +22,6 @@ pub(crate) fn count(counter: Counter) {
     }
 }
 
-/// The task running now: who it is, captured in its own (process) context.
-#[derive(Clone, Copy)]
-#[repr(C)]
-pub(crate) struct Task {
-    pub(crate) pid: u32,
-    pub(crate) tid: u32,
-    pub(crate) uid: u32,
-    /// Keeps `comm` 8-byte aligned in maps without hidden padding.
-    pub(crate) _pad: u32,
-    pub(crate) comm: [u8; COMM_LEN],
-}
 
 #[inline(always)]
 pub(crate) fn current_tid() -> u32 {

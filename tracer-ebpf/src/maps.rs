@@ -28,6 +28,11 @@ pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COU
 #[map]
 pub(crate) static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entries(65_536, 0);
 
+/// Per-CPU recursion bookkeeping for the state hook's primary/backup program pair (see
+/// `state::primary`). Read and written only by those two programs, on their own CPU.
+#[map]
+pub(crate) static STATE_GUARD: PerCpuArray<crate::state::Guard> = PerCpuArray::with_max_entries(1, 0);
+
 /// Arguments of a `tcp_v{4,6}_connect` call in progress, keyed by thread id.
 /// Inserted: connect entry hook (fentry / kprobe). Deleted and read: connect exit hook.
 /// Also read by the state hook: while an entry exists, the exit hook reports the failure.
@@ -36,7 +41,7 @@ pub(crate) static CONNECT_ARGS: LruHashMap<u32, ConnectArgs> = LruHashMap::with_
 
 /// The `struct sock *` argument of a kprobe'd call until its kretprobe runs, keyed by
 /// `calls::key()` (thread, or CPU for the idle task). Inserted: kprobe entries of
-/// `tcp_sendmsg`, `tcp_recvmsg`, `__tcp_retransmit_skb`, `inet_csk_accept` (none: it
+/// `tcp_sendmsg`, `tcp_recvmsg`, `tcp_retransmit_skb`, `inet_csk_accept` (none: it
 /// returns the sock). Deleted and read: the matching kretprobe.
 #[map]
 pub(crate) static CALL_ARGS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16_384, 0);

@@ -45,6 +45,10 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "N", default_value = "65536", value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
     pub(crate) max_connections: u32,
 
+    /// Ring buffer size in bytes (K and M suffixes allowed): a power of two, 4K at least.
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_ring_size)]
+    pub(crate) ring_buffer: u32,
+
     /// Output format [default: table on a terminal, plain otherwise].
     #[arg(short, long, value_enum, value_name = "FORMAT")]
     pub(crate) output: Option<OutputMode>,
@@ -111,5 +115,38 @@ impl ProbeArg {
             Self::Kprobe => Some(HookFamily::Kprobe),
             Self::Tracepoint => Some(HookFamily::Tracepoint),
         }
+    }
+}
+
+/// `--ring-buffer`: bytes with an optional K/M suffix; the kernel needs a power-of-two
+/// multiple of the page size.
+fn parse_ring_size(text: &str) -> Result<u32, String> {
+    let (digits, unit) = match text.as_bytes().last() {
+        Some(b'K' | b'k') => (&text[..text.len() - 1], 1024),
+        Some(b'M' | b'm') => (&text[..text.len() - 1], 1024 * 1024),
+        _ => (text, 1),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{text:?} is not a size (like 256K or 4M)"))?;
+    let bytes = n.checked_mul(unit).filter(|b| *b <= 1 << 30).ok_or("larger than 1G")?;
+    if bytes < 4096 || !bytes.is_power_of_two() {
+        return Err("must be a power of two of at least 4K (4096 bytes)".into());
+    }
+    u32::try_from(bytes).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_sizes_are_powers_of_two_pages() {
+        assert_eq!(parse_ring_size("4096"), Ok(4096));
+        assert_eq!(parse_ring_size("256K"), Ok(256 * 1024));
+        assert_eq!(parse_ring_size("8M"), Ok(8 * 1024 * 1024));
+        assert!(parse_ring_size("3000").is_err());
+        assert!(parse_ring_size("2K").is_err());
+        assert!(parse_ring_size("12K").is_err());
+        assert!(parse_ring_size("2048M").is_err());
+        assert!(parse_ring_size("lots").is_err());
     }
 }

@@ -20,9 +20,6 @@ use crate::{
     source::Source,
 };
 
-/// Ring buffer size: 256 KiB holds about 2,700 connect events between two wake-ups.
-const RING_BYTES: u32 = 256 * 1024;
-
 pub(crate) fn run(cli: &Cli) -> Result<()> {
     privileges::check().map_err(anyhow::Error::msg)?;
     let btf = loader::btf_path(cli.btf.as_ref());
@@ -38,7 +35,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         btf_path: &btf,
         filter,
         config,
-        sizes: loader::Sizes { ring_bytes: RING_BYTES, max_connections: cli.max_connections },
+        sizes: loader::Sizes { ring_bytes: cli.ring_buffer, max_connections: cli.max_connections },
         forced: cli.probe.forced(),
     };
     let mut tracer = loader::load(&request)?;
@@ -55,8 +52,16 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")?;
     let result = runtime.block_on(async {
         let source = Source::new(&mut tracer)?;
-        pump(source, printer, cli.verbose).await
+        pump(source, printer, &tracer.ebpf, cli.verbose).await
     });
+    if cli.verbose {
+        // Connections the kernel still tracks: after every traced connection has closed,
+        // this is back to zero (the map is bounded anyway; this shows nothing leaks).
+        match tracked_connections(&tracer) {
+            Ok((all, owned)) => eprintln!("tcptrace: connections tracked at exit: {all} ({owned} with a known owner)"),
+            Err(e) => eprintln!("tcptrace: cannot read the connection map: {e:#}"),
+        }
+    }
     drop(tracer);
     match result {
         Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => Ok(()),
@@ -64,14 +69,77 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
     }
 }
 
-/// Moves events until SIGINT/SIGTERM, flushing after each drain of the ring buffer.
-async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, verbose: bool) -> Result<()> {
+/// What went through, and what did not, for the summary line.
+#[derive(Default)]
+struct Tally {
+    per_kind: std::collections::BTreeMap<&'static str, u64>,
+    undecodable: u64,
+}
+
+/// Losses as the kernel side counted them.
+struct Losses {
+    ring_full: u64,
+    read_errors: u64,
+    /// Program runs the kernel skipped, minus those the backup state program covered.
+    missed_runs: u64,
+    state_gaps: u64,
+    map_errors: u64,
+    filtered: u64,
+}
+
+fn losses(source: &Source, ebpf: &aya::Ebpf) -> Losses {
+    let covered = source.counter(Counter::Covered);
+    Losses {
+        ring_full: source.counter(Counter::RingbufFull),
+        read_errors: source.counter(Counter::ReadError),
+        missed_runs: loader::stats::total_misses(ebpf).saturating_sub(covered),
+        state_gaps: source.counter(Counter::StateGap),
+        map_errors: source.counter(Counter::MapError),
+        filtered: source.counter(Counter::Filtered),
+    }
+}
+
+impl Losses {
+    fn lost(&self) -> u64 {
+        self.ring_full + self.read_errors + self.missed_runs + self.state_gaps + self.map_errors
+    }
+
+    /// The loss part of the summary, e.g. `lost 3 (ring buffer full 3, ...)`.
+    fn describe(&self) -> String {
+        format!(
+            "lost {} (ring buffer full {}, kernel reads failed {}, hook runs skipped by the kernel {}, state changes out of sequence {}, map updates refused {})",
+            self.lost(),
+            self.ring_full,
+            self.read_errors,
+            self.missed_runs,
+            self.state_gaps,
+            self.map_errors
+        )
+    }
+}
+
+fn drain<W: Write>(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, printer: &mut Printer<W>, clock: Clock, tally: &mut Tally) -> io::Result<()> {
+    while let Some(item) = ring.next() {
+        match decode(&item, clock) {
+            Ok(event) => {
+                *tally.per_kind.entry(event.kind()).or_default() += 1;
+                printer.event(&event)?;
+            }
+            Err(_) => tally.undecodable += 1,
+        }
+    }
+    printer.flush()
+}
+
+/// Moves events until SIGINT/SIGTERM, flushing after each drain of the ring buffer, then
+/// prints a one-line summary on stderr.
+async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya::Ebpf, verbose: bool) -> Result<()> {
     let clock = Clock::now();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut lost_reported = 0;
-    let mut undecodable = 0u64;
+    let mut tally = Tally::default();
     printer.header()?;
     printer.flush()?;
     if verbose {
@@ -82,47 +150,45 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, verbose: bo
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = tick.tick() => {
-                let lost = source.counter(Counter::RingbufFull);
-                if lost > lost_reported {
-                    eprintln!("tcptrace: {} events lost so far: ring buffer full", lost);
-                    lost_reported = lost;
+                let now = losses(&source, ebpf);
+                if now.lost() > lost_reported {
+                    eprintln!("tcptrace: so far {}", now.describe());
+                    lost_reported = now.lost();
                 }
             }
             guard = source.ring.readable_mut() => {
                 let mut guard = guard?;
-                let ring = guard.get_inner_mut();
-                while let Some(item) = ring.next() {
-                    match decode(&item, clock) {
-                        Ok(event) => printer.event(&event)?,
-                        Err(_) => undecodable += 1,
-                    }
-                }
+                drain(guard.get_inner_mut(), &mut printer, clock, &mut tally)?;
                 guard.clear_ready();
-                printer.flush()?;
             }
         }
     }
     // Whatever arrived before the signal is still printed.
-    let ring = source.ring.get_mut();
-    while let Some(item) = ring.next() {
-        match decode(&item, clock) {
-            Ok(event) => printer.event(&event)?,
-            Err(_) => undecodable += 1,
+    drain(source.ring.get_mut(), &mut printer, clock, &mut tally)?;
+    let end = losses(&source, ebpf);
+    let seen: u64 = tally.per_kind.values().sum();
+    let kinds: Vec<String> = tally.per_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let kinds = if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
+    let undecodable = if tally.undecodable > 0 { format!("; {} undecodable", tally.undecodable) } else { String::new() };
+    eprintln!("tcptrace: {seen} events{kinds}; {}; filtered in the kernel {}{undecodable}", end.describe(), end.filtered);
+    Ok(())
+}
+
+/// Entries in the kernel's per-connection map: (all, with a known owner).
+fn tracked_connections(tracer: &loader::Tracer) -> Result<(usize, usize)> {
+    let map = tracer.ebpf.map("SOCKS").context("SOCKS map missing")?;
+    let socks: aya::maps::HashMap<_, u64, tracer_common::conn::SockInfo> = aya::maps::HashMap::try_from(map)?;
+    let mut all = 0;
+    let mut owned = 0;
+    for entry in socks.iter() {
+        let (_, info) = entry?;
+        all += 1;
+        owned += usize::from(info.task.pid != 0);
+        if std::env::var_os("TT_DEBUG_SOCKS").is_some() {
+            eprintln!("tcptrace: tracked {info:?}");
         }
     }
-    printer.flush()?;
-    let lost = source.counter(Counter::RingbufFull);
-    if lost > 0 {
-        eprintln!("tcptrace: {lost} events lost: ring buffer full");
-    }
-    let unread = source.counter(Counter::ReadError);
-    if unread > 0 {
-        eprintln!("tcptrace: {unread} events lost: kernel memory reads failed");
-    }
-    if undecodable > 0 {
-        eprintln!("tcptrace: {undecodable} events could not be decoded");
-    }
-    Ok(())
+    Ok((all, owned))
 }
 
 /// `--list-probes`: each hook with each family, on this kernel.

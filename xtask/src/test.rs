@@ -17,6 +17,9 @@ pub(crate) struct Options {
     /// Skip the VM (for a quick local loop; CI always runs it).
     #[arg(long)]
     no_vm: bool,
+    /// Skip the unit and host-kernel tests (to iterate on the VM alone).
+    #[arg(long)]
+    vm_only: bool,
 }
 
 /// Builds the integration test binaries and returns their paths.
@@ -48,13 +51,15 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     crate::build_ebpf::run(ci)?;
     let root = workspace_root();
 
-    eprintln!("xtask: unit tests");
-    crate::run_cmd(Command::new("cargo").current_dir(&root).args(["test", "--workspace", "--lib", "--bins"]))?;
+    if !opts.vm_only {
+        eprintln!("xtask: unit tests");
+        crate::run_cmd(Command::new("cargo").current_dir(&root).args(["test", "--workspace", "--lib", "--bins"]))?;
+    }
 
     crate::run_cmd(Command::new("cargo").current_dir(&root).args(["build", "-p", "tracer"]))?;
     let tcptrace = root.join("target/debug/tcptrace");
     let bins = integration_binaries()?;
-    for family in HOST_FAMILIES {
+    for family in HOST_FAMILIES.iter().filter(|_| !opts.vm_only) {
         for bin in &bins {
             eprintln!("xtask: host kernel, family {family}: {}", vm::vm_name(bin));
             crate::run_cmd(

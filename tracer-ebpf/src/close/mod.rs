@@ -72,7 +72,7 @@ fn closed_by(sk: u64, info: &SockInfo, old: i32) -> u8 {
     }
 }
 
-#[inline(always)]
+#[inline(never)]
 fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
     let Ok(endpoints) = sock::endpoints(sk) else {
         count(Counter::ReadError);

@@ -50,12 +50,13 @@ pub(crate) fn start(sk: u64, now: u64) {
     let mut info = SockInfo::unknown(DIRECTION_ACTIVE, now);
     info.task = task;
     info.syn_sent_ns = now;
+    info.last_state = crate::state::TCP_SYN_SENT as u8;
     let _ = SOCKS.insert(&sk, &info, 0);
 }
 
 /// SYN_SENT -> ESTABLISHED (`failed == false`) or SYN_SENT -> CLOSE. Returns false when a
 /// failure is left for the exit hook to report (it knows the real errno).
-#[inline(always)]
+#[inline(never)]
 pub(crate) fn finish(sk: u64, info: &SockInfo, failed: bool, now: u64) -> bool {
     if info.syn_sent_ns == 0 {
         return true; // not started under tcptrace, or filtered out at start

@@ -11,9 +11,21 @@ use crate::sock;
 
 #[fentry(function = "tcp_set_state")]
 pub(crate) fn tt_state_fent(ctx: FEntryContext) -> u32 {
+    run(&ctx, super::primary);
+    0
+}
+
+/// The backup copy (see `state::primary`), attached after `tt_state_fent`.
+#[fentry(function = "tcp_set_state")]
+pub(crate) fn tt_state_fent2(ctx: FEntryContext) -> u32 {
+    run(&ctx, super::backup);
+    0
+}
+
+#[inline(always)]
+fn run(ctx: &FEntryContext, body: fn(u64, i32, i32)) {
     let sk: u64 = ctx.arg(0);
     if let Ok(old) = sock::state(sk) {
-        super::on_change(sk, i32::from(old), ctx.arg(1));
+        body(sk, i32::from(old), ctx.arg(1));
     }
-    0
 }

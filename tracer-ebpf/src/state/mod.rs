@@ -16,7 +16,7 @@ use tracer_common::{
 use crate::{
     close, connect,
     emit::{count, header_if_wanted, now_ns, send},
-    maps::SOCKS,
+    maps::{SOCKS, STATE_GUARD},
     sock,
     socks::{self, SockInfo},
 };
@@ -30,8 +30,67 @@ pub(crate) const TCP_CLOSE: i32 = 7;
 pub(crate) const TCP_CLOSE_WAIT: i32 = 8;
 pub(crate) const TCP_LISTEN: i32 = 10;
 
-/// One transition of `sk` from `old` to `new`.
+/// The event the primary state program last took on this CPU: how the backup tells
+/// whether the primary ran for the event in hand.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Guard {
+    sk: u64,
+    old: i32,
+    new: i32,
+}
+
+/// The primary state program's body. The kernel skips a program that is already running
+/// on this CPU (per-program recursion guard of raw tracepoints and trampolines), which
+/// happens when a softirq changes another socket's state while the primary handles a
+/// change in process context (connect, close). A second, identical program attached after
+/// it (the backup) catches exactly those events: the primary notes each event it takes
+/// (again at its end, so a nested run on a kernel without the guard cannot confuse the
+/// outer one), and the backup takes any event that is not the one noted.
+/// Kprobes and classic tracepoints have one guard for all BPF programs, so there the pair
+/// cannot help; what is missed there is still counted (`Counter::StateGap`, and the
+/// kernel's own miss counts that userspace reports).
 #[inline(always)]
+pub(crate) fn primary(sk: u64, old: i32, new: i32) {
+    let this = Guard { sk, old, new };
+    let slot = STATE_GUARD.get_ptr_mut(0);
+    if let Some(slot) = slot {
+        // SAFETY: this CPU's slot, written only by the primary.
+        unsafe { *slot = this };
+    }
+    on_change(sk, old, new);
+    if let Some(slot) = slot {
+        // SAFETY: as above.
+        unsafe { *slot = this };
+    }
+}
+
+/// The backup state program's body: takes the event only if the primary did not.
+#[inline(always)]
+pub(crate) fn backup(sk: u64, old: i32, new: i32) {
+    let Some(slot) = STATE_GUARD.get_ptr(0) else {
+        return;
+    };
+    // SAFETY: this CPU's slot, a plain struct.
+    let last = unsafe { *slot };
+    if last.sk == sk && last.old == old && last.new == new {
+        return;
+    }
+    // A primary that ran nested inside this backup's own start may have overwritten the
+    // note: an event whose effect is already recorded is such a duplicate.
+    match SOCKS.get_ptr(&sk) {
+        // SAFETY: a plain struct in a map value.
+        Some(info) if i32::from(unsafe { (*info).last_state }) == new => return,
+        None if new == TCP_CLOSE => return, // removed at CLOSE by the primary: done
+        _ => {}
+    }
+    count(Counter::Covered);
+    on_change(sk, old, new);
+}
+
+/// One transition of `sk` from `old` to `new`. Not inlined: a BPF-to-BPF call keeps each
+/// entry point small and gives the event builders below their own stack frames.
+#[inline(never)]
 pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
     // Listening sockets are not connections.
     if old == new || new == TCP_LISTEN || (old == TCP_LISTEN && new == TCP_CLOSE) {
@@ -39,16 +98,22 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
     }
     let now = now_ns();
     if old == TCP_CLOSE && new == TCP_SYN_SENT {
+        let _ = SOCKS.remove(&sk); // an address reused before its CLOSE was seen
         connect::start(sk, now);
         state_event(sk, &socks_copy(sk), old, new, 0);
         return;
     }
     let Some(info) = socks::get_or_track(sk, old, now) else {
+        count(Counter::MapError);
         return;
     };
     // SAFETY: `info` points into the map value for `sk`; programs on other CPUs touching
     // the same socket hold its lock (state changes run under it), so there is no race here.
     let info = unsafe { &mut *info };
+    if info.last_state != 0 && i32::from(info.last_state) != old {
+        count(Counter::StateGap);
+    }
+    info.last_state = new as u8;
 
     let mut keep_for_exit_hook = false;
     match (old, new) {
@@ -88,7 +153,7 @@ fn socks_copy(sk: u64) -> SockInfo {
     }
 }
 
-#[inline(always)]
+#[inline(never)]
 fn state_event(sk: u64, info: &SockInfo, old: i32, new: i32, in_old_state_ns: u64) {
     if !crate::globals::wants(EventKind::State) {
         return;

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use aya::{
-    programs::{FEntry, FExit, KProbe, TracePoint},
+    programs::{FEntry, FExit, KProbe, RawTracePoint, TracePoint},
     Ebpf,
 };
 
@@ -91,12 +91,12 @@ impl Hook {
             }
             (Self::State, HookFamily::Fentry) => "fentry tcp_set_state",
             (Self::State, HookFamily::Kprobe) => "kprobe tcp_set_state",
-            (Self::State, HookFamily::Tracepoint) => "tracepoint sock:inet_sock_set_state",
+            (Self::State, HookFamily::Tracepoint) => "tracepoint sock:inet_sock_set_state (raw; classic where raw is refused)",
             (Self::Accept, HookFamily::Fentry) => "fexit inet_csk_accept",
             (Self::Accept, HookFamily::Kprobe) => "kretprobe inet_csk_accept",
             (Self::Accept, HookFamily::Tracepoint) => "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table)",
-            (Self::Retransmit, HookFamily::Fentry) => "fexit __tcp_retransmit_skb",
-            (Self::Retransmit, HookFamily::Kprobe) => "kprobe+kretprobe __tcp_retransmit_skb",
+            (Self::Retransmit, HookFamily::Fentry) => "fexit tcp_retransmit_skb (tail loss probes not seen)",
+            (Self::Retransmit, HookFamily::Kprobe) => "kprobe+kretprobe tcp_retransmit_skb (tail loss probes not seen)",
             (Self::Retransmit, HookFamily::Tracepoint) => "tracepoint tcp:tcp_retransmit_skb",
             (Self::Bytes, HookFamily::Fentry) => "fexit tcp_sendmsg, tcp_recvmsg; fentry tcp_v4_destroy_sock",
             (Self::Bytes, HookFamily::Kprobe) => "kprobe+kretprobe tcp_sendmsg, tcp_recvmsg; kprobe tcp_v4_destroy_sock",
@@ -171,9 +171,9 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::Connect, HookFamily::Fentry) => &["tt_conn_fent4", "tt_conn_fext4", "tt_conn_fent6", "tt_conn_fext6"],
         (Hook::Connect, HookFamily::Kprobe) => &["tt_conn_kp", "tt_conn_krp"],
         (Hook::Connect, HookFamily::Tracepoint) => &[],
-        (Hook::State, HookFamily::Fentry) => &["tt_state_fent"],
+        (Hook::State, HookFamily::Fentry) => &["tt_state_fent", "tt_state_fent2"],
         (Hook::State, HookFamily::Kprobe) => &["tt_state_kp"],
-        (Hook::State, HookFamily::Tracepoint) => &["tt_state_tp"],
+        (Hook::State, HookFamily::Tracepoint) => &["tt_state_rtp", "tt_state_rtp2", "tt_state_tp"],
         (Hook::Accept, HookFamily::Fentry) => &["tt_acc_fexit"],
         (Hook::Accept, HookFamily::Kprobe) => &["tt_acc_krp"],
         (Hook::Accept, HookFamily::Tracepoint) => &["tt_acc_tp"],
@@ -206,12 +206,34 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         (Hook::Connect, HookFamily::Tracepoint) => Ok(()),
         (Hook::State, HookFamily::Fentry) => {
             let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
-            fentry(ebpf, btf, "tt_state_fent", "tcp_set_state")
+            // Primary first, then its backup (see tracer-ebpf/src/state/mod.rs `primary`).
+            fentry(ebpf, btf, "tt_state_fent", "tcp_set_state")?;
+            fentry(ebpf, btf, "tt_state_fent2", "tcp_set_state")
         }
         (Hook::State, HookFamily::Kprobe) => kprobe(ebpf, "tt_state_kp", &["tcp_set_state"]),
         (Hook::State, HookFamily::Tracepoint) => {
-            facts.state_tp.as_ref().map_err(Clone::clone)?;
-            tracepoint(ebpf, "tt_state_tp", &[("sock", "inet_sock_set_state")])
+            // Raw first: per-program recursion guard, no record offsets to trust.
+            // Primary first, then its backup (see tracer-ebpf/src/state/mod.rs `primary`).
+            let raw = (|| {
+                for name in ["tt_state_rtp", "tt_state_rtp2"] {
+                    let p: &mut RawTracePoint = program(ebpf, name)?;
+                    p.load().map_err(|e| one_line(&e))?;
+                    p.attach("inet_sock_set_state").map_err(|e| one_line(&e))?;
+                }
+                Ok::<(), String>(())
+            })();
+            match raw {
+                Ok(()) => Ok(()),
+                Err(raw_err) => {
+                    for name in ["tt_state_rtp", "tt_state_rtp2"] {
+                        if let Some(aya::programs::Program::RawTracePoint(p)) = ebpf.program_mut(name) {
+                            let _unloaded = p.unload();
+                        }
+                    }
+                    facts.state_tp.as_ref().map_err(|e| format!("raw: {raw_err}; classic: {e}"))?;
+                    tracepoint(ebpf, "tt_state_tp", &[("sock", "inet_sock_set_state")]).map_err(|e| format!("raw: {raw_err}; classic: {e}"))
+                }
+            }
         }
         (Hook::Accept, HookFamily::Fentry) => {
             let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
@@ -225,11 +247,11 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         }
         (Hook::Retransmit, HookFamily::Fentry) => {
             let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
-            fexit(ebpf, btf, "tt_rtx_fexit", "__tcp_retransmit_skb")
+            fexit(ebpf, btf, "tt_rtx_fexit", "tcp_retransmit_skb")
         }
         (Hook::Retransmit, HookFamily::Kprobe) => {
-            kprobe(ebpf, "tt_rtx_kp", &["__tcp_retransmit_skb"])?;
-            kprobe(ebpf, "tt_rtx_krp", &["__tcp_retransmit_skb"])
+            kprobe(ebpf, "tt_rtx_kp", &["tcp_retransmit_skb"])?;
+            kprobe(ebpf, "tt_rtx_krp", &["tcp_retransmit_skb"])
         }
         (Hook::Retransmit, HookFamily::Tracepoint) => {
             facts.retrans_tp.as_ref().map_err(Clone::clone)?;
@@ -269,6 +291,7 @@ pub(crate) fn attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: H
                     aya::programs::Program::FExit(p) => p.unload(),
                     aya::programs::Program::KProbe(p) => p.unload(),
                     aya::programs::Program::TracePoint(p) => p.unload(),
+                    aya::programs::Program::RawTracePoint(p) => p.unload(),
                     _ => Ok(()),
                 };
             }

@@ -3,6 +3,7 @@
 
 pub(crate) mod btf;
 pub(crate) mod family;
+pub(crate) mod stats;
 pub(crate) mod tracefs;
 
 use std::path::{Path, PathBuf};

@@ -41,6 +41,11 @@ pub fn expect_auto() -> String {
     std::env::var("TT_EXPECT_AUTO").unwrap_or_else(|_| "tracepoint".into())
 }
 
+/// Running inside the Debian 6.1 VM (auto picks fentry there).
+pub fn in_vm() -> bool {
+    expect_auto() == "fentry"
+}
+
 /// The family the connect hook really uses in this run.
 pub fn effective_family() -> String {
     match probe().as_str() {
@@ -79,6 +84,15 @@ impl Trace {
     }
 
     pub fn start_with_probe(family: &str, args: &[&str]) -> Self {
+        Self::try_start_with_probe(family, args).unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
+    }
+
+    /// Like `start`, but a tcptrace that exits instead of tracing is an `Err` with its stderr.
+    pub fn try_start(args: &[&str]) -> Result<Self, Vec<String>> {
+        Self::try_start_with_probe(&probe(), args)
+    }
+
+    pub fn try_start_with_probe(family: &str, args: &[&str]) -> Result<Self, Vec<String>> {
         let mut child = Command::new(tcptrace_bin())
             .args(["-o", "json", "-v", "--probe", family])
             .args(args)
@@ -102,12 +116,13 @@ impl Trace {
                     let ready = line.contains("tracing; Ctrl-C to stop");
                     trace.stderr_seen.push(line);
                     if ready {
-                        return trace;
+                        return Ok(trace);
                     }
                 }
                 Err(_) => {
                     let _ = trace.child.kill();
-                    panic!("tcptrace did not start: {:?}", trace.stderr_seen);
+                    let _ = trace.child.wait();
+                    return Err(trace.stderr_seen);
                 }
             }
         }
@@ -200,7 +215,7 @@ impl Peer {
         let mut fds = [0; 2];
         // SAFETY: plain system calls; the child only calls async-signal-safe functions.
         unsafe {
-            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
             let pid = libc::fork();
             assert!(pid >= 0, "fork failed");
             if pid == 0 {
@@ -238,5 +253,142 @@ impl Peer {
             assert!(libc::WIFEXITED(status), "peer {} did not exit normally", self.pid);
             libc::WEXITSTATUS(status)
         }
+    }
+}
+
+/// Forks a child that runs `body` under `comm` and exits with its return value. `body`
+/// must only make raw system calls (the parent is multi-threaded): prepare buffers first.
+pub fn fork_with<F: FnOnce() -> i32>(comm: &CStr, body: F) -> i32 {
+    // SAFETY: fork, then only async-signal-safe calls in the child (body's contract).
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            libc::prctl(libc::PR_SET_NAME, comm.as_ptr());
+            libc::_exit(body());
+        }
+        pid
+    }
+}
+
+/// Waits for a forked child and returns its exit code.
+pub fn wait_child(pid: i32) -> i32 {
+    let mut status = 0;
+    // SAFETY: reaping our own child.
+    unsafe {
+        assert_eq!(libc::waitpid(pid, &raw mut status, 0), pid);
+        assert!(libc::WIFEXITED(status), "child {pid} did not exit normally (status {status})");
+        libc::WEXITSTATUS(status)
+    }
+}
+
+/// Raw-syscall helpers for forked children.
+pub mod raw {
+    /// Writes all of `buf`, `total` bytes in all (repeating `buf`). False on error.
+    pub fn write_exactly(fd: i32, buf: &[u8], total: usize) -> bool {
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(buf.len());
+            // SAFETY: valid buffer of at least n bytes.
+            let w = unsafe { libc::write(fd, buf.as_ptr().cast(), n) };
+            if w <= 0 {
+                return false;
+            }
+            left -= w as usize;
+        }
+        true
+    }
+
+    /// Reads exactly `total` bytes into `buf` (reused). False on error or early EOF.
+    pub fn read_exactly(fd: i32, buf: &mut [u8], total: usize) -> bool {
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(buf.len());
+            // SAFETY: valid buffer of at least n bytes.
+            let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), n) };
+            if r <= 0 {
+                return false;
+            }
+            left -= r as usize;
+        }
+        true
+    }
+
+    /// Reads until EOF; returns the byte count, or None on error.
+    pub fn read_to_eof(fd: i32, buf: &mut [u8]) -> Option<usize> {
+        let mut total = 0;
+        loop {
+            // SAFETY: valid buffer.
+            let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            match r {
+                0 => return Some(total),
+                r if r < 0 => return None,
+                r => total += r as usize,
+            }
+        }
+    }
+
+    /// A blocking TCP connect to `addr`; the fd or -errno.
+    pub fn connect(addr: &(libc::sockaddr_storage, libc::socklen_t), family: i32) -> i32 {
+        // SAFETY: plain system calls with valid pointers.
+        unsafe {
+            let s = libc::socket(family, libc::SOCK_STREAM, 0);
+            if s < 0 {
+                return -*libc::__errno_location();
+            }
+            if libc::connect(s, (&raw const addr.0).cast(), addr.1) != 0 {
+                let e = *libc::__errno_location();
+                libc::close(s);
+                return -e;
+            }
+            s
+        }
+    }
+
+    /// `tcpi_total_retrans` of a connected socket (TCP_INFO offset 100, stable ABI).
+    pub fn total_retrans(fd: i32) -> Option<u32> {
+        let mut info = [0u8; 256];
+        let mut len = info.len() as libc::socklen_t;
+        // SAFETY: valid buffer and length.
+        let rc = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &raw mut len) };
+        if rc != 0 || len < 104 {
+            return None;
+        }
+        Some(u32::from_ne_bytes([info[100], info[101], info[102], info[103]]))
+    }
+}
+
+/// The sockaddr for `addr`, ready for `raw::connect` in a forked child.
+pub fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    sockaddr(addr)
+}
+
+/// The local port of a socket fd.
+pub fn local_port(fd: i32) -> u16 {
+    // SAFETY: all-zero sockaddr_storage is valid; getsockname fills it.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        assert_eq!(libc::getsockname(fd, (&raw mut ss).cast(), &raw mut len), 0);
+        let sin: libc::sockaddr_in = std::ptr::read((&raw const ss).cast());
+        u16::from_be(sin.sin_port)
+    }
+}
+
+/// A listening IPv4 socket on 127.0.0.1 (raw fd, so forked children can accept on it).
+pub fn listen_v4(backlog: i32) -> (i32, SocketAddr) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    use std::os::fd::IntoRawFd;
+    let fd = l.into_raw_fd();
+    // SAFETY: re-listen with the wanted backlog on our own socket.
+    assert_eq!(unsafe { libc::listen(fd, backlog) }, 0);
+    (fd, addr)
+}
+
+impl Finished {
+    /// Events of one type on the connection whose local port is `lport`.
+    pub fn on_port(&self, kind: &str, lport: u16) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["type"] == kind && e["lport"] == lport).collect()
     }
 }

@@ -1,0 +1,68 @@
+//! What the kernel keeps per connection (the `SOCKS` map's value). Shared so that
+//! userspace can inspect the map (e.g. to report how many connections are still tracked).
+
+use crate::event::COMM_LEN;
+
+/// A task's identity, captured in its own (process) context. `pid == 0`: unknown.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    /// Keeps `comm` 8-byte aligned without hidden padding.
+    pub _pad: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+impl Task {
+    pub const UNKNOWN: Self = Self { pid: 0, tid: 0, uid: 0, _pad: 0, comm: [0; COMM_LEN] };
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockInfo {
+    /// Who connected or accepted; pid 0 while unknown.
+    pub task: Task,
+    /// Active opens: when the SYN went out (CLOSE -> SYN_SENT); 0 otherwise.
+    pub syn_sent_ns: u64,
+    /// When it became ESTABLISHED; 0 when that was before tcptrace started.
+    pub established_ns: u64,
+    /// When the current state began; 0 when not seen.
+    pub state_since_ns: u64,
+    /// When it reached CLOSE, while the close event waits for the socket's destruction
+    /// (per-call counting: the application may still read after CLOSE); 0 before.
+    pub closed_ns: u64,
+    /// Per-call byte counts (only with `Config::count_calls`).
+    pub sent_bytes: u64,
+    pub received_bytes: u64,
+    /// `close::DIRECTION_*`.
+    pub direction: u8,
+    /// `close::CLOSED_BY_*`.
+    pub closed_by: u8,
+    /// The `TCP_*` state tcptrace last saw it enter; 0 when none yet.
+    pub last_state: u8,
+    /// Keeps the size a multiple of 8 without hidden padding.
+    pub _pad: [u8; 5],
+}
+
+impl SockInfo {
+    #[must_use]
+    pub const fn unknown(direction: u8, state_since_ns: u64) -> Self {
+        Self {
+            task: Task::UNKNOWN,
+            syn_sent_ns: 0,
+            established_ns: 0,
+            state_since_ns,
+            closed_ns: 0,
+            sent_bytes: 0,
+            received_bytes: 0,
+            direction,
+            closed_by: 0,
+            last_state: 0,
+            _pad: [0; 5],
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<SockInfo>() == 88);

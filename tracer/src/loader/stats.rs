@@ -1,0 +1,47 @@
+//! The kernel's own count of program runs it skipped (`recursion_misses` in
+//! `bpf_prog_info`, Linux 5.12+ for trampolines and raw tracepoints, 6.7+ for kprobes and
+//! classic tracepoints): a skipped run is a lost event, so it is reported, never hidden.
+//! aya 0.14 does not expose the field, so this asks the kernel directly.
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use aya::Ebpf;
+
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+/// `recursion_misses` of one program (0 where the kernel does not count them).
+fn recursion_misses(fd: i32) -> std::io::Result<u64> {
+    // bpf_prog_info (include/uapi/linux/bpf.h) only ever grows at its end, so this offset
+    // is ABI: recursion_misses follows run_time_ns (192) and run_cnt (200).
+    const OFFSET: usize = 208;
+    let mut info = [0u8; 256];
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let mut attr = InfoAttr { bpf_fd: fd as u32, info_len: info.len() as u32, info: info.as_mut_ptr() as u64 };
+    // SAFETY: a valid attr for BPF_OBJ_GET_INFO_BY_FD pointing at a buffer we own.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &raw mut attr, size_of::<InfoAttr>()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if (attr.info_len as usize) < OFFSET + 8 {
+        return Ok(0);
+    }
+    Ok(u64::from_ne_bytes(info[OFFSET..OFFSET + 8].try_into().unwrap_or_default()))
+}
+
+/// Backup programs: their skipped runs are covered by the primary they back up (see
+/// tracer-ebpf/src/state/mod.rs), so they are not losses.
+const BACKUPS: [&str; 2] = ["tt_state_rtp2", "tt_state_fent2"];
+
+/// The sum of skipped runs over every loaded program but the backups.
+pub(crate) fn total_misses(ebpf: &Ebpf) -> u64 {
+    ebpf.programs()
+        .filter(|(name, _)| !BACKUPS.contains(name))
+        .filter_map(|(_, p)| p.fd().ok().map(|fd| fd.as_fd().as_raw_fd()))
+        .map(|fd| recursion_misses(fd).unwrap_or(0))
+        .sum()
+}
