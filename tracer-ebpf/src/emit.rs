@@ -40,6 +40,17 @@ pub(crate) fn current_task() -> Task {
     }
 }
 
+/// Writes a header in place (into a ring buffer reservation).
+#[inline(always)]
+pub(crate) fn fill_header(out: &mut EventHeader, kind: EventKind, task: &Task) {
+    out.kind = kind as u32;
+    out.pid = task.pid;
+    out.tid = task.tid;
+    out.uid = task.uid;
+    out.ts_ns = now_ns();
+    out.comm = task.comm;
+}
+
 #[inline(always)]
 pub(crate) fn header(kind: EventKind, task: &Task) -> EventHeader {
     EventHeader {
@@ -53,12 +64,15 @@ pub(crate) fn header(kind: EventKind, task: &Task) -> EventHeader {
     }
 }
 
-/// Sends one event; a full ring buffer is counted, never silent.
+/// Sends one event, written field by field straight into the ring buffer by `fill` (a
+/// whole event built on the stack first would not fit the 512-byte BPF stack of the
+/// deepest call chains on older verifiers). `fill` must write every field, padding
+/// included. A full ring buffer is counted, never silent.
 #[inline(always)]
-pub(crate) fn send<T: Copy + 'static>(event: &T) {
+pub(crate) fn send<T: 'static>(fill: impl FnOnce(*mut T)) {
     match EVENTS.reserve::<T>(0) {
         Some(mut entry) => {
-            entry.write(*event);
+            fill(entry.as_mut_ptr());
             entry.submit(0);
         }
         None => count(Counter::RingbufFull),

@@ -53,14 +53,37 @@ macro_rules! getter {
     };
 }
 
+/// Getters for single fields of an offsets global: a volatile read of the whole struct
+/// would put a copy of all of it on the 512-byte stack at every use.
+macro_rules! field_getters {
+    ($global:ident: $($field:ident),*) => {
+        $(
+            #[inline(always)]
+            pub(crate) fn $field() -> u32 {
+                // SAFETY: a field of a valid static, read by value.
+                unsafe { core::ptr::read_volatile(&raw const super::$global.$field) }
+            }
+        )*
+    };
+}
+
+/// `SOCK_OFFSETS`, field by field.
+pub(crate) mod sock_off {
+    field_getters!(SOCK_OFFSETS: family, state, sport, dport, daddr, rcv_saddr, v6_daddr, v6_rcv_saddr, err, protocol, flags,
+        sock_done_bit, bytes_sent, bytes_retrans, bytes_received, total_retrans, srtt_us);
+}
+
+/// `TASK_OFFSETS`, field by field.
+pub(crate) mod task_off {
+    field_getters!(TASK_OFFSETS: files, fdt, fd, max_fds, private_data, sk);
+}
+
 getter!(filter, FILTER, Filter);
 getter!(config, CONFIG, Config);
-getter!(sock_offsets, SOCK_OFFSETS, SockOffsets);
 getter!(state_tp_offsets, STATE_TP_OFFSETS, StateTpOffsets);
 getter!(accept_tp_offsets, ACCEPT_TP_OFFSETS, SyscallTpOffsets);
 getter!(length_tp_offsets, LENGTH_TP_OFFSETS, LengthTpOffsets);
 getter!(retrans_tp_offsets, RETRANS_TP_OFFSETS, RetransTpOffsets);
-getter!(task_offsets, TASK_OFFSETS, TaskOffsets);
 getter!(destroy_tp_offsets, DESTROY_TP_OFFSETS, RetransTpOffsets);
 
 /// Did the user ask for this kind of event?

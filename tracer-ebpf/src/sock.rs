@@ -8,7 +8,7 @@ use tracer_common::{
     offsets::OFFSET_ABSENT,
 };
 
-use crate::globals::sock_offsets;
+use crate::globals::sock_off;
 
 /// A read failed or the field is absent on this kernel.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,54 +27,63 @@ fn read<T>(sk: u64, offset: u32) -> Result<T, ReadError> {
 /// `sk->sk_state` (the `TCP_*` state before a transition, when read at its start).
 #[inline(always)]
 pub(crate) fn state(sk: u64) -> Result<u8, ReadError> {
-    read::<u8>(sk, sock_offsets().state)
+    read::<u8>(sk, sock_off::state())
 }
 
 /// `sk->sk_err`, positive errno.
 #[inline(always)]
 pub(crate) fn err(sk: u64) -> Result<i32, ReadError> {
-    read::<i32>(sk, sock_offsets().err)
+    read::<i32>(sk, sock_off::err())
 }
 
 /// Both endpoints as the socket knows them now.
 #[inline(always)]
 pub(crate) fn endpoints(sk: u64) -> Result<Endpoints, ReadError> {
-    let off = sock_offsets();
-    let family = read::<u16>(sk, off.family)?;
-    let mut ep = Endpoints {
-        family,
-        sport: u16::from_be(read::<u16>(sk, off.sport)?),
-        dport: u16::from_be(read::<u16>(sk, off.dport)?),
-        ..Endpoints::default()
-    };
-    match family {
-        AF_INET => {
-            let s = read::<[u8; 4]>(sk, off.rcv_saddr)?;
-            let d = read::<[u8; 4]>(sk, off.daddr)?;
-            ep.saddr[..4].copy_from_slice(&s);
-            ep.daddr[..4].copy_from_slice(&d);
-        }
-        AF_INET6 => {
-            ep.saddr = read::<[u8; 16]>(sk, off.v6_rcv_saddr)?;
-            ep.daddr = read::<[u8; 16]>(sk, off.v6_daddr)?;
-        }
-        _ => return Err(ReadError),
-    }
+    let mut ep = Endpoints::default();
+    endpoints_into(sk, &mut ep)?;
     Ok(ep)
+}
+
+/// Reads both endpoints straight into `out` (which may be a ring buffer reservation), with
+/// no copies on the stack; every field of `out` is written.
+#[inline(always)]
+pub(crate) fn endpoints_into(sk: u64, out: &mut Endpoints) -> Result<(), ReadError> {
+    out.family = read::<u16>(sk, sock_off::family())?;
+    out.sport = u16::from_be(read::<u16>(sk, sock_off::sport())?);
+    out.dport = u16::from_be(read::<u16>(sk, sock_off::dport())?);
+    out._pad = 0;
+    let (saddr, daddr, len) = match out.family {
+        AF_INET => (sock_off::rcv_saddr(), sock_off::daddr(), 4),
+        AF_INET6 => (sock_off::v6_rcv_saddr(), sock_off::v6_daddr(), 16),
+        _ => return Err(ReadError),
+    };
+    out.saddr = [0; 16];
+    out.daddr = [0; 16];
+    read_into(sk, saddr, out.saddr.get_mut(..len).ok_or(ReadError)?)?;
+    read_into(sk, daddr, out.daddr.get_mut(..len).ok_or(ReadError)?)
+}
+
+#[inline(always)]
+fn read_into(sk: u64, offset: u32, dst: &mut [u8]) -> Result<(), ReadError> {
+    if offset == OFFSET_ABSENT {
+        return Err(ReadError);
+    }
+    // SAFETY: bpf_probe_read_kernel_buf checks the source address.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(sk.wrapping_add(u64::from(offset)) as *const u8, dst) }.map_err(|_| ReadError)
 }
 
 /// `sk->sk_protocol` (IPPROTO_TCP = 6 for TCP).
 #[inline(always)]
 pub(crate) fn protocol(sk: u64) -> Result<u16, ReadError> {
-    read::<u16>(sk, sock_offsets().protocol)
+    read::<u16>(sk, sock_off::protocol())
 }
 
 /// Whether the peer's FIN has arrived (`SOCK_DONE` in `sk_flags`, set by `tcp_fin()`).
 #[inline(always)]
 pub(crate) fn fin_received(sk: u64) -> Result<bool, ReadError> {
-    let off = sock_offsets();
-    let flags = read::<u64>(sk, off.flags)?;
-    Ok(off.sock_done_bit < 64 && flags >> off.sock_done_bit & 1 == 1)
+    let flags = read::<u64>(sk, sock_off::flags())?;
+    let bit = sock_off::sock_done_bit();
+    Ok(bit < 64 && flags >> bit & 1 == 1)
 }
 
 /// Application bytes from the socket's own counters: (sent, received).
@@ -83,23 +92,22 @@ pub(crate) fn fin_received(sk: u64) -> Result<bool, ReadError> {
 /// FIN as one sequence number, minus that FIN when it arrived.
 #[inline(always)]
 pub(crate) fn byte_counts(sk: u64) -> Result<(u64, u64), ReadError> {
-    let off = sock_offsets();
-    let sent = read::<u64>(sk, off.bytes_sent)?.saturating_sub(read::<u64>(sk, off.bytes_retrans)?);
+    let sent = read::<u64>(sk, sock_off::bytes_sent())?.saturating_sub(read::<u64>(sk, sock_off::bytes_retrans())?);
     let fin = u64::from(fin_received(sk)?);
-    let received = read::<u64>(sk, off.bytes_received)?.saturating_sub(fin);
+    let received = read::<u64>(sk, sock_off::bytes_received())?.saturating_sub(fin);
     Ok((sent, received))
 }
 
 /// `tcp_sock.total_retrans`.
 #[inline(always)]
 pub(crate) fn total_retrans(sk: u64) -> Result<u32, ReadError> {
-    read::<u32>(sk, sock_offsets().total_retrans)
+    read::<u32>(sk, sock_off::total_retrans())
 }
 
 /// Smoothed RTT in µs (`srtt_us` holds it shifted left by 3).
 #[inline(always)]
 pub(crate) fn srtt_us(sk: u64) -> Result<u32, ReadError> {
-    read::<u32>(sk, sock_offsets().srtt_us).map(|v| v >> 3)
+    read::<u32>(sk, sock_off::srtt_us()).map(|v| v >> 3)
 }
 
 /// Reads a kernel pointer at `base + offset`.

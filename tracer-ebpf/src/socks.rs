@@ -11,6 +11,20 @@ use crate::maps::SOCKS;
 
 pub(crate) const UNKNOWN_TASK: Task = Task::UNKNOWN;
 
+/// Inserts a fresh entry for `sk` built by `init` in per-CPU scratch space, and returns
+/// a pointer to it in the map. `None` if the map refused.
+#[inline(always)]
+pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&mut SockInfo)) -> Option<*mut SockInfo> {
+    let scratch = crate::maps::NEW_SOCK.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch slot; nothing else uses it between here and the insert.
+    unsafe {
+        *scratch = SockInfo::unknown(direction, state_since_ns);
+        init(&mut *scratch);
+        SOCKS.insert(&sk, &*scratch, 0).ok()?;
+    }
+    SOCKS.get_ptr_mut(&sk)
+}
+
 /// The entry for `sk`, creating an owner-less one when there is none. `None` only if the
 /// map refused the insert (then the caller works from a stack copy).
 #[inline(always)]
@@ -24,8 +38,7 @@ pub(crate) fn get_or_track(sk: u64, old: i32, now: u64) -> Option<*mut SockInfo>
     } else {
         (DIRECTION_UNKNOWN, 0)
     };
-    SOCKS.insert(&sk, &SockInfo::unknown(direction, since), 0).ok()?;
-    SOCKS.get_ptr_mut(&sk)
+    insert_new(sk, direction, since, |_| {})
 }
 
 /// The owner of `sk`, or the unknown task.

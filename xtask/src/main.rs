@@ -30,6 +30,11 @@ enum Task {
     },
     /// Run every test: unit, host kernel, and Debian 6.1 under QEMU.
     Test(test::Options),
+    /// Boot Debian 6.1 under QEMU with a debug build of tcptrace at /tt/tcptrace and run
+    /// one shell command there (e.g. `cargo xtask vm-exec '/tt/tcptrace --list-probes'`).
+    VmExec {
+        command: String,
+    },
 }
 
 fn main() {
@@ -38,6 +43,7 @@ fn main() {
         Task::Setup => setup::run(),
         Task::BuildEbpf { check } => build_ebpf::run(check),
         Task::Test(opts) => test::run(&opts),
+        Task::VmExec { command } => test::vm_exec(&command),
     };
     if let Err(err) = result {
         eprintln!("xtask: {err:#}");

@@ -85,3 +85,10 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     }
     vm::run(&root.join("target/vm"), &payloads, &names)
 }
+
+pub(crate) fn vm_exec(command: &str) -> Result<()> {
+    let root = workspace_root();
+    crate::run_cmd(Command::new("cargo").current_dir(&root).args(["build", "-p", "tracer"]))?;
+    let payloads = vec![vm::Payload { name: "tcptrace".into(), path: root.join("target/debug/tcptrace") }];
+    vm::exec(&root.join("target/vm-exec"), &payloads, command)
+}

@@ -12,7 +12,7 @@ use crate::{
     globals::filter,
     maps::SOCKS,
     sock,
-    socks::SockInfo,
+
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -38,9 +38,7 @@ pub(crate) fn on_accept(sk: u64) {
         }
         None if keep => {
             // Established before tcptrace started, or evicted: owner known, start not.
-            let mut info = SockInfo::unknown(DIRECTION_PASSIVE, 0);
-            info.task = task;
-            let _ = SOCKS.insert(&sk, &info, 0);
+            let _ = crate::socks::insert_new(sk, DIRECTION_PASSIVE, 0, |info| info.task = task);
         }
         None => {}
     }
@@ -49,6 +47,10 @@ pub(crate) fn on_accept(sk: u64) {
         return;
     };
     if let Some(header) = header_if_wanted(EventKind::Accept, &task, &endpoints) {
-        send(&AcceptEvent { header, endpoints });
+        // SAFETY: `e` points at a reserved AcceptEvent; every field is written.
+        send(|e: *mut AcceptEvent| unsafe {
+            (*e).header = header;
+            (*e).endpoints = endpoints;
+        });
     }
 }

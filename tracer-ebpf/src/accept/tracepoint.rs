@@ -9,24 +9,23 @@
 use aya_ebpf::{helpers::bpf_get_current_task, macros::tracepoint, programs::TracePointContext};
 
 use crate::{
-    globals::{accept_tp_offsets, task_offsets},
+    globals::{accept_tp_offsets, task_off},
     sock::{read_ptr, read_u32, ReadError},
 };
 
 #[inline(always)]
 fn fd_to_sock(fd: u64) -> Result<u64, ReadError> {
-    let off = task_offsets();
     // SAFETY: no preconditions; the pointer is only used through probe reads.
     let task = unsafe { bpf_get_current_task() };
-    let files = read_ptr(task, off.files)?;
-    let fdt = read_ptr(files, off.fdt)?;
-    if fd >= u64::from(read_u32(fdt, off.max_fds)?) {
+    let files = read_ptr(task, task_off::files())?;
+    let fdt = read_ptr(files, task_off::fdt())?;
+    if fd >= u64::from(read_u32(fdt, task_off::max_fds())?) {
         return Err(ReadError);
     }
-    let fds = read_ptr(fdt, off.fd)?;
+    let fds = read_ptr(fdt, task_off::fd())?;
     let file = read_ptr(fds + fd * 8, 0)?;
-    let socket = read_ptr(file, off.private_data)?;
-    read_ptr(socket, off.sk)
+    let socket = read_ptr(file, task_off::private_data())?;
+    read_ptr(socket, task_off::sk())
 }
 
 #[tracepoint]

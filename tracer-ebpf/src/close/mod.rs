@@ -15,7 +15,8 @@ use tracer_common::{
 };
 
 use crate::{
-    emit::{count, header_if_wanted, send},
+    emit::count,
+    maps::EVENTS,
     globals::config,
     sock,
     socks::SockInfo,
@@ -72,37 +73,59 @@ fn closed_by(sk: u64, info: &SockInfo, old: i32) -> u8 {
     }
 }
 
+/// Writes the close event straight into the ring buffer: this runs at the end of the
+/// deepest call chain (state hook -> `on_change` -> here), so it keeps its stack small.
 #[inline(never)]
 fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
-    let Ok(endpoints) = sock::endpoints(sk) else {
-        count(Counter::ReadError);
+    if !crate::globals::wants(EventKind::Close) {
+        return;
+    }
+    let filter = crate::globals::filter();
+    if !filter.pid_matches(info.task.pid) {
+        count(Counter::Filtered);
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<CloseEvent>(0) else {
+        count(Counter::RingbufFull);
         return;
     };
-    let Some(header) = header_if_wanted(EventKind::Close, &info.task, &endpoints) else {
-        return;
-    };
-    let (bytes_sent, bytes_received, bytes_source) = if by_calls {
-        (info.sent_bytes, info.received_bytes, BYTES_FROM_CALLS)
-    } else {
-        match sock::byte_counts(sk) {
-            Ok((s, r)) => (s, r, BYTES_FROM_SOCKET),
-            Err(_) => {
-                count(Counter::ReadError);
-                return;
-            }
+    let e = entry.as_mut_ptr();
+    // SAFETY: `e` points at the reserved CloseEvent; every field is written below before
+    // submit, or the entry is discarded.
+    unsafe {
+        if sock::endpoints_into(sk, &mut (*e).endpoints).is_err() {
+            entry.discard(0);
+            count(Counter::ReadError);
+            return;
         }
-    };
-    send(&CloseEvent {
-        header,
-        endpoints,
-        lifetime_ns: if info.established_ns == 0 { 0 } else { closed_ns.saturating_sub(info.established_ns) },
-        bytes_sent,
-        bytes_received,
-        total_retrans: sock::total_retrans(sk).unwrap_or(0),
-        srtt_us: sock::srtt_us(sk).unwrap_or(0),
-        direction: info.direction,
-        closed_by: info.closed_by,
-        bytes_source,
-        _pad: [0; 5],
-    });
+        if !filter.port_matches((*e).endpoints.sport, (*e).endpoints.dport) {
+            entry.discard(0);
+            count(Counter::Filtered);
+            return;
+        }
+        // Which figure: by default the socket's own counters (exact, free, and they see
+        // sendfile/splice too); with per-call counting, the sum of what tcp_sendmsg
+        // accepted and tcp_recvmsg returned, for sockets tcptrace saw from their start.
+        if by_calls {
+            (*e).bytes_sent = info.sent_bytes;
+            (*e).bytes_received = info.received_bytes;
+            (*e).bytes_source = BYTES_FROM_CALLS;
+        } else if let Ok((sent, received)) = sock::byte_counts(sk) {
+            (*e).bytes_sent = sent;
+            (*e).bytes_received = received;
+            (*e).bytes_source = BYTES_FROM_SOCKET;
+        } else {
+            entry.discard(0);
+            count(Counter::ReadError);
+            return;
+        }
+        crate::emit::fill_header(&mut (*e).header, EventKind::Close, &info.task);
+        (*e).lifetime_ns = if info.established_ns == 0 { 0 } else { closed_ns.saturating_sub(info.established_ns) };
+        (*e).total_retrans = sock::total_retrans(sk).unwrap_or(0);
+        (*e).srtt_us = sock::srtt_us(sk).unwrap_or(0);
+        (*e).direction = info.direction;
+        (*e).closed_by = info.closed_by;
+        (*e)._pad = [0; 5];
+    }
+    entry.submit(0);
 }

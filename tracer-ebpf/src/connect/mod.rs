@@ -18,7 +18,7 @@ use tracer_common::{
     close::DIRECTION_ACTIVE,
     connect::{ConnectEvent, CONNECT_FAILED, CONNECT_OK},
     counters::Counter,
-    event::EventKind,
+    event::{EventHeader, EventKind},
 };
 
 use crate::{
@@ -47,11 +47,11 @@ pub(crate) fn start(sk: u64, now: u64) {
         count(Counter::Filtered);
         return;
     }
-    let mut info = SockInfo::unknown(DIRECTION_ACTIVE, now);
-    info.task = task;
-    info.syn_sent_ns = now;
-    info.last_state = crate::state::TCP_SYN_SENT as u8;
-    let _ = SOCKS.insert(&sk, &info, 0);
+    let _ = crate::socks::insert_new(sk, DIRECTION_ACTIVE, now, |info| {
+        info.task = task;
+        info.syn_sent_ns = now;
+        info.last_state = crate::state::TCP_SYN_SENT as u8;
+    });
 }
 
 /// SYN_SENT -> ESTABLISHED (`failed == false`) or SYN_SENT -> CLOSE. Returns false when a
@@ -78,15 +78,23 @@ pub(crate) fn finish(sk: u64, info: &SockInfo, failed: bool, now: u64) -> bool {
         return true;
     };
     if let Some(header) = header_if_wanted(EventKind::Connect, &info.task, &endpoints) {
-        send(&ConnectEvent {
-            header,
-            endpoints,
-            latency_ns: now.saturating_sub(info.syn_sent_ns),
-            result: if failed { CONNECT_FAILED } else { CONNECT_OK },
-            errno,
-        });
+        let latency_ns = now.saturating_sub(info.syn_sent_ns);
+        let result = if failed { CONNECT_FAILED } else { CONNECT_OK };
+        send_connect(header, endpoints, latency_ns, result, errno);
     }
     true
+}
+
+#[inline(always)]
+fn send_connect(header: EventHeader, endpoints: Endpoints, latency_ns: u64, result: u32, errno: u32) {
+    // SAFETY: `e` points at a reserved ConnectEvent; every field is written.
+    send(|e: *mut ConnectEvent| unsafe {
+        (*e).header = header;
+        (*e).endpoints = endpoints;
+        (*e).latency_ns = latency_ns;
+        (*e).result = result;
+        (*e).errno = errno;
+    });
 }
 
 /// Entry of `tcp_v{4,6}_connect`.
@@ -123,7 +131,7 @@ pub(crate) fn exit(ret: i64) {
         return;
     };
     if let Some(header) = header_if_wanted(EventKind::Connect, &task, &endpoints) {
-        send(&ConnectEvent { header, endpoints, latency_ns, result: CONNECT_FAILED, errno: ret.unsigned_abs() as u32 });
+        send_connect(header, endpoints, latency_ns, CONNECT_FAILED, ret.unsigned_abs() as u32);
     }
 }
 

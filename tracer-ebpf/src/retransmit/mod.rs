@@ -23,11 +23,14 @@ pub(crate) fn on_retransmit(sk: u64) {
     };
     let owner = socks::owner(sk);
     if let Some(header) = header_if_wanted(EventKind::Retransmit, &owner, &endpoints) {
-        send(&RetransmitEvent {
-            header,
-            endpoints,
-            state: u32::from(sock::state(sk).unwrap_or(0)),
-            total_retrans: sock::total_retrans(sk).unwrap_or(0),
+        let state = u32::from(sock::state(sk).unwrap_or(0));
+        let total_retrans = sock::total_retrans(sk).unwrap_or(0);
+        // SAFETY: `e` points at a reserved RetransmitEvent; every field is written.
+        send(|e: *mut RetransmitEvent| unsafe {
+            (*e).header = header;
+            (*e).endpoints = endpoints;
+            (*e).state = state;
+            (*e).total_retrans = total_retrans;
         });
     }
 }

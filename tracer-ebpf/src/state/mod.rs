@@ -7,7 +7,7 @@ pub(crate) mod kprobe;
 pub(crate) mod tracepoint;
 
 use tracer_common::{
-    close::{CLOSED_BY_LOCAL, CLOSED_BY_REMOTE, CLOSED_BY_UNKNOWN, DIRECTION_UNKNOWN},
+    close::{CLOSED_BY_LOCAL, CLOSED_BY_REMOTE, CLOSED_BY_UNKNOWN},
     counters::Counter,
     event::EventKind,
     state::StateEvent,
@@ -18,7 +18,7 @@ use crate::{
     emit::{count, header_if_wanted, now_ns, send},
     maps::{SOCKS, STATE_GUARD},
     sock,
-    socks::{self, SockInfo},
+    socks,
 };
 
 // `TCP_*` states, include/net/tcp_states.h (a stable ABI: also shown by `ss`).
@@ -100,7 +100,7 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
     if old == TCP_CLOSE && new == TCP_SYN_SENT {
         let _ = SOCKS.remove(&sk); // an address reused before its CLOSE was seen
         connect::start(sk, now);
-        state_event(sk, &socks_copy(sk), old, new, 0);
+        state_event(sk, &socks::owner(sk), old, new, 0);
         return;
     }
     let Some(info) = socks::get_or_track(sk, old, now) else {
@@ -129,7 +129,7 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
         info.established_ns = now;
     }
     let in_old = if info.state_since_ns == 0 { 0 } else { now.saturating_sub(info.state_since_ns) };
-    state_event(sk, info, old, new, in_old);
+    state_event(sk, &info.task, old, new, in_old);
     info.state_since_ns = now;
 
     if new == TCP_CLOSE {
@@ -143,18 +143,8 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
     }
 }
 
-/// A copy of the entry for `sk`, or an owner-less one.
-#[inline(always)]
-fn socks_copy(sk: u64) -> SockInfo {
-    match SOCKS.get_ptr(&sk) {
-        // SAFETY: a plain struct in a map value.
-        Some(p) => unsafe { *p },
-        None => SockInfo::unknown(DIRECTION_UNKNOWN, 0),
-    }
-}
-
 #[inline(never)]
-fn state_event(sk: u64, info: &SockInfo, old: i32, new: i32, in_old_state_ns: u64) {
+fn state_event(sk: u64, owner: &tracer_common::conn::Task, old: i32, new: i32, in_old_state_ns: u64) {
     if !crate::globals::wants(EventKind::State) {
         return;
     }
@@ -162,7 +152,14 @@ fn state_event(sk: u64, info: &SockInfo, old: i32, new: i32, in_old_state_ns: u6
         count(Counter::ReadError);
         return;
     };
-    if let Some(header) = header_if_wanted(EventKind::State, &info.task, &endpoints) {
-        send(&StateEvent { header, endpoints, in_old_state_ns, old_state: old as u32, new_state: new as u32 });
+    if let Some(header) = header_if_wanted(EventKind::State, owner, &endpoints) {
+        // SAFETY: `e` points at a reserved StateEvent; every field is written.
+        send(|e: *mut StateEvent| unsafe {
+            (*e).header = header;
+            (*e).endpoints = endpoints;
+            (*e).in_old_state_ns = in_old_state_ns;
+            (*e).old_state = old as u32;
+            (*e).new_state = new as u32;
+        });
     }
 }

@@ -108,3 +108,74 @@ pub(super) fn event<W: Write>(out: &mut W, e: &Event) -> io::Result<()> {
     serde_json::to_writer(&mut *out, &row)?;
     out.write_all(b"\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeSet, net::IpAddr, time::Duration};
+
+    use super::*;
+    use crate::event::{BytesSource, CloseInfo, ClosedBy, Direction, Endpoints, Owner, TcpState};
+
+    /// `field` names listed in docs/events.md, per section (`Common fields` or a type).
+    fn documented() -> Vec<(String, BTreeSet<String>)> {
+        let doc = include_str!("../../../docs/events.md");
+        let mut sections: Vec<(String, BTreeSet<String>)> = Vec::new();
+        for line in doc.lines() {
+            if let Some(title) = line.strip_prefix("## ") {
+                sections.push((title.trim_matches('`').to_string(), BTreeSet::new()));
+            } else if let (Some(field), Some(section)) = (line.strip_prefix("| `"), sections.last_mut()) {
+                if let Some(name) = field.split('`').next() {
+                    section.1.insert(name.to_string());
+                }
+            }
+        }
+        sections
+    }
+
+    fn sample(detail: Detail) -> Event {
+        let local: IpAddr = "127.0.0.1".parse().expect("addr");
+        Event {
+            time_ns: 1,
+            owner: Owner { pid: 1, tid: 1, uid: 0, comm: "x".into() },
+            endpoints: Endpoints { laddr: local, lport: 1, raddr: local, rport: 2 },
+            detail,
+        }
+    }
+
+    fn keys(event: &Event) -> BTreeSet<String> {
+        let mut out = Vec::new();
+        super::event(&mut out, event).expect("serializes");
+        let value: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        value.as_object().expect("an object").keys().cloned().collect()
+    }
+
+    #[test]
+    fn docs_and_serializer_agree_field_for_field() {
+        let docs = documented();
+        let section = |name: &str| docs.iter().find(|(t, _)| t == name).map(|(_, f)| f.clone()).unwrap_or_default();
+        let common = section("Common fields");
+        assert!(common.contains("type") && common.contains("pid"), "{common:?}");
+        let close = CloseInfo {
+            lifetime: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            total_retrans: 0,
+            srtt_us: 0,
+            direction: Direction::Unknown,
+            closed_by: ClosedBy::Unknown,
+            bytes_source: BytesSource::Socket,
+        };
+        let all = [
+            sample(Detail::Connect { latency: Duration::ZERO, result: ConnectResult::Ok }),
+            sample(Detail::Accept),
+            sample(Detail::Close(close)),
+            sample(Detail::State { old: TcpState(1), new: TcpState(2), in_old: None }),
+            sample(Detail::Retransmit { state: TcpState(1), total_retrans: 1 }),
+        ];
+        for event in &all {
+            let mut want = common.clone();
+            want.extend(section(event.kind()));
+            assert_eq!(keys(event), want, "docs/events.md vs the `{}` serializer", event.kind());
+        }
+    }
+}

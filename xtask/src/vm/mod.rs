@@ -53,10 +53,21 @@ echo TT-BOOTED $(uname -r)
 
 /// Boots the kernel with `payloads` (tcptrace plus test binaries named in `tests`).
 pub(crate) fn run(work: &Path, payloads: &[Payload], tests: &[String]) -> Result<()> {
+    let log = boot(work, payloads, &init_script(tests))?;
+    verdict(&log, tests)
+}
+
+/// Boots with tcptrace and runs one shell command (for debugging in the VM).
+pub(crate) fn exec(work: &Path, payloads: &[Payload], command: &str) -> Result<()> {
+    let script = init_script(&[]).replace("echo TT-DONE", &format!("{command}\necho TT-DONE"));
+    boot(work, payloads, &script).map(drop)
+}
+
+fn boot(work: &Path, payloads: &[Payload], script: &str) -> Result<Vec<String>> {
     let kernel = kernel::fetch()?;
     eprintln!("xtask: VM kernel {} ({})", kernel.package, kernel.vmlinuz.display());
     std::fs::create_dir_all(work)?;
-    let cpio = initramfs::build(work, payloads, &init_script(tests))?;
+    let cpio = initramfs::build(work, payloads, script)?;
     let mut child = Command::new("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot"])
         .arg("-kernel")
@@ -106,7 +117,7 @@ pub(crate) fn run(work: &Path, payloads: &[Payload], tests: &[String]) -> Result
     let _ = child.kill();
     let _ = child.wait();
     eprintln!("xtask: VM run took {} s", started.elapsed().as_secs());
-    verdict(&log, tests)
+    Ok(log)
 }
 
 /// Checks the markers: every (test, family) ran and exited 0, and the kernel did not panic.
