@@ -17,7 +17,7 @@ pub const CLOSED_BY_LOCAL: u8 = 1;
 pub const CLOSED_BY_REMOTE: u8 = 2;
 
 /// `bytes_source` values: where the byte counts come from.
-/// From the socket: `bytes_sent - bytes_retrans` and `bytes_received` minus the peer's FIN.
+/// From the socket: `bytes_acked` less our SYN and FIN, `bytes_received` less the peer's FIN.
 pub const BYTES_FROM_SOCKET: u8 = 1;
 /// Summed over `tcp_sendmsg`/`tcp_recvmsg` return values (or the sock_*_length tracepoints).
 pub const BYTES_FROM_CALLS: u8 = 2;

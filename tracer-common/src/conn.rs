@@ -42,8 +42,11 @@ pub struct SockInfo {
     pub closed_by: u8,
     /// The `TCP_*` state tcptrace last saw it enter; 0 when none yet.
     pub last_state: u8,
+    /// 1 once the peer acknowledged our FIN (FIN_WAIT1 -> FIN_WAIT2, CLOSING or LAST_ACK
+    /// -> CLOSE): `bytes_acked` then counts it as one byte.
+    pub fin_acked: u8,
     /// Keeps the size a multiple of 8 without hidden padding.
-    pub _pad: [u8; 5],
+    pub _pad: [u8; 4],
 }
 
 impl SockInfo {
@@ -60,7 +63,8 @@ impl SockInfo {
             direction,
             closed_by: 0,
             last_state: 0,
-            _pad: [0; 5],
+            fin_acked: 0,
+            _pad: [0; 4],
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct SockOffsets {
     pub flags: u32,
     /// Bit number of `SOCK_DONE` in `sk_flags` (from `enum sock_flags`).
     pub sock_done_bit: u32,
+    /// `tcp_sock.bytes_acked` (u64): bytes the peer acknowledged, our SYN and FIN included.
+    pub bytes_acked: u32,
     /// `tcp_sock.bytes_sent` (u64): data bytes transmitted, retransmissions included.
     pub bytes_sent: u32,
     /// `tcp_sock.bytes_retrans` (u64).
@@ -63,6 +65,7 @@ impl SockOffsets {
             protocol: OFFSET_ABSENT,
             flags: OFFSET_ABSENT,
             sock_done_bit: OFFSET_ABSENT,
+            bytes_acked: OFFSET_ABSENT,
             bytes_sent: OFFSET_ABSENT,
             bytes_retrans: OFFSET_ABSENT,
             bytes_received: OFFSET_ABSENT,

@@ -76,7 +76,8 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         eprintln!("xtask: VM skipped (--no-vm)");
         return Ok(());
     }
-    let mut payloads = vec![vm::Payload { name: "tcptrace".into(), path: tcptrace }];
+    let nft = ["/usr/sbin/nft", "/sbin/nft"].into_iter().map(PathBuf::from).find(|p| p.exists()).context("nft missing (apt-get install nftables)")?;
+    let mut payloads = vec![vm::Payload { name: "tcptrace".into(), path: tcptrace }, vm::Payload { name: "nft".into(), path: nft }];
     let mut names = Vec::new();
     for bin in &bins {
         let name = vm::vm_name(bin);

@@ -110,7 +110,7 @@ fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
             (*e).bytes_sent = info.sent_bytes;
             (*e).bytes_received = info.received_bytes;
             (*e).bytes_source = BYTES_FROM_CALLS;
-        } else if let Ok((sent, received)) = sock::byte_counts(sk) {
+        } else if let Ok((sent, received)) = sock::byte_counts(sk, info.direction, info.fin_acked) {
             (*e).bytes_sent = sent;
             (*e).bytes_received = received;
             (*e).bytes_source = BYTES_FROM_SOCKET;

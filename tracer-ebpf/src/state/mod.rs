@@ -26,8 +26,11 @@ pub(crate) const TCP_ESTABLISHED: i32 = 1;
 pub(crate) const TCP_SYN_SENT: i32 = 2;
 pub(crate) const TCP_SYN_RECV: i32 = 3;
 pub(crate) const TCP_FIN_WAIT1: i32 = 4;
+pub(crate) const TCP_FIN_WAIT2: i32 = 5;
 pub(crate) const TCP_CLOSE: i32 = 7;
 pub(crate) const TCP_CLOSE_WAIT: i32 = 8;
+pub(crate) const TCP_LAST_ACK: i32 = 9;
+pub(crate) const TCP_CLOSING: i32 = 11;
 pub(crate) const TCP_LISTEN: i32 = 10;
 
 /// The event the primary state program last took on this CPU: how the backup tells
@@ -123,6 +126,8 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
         (TCP_SYN_SENT, TCP_CLOSE) => keep_for_exit_hook = !connect::finish(sk, info, true, now),
         (TCP_ESTABLISHED, TCP_FIN_WAIT1) if info.closed_by == CLOSED_BY_UNKNOWN => info.closed_by = CLOSED_BY_LOCAL,
         (TCP_ESTABLISHED, TCP_CLOSE_WAIT) if info.closed_by == CLOSED_BY_UNKNOWN => info.closed_by = CLOSED_BY_REMOTE,
+        // Our FIN was acknowledged (`bytes_acked` counts it; see sock::byte_counts).
+        (TCP_FIN_WAIT1, TCP_FIN_WAIT2) | (TCP_CLOSING | TCP_LAST_ACK, TCP_CLOSE) => info.fin_acked = 1,
         _ => {}
     }
     if new == TCP_ESTABLISHED {

@@ -78,6 +78,7 @@ impl KernelFacts {
             protocol: sk(&["sk_protocol"])?,
             flags: optional(sk(&["__sk_common", "skc_flags"])),
             sock_done_bit: optional(btf.enum_value("sock_flags", "SOCK_DONE").map(|v| v as u32)),
+            bytes_acked: optional(tcp("bytes_acked")),
             bytes_sent: optional(tcp("bytes_sent")),
             bytes_retrans: optional(tcp("bytes_retrans")),
             bytes_received: optional(tcp("bytes_received")),
@@ -101,6 +102,7 @@ impl KernelFacts {
         let s = &self.sock;
         s.flags != OFFSET_ABSENT
             && s.sock_done_bit != OFFSET_ABSENT
+            && s.bytes_acked != OFFSET_ABSENT
             && s.bytes_sent != OFFSET_ABSENT
             && s.bytes_retrans != OFFSET_ABSENT
             && s.bytes_received != OFFSET_ABSENT

@@ -36,8 +36,9 @@ fn libraries(binary: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// Builds `<work>/initramfs.cpio` (newc, uncompressed) running `init_script`.
-pub(crate) fn build(work: &Path, payloads: &[Payload], init_script: &str) -> Result<PathBuf> {
+/// Builds `<work>/initramfs.cpio` (newc, uncompressed) running `init_script`, with the
+/// kernel modules in `modules` under `/modules/`.
+pub(crate) fn build(work: &Path, payloads: &[Payload], modules: &[PathBuf], init_script: &str) -> Result<PathBuf> {
     let root = work.join("root");
     let _ = std::fs::remove_dir_all(&root);
     for dir in ["bin", "sbin", "proc", "sys", "dev", "tmp", "tt", "etc"] {
@@ -49,6 +50,10 @@ pub(crate) fn build(work: &Path, payloads: &[Payload], init_script: &str) -> Res
         for lib in libraries(&p.path)? {
             copy_into(&root, &lib, &lib)?;
         }
+    }
+    for ko in modules {
+        let name = ko.file_name().context("module without a name")?;
+        copy_into(&root, ko, &Path::new("/modules").join(name))?;
     }
     let init = root.join("init");
     std::fs::write(&init, init_script)?;

@@ -12,6 +12,57 @@ use anyhow::{bail, Context, Result};
 pub(crate) struct Kernel {
     pub(crate) package: String,
     pub(crate) vmlinuz: PathBuf,
+    /// `lib/modules/<version>/kernel` in the unpacked package.
+    pub(crate) modules: PathBuf,
+}
+
+impl Kernel {
+    /// The `.ko` files for `wanted` and everything they depend on, dependencies first.
+    /// Dependencies come from each module's `.modinfo` `depends=` (the package ships no
+    /// modules.dep: depmod writes it at install time).
+    pub(crate) fn modules_for(&self, wanted: &[&str]) -> Result<Vec<PathBuf>> {
+        let mut all = std::collections::HashMap::new();
+        index_modules(&self.modules, &mut all)?;
+        let mut order = Vec::new();
+        for name in wanted {
+            visit(name, &all, &mut order, 0)?;
+        }
+        Ok(order)
+    }
+}
+
+fn index_modules(dir: &Path, into: &mut std::collections::HashMap<String, PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            index_modules(&path, into)?;
+        } else if let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".ko")) {
+            into.insert(name.replace('-', "_"), path.clone());
+        }
+    }
+    Ok(())
+}
+
+fn depends(ko: &Path) -> Result<Vec<String>> {
+    let bytes = std::fs::read(ko)?;
+    let key = b"depends=";
+    let Some(at) = bytes.windows(key.len()).position(|w| w == key) else { return Ok(Vec::new()) };
+    let rest = &bytes[at + key.len()..];
+    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    Ok(String::from_utf8_lossy(&rest[..end]).split(',').filter(|s| !s.is_empty()).map(|s| s.replace('-', "_")).collect())
+}
+
+fn visit(name: &str, all: &std::collections::HashMap<String, PathBuf>, order: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
+    anyhow::ensure!(depth < 32, "module dependency loop at {name}");
+    let path = all.get(name).with_context(|| format!("module {name} is not in the kernel package"))?;
+    if order.contains(path) {
+        return Ok(());
+    }
+    for dep in depends(path)? {
+        visit(&dep, all, order, depth + 1)?;
+    }
+    order.push(path.clone());
+    Ok(())
 }
 
 fn cache_dir() -> PathBuf {
@@ -53,7 +104,8 @@ pub(crate) fn fetch() -> Result<Kernel> {
     let package = resolve_package()?;
     let dir = cache_dir().join(&package);
     if let Some(vmlinuz) = find_vmlinuz(&dir) {
-        return Ok(Kernel { package, vmlinuz });
+        let modules = modules_dir(&dir)?;
+        return Ok(Kernel { package, vmlinuz, modules });
     }
     let downloads = cache_dir().join("debs");
     std::fs::create_dir_all(&downloads)?;
@@ -68,5 +120,12 @@ pub(crate) fn fetch() -> Result<Kernel> {
     crate::run_cmd(Command::new("dpkg").arg("-x").arg(&deb).arg(&partial))?;
     std::fs::rename(&partial, &dir)?;
     let vmlinuz = find_vmlinuz(&dir).context("no boot/vmlinuz-* in the kernel package")?;
-    Ok(Kernel { package, vmlinuz })
+    let modules = modules_dir(&dir)?;
+    Ok(Kernel { package, vmlinuz, modules })
+}
+
+fn modules_dir(dir: &Path) -> Result<PathBuf> {
+    let base = dir.join("lib/modules");
+    let version = std::fs::read_dir(&base)?.filter_map(Result::ok).next().context("no lib/modules/<version> in the kernel package")?;
+    Ok(version.path().join("kernel"))
 }

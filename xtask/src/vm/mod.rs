@@ -8,7 +8,7 @@ mod kernel;
 
 use std::{
     io::{BufRead, BufReader},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -18,12 +18,16 @@ use anyhow::{bail, Context, Result};
 
 pub(crate) use initramfs::Payload;
 
+/// Kernel modules the tests need (nftables with `numgen`, for the lossy-link test); loaded
+/// by `/init` with busybox `insmod`, dependencies first.
+const MODULES: [&str; 1] = ["nft_numgen"];
+
 /// Families every integration test binary runs under, in the VM.
 pub(crate) const VM_FAMILIES: [&str; 4] = ["fentry", "kprobe", "tracepoint", "auto"];
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 
-fn init_script(tests: &[String]) -> String {
+fn init_script(tests: &[String], modules: &[PathBuf]) -> String {
     let mut s = String::from(
         "#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -38,11 +42,16 @@ ip link set lo up
 echo TT-BOOTED $(uname -r)
 ",
     );
+    for ko in modules {
+        if let Some(name) = ko.file_name().and_then(|n| n.to_str()) {
+            s.push_str(&format!("insmod /modules/{name} || echo TT-MODULE-FAILED {name}\n"));
+        }
+    }
     for test in tests {
         for fam in VM_FAMILIES {
             s.push_str(&format!(
                 "echo TT-START {test} {fam}\n\
-                 TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace /tt/{test} --test-threads=1\n\
+                 TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft /tt/{test} --test-threads=1\n\
                  echo TT-RESULT {test} {fam} rc=$?\n"
             ));
         }
@@ -53,21 +62,22 @@ echo TT-BOOTED $(uname -r)
 
 /// Boots the kernel with `payloads` (tcptrace plus test binaries named in `tests`).
 pub(crate) fn run(work: &Path, payloads: &[Payload], tests: &[String]) -> Result<()> {
-    let log = boot(work, payloads, &init_script(tests))?;
+    let log = boot(work, payloads, |modules| init_script(tests, modules))?;
     verdict(&log, tests)
 }
 
 /// Boots with tcptrace and runs one shell command (for debugging in the VM).
 pub(crate) fn exec(work: &Path, payloads: &[Payload], command: &str) -> Result<()> {
-    let script = init_script(&[]).replace("echo TT-DONE", &format!("{command}\necho TT-DONE"));
-    boot(work, payloads, &script).map(drop)
+    let script = |modules: &[PathBuf]| init_script(&[], modules).replace("echo TT-DONE", &format!("{command}\necho TT-DONE"));
+    boot(work, payloads, script).map(drop)
 }
 
-fn boot(work: &Path, payloads: &[Payload], script: &str) -> Result<Vec<String>> {
+fn boot(work: &Path, payloads: &[Payload], script: impl FnOnce(&[PathBuf]) -> String) -> Result<Vec<String>> {
     let kernel = kernel::fetch()?;
     eprintln!("xtask: VM kernel {} ({})", kernel.package, kernel.vmlinuz.display());
     std::fs::create_dir_all(work)?;
-    let cpio = initramfs::build(work, payloads, script)?;
+    let modules = kernel.modules_for(&MODULES)?;
+    let cpio = initramfs::build(work, payloads, &modules, &script(&modules))?;
     let mut child = Command::new("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot"])
         .arg("-kernel")
@@ -125,6 +135,9 @@ fn verdict(log: &[String], tests: &[String]) -> Result<()> {
     if let Some(panic) = log.iter().find(|l| l.contains("Kernel panic") || l.contains("BUG:") || l.contains("Oops")) {
         bail!("the VM kernel failed: {panic}");
     }
+    if let Some(module) = log.iter().find(|l| l.starts_with("TT-MODULE-FAILED")) {
+        bail!("in the VM: {module}");
+    }
     if !log.iter().any(|l| l.starts_with("TT-BOOTED")) {
         bail!("the VM never reached /init");
     }
@@ -157,8 +170,6 @@ pub(crate) fn vm_name(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
     #[test]
