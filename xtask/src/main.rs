@@ -1,6 +1,7 @@
 //! Developer tasks: `cargo xtask build-ebpf | test | run | vm-test | setup`.
 //! Each task does its own set-up, so one command works on a fresh machine.
 
+mod bench;
 mod build_ebpf;
 mod setup;
 mod test;
@@ -30,6 +31,8 @@ enum Task {
     },
     /// Run every test: unit, host kernel, and Debian 6.1 under QEMU.
     Test(test::Options),
+    /// Measure what tracing costs against untraced, an empty program, tcplife and bpftrace.
+    Bench(bench::Options),
     /// Boot Debian 6.1 under QEMU with a debug build of tcptrace at /tt/tcptrace and run
     /// one shell command there (e.g. `cargo xtask vm-exec '/tt/tcptrace --list-probes'`).
     VmExec {
@@ -43,6 +46,7 @@ fn main() {
         Task::Setup => setup::run(),
         Task::BuildEbpf { check } => build_ebpf::run(check),
         Task::Test(opts) => test::run(&opts),
+        Task::Bench(opts) => bench::run(&opts),
         Task::VmExec { command } => test::vm_exec(&command),
     };
     if let Err(err) = result {

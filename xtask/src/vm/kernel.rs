@@ -18,8 +18,9 @@ pub(crate) struct Kernel {
 
 impl Kernel {
     /// The `.ko` files for `wanted` and everything they depend on, dependencies first.
-    /// Dependencies come from each module's `.modinfo` `depends=` (the package ships no
-    /// modules.dep: depmod writes it at install time).
+    /// Dependencies come from each module's `.modinfo`: `depends=`, and `softdep=pre:`
+    /// (libcrc32c needs a crc32c implementation loaded first, found by its `alias=`). The
+    /// package ships no modules.dep: depmod writes it at install time.
     pub(crate) fn modules_for(&self, wanted: &[&str]) -> Result<Vec<PathBuf>> {
         let mut all = std::collections::HashMap::new();
         index_modules(&self.modules, &mut all)?;
@@ -29,6 +30,28 @@ impl Kernel {
         }
         Ok(order)
     }
+}
+
+/// The values of `key=` in a module's `.modinfo` (NUL-separated `key=value` strings).
+fn modinfo(ko: &Path, key: &str) -> Result<Vec<String>> {
+    let bytes = std::fs::read(ko)?;
+    let needle = format!("{key}=");
+    Ok(bytes
+        .split(|&b| b == 0)
+        .filter_map(|s| s.strip_prefix(needle.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect())
+}
+
+/// A module name for a softdep, which may be an alias (`crc32c` -> `crc32c_generic`).
+fn resolve(name: &str, all: &std::collections::HashMap<String, PathBuf>) -> Option<String> {
+    let name = name.replace('-', "_");
+    if all.contains_key(&name) {
+        return Some(name);
+    }
+    let mut names: Vec<&String> = all.keys().collect();
+    names.sort(); // deterministic: the generic implementation sorts before arch ones
+    names.into_iter().find(|m| all.get(*m).is_some_and(|p| modinfo(p, "alias").is_ok_and(|a| a.iter().any(|a| a.replace('-', "_") == name)))).cloned()
 }
 
 fn index_modules(dir: &Path, into: &mut std::collections::HashMap<String, PathBuf>) -> Result<()> {
@@ -43,13 +66,17 @@ fn index_modules(dir: &Path, into: &mut std::collections::HashMap<String, PathBu
     Ok(())
 }
 
-fn depends(ko: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(ko)?;
-    let key = b"depends=";
-    let Some(at) = bytes.windows(key.len()).position(|w| w == key) else { return Ok(Vec::new()) };
-    let rest = &bytes[at + key.len()..];
-    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-    Ok(String::from_utf8_lossy(&rest[..end]).split(',').filter(|s| !s.is_empty()).map(|s| s.replace('-', "_")).collect())
+fn depends(ko: &Path, all: &std::collections::HashMap<String, PathBuf>) -> Result<Vec<String>> {
+    let mut deps: Vec<String> = modinfo(ko, "softdep")?
+        .iter()
+        .filter_map(|s| s.strip_prefix("pre:"))
+        .flat_map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|s| resolve(&s, all))
+        .collect();
+    for d in modinfo(ko, "depends")? {
+        deps.extend(d.split(',').filter(|s| !s.is_empty()).map(|s| s.replace('-', "_")));
+    }
+    Ok(deps)
 }
 
 fn visit(name: &str, all: &std::collections::HashMap<String, PathBuf>, order: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
@@ -58,7 +85,7 @@ fn visit(name: &str, all: &std::collections::HashMap<String, PathBuf>, order: &m
     if order.contains(path) {
         return Ok(());
     }
-    for dep in depends(path)? {
+    for dep in depends(path, all)? {
         visit(&dep, all, order, depth + 1)?;
     }
     order.push(path.clone());
