@@ -10,8 +10,7 @@ pub enum Counter {
     ReadError = 1,
     /// The event was dropped on purpose by a kernel-side filter.
     Filtered = 2,
-    /// A state change the kernel did not run the primary state program for (it was
-    /// already running on this CPU, interrupted by a softirq), handled by the backup copy.
+    /// Unused (was: events covered by the backup state program); kept so ids stay stable.
     Covered = 3,
     /// A transition whose old state is not the new state tcptrace last saw for that
     /// socket: a state change was missed somewhere (whatever the cause, on any kernel).

@@ -30,6 +30,8 @@ pub struct SockOffsets {
     pub err: u32,
     /// `sk_protocol` (u16; IPPROTO_TCP for TCP sockets).
     pub protocol: u32,
+    /// `sk_lock.owned` (int): a task holds the socket (process context).
+    pub owned: u32,
     /// `__sk_common.skc_flags` (`sk_flags`, unsigned long): `SOCK_DONE` is set when the
     /// peer's FIN arrives.
     pub flags: u32,
@@ -63,6 +65,7 @@ impl SockOffsets {
             v6_rcv_saddr: OFFSET_ABSENT,
             err: OFFSET_ABSENT,
             protocol: OFFSET_ABSENT,
+            owned: OFFSET_ABSENT,
             flags: OFFSET_ABSENT,
             sock_done_bit: OFFSET_ABSENT,
             bytes_acked: OFFSET_ABSENT,

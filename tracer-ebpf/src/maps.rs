@@ -33,10 +33,10 @@ pub(crate) static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entrie
 #[map]
 pub(crate) static NEW_SOCK: PerCpuArray<SockInfo> = PerCpuArray::with_max_entries(1, 0);
 
-/// Per-CPU recursion bookkeeping for the state hook's primary/backup program pair (see
-/// `state::primary`). Read and written only by those two programs, on their own CPU.
+/// 1 while the softirq side of the state hook's program pair runs on this CPU (see
+/// `state::pair`). Written by that program, read by the owner side, both on this CPU.
 #[map]
-pub(crate) static STATE_GUARD: PerCpuArray<crate::state::Guard> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static STATE_BUSY: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// Arguments of a `tcp_v{4,6}_connect` call in progress, keyed by thread id.
 /// Inserted: connect entry hook (fentry / kprobe). Deleted and read: connect exit hook.

@@ -72,6 +72,13 @@ fn read_into(sk: u64, offset: u32, dst: &mut [u8]) -> Result<(), ReadError> {
     unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(sk.wrapping_add(u64::from(offset)) as *const u8, dst) }.map_err(|_| ReadError)
 }
 
+/// Whether a task owns the socket (`sk->sk_lock.owned`): true in process context (connect,
+/// close, backlog processing), false for changes made in softirq.
+#[inline(always)]
+pub(crate) fn owned(sk: u64) -> Result<bool, ReadError> {
+    read::<i32>(sk, sock_off::owned()).map(|o| o != 0)
+}
+
 /// `sk->sk_protocol` (IPPROTO_TCP = 6 for TCP).
 #[inline(always)]
 pub(crate) fn protocol(sk: u64) -> Result<u16, ReadError> {

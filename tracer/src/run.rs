@@ -80,7 +80,7 @@ struct Tally {
 struct Losses {
     ring_full: u64,
     read_errors: u64,
-    /// Program runs the kernel skipped, minus those the backup state program covered.
+    /// Program runs the kernel skipped (paired state programs excepted: see loader::stats).
     missed_runs: u64,
     state_gaps: u64,
     map_errors: u64,
@@ -88,11 +88,10 @@ struct Losses {
 }
 
 fn losses(source: &Source, ebpf: &aya::Ebpf) -> Losses {
-    let covered = source.counter(Counter::Covered);
     Losses {
         ring_full: source.counter(Counter::RingbufFull),
         read_errors: source.counter(Counter::ReadError),
-        missed_runs: loader::stats::total_misses(ebpf).saturating_sub(covered),
+        missed_runs: loader::stats::total_misses(ebpf),
         state_gaps: source.counter(Counter::StateGap),
         map_errors: source.counter(Counter::MapError),
         filtered: source.counter(Counter::Filtered),

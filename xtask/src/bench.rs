@@ -30,7 +30,7 @@ use crate::workspace_root;
 pub(crate) struct Options {
     /// A short run (CI): fewer rounds, shorter windows; numbers are indicative only.
     #[arg(long)]
-    quick: bool,
+    pub(crate) quick: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -16,6 +16,9 @@ const APT_PACKAGES: &[&str] = &[
     "cpio",
     "iproute2",
     "nftables",
+    // Peers the benchmark compares against.
+    "libbpf-tools",
+    "bpftrace",
 ];
 
 fn have(cmd: &str) -> bool {

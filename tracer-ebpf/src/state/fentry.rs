@@ -11,21 +11,21 @@ use crate::sock;
 
 #[fentry(function = "tcp_set_state")]
 pub(crate) fn tt_state_fent(ctx: FEntryContext) -> u32 {
-    run(&ctx, super::primary);
+    run(&ctx, true);
     0
 }
 
-/// The backup copy (see `state::primary`), attached after `tt_state_fent`.
+/// The other program of the pair (see `state::pair`): changes made in softirq.
 #[fentry(function = "tcp_set_state")]
 pub(crate) fn tt_state_fent2(ctx: FEntryContext) -> u32 {
-    run(&ctx, super::backup);
+    super::softirq_side(|| run(&ctx, false));
     0
 }
 
 #[inline(always)]
-fn run(ctx: &FEntryContext, body: fn(u64, i32, i32)) {
+fn run(ctx: &FEntryContext, owner_side: bool) {
     let sk: u64 = ctx.arg(0);
     if let Ok(old) = sock::state(sk) {
-        body(sk, i32::from(old), ctx.arg(1));
+        super::pair(sk, i32::from(old), ctx.arg(1), owner_side);
     }
 }

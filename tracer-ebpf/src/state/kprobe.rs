@@ -10,7 +10,7 @@ pub(crate) fn tt_state_kp(ctx: ProbeContext) -> u32 {
         return 0;
     };
     if let Ok(old) = sock::state(sk) {
-        super::primary(sk, i32::from(old), new);
+        super::on_change(sk, i32::from(old), new);
     }
     0
 }

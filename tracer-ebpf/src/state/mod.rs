@@ -16,7 +16,7 @@ use tracer_common::{
 use crate::{
     close, connect,
     emit::{count, header_if_wanted, now_ns, send},
-    maps::{SOCKS, STATE_GUARD},
+    maps::{SOCKS, STATE_BUSY},
     sock,
     socks,
 };
@@ -33,62 +33,52 @@ pub(crate) const TCP_LAST_ACK: i32 = 9;
 pub(crate) const TCP_CLOSING: i32 = 11;
 pub(crate) const TCP_LISTEN: i32 = 10;
 
-/// The event the primary state program last took on this CPU: how the backup tells
-/// whether the primary ran for the event in hand.
-#[derive(Clone, Copy)]
-#[repr(C)]
-pub(crate) struct Guard {
-    sk: u64,
-    old: i32,
-    new: i32,
+/// The body of the two state programs of a pair: `owner_side` is true for the one that
+/// takes changes made with the socket owned by a task (process context: connect, close,
+/// backlog processing), false for the one that takes the others (softirq: packets, timers).
+///
+/// Why two: the kernel skips a program that is already running on the same CPU (the
+/// per-program recursion guard of raw tracepoints and trampolines), and a softirq that
+/// changes a socket's state can interrupt the program while it handles a change in process
+/// context. With one program per context, the interrupted one is not the one needed:
+/// softirqs do not nest, and BPF tracing runs with preemption off. Whether the socket is
+/// owned (`sk->sk_lock.owned`) cannot change during the transition (it is made under the
+/// socket's lock), so exactly one of the two takes each event, in whatever order the
+/// kernel runs them. One window is left: the softirq side also runs (and returns at once)
+/// for process-context changes; while it does, it marks itself busy on this CPU and the
+/// owner side takes a softirq change for it. Only an interrupt between the kernel's guard
+/// and that mark can lose an event, and the kernel counts that skip, which tcptrace
+/// reports. Kprobes and classic tracepoints have one guard for all BPF programs, so there
+/// a single program handles everything and misses are counted the same way.
+#[inline(always)]
+pub(crate) fn pair(sk: u64, old: i32, new: i32, owner_side: bool) {
+    if owner_side {
+        // Unreadable: the owner side takes it, so it is never dropped.
+        let owned = sock::owned(sk).unwrap_or(true);
+        // SAFETY: this CPU's slot of a per-CPU array.
+        let softirq_side_busy = STATE_BUSY.get_ptr(0).is_some_and(|b| unsafe { *b } != 0);
+        if owned || softirq_side_busy {
+            on_change(sk, old, new);
+        }
+    } else if sock::owned(sk) == Ok(false) {
+        on_change(sk, old, new);
+    }
 }
 
-/// The primary state program's body. The kernel skips a program that is already running
-/// on this CPU (per-program recursion guard of raw tracepoints and trampolines), which
-/// happens when a softirq changes another socket's state while the primary handles a
-/// change in process context (connect, close). A second, identical program attached after
-/// it (the backup) catches exactly those events: the primary notes each event it takes
-/// (again at its end, so a nested run on a kernel without the guard cannot confuse the
-/// outer one), and the backup takes any event that is not the one noted.
-/// Kprobes and classic tracepoints have one guard for all BPF programs, so there the pair
-/// cannot help; what is missed there is still counted (`Counter::StateGap`, and the
-/// kernel's own miss counts that userspace reports).
+/// Marks the softirq side of the pair busy on this CPU for as long as `body` runs: the
+/// first and last thing its programs do.
 #[inline(always)]
-pub(crate) fn primary(sk: u64, old: i32, new: i32) {
-    let this = Guard { sk, old, new };
-    let slot = STATE_GUARD.get_ptr_mut(0);
-    if let Some(slot) = slot {
-        // SAFETY: this CPU's slot, written only by the primary.
-        unsafe { *slot = this };
+pub(crate) fn softirq_side(body: impl FnOnce()) {
+    let busy = STATE_BUSY.get_ptr_mut(0);
+    if let Some(b) = busy {
+        // SAFETY: this CPU's slot of a per-CPU array.
+        unsafe { *b = 1 };
     }
-    on_change(sk, old, new);
-    if let Some(slot) = slot {
+    body();
+    if let Some(b) = busy {
         // SAFETY: as above.
-        unsafe { *slot = this };
+        unsafe { *b = 0 };
     }
-}
-
-/// The backup state program's body: takes the event only if the primary did not.
-#[inline(always)]
-pub(crate) fn backup(sk: u64, old: i32, new: i32) {
-    let Some(slot) = STATE_GUARD.get_ptr(0) else {
-        return;
-    };
-    // SAFETY: this CPU's slot, a plain struct.
-    let last = unsafe { *slot };
-    if last.sk == sk && last.old == old && last.new == new {
-        return;
-    }
-    // A primary that ran nested inside this backup's own start may have overwritten the
-    // note: an event whose effect is already recorded is such a duplicate.
-    match SOCKS.get_ptr(&sk) {
-        // SAFETY: a plain struct in a map value.
-        Some(info) if i32::from(unsafe { (*info).last_state }) == new => return,
-        None if new == TCP_CLOSE => return, // removed at CLOSE by the primary: done
-        _ => {}
-    }
-    count(Counter::Covered);
-    on_change(sk, old, new);
 }
 
 /// One transition of `sk` from `old` to `new`. Not inlined: a BPF-to-BPF call keeps each

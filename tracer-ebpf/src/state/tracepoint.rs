@@ -24,7 +24,7 @@ pub(crate) fn tt_state_tp(ctx: TracePointContext) -> u32 {
         )
     };
     if let (Ok(IPPROTO_TCP), Ok(sk), Ok(old), Ok(new)) = fields {
-        super::primary(sk, old, new);
+        super::on_change(sk, old, new);
     }
     0
 }
@@ -32,25 +32,25 @@ pub(crate) fn tt_state_tp(ctx: TracePointContext) -> u32 {
 /// The same tracepoint attached raw (Linux 4.17+): its `TP_PROTO` arguments
 /// `(const struct sock *sk, const int oldstate, const int newstate)` instead of the
 /// record, so no format offsets; and the kernel's recursion guard for raw tracepoints is
-/// per program, so another tcptrace program running on this CPU (an accept in process
-/// context, say) does not make this one miss the softirq's state changes.
+/// per program, so the pair (see `state::pair`) works: this one takes changes made with
+/// the socket owned by a task.
 #[aya_ebpf::macros::raw_tracepoint(tracepoint = "inet_sock_set_state")]
 pub(crate) fn tt_state_rtp(ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
-    raw(&ctx, super::primary);
+    raw(&ctx, true);
     0
 }
 
-/// The backup copy (see `state::primary`), attached after `tt_state_rtp`.
+/// The other program of the pair (see `state::pair`): changes made in softirq.
 #[aya_ebpf::macros::raw_tracepoint(tracepoint = "inet_sock_set_state")]
 pub(crate) fn tt_state_rtp2(ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
-    raw(&ctx, super::backup);
+    super::softirq_side(|| raw(&ctx, false));
     0
 }
 
 #[inline(always)]
-fn raw(ctx: &aya_ebpf::programs::RawTracePointContext, body: fn(u64, i32, i32)) {
+fn raw(ctx: &aya_ebpf::programs::RawTracePointContext, owner_side: bool) {
     let sk: u64 = ctx.arg(0);
     if crate::sock::protocol(sk) == Ok(IPPROTO_TCP) {
-        body(sk, ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32);
+        super::pair(sk, ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32, owner_side);
     }
 }

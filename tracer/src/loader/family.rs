@@ -210,14 +210,14 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         (Hook::Connect, HookFamily::Tracepoint) => Ok(()),
         (Hook::State, HookFamily::Fentry) => {
             let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
-            // Primary first, then its backup (see tracer-ebpf/src/state/mod.rs `primary`).
+            // A pair of identical programs (see tracer-ebpf/src/state/mod.rs `pair`).
             fentry(ebpf, btf, "tt_state_fent", "tcp_set_state")?;
             fentry(ebpf, btf, "tt_state_fent2", "tcp_set_state")
         }
         (Hook::State, HookFamily::Kprobe) => kprobe(ebpf, "tt_state_kp", &["tcp_set_state"]),
         (Hook::State, HookFamily::Tracepoint) => {
             // Raw first: per-program recursion guard, no record offsets to trust.
-            // Primary first, then its backup (see tracer-ebpf/src/state/mod.rs `primary`).
+            // A pair of identical programs (see tracer-ebpf/src/state/mod.rs `pair`).
             let raw = (|| {
                 for name in ["tt_state_rtp", "tt_state_rtp2"] {
                     let p: &mut RawTracePoint = program(ebpf, name)?;

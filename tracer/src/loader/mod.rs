@@ -76,6 +76,7 @@ impl KernelFacts {
             v6_rcv_saddr: sk(&["__sk_common", "skc_v6_rcv_saddr"])?,
             err: sk(&["sk_err"])?,
             protocol: sk(&["sk_protocol"])?,
+            owned: sk(&["sk_lock", "owned"])?,
             flags: optional(sk(&["__sk_common", "skc_flags"])),
             sock_done_bit: optional(btf.enum_value("sock_flags", "SOCK_DONE").map(|v| v as u32)),
             bytes_acked: optional(tcp("bytes_acked")),

@@ -33,14 +33,15 @@ fn recursion_misses(fd: i32) -> std::io::Result<u64> {
     Ok(u64::from_ne_bytes(info[OFFSET..OFFSET + 8].try_into().unwrap_or_default()))
 }
 
-/// Backup programs: their skipped runs are covered by the primary they back up (see
-/// tracer-ebpf/src/state/mod.rs), so they are not losses.
-const BACKUPS: [&str; 2] = ["tt_state_rtp2", "tt_state_fent2"];
+/// The owner side of the state hook's pair (tracer-ebpf/src/state/mod.rs `pair`) is only
+/// ever skipped for softirq changes, which the other side takes: not losses. The other
+/// side's skips are counted, though some of those the owner side took.
+const NEVER_NEEDED_WHEN_SKIPPED: [&str; 2] = ["tt_state_rtp", "tt_state_fent"];
 
-/// The sum of skipped runs over every loaded program but the backups.
+/// The sum of skipped runs over every loaded program that matters.
 pub(crate) fn total_misses(ebpf: &Ebpf) -> u64 {
     ebpf.programs()
-        .filter(|(name, _)| !BACKUPS.contains(name))
+        .filter(|(name, _)| !NEVER_NEEDED_WHEN_SKIPPED.contains(name))
         .filter_map(|(_, p)| p.fd().ok().map(|fd| fd.as_fd().as_raw_fd()))
         .map(|fd| recursion_misses(fd).unwrap_or(0))
         .sum()

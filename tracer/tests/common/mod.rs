@@ -7,6 +7,7 @@
 //!   host, whose kernel has no kprobes and refuses fentry; `fentry` on Debian 6.1).
 //! - `TCPTRACE_BIN`: the binary to run (inside the VM, where cargo's path does not exist).
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(unreachable_pub, reason = "a module of each test crate, not a library")]
 
 use std::{
     ffi::CStr,
