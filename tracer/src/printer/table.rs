@@ -18,14 +18,14 @@ fn detail(d: &Detail) -> String {
         Detail::Connect { latency, result } => format!("{} lat={}", result_text(*result), units::duration(*latency)),
         Detail::Accept => "-".into(),
         Detail::Close(c) => format!(
-            "{} closed_by={} life={} tx={} rx={} retrans={} srtt={}µs",
+            "{} closed_by={} life={} tx={} rx={} retrans={} srtt={}",
             direction_text(c.direction),
             closed_by_text(c.closed_by),
             c.lifetime.map_or_else(|| "?".into(), units::duration),
             units::bytes(c.bytes_sent),
             units::bytes(c.bytes_received),
             c.total_retrans,
-            c.srtt_us
+            units::duration(std::time::Duration::from_micros(u64::from(c.srtt_us)))
         ),
         Detail::State { old, new, in_old } => {
             format!("{}->{} after={}", old.name(), new.name(), in_old.map_or_else(|| "?".into(), units::duration))
