@@ -156,3 +156,26 @@ pub struct TaskOffsets {
     /// `socket.sk`
     pub sk: u32,
 }
+
+impl SyscallTpOffsets {
+    pub const ABSENT: Self = Self { ret: OFFSET_ABSENT };
+}
+
+impl LengthTpOffsets {
+    pub const ABSENT: Self = Self { sk: OFFSET_ABSENT, protocol: OFFSET_ABSENT, ret: OFFSET_ABSENT, flags: OFFSET_ABSENT };
+}
+
+impl RetransTpOffsets {
+    pub const ABSENT: Self = Self { skaddr: OFFSET_ABSENT, err: OFFSET_ABSENT };
+}
+
+impl TaskOffsets {
+    pub const ABSENT: Self = Self {
+        files: OFFSET_ABSENT,
+        fdt: OFFSET_ABSENT,
+        fd: OFFSET_ABSENT,
+        max_fds: OFFSET_ABSENT,
+        private_data: OFFSET_ABSENT,
+        sk: OFFSET_ABSENT,
+    };
+}

@@ -4,7 +4,7 @@
 use tracer_common::{
     event::{kind_bit, EventKind},
     filter::{Config, Filter},
-    offsets::{LengthTpOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets, OFFSET_ABSENT},
+    offsets::{LengthTpOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets},
 };
 
 #[unsafe(no_mangle)]
@@ -20,28 +20,20 @@ static SOCK_OFFSETS: SockOffsets = SockOffsets::absent();
 static STATE_TP_OFFSETS: StateTpOffsets = StateTpOffsets::absent();
 
 #[unsafe(no_mangle)]
-static ACCEPT_TP_OFFSETS: SyscallTpOffsets = SyscallTpOffsets { ret: OFFSET_ABSENT };
+static ACCEPT_TP_OFFSETS: SyscallTpOffsets = SyscallTpOffsets::ABSENT;
 
 #[unsafe(no_mangle)]
-static LENGTH_TP_OFFSETS: LengthTpOffsets =
-    LengthTpOffsets { sk: OFFSET_ABSENT, protocol: OFFSET_ABSENT, ret: OFFSET_ABSENT, flags: OFFSET_ABSENT };
+static LENGTH_TP_OFFSETS: LengthTpOffsets = LengthTpOffsets::ABSENT;
 
 #[unsafe(no_mangle)]
-static RETRANS_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets { skaddr: OFFSET_ABSENT, err: OFFSET_ABSENT };
+static RETRANS_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets::ABSENT;
 
 /// `tcp:tcp_destroy_sock` has the same `skaddr` field; `err` stays absent.
 #[unsafe(no_mangle)]
-static DESTROY_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets { skaddr: OFFSET_ABSENT, err: OFFSET_ABSENT };
+static DESTROY_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets::ABSENT;
 
 #[unsafe(no_mangle)]
-static TASK_OFFSETS: TaskOffsets = TaskOffsets {
-    files: OFFSET_ABSENT,
-    fdt: OFFSET_ABSENT,
-    fd: OFFSET_ABSENT,
-    max_fds: OFFSET_ABSENT,
-    private_data: OFFSET_ABSENT,
-    sk: OFFSET_ABSENT,
-};
+static TASK_OFFSETS: TaskOffsets = TaskOffsets::ABSENT;
 
 macro_rules! getter {
     ($name:ident, $global:ident, $ty:ty) => {

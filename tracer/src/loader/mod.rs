@@ -194,24 +194,11 @@ pub(crate) struct Sizes {
 /// No program is loaded into the kernel yet: that happens per hook, in `family::attach`.
 pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config, sizes: Sizes) -> Result<Ebpf, Error> {
     let state_tp = facts.state_tp.clone().unwrap_or_else(|_| StateTpOffsets::absent());
-    let accept_tp = facts.accept_tp.clone().unwrap_or(SyscallTpOffsets { ret: OFFSET_ABSENT });
-    let length_tp = facts.length_tp.clone().unwrap_or(LengthTpOffsets {
-        sk: OFFSET_ABSENT,
-        protocol: OFFSET_ABSENT,
-        ret: OFFSET_ABSENT,
-        flags: OFFSET_ABSENT,
-    });
-    let no_sk = RetransTpOffsets { skaddr: OFFSET_ABSENT, err: OFFSET_ABSENT };
-    let retrans_tp = facts.retrans_tp.clone().unwrap_or(no_sk);
-    let destroy_tp = facts.destroy_tp.clone().unwrap_or(no_sk);
-    let task = facts.task.clone().unwrap_or(TaskOffsets {
-        files: OFFSET_ABSENT,
-        fdt: OFFSET_ABSENT,
-        fd: OFFSET_ABSENT,
-        max_fds: OFFSET_ABSENT,
-        private_data: OFFSET_ABSENT,
-        sk: OFFSET_ABSENT,
-    });
+    let accept_tp = facts.accept_tp.clone().unwrap_or(SyscallTpOffsets::ABSENT);
+    let length_tp = facts.length_tp.clone().unwrap_or(LengthTpOffsets::ABSENT);
+    let retrans_tp = facts.retrans_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
+    let destroy_tp = facts.destroy_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
+    let task = facts.task.clone().unwrap_or(TaskOffsets::ABSENT);
     EbpfLoader::new()
         .override_global("FILTER", filter, true)
         .override_global("CONFIG", config, true)
