@@ -11,18 +11,28 @@ use crate::maps::SOCKS;
 
 pub(crate) const UNKNOWN_TASK: Task = Task::UNKNOWN;
 
+/// `BPF_NOEXIST`: insert only if the key is absent.
+const BPF_NOEXIST: u64 = 1;
+
 /// Inserts a fresh entry for `sk` built by `init` in per-CPU scratch space, and returns
-/// a pointer to it in the map. `None` if the map refused.
+/// a pointer to the map's entry for `sk`. Unless `replace`, an entry that another CPU
+/// inserted meanwhile is kept, not overwritten (a passive socket can be accepted on one
+/// CPU while its handshake completes on another, and each may be first to insert), and
+/// the pointer is to that one. `None` if the map refused.
 #[inline(always)]
-pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&mut SockInfo)) -> Option<*mut SockInfo> {
+pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, replace: bool, init: impl FnOnce(&mut SockInfo)) -> Option<*mut SockInfo> {
     let scratch = crate::maps::NEW_SOCK.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch slot; nothing else uses it between here and the insert.
-    unsafe {
+    let inserted = unsafe {
         *scratch = SockInfo::unknown(direction, state_since_ns);
         init(&mut *scratch);
-        SOCKS.insert(&sk, &*scratch, 0).ok()?;
+        SOCKS.insert(&sk, &*scratch, if replace { 0 } else { BPF_NOEXIST })
+    };
+    match inserted {
+        Ok(()) => SOCKS.get_ptr_mut(&sk),
+        Err(_) if !replace => SOCKS.get_ptr_mut(&sk), // someone else's: use it
+        Err(_) => None,
     }
-    SOCKS.get_ptr_mut(&sk)
 }
 
 /// The entry for `sk`, creating an owner-less one when there is none. `None` only if the
@@ -38,7 +48,7 @@ pub(crate) fn get_or_track(sk: u64, old: i32, now: u64) -> Option<*mut SockInfo>
     } else {
         (DIRECTION_UNKNOWN, 0)
     };
-    insert_new(sk, direction, since, |_| {})
+    insert_new(sk, direction, since, false, |_| {})
 }
 
 /// The owner of `sk`, or the unknown task.

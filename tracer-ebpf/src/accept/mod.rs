@@ -25,22 +25,20 @@ pub(crate) fn on_accept(sk: u64) {
     }
     let task = current_task();
     let keep = filter().pid_matches(task.pid);
-    match SOCKS.get_ptr_mut(&sk) {
-        Some(info) if keep => {
+    if keep {
+        // The handshake may complete on another CPU at the same time (the child is queued
+        // for accept before its ESTABLISHED transition): whoever inserts first, the owner
+        // lands in the one entry.
+        let entry = SOCKS.get_ptr_mut(&sk).or_else(|| crate::socks::insert_new(sk, DIRECTION_PASSIVE, 0, false, |_| {}));
+        if let Some(info) = entry {
             // SAFETY: map value of `sk`; the acceptor owns the socket now.
             unsafe {
                 (*info).task = task;
                 (*info).direction = DIRECTION_PASSIVE;
             }
         }
-        Some(_) => {
-            let _ = SOCKS.remove(&sk);
-        }
-        None if keep => {
-            // Established before tcptrace started, or evicted: owner known, start not.
-            let _ = crate::socks::insert_new(sk, DIRECTION_PASSIVE, 0, |info| info.task = task);
-        }
-        None => {}
+    } else {
+        let _ = SOCKS.remove(&sk);
     }
     let Ok(endpoints) = sock::endpoints(sk) else {
         count(Counter::ReadError);

@@ -47,7 +47,7 @@ pub(crate) fn start(sk: u64, now: u64) {
         count(Counter::Filtered);
         return;
     }
-    let _ = crate::socks::insert_new(sk, DIRECTION_ACTIVE, now, |info| {
+    let _ = crate::socks::insert_new(sk, DIRECTION_ACTIVE, now, true, |info| {
         info.task = task;
         info.syn_sent_ns = now;
         info.last_state = crate::state::TCP_SYN_SENT as u8;
