@@ -49,6 +49,11 @@ pub struct SockOffsets {
     pub total_retrans: u32,
     /// `tcp_sock.srtt_us` (u32, <<3).
     pub srtt_us: u32,
+    /// `inet_connection_sock.icsk_pending` (u8): which retransmit-timer event is armed.
+    pub icsk_pending: u32,
+    /// When that timer fires, in jiffies (unsigned long): `icsk_timeout` where the kernel
+    /// has it (6.1), else `icsk_retransmit_timer.expires` (6.18 keeps only that copy).
+    pub icsk_timeout: u32,
 }
 
 impl SockOffsets {
@@ -74,6 +79,8 @@ impl SockOffsets {
             bytes_received: OFFSET_ABSENT,
             total_retrans: OFFSET_ABSENT,
             srtt_us: OFFSET_ABSENT,
+            icsk_pending: OFFSET_ABSENT,
+            icsk_timeout: OFFSET_ABSENT,
         }
     }
 }

@@ -46,7 +46,12 @@ pub(crate) static CONNECT_ARGS: LruHashMap<u32, ConnectArgs> = LruHashMap::with_
 
 /// The `struct sock *` argument of a kprobe'd call until its kretprobe runs, keyed by
 /// `calls::key()` (thread, or CPU for the idle task). Inserted: kprobe entries of
-/// `tcp_sendmsg`, `tcp_recvmsg`, `tcp_retransmit_skb`, `inet_csk_accept` (none: it
+/// `tcp_sendmsg`, `tcp_recvmsg`, `tcp_retransmit_skb`, `tcp_send_loss_probe`, `inet_csk_accept` (none: it
 /// returns the sock). Deleted and read: the matching kretprobe.
 #[map]
 pub(crate) static CALL_ARGS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16_384, 0);
+
+/// A socket's `total_retrans` when `tcp_send_loss_probe` began, keyed by `struct sock *`.
+/// Inserted: its entry hook (fentry / kprobe). Deleted and read: its exit hook.
+#[map]
+pub(crate) static LOSS_PROBES: LruHashMap<u64, u32> = LruHashMap::with_max_entries(4_096, 0);

@@ -125,6 +125,23 @@ pub(crate) fn total_retrans(sk: u64) -> Result<u32, ReadError> {
     read::<u32>(sk, sock_off::total_retrans())
 }
 
+/// Whether the socket's tail loss probe timer has fired and is being handled now:
+/// `icsk_pending` says the armed event is a loss probe, and its time has come (the timer
+/// handler returns early, re-arming, when it has not; an ACK that retransmits while the
+/// probe is still armed sees a time in the future).
+#[inline(always)]
+pub(crate) fn loss_probe_due(sk: u64) -> bool {
+    let Ok(pending) = read::<u8>(sk, sock_off::icsk_pending()) else { return false };
+    if pending != tracer_common::retransmit::ICSK_TIME_LOSS_PROBE {
+        return false;
+    }
+    let Ok(expires) = read::<u64>(sk, sock_off::icsk_timeout()) else { return false };
+    // SAFETY: no preconditions.
+    let now = unsafe { aya_ebpf::helpers::bpf_jiffies64() };
+    // time_after_eq(now, expires), wrap-safe as the kernel compares jiffies.
+    now.wrapping_sub(expires) as i64 >= 0
+}
+
 /// Smoothed RTT in µs (`srtt_us` holds it shifted left by 3).
 #[inline(always)]
 pub(crate) fn srtt_us(sk: u64) -> Result<u32, ReadError> {

@@ -138,7 +138,11 @@ pub(crate) fn decode(bytes: &[u8], clock: Clock) -> Result<Event, Error> {
         }
         Some(EventKind::Retransmit) => {
             let raw: RetransmitEvent = read(bytes)?;
-            event(&raw.header, &raw.endpoints, clock, Detail::Retransmit { state: TcpState(raw.state), total_retrans: raw.total_retrans })
+            event(&raw.header, &raw.endpoints, clock, Detail::Retransmit {
+                state: TcpState(u32::from(raw.state)),
+                total_retrans: raw.total_retrans,
+                tail_loss_probe: raw.tail_loss_probe != 0,
+            })
         }
         None => Err(Error::UnknownKind(header.kind)),
     }

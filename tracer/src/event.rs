@@ -107,7 +107,9 @@ pub(crate) enum Detail {
     Accept,
     Close(CloseInfo),
     State { old: TcpState, new: TcpState, in_old: Option<Duration> },
-    Retransmit { state: TcpState, total_retrans: u32 },
+    /// `tail_loss_probe`: the probe timer resent the last segment before any loss was
+    /// detected (RFC 8985), rather than a retransmission after loss or a timeout.
+    Retransmit { state: TcpState, total_retrans: u32, tail_loss_probe: bool },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

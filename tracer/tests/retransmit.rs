@@ -1,181 +1,276 @@
-//! Retransmits on a lossy link: a private network namespace whose nftables input hook
-//! drops 10% of the data packets going to one port at random (`numgen random`; never a
-//! SYN or FIN, whose backed-off timers would make the test slow, not better), with lo's
-//! MTU at 1500 so a transfer spans many segments. Input, not output: a packet dropped at the sender's
-//! own output hook is an error returned to TCP, which sends it again as new data, never as
-//! a retransmission. Every retransmit event must carry the sending
-//! process and the right ports, and the close event's count must equal the kernel's own
-//! (`TCP_INFO` `tcpi_total_retrans`, read by the client just before it closes).
+//! Retransmits on a lossy veth link between two private network namespaces: the server's
+//! namespace has an nftables input hook that drops data packets going to the test's port
+//! (never a SYN or FIN, whose backed-off timers would make the tests slow, not better).
+//! Input, not the sender's output: a packet dropped at the sender's own output hook is an
+//! error returned to TCP, which sends it again as new data, never as a retransmission.
+//!
+//! - A 4 MB transfer where 10% of the data packets are dropped at random (`numgen
+//!   random`): every retransmit event carries the sending process and the right ports and
+//!   addresses, and both the close event's count and the last retransmit event's running
+//!   count equal the kernel's own (`TCP_INFO` `tcpi_total_retrans`, read by the client just
+//!   before it closes).
+//! - One small request whose first copy is dropped (`numgen inc`: the first data packet
+//!   only): with nothing more to send and no ACK coming, the sender's tail loss probe timer
+//!   sends it again. Exactly one retransmit event, marked as a tail loss probe.
 
 mod common;
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 use common::{raw, serial, sockaddr_of, wait_child, Trace};
 
-const CLIENT_SENDS: usize = 4_000_000;
-const SERVER_SENDS: usize = 30_000;
+/// Server side of the link (the namespace with the drop rule) and client side.
+const SERVER_ADDR: &str = "192.168.77.1";
+const CLIENT_ADDR: &str = "192.168.77.2";
 
-/// The `nft` binary: TT_NFT, or the usual places.
-fn nft_path() -> CString {
-    let path = std::env::var("TT_NFT").ok().or_else(|| {
-        ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/bin/nft"].into_iter().find(|p| std::path::Path::new(p).exists()).map(String::from)
+/// A binary from the environment variable `var`, or the usual places.
+fn tool_path(var: &str, name: &str, package: &str) -> CString {
+    let path = std::env::var(var).ok().or_else(|| {
+        ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].into_iter().map(|d| format!("{d}/{name}")).find(|p| std::path::Path::new(p).exists())
     });
-    CString::new(path.expect("nft not found (apt-get install nftables)")).expect("no NUL")
+    CString::new(path.unwrap_or_else(|| panic!("{name} not found (apt-get install {package})"))).expect("no NUL")
 }
 
-/// lo up with a 1500-byte MTU, in the current (new) network namespace. Raw calls only.
-fn lo_up_small_mtu() -> bool {
-    // SAFETY: ioctls on a datagram socket with a zeroed, named ifreq.
+/// Writes `text` to a temporary file and returns its path as a C string.
+fn temp_file(name: &str, text: &str) -> CString {
+    let path = std::env::temp_dir().join(name);
+    std::fs::write(&path, text).expect("write temp file");
+    CString::new(path.to_string_lossy().into_owned()).expect("no NUL")
+}
+
+/// Runs `argv` (NUL-terminated) in a child and returns its exit code. Raw calls only: for
+/// forked children.
+fn run(argv: &[*const libc::c_char]) -> i32 {
+    // SAFETY: fork + execv with NUL-terminated argv built before the fork.
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        ifr.ifr_name[0] = b'l' as libc::c_char;
-        ifr.ifr_name[1] = b'o' as libc::c_char;
-        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &raw mut ifr) != 0 {
-            return false;
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::execv(argv[0], argv.as_ptr());
+            libc::_exit(127);
         }
-        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        if libc::ioctl(fd, libc::SIOCSIFFLAGS, &raw const ifr) != 0 {
-            return false;
-        }
-        ifr.ifr_ifru.ifru_mtu = 1500;
-        let ok = libc::ioctl(fd, libc::SIOCSIFMTU, &raw const ifr) == 0;
-        libc::close(fd);
-        ok
+        wait_child(pid)
     }
+}
+
+/// `n` in decimal, NUL-terminated, in `buf`, without allocating (for forked children).
+fn decimal(mut n: u32, buf: &mut [u8; 12]) -> *const libc::c_char {
+    let mut at = buf.len() - 1;
+    buf[at] = 0;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf[at..].as_ptr().cast()
+}
+
+/// What a test does over the link, on each side. Both run in forked children: raw calls
+/// only, buffers prepared before the fork.
+struct Sides<S, C> {
+    /// The server: gets the accepted fd, returns its exit code.
+    server: S,
+    /// The client: gets the connected fd and a callback that waits until the leader has
+    /// removed the drop rules (so the close handshake is lossless and the connection's
+    /// retransmit count final); returns its exit code and the fd's `tcpi_total_retrans`,
+    /// read just before it closes.
+    client: C,
+}
+
+/// The outcome of `over_lossy_link`.
+struct Run {
+    client: i32,
+    server: i32,
+    kernel_count: u32,
+}
+
+/// Sets up the two namespaces and the veth link, with `rules` (an nft script) in the
+/// server's, runs both sides, and reports their pids and the client's kernel count.
+fn over_lossy_link<S, C>(port: u16, rules: &str, sides: Sides<S, C>) -> Run
+where
+    S: FnOnce(i32) -> i32,
+    C: FnOnce(i32, &dyn Fn() -> bool) -> (i32, u32),
+{
+    let nft = tool_path("TT_NFT", "nft", "nftables");
+    let ip = tool_path("TT_IP", "ip", "iproute2");
+    let rules = temp_file(&format!("tt-lossy-{port}.nft"), rules);
+    let server_side = temp_file(
+        &format!("tt-lossy-{port}-server.ip"),
+        &format!("link set lo up\naddr add {SERVER_ADDR}/24 dev tt-b\nlink set tt-b up\n"),
+    );
+    let client_side = temp_file(
+        &format!("tt-lossy-{port}-client.ip"),
+        &format!("link set lo up\naddr add {CLIENT_ADDR}/24 dev tt-a\nlink set tt-a up\n"),
+    );
+    let load = [nft.as_ptr(), c"-f".as_ptr(), rules.as_ptr(), std::ptr::null()];
+    let flush = [nft.as_ptr(), c"flush".as_ptr(), c"ruleset".as_ptr(), std::ptr::null()];
+    let configure_server = [ip.as_ptr(), c"-batch".as_ptr(), server_side.as_ptr(), std::ptr::null()];
+    let configure_client = [ip.as_ptr(), c"-batch".as_ptr(), client_side.as_ptr(), std::ptr::null()];
+    let addr = sockaddr_of(format!("{SERVER_ADDR}:{port}").parse().expect("addr"));
+
+    // Pipes, all made before the fork: [read, write].
+    let mut pipes = [[0; 2]; 6];
+    for p in &mut pipes {
+        // SAFETY: a valid two-int array.
+        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    }
+    let [in_netns, link_ready, data_done, may_close, report, counted] = pipes;
+    let Sides { server: serve, client: talk } = sides;
+
+    // The leader lives in the server's namespace: it makes the link, loads and later
+    // flushes the rules, and listens.
+    let leader = common::fork_with(c"tt-lossy-ns", move || {
+        // SAFETY: raw system calls in a forked child.
+        unsafe {
+            let mut byte = [0u8; 1];
+            if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                return 70;
+            }
+            let client = common::fork_with(c"tt-lossy-cli", || {
+                let mut byte = [0u8; 1];
+                if libc::unshare(libc::CLONE_NEWNET) != 0 || libc::write(in_netns[1], byte.as_ptr().cast(), 1) != 1 {
+                    return 240;
+                }
+                if !raw::read_exactly(link_ready[0], &mut byte, 1) || run(&configure_client) != 0 {
+                    return 241;
+                }
+                let s = raw::connect(&addr, libc::AF_INET);
+                if s < 0 {
+                    return 242;
+                }
+                let wait_for_lossless = || {
+                    let mut byte = [0u8; 1];
+                    libc::write(data_done[1], byte.as_ptr().cast(), 1) == 1 && raw::read_exactly(may_close[0], &mut byte, 1)
+                };
+                let (status, retrans) = talk(s, &wait_for_lossless);
+                libc::close(s);
+                if libc::write(counted[1], (&raw const retrans).cast(), 4) != 4 {
+                    return 243;
+                }
+                status
+            });
+            if !raw::read_exactly(in_netns[0], &mut byte, 1) {
+                return 71;
+            }
+            let mut pid_text = [0u8; 12];
+            let add_link = [
+                ip.as_ptr(),
+                c"link".as_ptr(),
+                c"add".as_ptr(),
+                c"tt-b".as_ptr(),
+                c"type".as_ptr(),
+                c"veth".as_ptr(),
+                c"peer".as_ptr(),
+                c"name".as_ptr(),
+                c"tt-a".as_ptr(),
+                c"netns".as_ptr(),
+                decimal(client as u32, &mut pid_text),
+                std::ptr::null(),
+            ];
+            if run(&add_link) != 0 || run(&configure_server) != 0 || run(&load) != 0 {
+                return 72;
+            }
+            let l = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            let one: libc::c_int = 1;
+            libc::setsockopt(l, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&raw const one).cast(), 4);
+            if libc::bind(l, (&raw const addr.0).cast(), addr.1) != 0 || libc::listen(l, 16) != 0 {
+                return 73;
+            }
+            let server = common::fork_with(c"tt-lossy-srv", || {
+                let c = libc::accept(l, std::ptr::null_mut(), std::ptr::null_mut());
+                if c < 0 {
+                    return 80;
+                }
+                let status = serve(c);
+                libc::close(c);
+                status
+            });
+            let pids = [client, server];
+            libc::write(report[1], pids.as_ptr().cast(), 8);
+            if libc::write(link_ready[1], byte.as_ptr().cast(), 1) != 1 || !raw::read_exactly(data_done[0], &mut byte, 1) {
+                return 74;
+            }
+            if run(&flush) != 0 || libc::write(may_close[1], byte.as_ptr().cast(), 1) != 1 {
+                return 75;
+            }
+            let client_status = wait_child(client);
+            let server_status = wait_child(server);
+            if client_status != 0 {
+                client_status
+            } else {
+                server_status
+            }
+        }
+    });
+    let mut pids = [0i32; 2];
+    let mut kernel_count = 0u32;
+    // SAFETY: our ends of the pipes; the leader wrote 8 bytes, the client 4; then close all.
+    unsafe {
+        libc::close(report[1]);
+        libc::close(counted[1]);
+        assert_eq!(libc::read(report[0], pids.as_mut_ptr().cast(), 8), 8, "the leader failed early");
+        assert_eq!(wait_child(leader), 0, "the transfer over the lossy link failed");
+        assert_eq!(libc::read(counted[0], (&raw mut kernel_count).cast(), 4), 4);
+        for p in pipes {
+            libc::close(p[0]);
+            libc::close(p[1]);
+        }
+    }
+    Run { client: pids[0], server: pids[1], kernel_count }
+}
+
+/// Both processes are gone; the last ACK of a lossless close is microseconds behind them.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
+
+fn test_port() -> u16 {
+    20_000 + (std::process::id() % 10_000) as u16
+}
+
+fn drop_rule(port: u16, how: &str) -> String {
+    format!(
+        "table inet tt {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    \
+         tcp dport {port} tcp flags & (syn | fin | rst) == 0 meta length > 200 {how} drop\n  }}\n}}\n"
+    )
 }
 
 #[test]
 fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
+    const CLIENT_SENDS: usize = 4_000_000;
+    const SERVER_SENDS: usize = 30_000;
     let _serial = serial();
-    let port = 20_000 + (std::process::id() % 10_000) as u16;
-    let rules = std::env::temp_dir().join(format!("tt-lossy-{port}.nft"));
-    std::fs::write(
-        &rules,
-        format!(
-            "table inet tt {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    \
-             tcp dport {port} tcp flags & (syn | fin | rst) == 0 meta length > 200 numgen random mod 100 < 10 drop\n  }}\n}}\n"
-        ),
-    )
-    .expect("write rules");
-    let nft = nft_path();
-    let rules_c = CString::new(rules.to_string_lossy().into_owned()).expect("no NUL");
-    let argv = [c"nft".as_ptr(), c"-f".as_ptr(), rules_c.as_ptr(), std::ptr::null()];
-    // The close handshake runs without loss, so that the connection is over (and its count
-    // final) soon after the transfer: the client says when its data is done, the leader
-    // removes the rules, then lets it close.
-    let flush = [c"nft".as_ptr(), c"flush".as_ptr(), c"ruleset".as_ptr(), std::ptr::null()];
-    let mut data_done = [0; 2];
-    let mut may_close = [0; 2];
-    // SAFETY: two pipes for that handshake.
-    unsafe {
-        assert_eq!(libc::pipe2(data_done.as_mut_ptr(), libc::O_CLOEXEC), 0);
-        assert_eq!(libc::pipe2(may_close.as_mut_ptr(), libc::O_CLOEXEC), 0);
-    }
-    let addr = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
-    let mut report = [0; 2];
-    let mut counted = [0; 2];
-    // SAFETY: pipes for the leader to report its children's pids, and for the client to
-    // report the kernel's retransmit count.
-    unsafe {
-        assert_eq!(libc::pipe2(report.as_mut_ptr(), libc::O_CLOEXEC), 0);
-        assert_eq!(libc::pipe2(counted.as_mut_ptr(), libc::O_CLOEXEC), 0);
-    }
+    let port = test_port();
     let mut server_buf = vec![0u8; 64 * 1024];
     let server_data = vec![b's'; 64 * 1024];
     let mut client_buf = vec![0u8; 64 * 1024];
     let client_data = vec![b'c'; 64 * 1024];
 
     let trace = Trace::start(&["-e", "connect,accept,close,retransmit", "--port", &port.to_string()]);
-    // The leader makes the namespace and its two processes; raw calls only after fork.
-    let leader = common::fork_with(c"tt-lossy-ns", move || {
-        // SAFETY: raw system calls in a forked child.
-        unsafe {
-            if libc::unshare(libc::CLONE_NEWNET) != 0 || !lo_up_small_mtu() {
-                return 70;
+    let sides = Sides {
+        server: |c: i32| {
+            if !raw::read_exactly(c, &mut server_buf, CLIENT_SENDS) || !raw::write_exactly(c, &server_data, SERVER_SENDS) {
+                return 81;
             }
-            let nft_pid = libc::fork();
-            if nft_pid == 0 {
-                libc::execv(nft.as_ptr(), argv.as_ptr());
-                libc::_exit(127);
+            if raw::read_to_eof(c, &mut server_buf) != Some(0) {
+                return 82;
             }
-            if wait_child(nft_pid) != 0 {
-                return 71;
+            0
+        },
+        client: |s: i32, lossless: &dyn Fn() -> bool| {
+            if !raw::write_exactly(s, &client_data, CLIENT_SENDS) || !raw::read_exactly(s, &mut client_buf, SERVER_SENDS) {
+                return (250, 0);
             }
-            let l = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-            let one: libc::c_int = 1;
-            libc::setsockopt(l, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&raw const one).cast(), 4);
-            if libc::bind(l, (&raw const addr.0).cast(), addr.1) != 0 || libc::listen(l, 16) != 0 {
-                return 72;
+            if !lossless() {
+                return (251, 0);
             }
-            let server = common::fork_with(c"tt-lossy-srv", || {
-                let c = libc::accept(l, std::ptr::null_mut(), std::ptr::null_mut());
-                if c < 0 || !raw::read_exactly(c, &mut server_buf, CLIENT_SENDS) || !raw::write_exactly(c, &server_data, SERVER_SENDS) {
-                    return 80;
-                }
-                if raw::read_to_eof(c, &mut server_buf) != Some(0) {
-                    return 81;
-                }
-                libc::close(c);
-                0
-            });
-            let client = common::fork_with(c"tt-lossy-cli", || {
-                let s = raw::connect(&addr, libc::AF_INET);
-                if s < 0 || !raw::write_exactly(s, &client_data, CLIENT_SENDS) || !raw::read_exactly(s, &mut client_buf, SERVER_SENDS) {
-                    return 250;
-                }
-                let mut byte = [0u8; 1];
-                if libc::write(data_done[1], byte.as_ptr().cast(), 1) != 1 || !raw::read_exactly(may_close[0], &mut byte, 1) {
-                    return 253;
-                }
-                let Some(retrans) = raw::total_retrans(s) else { return 251 };
-                libc::close(s);
-                if libc::write(counted[1], (&raw const retrans).cast(), 4) != 4 {
-                    return 252;
-                }
-                0
-            });
-            let pids = [client, server];
-            libc::write(report[1], pids.as_ptr().cast(), 8);
-            let mut byte = [0u8; 1];
-            if !raw::read_exactly(data_done[0], &mut byte, 1) {
-                return 74;
-            }
-            let flush_pid = libc::fork();
-            if flush_pid == 0 {
-                libc::execv(nft.as_ptr(), flush.as_ptr());
-                libc::_exit(127);
-            }
-            if wait_child(flush_pid) != 0 || libc::write(may_close[1], byte.as_ptr().cast(), 1) != 1 {
-                return 75;
-            }
-            let client_status = wait_child(client);
-            if wait_child(server) != 0 {
-                return 73;
-            }
-            client_status
-        }
-    });
-    // SAFETY: our end of the pipe; the leader wrote 8 bytes.
-    unsafe { libc::close(report[1]) };
-    let mut pids = [0i32; 2];
-    // SAFETY: reading 8 bytes into an [i32; 2].
-    assert_eq!(unsafe { libc::read(report[0], pids.as_mut_ptr().cast(), 8) }, 8, "the leader failed early");
-    let [client, server] = pids;
-    assert_eq!(wait_child(leader), 0, "the lossy transfer failed");
-    let mut kernel_count = 0u32;
-    // SAFETY: our end of the pipe; the client wrote 4 bytes; then close both ends.
-    unsafe {
-        libc::close(counted[1]);
-        assert_eq!(libc::read(counted[0], (&raw mut kernel_count).cast(), 4), 4);
-        libc::close(counted[0]);
-        libc::close(report[0]);
-    }
-    let _ = std::fs::remove_file(&rules);
-    // Both processes are gone; the last ACK of a lossless loopback close is microseconds
-    // behind them.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+            raw::total_retrans(s).map_or((252, 0), |n| (0, n))
+        },
+    };
+    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, "numgen random mod 100 < 10"), sides);
+    settle();
     let done = trace.stop();
     assert!(kernel_count > 0, "10% loss made no retransmission: the netns rules did not apply");
 
@@ -183,6 +278,8 @@ fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
     assert_eq!(close.len(), 1, "{:?}", done.events);
     let close = close[0];
     assert_eq!(close["comm"], "tt-lossy-cli");
+    assert_eq!(close["laddr"], CLIENT_ADDR);
+    assert_eq!(close["raddr"], SERVER_ADDR);
     assert_eq!(close["rport"], port);
     assert_eq!(close["bytes_sent"], CLIENT_SENDS);
     assert_eq!(close["bytes_received"], SERVER_SENDS);
@@ -192,13 +289,83 @@ fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
     assert!(!from_client.is_empty(), "no retransmit event from the client: {:?}", done.events);
     for r in &from_client {
         assert_eq!(r["comm"], "tt-lossy-cli");
+        assert_eq!(r["laddr"], CLIENT_ADDR);
         assert_eq!(r["lport"], close["lport"]);
+        assert_eq!(r["raddr"], SERVER_ADDR);
         assert_eq!(r["rport"], port);
         assert!(r["total_retrans"].as_u64().is_some_and(|n| (1..=u64::from(kernel_count)).contains(&n)), "{r}");
     }
+    // Every retransmission was seen, tail loss probes included: the running count of the
+    // last one is the kernel's final count.
+    let last = from_client.iter().filter_map(|r| r["total_retrans"].as_u64()).max();
+    assert_eq!(last, Some(u64::from(kernel_count)), "retransmit events vs TCP_INFO: {from_client:?}");
     // Whatever else retransmitted on this port was the server, and says so.
     for r in done.events.iter().filter(|e| e["type"] == "retransmit" && e["pid"] != client) {
         assert_eq!(r["pid"], server, "retransmit with a stranger's pid: {r}");
         assert_eq!(r["lport"], port);
     }
+}
+
+#[test]
+fn a_lost_last_segment_is_resent_by_a_tail_loss_probe_and_marked_so() {
+    const REQUEST: usize = 1_000;
+    const REPLY: usize = 100;
+    let _serial = serial();
+    let port = test_port() + 1;
+    let mut server_buf = vec![0u8; 4096];
+    let server_data = vec![b's'; REPLY];
+    let mut client_buf = vec![0u8; 4096];
+    let client_data = vec![b'c'; REQUEST];
+
+    let trace = Trace::start(&["-e", "close,retransmit", "--port", &port.to_string()]);
+    let sides = Sides {
+        server: |c: i32| {
+            if !raw::read_exactly(c, &mut server_buf, REQUEST) || !raw::write_exactly(c, &server_data, REPLY) {
+                return 81;
+            }
+            if raw::read_to_eof(c, &mut server_buf) != Some(0) {
+                return 82;
+            }
+            0
+        },
+        client: |s: i32, lossless: &dyn Fn() -> bool| {
+            if !raw::write_exactly(s, &client_data, REQUEST) || !raw::read_exactly(s, &mut client_buf, REPLY) {
+                return (250, 0);
+            }
+            if !lossless() {
+                return (251, 0);
+            }
+            raw::total_retrans(s).map_or((252, 0), |n| (0, n))
+        },
+    };
+    // `numgen inc` counts from 0: only the first data packet to the port is dropped.
+    let Run { client, kernel_count, .. } = over_lossy_link(port, &drop_rule(port, "numgen inc mod 1000000 == 0"), sides);
+    settle();
+    let done = trace.stop();
+    assert_eq!(kernel_count, 1, "the request was not dropped exactly once");
+
+    let retransmits: Vec<_> = done.events.iter().filter(|e| e["type"] == "retransmit").collect();
+    assert_eq!(retransmits.len(), 1, "{retransmits:?}");
+    let r = retransmits[0];
+    assert_eq!(r["pid"], client);
+    assert_eq!(r["comm"], "tt-lossy-cli");
+    assert_eq!(r["raddr"], SERVER_ADDR);
+    assert_eq!(r["rport"], port);
+    assert_eq!(r["state"], "ESTABLISHED");
+    assert_eq!(r["total_retrans"], 1);
+    assert_eq!(r["tail_loss_probe"], true, "{r}");
+    let close = done.of("close", client);
+    assert_eq!(close.len(), 1, "{:?}", done.events);
+    assert_eq!(close[0]["total_retrans"], 1);
+    assert_eq!(close[0]["bytes_sent"], REQUEST);
+}
+
+#[test]
+fn decimal_writes_digits_without_allocating() {
+    let mut buf = [0u8; 12];
+    // SAFETY: `decimal` returns a pointer to a NUL-terminated string inside `buf`.
+    let text = |n, buf: &mut [u8; 12]| unsafe { CStr::from_ptr(decimal(n, buf)) }.to_str().expect("ascii").to_owned();
+    assert_eq!(text(0, &mut buf), "0");
+    assert_eq!(text(4_294_967_295, &mut buf), "4294967295");
+    assert_eq!(text(181, &mut buf), "181");
 }

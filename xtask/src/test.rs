@@ -3,7 +3,10 @@
 //! host kernel once per family that host supports; the same integration tests in Debian's
 //! 6.1 kernel under QEMU once per family.
 
-use std::{path::PathBuf, process::Command};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::{Context, Result};
 
@@ -81,8 +84,15 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         eprintln!("xtask: VM skipped (--no-vm)");
         return Ok(());
     }
-    let nft = ["/usr/sbin/nft", "/sbin/nft"].into_iter().map(PathBuf::from).find(|p| p.exists()).context("nft missing (apt-get install nftables)")?;
-    let mut payloads = vec![vm::Payload { name: "tcptrace".into(), path: tcptrace }, vm::Payload { name: "nft".into(), path: nft }];
+    let tool = |name: &str, package: &str| {
+        ["/usr/sbin", "/sbin"].into_iter().map(|d| Path::new(d).join(name)).find(|p| p.exists()).with_context(|| format!("{name} missing (apt-get install {package})"))
+    };
+    // nft and ip (iproute2: busybox's cannot make veth pairs) for the lossy-link tests.
+    let mut payloads = vec![
+        vm::Payload { name: "tcptrace".into(), path: tcptrace },
+        vm::Payload { name: "nft".into(), path: tool("nft", "nftables")? },
+        vm::Payload { name: "ip".into(), path: tool("ip", "iproute2")? },
+    ];
     let mut names = Vec::new();
     for bin in &bins {
         let name = vm::vm_name(bin);

@@ -19,8 +19,26 @@ pub(crate) fn tt_rtx_kp(ctx: ProbeContext) -> u32 {
 pub(crate) fn tt_rtx_krp(ctx: RetProbeContext) -> u32 {
     if let Some(sk) = calls::take() {
         if ctx.ret::<i32>() == 0 {
-            super::on_retransmit(sk);
+            super::on_retransmit(sk, false);
         }
+    }
+    0
+}
+
+/// `tcp_send_loss_probe` (see `super::loss_probe_entry`).
+#[kprobe]
+pub(crate) fn tt_tlp_kp(ctx: ProbeContext) -> u32 {
+    if let Some(sk) = ctx.arg::<u64>(0) {
+        super::loss_probe_entry(sk);
+        calls::save(sk);
+    }
+    0
+}
+
+#[kretprobe]
+pub(crate) fn tt_tlp_krp(_ctx: RetProbeContext) -> u32 {
+    if let Some(sk) = calls::take() {
+        super::loss_probe_exit(sk);
     }
     0
 }

@@ -12,8 +12,9 @@ use crate::{
     sock, socks,
 };
 
+/// `sk` retransmitted; `tail_loss_probe` when that was a tail loss probe.
 #[inline(always)]
-pub(crate) fn on_retransmit(sk: u64) {
+pub(crate) fn on_retransmit(sk: u64, tail_loss_probe: bool) {
     if !crate::globals::wants(EventKind::Retransmit) {
         return;
     }
@@ -23,14 +24,39 @@ pub(crate) fn on_retransmit(sk: u64) {
     };
     let owner = socks::owner(sk);
     if let Some(header) = header_if_wanted(EventKind::Retransmit, &owner, &endpoints) {
-        let state = u32::from(sock::state(sk).unwrap_or(0));
+        let state = sock::state(sk).unwrap_or(0);
         let total_retrans = sock::total_retrans(sk).unwrap_or(0);
         // SAFETY: `e` points at a reserved RetransmitEvent; every field is written.
         send(|e: *mut RetransmitEvent| unsafe {
             (*e).header = header;
             (*e).endpoints = endpoints;
             (*e).state = state;
+            (*e).tail_loss_probe = u8::from(tail_loss_probe);
+            (*e)._pad = [0; 2];
             (*e).total_retrans = total_retrans;
         });
+    }
+}
+
+/// Tail loss probes for the fentry and kprobe families: `tcp_send_loss_probe` sends the
+/// probe through `__tcp_retransmit_skb`, which compilers inline into `tcp_retransmit_skb`
+/// (Debian's 6.1 does), so no probe on a retransmit function sees it. Instead the probe
+/// function's entry notes the socket's retransmit count and its exit reports a probe when
+/// the count grew (the probe may also send new data, or nothing: not retransmissions).
+#[inline(always)]
+pub(crate) fn loss_probe_entry(sk: u64) {
+    if let Ok(count) = sock::total_retrans(sk) {
+        let _ = crate::maps::LOSS_PROBES.insert(&sk, &count, 0);
+    }
+}
+
+#[inline(always)]
+pub(crate) fn loss_probe_exit(sk: u64) {
+    let Some(before) = crate::maps::LOSS_PROBES.get_ptr(&sk) else { return };
+    // SAFETY: a u32 map value, copied before the delete.
+    let before = unsafe { *before };
+    let _ = crate::maps::LOSS_PROBES.remove(&sk);
+    if sock::total_retrans(sk).is_ok_and(|after| after != before) {
+        on_retransmit(sk, true);
     }
 }

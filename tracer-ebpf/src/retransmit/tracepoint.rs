@@ -2,6 +2,7 @@
 //! https://github.com/torvalds/linux/blob/v6.1/include/trace/events/tcp.h#L93
 //! Up to 6.9 it fires only for retransmissions that went out; later kernels fire it for
 //! failures too and add an `err` field, which is checked when the format has it.
+//! It also fires for tail loss probes, told apart by the socket's timer state.
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use tracer_common::offsets::OFFSET_ABSENT;
@@ -19,7 +20,7 @@ pub(crate) fn tt_rtx_tp(ctx: TracePointContext) -> u32 {
     }
     // SAFETY: as above.
     if let Ok(sk) = unsafe { ctx.read_at::<u64>(off.skaddr as usize) } {
-        super::on_retransmit(sk);
+        super::on_retransmit(sk, crate::sock::loss_probe_due(sk));
     }
     0
 }

@@ -95,8 +95,8 @@ impl Hook {
             (Self::Accept, HookFamily::Fentry) => "fexit inet_csk_accept",
             (Self::Accept, HookFamily::Kprobe) => "kretprobe inet_csk_accept",
             (Self::Accept, HookFamily::Tracepoint) => "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table)",
-            (Self::Retransmit, HookFamily::Fentry) => "fexit tcp_retransmit_skb (tail loss probes not seen)",
-            (Self::Retransmit, HookFamily::Kprobe) => "kprobe+kretprobe tcp_retransmit_skb (tail loss probes not seen)",
+            (Self::Retransmit, HookFamily::Fentry) => "fexit tcp_retransmit_skb; fentry+fexit tcp_send_loss_probe",
+            (Self::Retransmit, HookFamily::Kprobe) => "kprobe+kretprobe tcp_retransmit_skb, tcp_send_loss_probe",
             (Self::Retransmit, HookFamily::Tracepoint) => "tracepoint tcp:tcp_retransmit_skb",
             (Self::Bytes, HookFamily::Fentry) => "fexit tcp_sendmsg, tcp_recvmsg; fentry tcp_v4_destroy_sock",
             (Self::Bytes, HookFamily::Kprobe) => "kprobe+kretprobe tcp_sendmsg, tcp_recvmsg; kprobe tcp_v4_destroy_sock",
@@ -181,8 +181,8 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::Accept, HookFamily::Fentry) => &["tt_acc_fexit"],
         (Hook::Accept, HookFamily::Kprobe) => &["tt_acc_krp"],
         (Hook::Accept, HookFamily::Tracepoint) => &["tt_acc_tp"],
-        (Hook::Retransmit, HookFamily::Fentry) => &["tt_rtx_fexit"],
-        (Hook::Retransmit, HookFamily::Kprobe) => &["tt_rtx_kp", "tt_rtx_krp"],
+        (Hook::Retransmit, HookFamily::Fentry) => &["tt_rtx_fexit", "tt_tlp_fent", "tt_tlp_fexit"],
+        (Hook::Retransmit, HookFamily::Kprobe) => &["tt_rtx_kp", "tt_rtx_krp", "tt_tlp_kp", "tt_tlp_krp"],
         (Hook::Retransmit, HookFamily::Tracepoint) => &["tt_rtx_tp"],
         (Hook::Bytes, HookFamily::Fentry) => &["tt_send_fexit", "tt_recv_fexit", "tt_dstr_fent"],
         (Hook::Bytes, HookFamily::Kprobe) => &["tt_send_kp", "tt_send_krp", "tt_recv_kp", "tt_recv_krp", "tt_dstr_kp"],
@@ -251,11 +251,15 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         }
         (Hook::Retransmit, HookFamily::Fentry) => {
             let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
-            fexit(ebpf, btf, "tt_rtx_fexit", "tcp_retransmit_skb")
+            fexit(ebpf, btf, "tt_rtx_fexit", "tcp_retransmit_skb")?;
+            fentry(ebpf, btf, "tt_tlp_fent", "tcp_send_loss_probe")?;
+            fexit(ebpf, btf, "tt_tlp_fexit", "tcp_send_loss_probe")
         }
         (Hook::Retransmit, HookFamily::Kprobe) => {
             kprobe(ebpf, "tt_rtx_kp", &["tcp_retransmit_skb"])?;
-            kprobe(ebpf, "tt_rtx_krp", &["tcp_retransmit_skb"])
+            kprobe(ebpf, "tt_rtx_krp", &["tcp_retransmit_skb"])?;
+            kprobe(ebpf, "tt_tlp_kp", &["tcp_send_loss_probe"])?;
+            kprobe(ebpf, "tt_tlp_krp", &["tcp_send_loss_probe"])
         }
         (Hook::Retransmit, HookFamily::Tracepoint) => {
             facts.retrans_tp.as_ref().map_err(Clone::clone)?;

@@ -65,6 +65,10 @@ impl KernelFacts {
         let btf = btf::Btf::from_file(btf_path)?;
         let sk = |path: &[&str]| btf.member_offset("sock", path);
         let tcp = |member: &str| embedded_offset(&btf, "tcp_sock", &["inet_conn", "icsk_inet", "sk"], member);
+        let icsk = |path: &[&str]| {
+            embedded_offset(&btf, "inet_connection_sock", &["icsk_inet", "sk"], path[0])?;
+            btf.member_offset("inet_connection_sock", path)
+        };
         let sock = SockOffsets {
             family: sk(&["__sk_common", "skc_family"])?,
             state: sk(&["__sk_common", "skc_state"])?,
@@ -85,6 +89,8 @@ impl KernelFacts {
             bytes_received: optional(tcp("bytes_received")),
             total_retrans: optional(tcp("total_retrans")),
             srtt_us: optional(tcp("srtt_us")),
+            icsk_pending: optional(icsk(&["icsk_pending"])),
+            icsk_timeout: optional(icsk(&["icsk_timeout"]).or_else(|_| icsk(&["icsk_retransmit_timer", "expires"]))),
         };
         let task = task_offsets(&btf).map_err(|e| e.to_string());
         let tracing = tracefs::root();

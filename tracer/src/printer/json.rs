@@ -43,7 +43,7 @@ enum Fields {
         bytes_from: &'static str,
     },
     State { old_state: String, new_state: String, in_old_state_ns: Option<u128> },
-    Retransmit { state: String, total_retrans: u32 },
+    Retransmit { state: String, total_retrans: u32, tail_loss_probe: bool },
 }
 
 #[derive(Serialize)]
@@ -81,7 +81,9 @@ fn fields(d: &Detail) -> Fields {
         Detail::State { old, new, in_old } => {
             Fields::State { old_state: old.name(), new_state: new.name(), in_old_state_ns: in_old.map(|d| d.as_nanos()) }
         }
-        Detail::Retransmit { state, total_retrans } => Fields::Retransmit { state: state.name(), total_retrans: *total_retrans },
+        Detail::Retransmit { state, total_retrans, tail_loss_probe } => {
+            Fields::Retransmit { state: state.name(), total_retrans: *total_retrans, tail_loss_probe: *tail_loss_probe }
+        }
     }
 }
 
@@ -170,7 +172,7 @@ mod tests {
             sample(Detail::Accept),
             sample(Detail::Close(close)),
             sample(Detail::State { old: TcpState(1), new: TcpState(2), in_old: None }),
-            sample(Detail::Retransmit { state: TcpState(1), total_retrans: 1 }),
+            sample(Detail::Retransmit { state: TcpState(1), total_retrans: 1, tail_loss_probe: true }),
         ];
         for event in &all {
             let mut want = common.clone();

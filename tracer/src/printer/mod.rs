@@ -163,7 +163,7 @@ mod tests {
             event(Detail::Accept, false, true),
             event(close(), false, true),
             event(Detail::State { old: TcpState(1), new: TcpState(4), in_old: Some(Duration::from_micros(340)) }, false, false),
-            event(Detail::Retransmit { state: TcpState(1), total_retrans: 3 }, false, true),
+            event(Detail::Retransmit { state: TcpState(1), total_retrans: 3, tail_loss_probe: false }, false, true),
         ]
     }
 
@@ -200,7 +200,7 @@ TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
 1795608001.500000000 accept 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 -
 1795608001.500000000 close 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 dir=active closed_by=local lifetime_ns=1500000000 tx_bytes=1000003 rx_bytes=77777 retrans=2 srtt_us=41 bytes_from=socket
 1795608001.500000000 state - - 4 127.0.0.1 51234 10.0.0.7 8080 old=ESTABLISHED new=FIN_WAIT1 in_old_ns=340000
-1795608001.500000000 retransmit 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 state=ESTABLISHED total_retrans=3
+1795608001.500000000 retransmit 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 state=ESTABLISHED total_retrans=3 tlp=0
 ";
         assert_eq!(got, want);
         for line in got.lines() {
@@ -229,7 +229,7 @@ TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
             lines[4],
             r#"{"type":"state","time":"2026-11-25T12:00:01.5Z","time_ns":1795608001500000000,"pid":null,"tid":null,"uid":null,"comm":null,"ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080,"old_state":"ESTABLISHED","new_state":"FIN_WAIT1","in_old_state_ns":340000}"#
         );
-        assert_eq!(lines[5], format!(r#"{{"type":"retransmit",{common},"state":"ESTABLISHED","total_retrans":3}}"#));
+        assert_eq!(lines[5], format!(r#"{{"type":"retransmit",{common},"state":"ESTABLISHED","total_retrans":3,"tail_loss_probe":false}}"#));
     }
 
     #[test]

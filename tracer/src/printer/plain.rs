@@ -31,7 +31,9 @@ fn detail(d: &Detail) -> String {
         Detail::State { old, new, in_old } => {
             format!("old={} new={} in_old_ns={}", old.name(), new.name(), in_old.map_or(0, |d| d.as_nanos()))
         }
-        Detail::Retransmit { state, total_retrans } => format!("state={} total_retrans={total_retrans}", state.name()),
+        Detail::Retransmit { state, total_retrans, tail_loss_probe } => {
+            format!("state={} total_retrans={total_retrans} tlp={}", state.name(), u8::from(*tail_loss_probe))
+        }
     }
 }
 

@@ -30,7 +30,9 @@ fn detail(d: &Detail) -> String {
         Detail::State { old, new, in_old } => {
             format!("{}->{} after={}", old.name(), new.name(), in_old.map_or_else(|| "?".into(), units::duration))
         }
-        Detail::Retransmit { state, total_retrans } => format!("{} total_retrans={total_retrans}", state.name()),
+        Detail::Retransmit { state, total_retrans, tail_loss_probe } => {
+            format!("{} total_retrans={total_retrans}{}", state.name(), if *tail_loss_probe { " tail-loss-probe" } else { "" })
+        }
     }
 }
 

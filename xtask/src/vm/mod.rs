@@ -18,9 +18,9 @@ use anyhow::{bail, Context, Result};
 
 pub(crate) use initramfs::Payload;
 
-/// Kernel modules the tests need (nftables with `numgen`, for the lossy-link test); loaded
-/// by `/init` with busybox `insmod`, dependencies first.
-const MODULES: [&str; 1] = ["nft_numgen"];
+/// Kernel modules the tests need (nftables with `numgen`, and veth, for the lossy-link
+/// tests); loaded by `/init` with busybox `insmod`, dependencies first.
+const MODULES: [&str; 2] = ["nft_numgen", "veth"];
 
 /// Families every integration test binary runs under, in the VM.
 pub(crate) const VM_FAMILIES: [&str; 4] = ["fentry", "kprobe", "tracepoint", "auto"];
@@ -51,7 +51,7 @@ echo TT-BOOTED $(uname -r)
         for fam in VM_FAMILIES {
             s.push_str(&format!(
                 "echo TT-START {test} {fam}\n\
-                 TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft /tt/{test} --test-threads=1\n\
+                 TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft TT_IP=/tt/ip /tt/{test} --test-threads=1\n\
                  echo TT-RESULT {test} {fam} rc=$?\n"
             ));
         }
