@@ -48,11 +48,12 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
     }
     let mode = cli.output.unwrap_or(if io::stdout().is_terminal() { OutputMode::Table } else { OutputMode::Plain });
     let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
-    let printer = Printer::new(io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()), mode, tz);
+    let printer = Printer::new(io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()), mode, tz, !cli.no_header);
+    let stop = Stop { after: cli.duration, events: cli.count };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")?;
     let result = runtime.block_on(async {
         let source = Source::new(&mut tracer)?;
-        pump(source, printer, &tracer.ebpf, cli.verbose).await
+        pump(source, printer, &tracer.ebpf, cli.verbose, stop).await
     });
     if cli.verbose {
         // Connections the kernel still tracks: after every traced connection has closed,
@@ -117,28 +118,59 @@ impl Losses {
     }
 }
 
-fn drain<W: Write>(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, printer: &mut Printer<W>, clock: Clock, tally: &mut Tally) -> io::Result<()> {
-    while let Some(item) = ring.next() {
+/// When to stop on its own (`--duration`, `--count`), besides SIGINT and SIGTERM.
+#[derive(Clone, Copy)]
+struct Stop {
+    after: Option<std::time::Duration>,
+    /// Events to print.
+    events: Option<u64>,
+}
+
+/// Prints what the ring buffer holds, up to `left` events when counting; true when that
+/// count is reached.
+fn drain<W: Write>(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    printer: &mut Printer<W>,
+    clock: Clock,
+    tally: &mut Tally,
+    left: &mut Option<u64>,
+) -> io::Result<bool> {
+    while left.is_none_or(|n| n > 0) {
+        let Some(item) = ring.next() else { break };
         match decode(&item, clock) {
             Ok(event) => {
                 *tally.per_kind.entry(event.kind()).or_default() += 1;
                 printer.event(&event)?;
+                if let Some(n) = left {
+                    *n -= 1;
+                }
             }
             Err(_) => tally.undecodable += 1,
         }
     }
-    printer.flush()
+    printer.flush()?;
+    Ok(*left == Some(0))
 }
+
+/// Wake-ups closer together than this mean a busy machine: batch (see `pump`).
+const BUSY_GAP: std::time::Duration = std::time::Duration::from_millis(10);
+/// How long a busy reader lets events pile up: the most a line waits under load.
+const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Moves events until SIGINT/SIGTERM, flushing after each drain of the ring buffer, then
 /// prints a one-line summary on stderr.
-async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya::Ebpf, verbose: bool) -> Result<()> {
+async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya::Ebpf, verbose: bool, stop: Stop) -> Result<()> {
     let clock = Clock::now();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut lost_reported = 0;
     let mut tally = Tally::default();
+    let mut last_wake = std::time::Instant::now() - BUSY_GAP;
+    let mut left = stop.events;
+    // Far enough never to fire when no --duration was given.
+    let deadline = tokio::time::sleep(stop.after.unwrap_or(std::time::Duration::from_secs(100 * 365 * 86_400)));
+    tokio::pin!(deadline);
     printer.header()?;
     printer.flush()?;
     if verbose {
@@ -148,6 +180,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya:
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
+            () = &mut deadline => break,
             _ = tick.tick() => {
                 let now = losses(&source, ebpf);
                 if now.lost() > lost_reported {
@@ -157,13 +190,28 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya:
             }
             guard = source.ring.readable_mut() => {
                 let mut guard = guard?;
-                drain(guard.get_inner_mut(), &mut printer, clock, &mut tally)?;
+                let done = drain(guard.get_inner_mut(), &mut printer, clock, &mut tally, &mut left)?;
                 guard.clear_ready();
+                drop(guard);
+                if done {
+                    break;
+                }
+                // The kernel wakes a reader that has caught up at every event it commits,
+                // which costs the traced workload an interrupt per event and the reader a
+                // wake-up, a drain and a write per event. When events come close together,
+                // wait a little before reading again: they pile up, the kernel sees a
+                // reader behind and does not wake it, and one drain takes them all. The
+                // first event after a quiet spell is still read at once.
+                let now = std::time::Instant::now();
+                if now.duration_since(last_wake) < BUSY_GAP {
+                    tokio::time::sleep(BATCH_WAIT).await;
+                }
+                last_wake = now;
             }
         }
     }
     // Whatever arrived before the signal is still printed.
-    drain(source.ring.get_mut(), &mut printer, clock, &mut tally)?;
+    drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left)?;
     let end = losses(&source, ebpf);
     let seen: u64 = tally.per_kind.values().sum();
     let kinds: Vec<String> = tally.per_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
