@@ -15,15 +15,22 @@ EXAMPLES:
     tcptrace -e connect           # connects only (the other hooks are not attached)
     tcptrace -e close,state       # every state change, and a summary at close
     tcptrace -o json | jq .       # one JSON object per event
+    tcptrace -o csv -d 1m > c.csv # one minute of events as CSV, with a header row
+    tcptrace -n 10 -e connect     # the next ten connects, then exit
     tcptrace | grep ' result=E'   # failed connects, from plain output
     tcptrace --list-probes        # which hook families work on this kernel
-    tcptrace --probe tracepoint -v  # force the tracepoint family and show the choice";
+    tcptrace --probe tracepoint -v  # force the tracepoint family and show the choice
+    tcptrace completions bash > /etc/bash_completion.d/tcptrace
+    tcptrace man | man -l -       # this help as a man page";
 
 /// Trace TCP connections as they happen: which process, which addresses, how long the
 /// handshake took, and how it ended.
 #[derive(Parser, Debug)]
 #[command(name = "tcptrace", version, after_help = EXAMPLES)]
 pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+
     /// Only connections made by this process ID (applied in the kernel).
     #[arg(short, long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) pid: Option<u32>,
@@ -53,6 +60,18 @@ pub(crate) struct Cli {
     #[arg(short, long, value_enum, value_name = "FORMAT")]
     pub(crate) output: Option<OutputMode>,
 
+    /// Leave out the header line (table, plain and csv output).
+    #[arg(long)]
+    pub(crate) no_header: bool,
+
+    /// Stop after this long (like 30s, 500ms, 5m, 1h; a bare number is seconds).
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) duration: Option<std::time::Duration>,
+
+    /// Stop after printing this many events.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: Option<u64>,
+
     /// Hook family for every hook; `auto` takes, per hook, the first of fentry, kprobe,
     /// tracepoint that works on this kernel.
     #[arg(long, value_name = "FAMILY", default_value = "auto")]
@@ -69,6 +88,17 @@ pub(crate) struct Cli {
     /// Read kernel BTF from this file instead of /sys/kernel/btf/vmlinux.
     #[arg(long, value_name = "FILE")]
     pub(crate) btf: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), made from this command line's own definition.
+    Man,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -134,9 +164,46 @@ fn parse_ring_size(text: &str) -> Result<u32, String> {
     u32::try_from(bytes).map_err(|e| e.to_string())
 }
 
+/// `--duration`: a number with an optional unit (ms, s, m, h); seconds without one.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (like 30s, 500ms, 5m)"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use ms, s, m or h)")),
+    };
+    std::time::Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero() && d.as_secs() < 100 * 365 * 86_400)
+        .ok_or_else(|| format!("{text:?} is not a positive duration of sane length"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_units_and_reject_nonsense() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "0", "0s", "-1s", "10x", "s", "1e999", "soon"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn ring_sizes_are_powers_of_two_pages() {

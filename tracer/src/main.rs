@@ -30,11 +30,35 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(command) = &cli.command {
+        return match print_generated(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("tcptrace: {err}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match run::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("tcptrace: {err:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `completions` and `man`: text generated from the clap definition, so it cannot drift.
+fn print_generated(command: &cli::Command) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let mut out = std::io::stdout().lock();
+    let mut definition = cli::Cli::command();
+    match command {
+        cli::Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut definition, "tcptrace", &mut out);
+            Ok(())
+        }
+        cli::Command::Man => clap_mangen::Man::new(definition).render(&mut out),
     }
 }

@@ -200,30 +200,3 @@ fn list_probes_matches_what_forcing_each_family_does() {
         }
     }
 }
-
-#[test]
-fn without_privileges_one_line_names_what_is_missing() {
-    let _serial = serial();
-    let (code, out, err) = run_to_end(&[], Some(PEER_UID));
-    assert_eq!(code, 1);
-    assert_eq!(out, "");
-    assert_eq!(err, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON (missing: CAP_BPF and CAP_PERFMON)\n");
-}
-
-#[test]
-fn missing_btf_and_bad_flags_fail_with_one_line() {
-    let _serial = serial();
-    let (code, _, err) = run_to_end(&["--btf", "/nonexistent/vmlinux"], None);
-    assert_eq!(code, 1);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("tcptrace: cannot read kernel BTF at /nonexistent/vmlinux: No such file or directory"), "{err}");
-
-    let (code, _, err) = run_to_end(&["--bogus"], None);
-    assert_eq!((code, err.as_str()), (2, "tcptrace: unexpected argument '--bogus' found (see --help)\n"));
-    let (code, _, err) = run_to_end(&["--port", "70000"], None);
-    assert_eq!(code, 2);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    let (code, _, err) = run_to_end(&["--probe", "uprobe"], None);
-    assert_eq!(code, 2);
-    assert_eq!(err.lines().count(), 1, "{err}");
-}

@@ -88,9 +88,19 @@ fn fields(d: &Detail) -> Fields {
 }
 
 pub(super) fn event<W: Write>(out: &mut W, e: &Event) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &row(e))?;
+    out.write_all(b"\n")
+}
+
+/// The event as a JSON value (for the CSV printer, which picks columns by name).
+pub(super) fn value(e: &Event) -> serde_json::Value {
+    serde_json::to_value(row(e)).unwrap_or_default()
+}
+
+fn row(e: &Event) -> Row<'_> {
     let known = e.owner.known();
     let ep = &e.endpoints;
-    let row = Row {
+    Row {
         common: Common {
             kind: e.kind(),
             time: jiff::Timestamp::from_nanosecond(i128::from(e.time_ns)).map_or_else(|_| String::new(), |t| t.to_string()),
@@ -106,9 +116,7 @@ pub(super) fn event<W: Write>(out: &mut W, e: &Event) -> io::Result<()> {
             rport: ep.rport,
         },
         fields: fields(&e.detail),
-    };
-    serde_json::to_writer(&mut *out, &row)?;
-    out.write_all(b"\n")
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! Columns (table and plain): TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL, where
 //! DETAIL is event-specific: human units in the table, `key=value` raw numbers in plain.
 
+mod csv;
 mod json;
 mod plain;
 mod table;
@@ -23,6 +24,8 @@ pub(crate) enum OutputMode {
     Plain,
     /// One JSON object per line (NDJSON).
     Json,
+    /// Comma-separated values with a header row; one column per field of any event.
+    Csv,
 }
 
 pub(crate) struct Printer<W: Write> {
@@ -33,8 +36,9 @@ pub(crate) struct Printer<W: Write> {
 }
 
 impl<W: Write> Printer<W> {
-    pub(crate) fn new(out: W, mode: OutputMode, tz: jiff::tz::TimeZone) -> Self {
-        Self { out, mode, header_written: false, tz }
+    /// `header`: print the column header (false for `--no-header`).
+    pub(crate) fn new(out: W, mode: OutputMode, tz: jiff::tz::TimeZone, header: bool) -> Self {
+        Self { out, mode, header_written: !header, tz }
     }
 
     /// Writes the column header (table and plain modes), once.
@@ -46,6 +50,7 @@ impl<W: Write> Printer<W> {
         match self.mode {
             OutputMode::Table => table::header(&mut self.out),
             OutputMode::Plain => plain::header(&mut self.out),
+            OutputMode::Csv => csv::header(&mut self.out),
             OutputMode::Json => Ok(()),
         }
     }
@@ -56,6 +61,7 @@ impl<W: Write> Printer<W> {
             OutputMode::Table => table::event(&mut self.out, event, &self.tz),
             OutputMode::Plain => plain::event(&mut self.out, event),
             OutputMode::Json => json::event(&mut self.out, event),
+            OutputMode::Csv => csv::event(&mut self.out, event),
         }
     }
 
@@ -113,7 +119,7 @@ pub(crate) fn column_safe(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::{net::IpAddr, time::Duration};
 
     use super::*;
@@ -156,6 +162,11 @@ mod tests {
         })
     }
 
+    /// One event of every kind (for the CSV column check).
+    pub(crate) fn one_of_each() -> Vec<Event> {
+        all_kinds()
+    }
+
     fn all_kinds() -> Vec<Event> {
         vec![
             event(connect(ConnectResult::Ok), false, true),
@@ -168,7 +179,7 @@ mod tests {
     }
 
     fn render(mode: OutputMode, events: &[Event]) -> String {
-        let mut p = Printer::new(Vec::new(), mode, jiff::tz::TimeZone::UTC);
+        let mut p = Printer::new(Vec::new(), mode, jiff::tz::TimeZone::UTC, true);
         for e in events {
             p.event(e).expect("write to vec");
         }
@@ -230,6 +241,35 @@ TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
             r#"{"type":"state","time":"2026-11-25T12:00:01.5Z","time_ns":1795608001500000000,"pid":null,"tid":null,"uid":null,"comm":null,"ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080,"old_state":"ESTABLISHED","new_state":"FIN_WAIT1","in_old_state_ns":340000}"#
         );
         assert_eq!(lines[5], format!(r#"{{"type":"retransmit",{common},"state":"ESTABLISHED","total_retrans":3,"tail_loss_probe":false}}"#));
+    }
+
+    #[test]
+    fn csv_has_a_header_row_and_one_column_per_field() {
+        let got = render(OutputMode::Csv, &all_kinds());
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines.len(), 7);
+        assert_eq!(
+            lines[0],
+            "type,time,time_ns,pid,tid,uid,comm,ip,laddr,lport,raddr,rport,latency_ns,result,errno,error,direction,closed_by,lifetime_ns,bytes_sent,bytes_received,total_retrans,srtt_us,bytes_from,old_state,new_state,in_old_state_ns,state,tail_loss_probe"
+        );
+        let common = "2026-11-25T12:00:01.5Z,1795608001500000000,4242,4243,1000,my client,4,127.0.0.1,51234,10.0.0.7,8080";
+        assert_eq!(lines[1], format!("connect,{common},1234000,ok,,,,,,,,,,,,,,,"));
+        assert_eq!(lines[2], "connect,2026-11-25T12:00:01.5Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,1234000,failed,111,ECONNREFUSED,,,,,,,,,,,,,");
+        assert_eq!(lines[4], format!("close,{common},,,,,active,local,1500000000,1000003,77777,2,41,socket,,,,,"));
+        assert_eq!(lines[5], "state,2026-11-25T12:00:01.5Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,");
+        assert_eq!(lines[6], format!("retransmit,{common},,,,,,,,,,3,,,,,,ESTABLISHED,false"));
+        for line in &lines {
+            assert_eq!(line.matches(',').count(), 28, "{line}");
+        }
+    }
+
+    #[test]
+    fn no_header_means_no_header() {
+        let mut p = Printer::new(Vec::new(), OutputMode::Csv, jiff::tz::TimeZone::UTC, false);
+        p.event(&all_kinds()[2]).expect("write to vec");
+        let got = String::from_utf8(p.into_inner()).expect("utf8");
+        assert!(got.starts_with("accept,"), "{got}");
+        assert_eq!(got.lines().count(), 1);
     }
 
     #[test]

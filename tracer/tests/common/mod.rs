@@ -94,8 +94,17 @@ impl Trace {
     }
 
     pub fn try_start_with_probe(family: &str, args: &[&str]) -> Result<Self, Vec<String>> {
+        Self::try_start_as(family, "json", args)
+    }
+
+    /// Starts tcptrace with `-o format` (the other constructors parse JSON).
+    pub fn start_as(format: &str, args: &[&str]) -> Self {
+        Self::try_start_as(&probe(), format, args).unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
+    }
+
+    fn try_start_as(family: &str, format: &str, args: &[&str]) -> Result<Self, Vec<String>> {
         let mut child = Command::new(tcptrace_bin())
-            .args(["-o", "json", "-v", "--probe", family])
+            .args(["-o", format, "-v", "--probe", family])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -127,6 +136,28 @@ impl Trace {
                 }
             }
         }
+    }
+
+    /// Waits (a generous while) for tcptrace to exit on its own (`--count`, `--duration`,
+    /// a closed pipe); returns its exit code, stdout and the stderr lines after start-up.
+    pub fn wait_for_exit(mut self) -> (Option<i32>, String, Vec<String>) {
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        while self.child.try_wait().expect("poll tcptrace").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tcptrace did not exit on its own");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = self.child.wait_with_output().expect("wait for tcptrace");
+        std::thread::sleep(Duration::from_millis(100)); // let the stderr reader finish
+        let later: Vec<String> = self.stderr.try_iter().collect();
+        (out.status.code(), String::from_utf8(out.stdout).expect("utf-8 output"), later)
+    }
+
+    /// Takes tcptrace's stdout, to read it (and close it) while it runs.
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.child.stdout.take().expect("stdout piped")
     }
 
     /// Stops tcptrace with SIGINT (it drains the ring buffer first) and parses its output.

@@ -1,0 +1,162 @@
+//! The command line as a user meets it: every failure a user can cause is one line on
+//! stderr with a documented exit code (2 usage, 1 run time) and never a panic; `--count`,
+//! `--duration`, `--no-header`, CSV, a reader that goes away, completions and the man page.
+
+mod common;
+
+use std::{io::BufRead, net::TcpListener};
+
+use common::{in_vm, run_to_end, serial, Peer, PeerSetup, Trace};
+
+/// `nobody`: not root, no capabilities.
+const NOBODY: u32 = 65_534;
+
+fn peer(comm: &'static std::ffi::CStr) -> PeerSetup<'static> {
+    PeerSetup { comm, uid: NOBODY, empty_netns: false }
+}
+
+#[test]
+fn every_failure_is_one_line_with_its_exit_code() {
+    let _serial = serial();
+    // A family no hook can use on this kernel: the host has no kprobes; Debian's 6.1 has
+    // no sock_send_length tracepoint for per-call byte counting.
+    let no_family: &[&str] = if in_vm() { &["--probe", "tracepoint", "--bytes", "calls"] } else { &["--probe", "kprobe"] };
+    let cases: &[(&[&str], Option<u32>, i32, &str)] = &[
+        (&["--bogus"], None, 2, "tcptrace: unexpected argument '--bogus' found (see --help)"),
+        (&["--port", "70000"], None, 2, "tcptrace: invalid value '70000' for '--port <PORT>'"),
+        (&["--port", "0"], None, 2, "tcptrace: invalid value '0' for '--port <PORT>'"),
+        (&["-p", "abc"], None, 2, "tcptrace: invalid value 'abc' for '--pid <PID>'"),
+        (&["-e", "bogus"], None, 2, "tcptrace: invalid value 'bogus' for '--events <LIST>'"),
+        (&["--probe", "uprobe"], None, 2, "tcptrace: invalid value 'uprobe' for '--probe <FAMILY>'"),
+        (&["--ring-buffer", "2K"], None, 2, "tcptrace: invalid value '2K' for '--ring-buffer <SIZE>': must be a power of two"),
+        (&["--max-connections", "10"], None, 2, "tcptrace: invalid value '10' for '--max-connections <N>'"),
+        (&["-d", "soon"], None, 2, "tcptrace: invalid value 'soon' for '--duration <DURATION>'"),
+        (&["-n", "0"], None, 2, "tcptrace: invalid value '0' for '--count <N>'"),
+        (&["-o", "xml"], None, 2, "tcptrace: invalid value 'xml' for '--output <FORMAT>'"),
+        (&["completions", "tcsh"], None, 2, "tcptrace: invalid value 'tcsh' for '<SHELL>'"),
+        (&[], Some(NOBODY), 1, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON (missing: CAP_BPF and CAP_PERFMON)"),
+        (&["--btf", "/nonexistent/vmlinux"], None, 1, "tcptrace: cannot read kernel BTF at /nonexistent/vmlinux: No such file or directory"),
+        (no_family, None, 1, "tcptrace: hook "),
+    ];
+    for (args, uid, code, start) in cases {
+        let (got, out, err) = run_to_end(args, *uid);
+        assert_eq!(got, *code, "{args:?}: {err}");
+        assert_eq!(out, "", "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with(start), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?}: {err}");
+    }
+    // The hook that fails says why each family was refused.
+    let (_, _, err) = run_to_end(no_family, None);
+    assert!(err.contains("no hook family attaches on this kernel"), "{err}");
+}
+
+/// Connects `n` times in turn, each from a new process; returns their pids.
+fn connects(listener: &TcpListener, n: usize) -> Vec<i32> {
+    let addr = listener.local_addr().expect("addr");
+    (0..n)
+        .map(|_| {
+            let p = Peer::connector(peer(c"tt-cli-peer"), addr);
+            let pid = p.pid;
+            assert_eq!(p.go_and_wait(), 0);
+            pid
+        })
+        .collect()
+}
+
+#[test]
+fn count_prints_that_many_events_then_exits_zero() {
+    let _serial = serial();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let trace = Trace::start(&["-n", "2", "-e", "connect", "--port", &port]);
+    let pids = connects(&listener, 3);
+    let (code, out, stderr) = trace.wait_for_exit();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    let pids_seen: Vec<i64> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON")["pid"].as_i64().expect("pid"))
+        .collect();
+    assert_eq!(pids_seen, [i64::from(pids[0]), i64::from(pids[1])]);
+    assert!(stderr.iter().any(|l| l.starts_with("tcptrace: 2 events (connect 2)")), "{stderr:?}");
+}
+
+#[test]
+fn duration_stops_on_its_own_with_the_summary() {
+    let _serial = serial();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let trace = Trace::start(&["-d", "2s", "-e", "connect", "--port", &port]);
+    let pids = connects(&listener, 1);
+    let (code, out, stderr) = trace.wait_for_exit();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    let event: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(event["pid"], pids[0]);
+    assert!(stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")), "{stderr:?}");
+}
+
+#[test]
+fn csv_has_a_header_row_unless_told_not_to() {
+    let _serial = serial();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let port = addr.port().to_string();
+    for header in [true, false] {
+        let mut args = vec!["-n", "1", "-e", "connect", "--port", &port];
+        if !header {
+            args.push("--no-header");
+        }
+        let trace = Trace::start_as("csv", &args);
+        let pids = connects(&listener, 1);
+        let (code, out, stderr) = trace.wait_for_exit();
+        assert_eq!(code, Some(0), "{stderr:?}");
+        let mut lines: Vec<&str> = out.lines().collect();
+        if header {
+            assert_eq!(lines.remove(0).split(',').take(4).collect::<Vec<_>>(), ["type", "time", "time_ns", "pid"]);
+        }
+        assert_eq!(lines.len(), 1, "{out}");
+        let cells: Vec<&str> = lines[0].split(',').collect();
+        assert_eq!(cells.len(), 29, "{out}");
+        assert_eq!(cells[0], "connect");
+        assert_eq!(cells[3], pids[0].to_string());
+        assert_eq!(cells[5], NOBODY.to_string());
+        assert_eq!(cells[6], "tt-cli-peer");
+        assert_eq!(cells[10], "127.0.0.1");
+        assert_eq!(cells[11], port);
+        assert_eq!(cells[13], "ok");
+    }
+}
+
+/// `tcptrace | head -1`: the reader goes away, tcptrace exits 0 without a word.
+#[test]
+fn a_reader_that_goes_away_ends_tcptrace_quietly() {
+    let _serial = serial();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let mut trace = Trace::start_as("plain", &["-e", "connect", "--port", &port]);
+    let mut reader = std::io::BufReader::new(trace.take_stdout());
+    let mut header = String::new();
+    reader.read_line(&mut header).expect("read the header");
+    assert!(header.starts_with("TIME EVENT PID"), "{header}");
+    drop(reader);
+    // Each connect makes a line to write into the closed pipe; the first write fails.
+    connects(&listener, 2);
+    let (code, _, stderr) = trace.wait_for_exit();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    // Nothing but what -v (which the harness passes) always says at exit.
+    assert!(stderr.iter().all(|l| l.starts_with("tcptrace: connections tracked at exit")), "{stderr:?}");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_command_line_definition() {
+    for (shell, marker) in [("bash", "_tcptrace()"), ("zsh", "#compdef tcptrace"), ("fish", "complete -c tcptrace")] {
+        let (code, out, err) = run_to_end(&["completions", shell], Some(NOBODY));
+        assert_eq!((code, err.as_str()), (0, ""), "{shell}");
+        assert!(out.contains(marker), "{shell}: {out}");
+        assert!(out.contains("ring-buffer") && out.contains("max-connections"), "{shell}: {out}");
+    }
+    let (code, out, err) = run_to_end(&["man"], Some(NOBODY));
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(out.contains(".TH tcptrace 1"), "{out}");
+    assert!(out.contains("\\-\\-ring\\-buffer") && out.contains("EXAMPLES"), "{out}");
+}
