@@ -91,11 +91,21 @@ pub(crate) fn header_if_wanted(
         return None;
     }
     let filter = crate::globals::filter();
-    if !filter.pid_matches(owner.pid) || !filter.port_matches(endpoints.sport, endpoints.dport) {
+    if !filter.owner_matches(owner.pid, owner.uid, &owner.comm) || !filter.endpoints_match(endpoints.family, endpoints.sport, endpoints.dport) {
         count(Counter::Filtered);
         return None;
     }
     Some(header(kind, owner))
+}
+
+/// The current task passes the owner filters, its cgroup included: checked where a
+/// connection gets its owner (connect, accept), the only place the cgroup is known.
+#[inline(always)]
+pub(crate) fn task_wanted(task: &Task) -> bool {
+    let filter = crate::globals::filter();
+    // SAFETY: no preconditions.
+    filter.owner_matches(task.pid, task.uid, &task.comm)
+        && (filter.cgroup_id == 0 || filter.cgroup_matches(unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() }))
 }
 
 /// Nanoseconds of CLOCK_MONOTONIC.

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use tracer_common::filter::PortRange;
+
 use crate::{loader::HookFamily, printer::OutputMode};
 
 const EXAMPLES: &str = "\
@@ -31,17 +33,60 @@ pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
 
-    /// Only connections made by this process ID (applied in the kernel).
+    /// Only connections owned by this process (the one that connected or accepted);
+    /// repeatable, up to 8. Every filter is applied in the kernel, and filters combine
+    /// with AND.
     #[arg(short, long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) pid: Option<u32>,
+    pub(crate) pid: Vec<u32>,
 
-    /// Only connections with this port on either side (applied in the kernel).
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub(crate) port: Option<u16>,
+    /// Only connections with a port in this range on either side (80, or 8000-8100);
+    /// repeatable, up to 8.
+    #[arg(long, value_name = "PORTS", value_parser = parse_port_range)]
+    pub(crate) port: Vec<PortRange>,
+
+    /// Only connections whose local port is in this range; repeatable, up to 8.
+    #[arg(long, value_name = "PORTS", value_parser = parse_port_range)]
+    pub(crate) lport: Vec<PortRange>,
+
+    /// Only connections whose remote port is in this range; repeatable, up to 8.
+    #[arg(long, value_name = "PORTS", value_parser = parse_port_range)]
+    pub(crate) rport: Vec<PortRange>,
+
+    /// Only connections owned by a process with this name (its comm, as `ps -o comm`
+    /// shows it: the kernel keeps 15 bytes of it).
+    #[arg(short, long, value_name = "NAME", value_parser = parse_comm)]
+    pub(crate) comm: Option<String>,
+
+    /// Only connections owned by a process running as this user ID.
+    #[arg(short, long, value_name = "UID")]
+    pub(crate) uid: Option<u32>,
+
+    /// Only IPv4 connections.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub(crate) ipv4: bool,
+
+    /// Only IPv6 connections.
+    #[arg(short = '6', long = "ipv6")]
+    pub(crate) ipv6: bool,
+
+    /// Only connections owned by processes in this cgroup v2 (a container, a systemd
+    /// unit), e.g. /sys/fs/cgroup/system.slice/nginx.service.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) cgroup: Option<PathBuf>,
+
+    /// Only connects whose handshake took at least this long (like 10ms, 500us, 1s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) min_latency: Option<std::time::Duration>,
+
+    /// Only failed connects.
+    #[arg(long)]
+    pub(crate) failed: bool,
 
     /// Events to report; hooks that only serve other events are not attached.
-    #[arg(short, long, value_enum, value_delimiter = ',', value_name = "LIST", default_value = "connect,accept,close,retransmit")]
-    pub(crate) events: Vec<EventArg>,
+    /// [default: connect,accept,close,retransmit; connect alone with --failed or
+    /// --min-latency]
+    #[arg(short, long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub(crate) events: Option<Vec<EventArg>>,
 
     /// Where close events take byte counts from: the socket's own counters (free), or
     /// per-call hooks on tcp_sendmsg/tcp_recvmsg (costs a probe per call).
@@ -164,7 +209,47 @@ fn parse_ring_size(text: &str) -> Result<u32, String> {
     u32::try_from(bytes).map_err(|e| e.to_string())
 }
 
-/// `--duration`: a number with an optional unit (ms, s, m, h); seconds without one.
+impl Cli {
+    /// The events asked for, with the defaults filled in.
+    pub(crate) fn events(&self) -> Vec<EventArg> {
+        match &self.events {
+            Some(list) => list.clone(),
+            None if self.failed || self.min_latency.is_some() => vec![EventArg::Connect],
+            None => vec![EventArg::Connect, EventArg::Accept, EventArg::Close, EventArg::Retransmit],
+        }
+    }
+}
+
+/// A port (`80`) or an inclusive range (`8000-8100`); port 0 is not a port.
+fn parse_port_range(text: &str) -> Result<PortRange, String> {
+    let port = |s: &str| match s.trim().parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("{text:?} is not a port or a range of ports (like 443 or 8000-8100)")),
+        Ok(p) => Ok(p),
+    };
+    let (first, last) = match text.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => (port(text)?, port(text)?),
+    };
+    if first > last {
+        return Err(format!("{text:?} is an empty range (the first port is above the last)"));
+    }
+    Ok(PortRange { first, last })
+}
+
+/// A process name as the kernel keeps it: at most 15 bytes.
+fn parse_comm(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains('\0') {
+        return Err("a process name is not empty and has no NUL".into());
+    }
+    let mut end = text.len().min(tracer_common::event::COMM_LEN - 1);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Ok(text[..end].to_string())
+}
+
+/// `--duration`, `--min-latency`: a number with an optional unit (us, ms, s, m, h);
+/// seconds without one.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
@@ -172,6 +257,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let seconds = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
+        "us" | "µs" => n / 1_000_000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
         _ => return Err(format!("unknown unit {unit:?} in {text:?} (use ms, s, m or h)")),
@@ -194,9 +280,37 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
         for bad in ["", "0", "0s", "-1s", "10x", "s", "1e999", "soon"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn ports_and_ranges() {
+        assert_eq!(parse_port_range("443"), Ok(PortRange { first: 443, last: 443 }));
+        assert_eq!(parse_port_range("8000-8100"), Ok(PortRange { first: 8000, last: 8100 }));
+        for bad in ["0", "70000", "http", "8100-8000", "1-", "-5", "1-2-3", ""] {
+            assert!(parse_port_range(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn comms_are_cut_as_the_kernel_cuts_them() {
+        assert_eq!(parse_comm("curl").as_deref(), Ok("curl"));
+        assert_eq!(parse_comm("a_very_long_process_name").as_deref(), Ok("a_very_long_pro"));
+        assert_eq!(parse_comm("ééééééééé").as_deref(), Ok("ééééééé"));
+        assert!(parse_comm("").is_err());
+    }
+
+    #[test]
+    fn failed_and_min_latency_default_to_connect_events() {
+        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("tcptrace").chain(args.iter().copied())).expect("valid");
+        assert_eq!(parse(&["--failed"]).events(), [EventArg::Connect]);
+        assert_eq!(parse(&["--min-latency", "1ms"]).events(), [EventArg::Connect]);
+        assert_eq!(parse(&["--failed", "-e", "connect,close"]).events(), [EventArg::Connect, EventArg::Close]);
+        assert_eq!(parse(&[]).events().len(), 4);
+        assert!(Cli::try_parse_from(["tcptrace", "-4", "-6"]).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod cli;
 mod decode;
 mod event;
+mod filter;
 mod loader;
 mod printer;
 mod privileges;
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("tcptrace: {err:#}");
-            ExitCode::from(1)
+            ExitCode::from(if err.downcast_ref::<filter::UsageError>().is_some() { 2 } else { 1 })
         }
     }
 }

@@ -21,14 +21,15 @@ use crate::{
 };
 
 pub(crate) fn run(cli: &Cli) -> Result<()> {
+    // Usage errors first, as clap's own come before anything is tried.
+    let filter = crate::filter::from_cli(cli)?;
     privileges::check().map_err(anyhow::Error::msg)?;
     let btf = loader::btf_path(cli.btf.as_ref());
     if cli.list_probes {
         return list_probes(&btf);
     }
-    let filter = Filter { pid: cli.pid.unwrap_or(0), port: cli.port.unwrap_or(0), _pad: 0, self_pid: std::process::id() };
     let config = Config {
-        events: cli.events.iter().fold(0, |bits, e| bits | kind_bit(e.kind())),
+        events: cli.events().iter().fold(0, |bits, e| bits | kind_bit(e.kind())),
         count_calls: u32::from(cli.bytes == BytesArg::Calls),
     };
     let request = loader::Request {

@@ -23,8 +23,14 @@ fn every_failure_is_one_line_with_its_exit_code() {
     let no_family: &[&str] = if in_vm() { &["--probe", "tracepoint", "--bytes", "calls"] } else { &["--probe", "kprobe"] };
     let cases: &[(&[&str], Option<u32>, i32, &str)] = &[
         (&["--bogus"], None, 2, "tcptrace: unexpected argument '--bogus' found (see --help)"),
-        (&["--port", "70000"], None, 2, "tcptrace: invalid value '70000' for '--port <PORT>'"),
-        (&["--port", "0"], None, 2, "tcptrace: invalid value '0' for '--port <PORT>'"),
+        (&["--port", "70000"], None, 2, "tcptrace: invalid value '70000' for '--port <PORTS>'"),
+        (&["--port", "0"], None, 2, "tcptrace: invalid value '0' for '--port <PORTS>'"),
+        (&["--rport", "8100-8000"], None, 2, "tcptrace: invalid value '8100-8000' for '--rport <PORTS>': \"8100-8000\" is an empty range"),
+        (&["-4", "-6"], None, 2, "tcptrace: the argument '--ipv4' cannot be used with '--ipv6'"),
+        (&["--min-latency", "fast"], None, 2, "tcptrace: invalid value 'fast' for '--min-latency <DURATION>'"),
+        (&["--cgroup", "/nonexistent/unit"], None, 2, "tcptrace: unknown cgroup path /nonexistent/unit: No such file or directory"),
+        (&["--cgroup", "/tmp"], Some(NOBODY), 2, "tcptrace: unknown cgroup path /tmp: not in a cgroup v2 file system (see --help)"),
+        (&["-p1", "-p2", "-p3", "-p4", "-p5", "-p6", "-p7", "-p8", "-p9"], None, 2, "tcptrace: at most 8 --pid values (see --help)"),
         (&["-p", "abc"], None, 2, "tcptrace: invalid value 'abc' for '--pid <PID>'"),
         (&["-e", "bogus"], None, 2, "tcptrace: invalid value 'bogus' for '--events <LIST>'"),
         (&["--probe", "uprobe"], None, 2, "tcptrace: invalid value 'uprobe' for '--probe <FAMILY>'"),

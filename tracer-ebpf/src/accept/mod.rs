@@ -8,8 +8,7 @@ pub(crate) mod tracepoint;
 use tracer_common::{accept::AcceptEvent, close::DIRECTION_PASSIVE, counters::Counter, event::EventKind};
 
 use crate::{
-    emit::{count, current_task, header_if_wanted, send},
-    globals::filter,
+    emit::{count, current_task, header_if_wanted, send, task_wanted},
     maps::SOCKS,
     sock,
 
@@ -24,7 +23,7 @@ pub(crate) fn on_accept(sk: u64) {
         return; // failed accept, or not TCP (inet_csk_accept also serves DCCP)
     }
     let task = current_task();
-    let keep = filter().pid_matches(task.pid);
+    let keep = task_wanted(&task);
     if keep {
         // The handshake may complete on another CPU at the same time (the child is queued
         // for accept before its ESTABLISHED transition): whoever inserts first, the owner

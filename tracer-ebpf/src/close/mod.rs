@@ -81,7 +81,7 @@ fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
         return;
     }
     let filter = crate::globals::filter();
-    if !filter.pid_matches(info.task.pid) {
+    if !filter.owner_matches(info.task.pid, info.task.uid, &info.task.comm) {
         count(Counter::Filtered);
         return;
     }
@@ -98,7 +98,7 @@ fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
             count(Counter::ReadError);
             return;
         }
-        if !filter.port_matches((*e).endpoints.sport, (*e).endpoints.dport) {
+        if !filter.endpoints_match((*e).endpoints.family, (*e).endpoints.sport, (*e).endpoints.dport) {
             entry.discard(0);
             count(Counter::Filtered);
             return;

@@ -22,7 +22,7 @@ use tracer_common::{
 };
 
 use crate::{
-    emit::{count, current_task, current_tid, header_if_wanted, now_ns, send},
+    emit::{count, current_task, current_tid, header_if_wanted, now_ns, send, task_wanted},
     globals::filter,
     maps::{CONNECT_ARGS, SOCKS},
     sock,
@@ -41,7 +41,7 @@ pub(crate) struct ConnectArgs {
 #[inline(always)]
 pub(crate) fn start(sk: u64, now: u64) {
     let task = current_task();
-    if !filter().pid_matches(task.pid) {
+    if !task_wanted(&task) {
         // Not tracked at all: every later event of this socket has no owner and is dropped
         // by the same filter.
         count(Counter::Filtered);
@@ -77,8 +77,12 @@ pub(crate) fn finish(sk: u64, info: &SockInfo, failed: bool, now: u64) -> bool {
         count(Counter::ReadError);
         return true;
     };
+    let latency_ns = now.saturating_sub(info.syn_sent_ns);
+    if crate::globals::wants(EventKind::Connect) && !filter().connect_matches(failed, latency_ns) {
+        count(Counter::Filtered);
+        return true;
+    }
     if let Some(header) = header_if_wanted(EventKind::Connect, &info.task, &endpoints) {
-        let latency_ns = now.saturating_sub(info.syn_sent_ns);
         let result = if failed { CONNECT_FAILED } else { CONNECT_OK };
         send_connect(header, endpoints, latency_ns, result, errno);
     }
@@ -130,6 +134,13 @@ pub(crate) fn exit(ret: i64) {
         count(Counter::ReadError);
         return;
     };
+    if !crate::globals::wants(EventKind::Connect) {
+        return;
+    }
+    if !filter().connect_matches(true, latency_ns) || !task_wanted(&task) {
+        count(Counter::Filtered);
+        return;
+    }
     if let Some(header) = header_if_wanted(EventKind::Connect, &task, &endpoints) {
         send_connect(header, endpoints, latency_ns, CONNECT_FAILED, ret.unsigned_abs() as u32);
     }

@@ -150,8 +150,8 @@ impl Trace {
             std::thread::sleep(Duration::from_millis(20));
         }
         let out = self.child.wait_with_output().expect("wait for tcptrace");
-        std::thread::sleep(Duration::from_millis(100)); // let the stderr reader finish
-        let later: Vec<String> = self.stderr.try_iter().collect();
+        // Until the reader thread sees EOF: tcptrace has exited, so that comes now.
+        let later: Vec<String> = self.stderr.iter().collect();
         (out.status.code(), String::from_utf8(out.stdout).expect("utf-8 output"), later)
     }
 
@@ -165,7 +165,8 @@ impl Trace {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let out = self.child.wait_with_output().expect("wait for tcptrace");
-        self.stderr_seen.extend(self.stderr.try_iter());
+        // Until the reader thread sees EOF: tcptrace has exited, so that comes now.
+        self.stderr_seen.extend(self.stderr.iter());
         let text = String::from_utf8(out.stdout).expect("utf-8 output");
         let events = text
             .lines()

@@ -1,0 +1,115 @@
+//! The kernel-side filters, built from the command line. Limits the kernel side has (how
+//! many pids and port ranges) and paths that do not resolve are usage errors (exit 2).
+
+use std::path::Path;
+
+use tracer_common::filter::{Filter, PortSet, AF_INET, AF_INET6, MAX_PIDS, MAX_PORT_RANGES};
+
+use crate::cli::Cli;
+
+/// A mistake on the command line found after parsing: exit code 2, like clap's own.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} (see --help)")]
+pub(crate) struct UsageError(pub(crate) String);
+
+/// `statfs` magic of cgroup v2 (include/uapi/linux/magic.h).
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+pub(crate) fn from_cli(cli: &Cli) -> Result<Filter, UsageError> {
+    let mut filter = Filter { self_pid: std::process::id(), ..Filter::ANY };
+    if cli.pid.len() > MAX_PIDS {
+        return Err(UsageError(format!("at most {MAX_PIDS} --pid values")));
+    }
+    for (slot, pid) in filter.pids.iter_mut().zip(&cli.pid) {
+        *slot = *pid;
+    }
+    filter.pid_count = cli.pid.len() as u32;
+    for (set, ranges, flag) in [(&mut filter.ports, &cli.port, "--port"), (&mut filter.lports, &cli.lport, "--lport"), (&mut filter.rports, &cli.rport, "--rport")] {
+        *set = PortSet::default();
+        for range in ranges {
+            if !set.push(*range) {
+                return Err(UsageError(format!("at most {MAX_PORT_RANGES} {flag} values")));
+            }
+        }
+    }
+    if let Some(comm) = &cli.comm {
+        filter.comm[..comm.len()].copy_from_slice(comm.as_bytes());
+        filter.has_comm = 1;
+    }
+    if let Some(uid) = cli.uid {
+        filter.uid = uid;
+        filter.has_uid = 1;
+    }
+    filter.family = if cli.ipv4 {
+        u32::from(AF_INET)
+    } else if cli.ipv6 {
+        u32::from(AF_INET6)
+    } else {
+        0
+    };
+    if let Some(path) = &cli.cgroup {
+        filter.cgroup_id = cgroup_id(path)?;
+    }
+    if let Some(min) = cli.min_latency {
+        filter.min_latency_ns = u64::try_from(min.as_nanos()).unwrap_or(u64::MAX);
+    }
+    filter.failed_only = u32::from(cli.failed);
+    Ok(filter)
+}
+
+/// The id the kernel gives a cgroup v2 (what `bpf_get_current_cgroup_id` returns): the
+/// inode number of its directory in the cgroup2 file system.
+fn cgroup_id(path: &Path) -> Result<u64, UsageError> {
+    use std::os::{linux::fs::MetadataExt, unix::ffi::OsStrExt};
+    let unknown = |why: &str| UsageError(format!("unknown cgroup path {}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| unknown(&e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(unknown("not a directory"));
+    }
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| unknown("has a NUL"))?;
+    // SAFETY: statfs on a NUL-terminated path into a zeroed struct.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_path.as_ptr(), &raw mut fs) } != 0 || fs.f_type != CGROUP2_SUPER_MAGIC {
+        return Err(unknown("not in a cgroup v2 file system"));
+    }
+    Ok(meta.st_ino())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn build(args: &[&str]) -> Result<Filter, UsageError> {
+        from_cli(&Cli::try_parse_from(std::iter::once("tcptrace").chain(args.iter().copied())).expect("parses"))
+    }
+
+    #[test]
+    fn flags_land_in_the_kernel_filter() {
+        let f = build(&["-p", "10", "-p", "20", "--port", "80", "--rport", "8000-8100", "-c", "curl", "-u", "1000", "-6", "--failed", "--min-latency", "2ms"])
+            .expect("valid");
+        assert_eq!((f.pid_count, f.pids[0], f.pids[1]), (2, 10, 20));
+        assert!(f.ports.contains(80) && !f.ports.contains(81));
+        assert!(f.lports.is_any());
+        assert!(f.rports.contains(8050) && !f.rports.contains(8101));
+        assert_eq!(&f.comm[..5], b"curl\0");
+        assert_eq!((f.has_comm, f.uid, f.has_uid, f.family), (1, 1000, 1, u32::from(AF_INET6)));
+        assert_eq!((f.failed_only, f.min_latency_ns), (1, 2_000_000));
+        assert_eq!(f.self_pid, std::process::id());
+    }
+
+    #[test]
+    fn limits_and_bad_cgroups_are_usage_errors() {
+        let pids: Vec<String> = (1..=9).map(|p| p.to_string()).collect();
+        let mut args = Vec::new();
+        for p in &pids {
+            args.extend(["-p", p.as_str()]);
+        }
+        assert_eq!(build(&args).expect_err("9 pids").to_string(), "at most 8 --pid values (see --help)");
+        let err = build(&["--cgroup", "/nonexistent"]).expect_err("no such cgroup").to_string();
+        assert!(err.starts_with("unknown cgroup path /nonexistent: "), "{err}");
+        let err = build(&["--cgroup", "/tmp"]).expect_err("not a cgroup").to_string();
+        assert!(err.starts_with("unknown cgroup path /tmp: not in a cgroup v2"), "{err}");
+    }
+}

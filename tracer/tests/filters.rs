@@ -1,0 +1,229 @@
+//! Every kernel-side filter, with traffic from two processes (or to two ports): the events
+//! of the one the filter keeps are there with their exact pid, and none of the other's
+//! are; the summary counts what the kernel dropped. Runs under each hook family, on the
+//! host and in the VM.
+
+mod common;
+
+use std::{
+    ffi::CStr,
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+};
+
+use common::{serial, Finished, Peer, PeerSetup, Trace};
+
+const NOBODY: u32 = 65_534;
+
+fn setup(comm: &'static CStr, uid: u32) -> PeerSetup<'static> {
+    PeerSetup { comm, uid, empty_netns: false }
+}
+
+/// One connect per peer, in order; returns the peers' pids and their connect results.
+fn connect_all(peers: Vec<Peer>) -> Vec<(i32, i32)> {
+    peers
+        .into_iter()
+        .map(|p| {
+            let pid = p.pid;
+            (pid, p.go_and_wait())
+        })
+        .collect()
+}
+
+/// Every event is a connect from `kept`, exactly one, with that port; the summary says the
+/// kernel filtered something.
+fn assert_only(done: &Finished, kept: i32, rport: u16) {
+    let connects = done.of("connect", kept);
+    assert_eq!(connects.len(), 1, "want one connect from {kept}: {:?}", done.events);
+    assert_eq!(connects[0]["rport"], rport);
+    assert_eq!(done.events.len(), 1, "only the kept connect: {:?}", done.events);
+    assert!(filtered_count(done).is_some_and(|n| n > 0), "the kernel filtered nothing: {:?}", done.stderr);
+}
+
+/// "filtered in the kernel N" from the summary line.
+fn filtered_count(done: &Finished) -> Option<u64> {
+    let line = done.stderr.iter().find(|l| l.contains("filtered in the kernel"))?;
+    line.rsplit("filtered in the kernel ").next()?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+fn listener(bind: &str) -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind(bind).expect("bind");
+    let addr = l.local_addr().expect("addr");
+    (l, addr)
+}
+
+#[test]
+fn pids_are_repeatable_and_keep_only_those_processes() {
+    let _serial = serial();
+    let (_l, addr) = listener("127.0.0.1:0");
+    let peers: Vec<Peer> = (0..3).map(|_| Peer::connector(setup(c"tt-f-pid", NOBODY), addr)).collect();
+    let pids: Vec<String> = peers.iter().map(|p| p.pid.to_string()).collect();
+    let trace = Trace::start(&["-e", "connect", "-p", &pids[0], "-p", &pids[2]]);
+    let results = connect_all(peers);
+    let done = trace.stop();
+    for (i, (pid, rc)) in results.iter().enumerate() {
+        assert_eq!(*rc, 0);
+        let want = if i == 1 { 0 } else { 1 };
+        assert_eq!(done.of("connect", *pid).len(), want, "peer {i}: {:?}", done.events);
+    }
+    assert_eq!(done.events.len(), 2, "{:?}", done.events);
+}
+
+#[test]
+fn comm_keeps_that_process_name_only() {
+    let _serial = serial();
+    let (_l, addr) = listener("127.0.0.1:0");
+    let kept = Peer::connector(setup(c"tt-f-kept", NOBODY), addr);
+    let other = Peer::connector(setup(c"tt-f-other", NOBODY), addr);
+    let trace = Trace::start(&["-e", "connect", "--comm", "tt-f-kept"]);
+    let results = connect_all(vec![other, kept]);
+    assert_only(&trace.stop(), results[1].0, addr.port());
+}
+
+#[test]
+fn uid_keeps_that_user_only() {
+    let _serial = serial();
+    let (_l, addr) = listener("127.0.0.1:0");
+    let kept = Peer::connector(setup(c"tt-f-uid", 4_321), addr);
+    let other = Peer::connector(setup(c"tt-f-uid", NOBODY), addr);
+    let trace = Trace::start(&["-e", "connect", "-u", "4321"]);
+    let results = connect_all(vec![other, kept]);
+    let done = trace.stop();
+    assert_only(&done, results[1].0, addr.port());
+    assert_eq!(done.events[0]["uid"], 4_321);
+}
+
+#[test]
+fn port_ranges_on_either_side_on_the_remote_side_and_on_the_local_side() {
+    let _serial = serial();
+    // Three listeners on consecutive ports: a range keeps the first two.
+    let (listeners, base) = (0..50)
+        .find_map(|i| {
+            let base = 31_000 + (std::process::id() % 300) as u16 * 100 + i * 3;
+            let ls: Result<Vec<_>, _> = (0..3).map(|k| TcpListener::bind(("127.0.0.1", base + k))).collect();
+            ls.ok().map(|ls| (ls, base))
+        })
+        .expect("three free consecutive ports");
+    let range = format!("{}-{}", base, base + 1);
+    for flag in ["--port", "--rport"] {
+        let peers: Vec<Peer> = (0..3).map(|k| Peer::connector(setup(c"tt-f-port", NOBODY), ([127, 0, 0, 1], base + k).into())).collect();
+        let trace = Trace::start(&["-e", "connect", flag, &range]);
+        let results = connect_all(peers);
+        let done = trace.stop();
+        for (k, (pid, rc)) in results.iter().enumerate() {
+            assert_eq!(*rc, 0);
+            let want = usize::from(k < 2);
+            assert_eq!(done.of("connect", *pid).len(), want, "{flag} {range}, port {}: {:?}", base + k as u16, done.events);
+        }
+        assert_eq!(done.events.len(), 2, "{flag}: {:?}", done.events);
+    }
+    // The local port: accept events carry the listening port as theirs; a connect to the
+    // kept port has it as its remote port, so --lport drops it.
+    let trace = Trace::start(&["-e", "connect,accept", "--lport", &base.to_string()]);
+    let peers: Vec<Peer> = (0..2).map(|k| Peer::connector(setup(c"tt-f-lport", NOBODY), ([127, 0, 0, 1], base + k).into())).collect();
+    connect_all(peers);
+    for l in &listeners[..2] {
+        drop(l.accept().expect("accept"));
+    }
+    let done = trace.stop();
+    let me = std::process::id() as i32;
+    assert_eq!(done.of("accept", me).len(), 1, "{:?}", done.events);
+    assert_eq!(done.events.len(), 1, "only the accept on the kept local port: {:?}", done.events);
+    assert_eq!(done.events[0]["lport"], base);
+}
+
+#[test]
+fn ip_version_flags_keep_one_family() {
+    let _serial = serial();
+    let (_l4, addr4) = listener("127.0.0.1:0");
+    let (_l6, addr6) = listener("[::1]:0");
+    for (flag, kept_v4) in [("-4", true), ("-6", false)] {
+        let v4 = Peer::connector(setup(c"tt-f-ip", NOBODY), addr4);
+        let v6 = Peer::connector(setup(c"tt-f-ip", NOBODY), addr6);
+        // The ports keep other traffic of the machine out of the count.
+        let trace = Trace::start(&["-e", "connect", flag, "--port", &addr4.port().to_string(), "--port", &addr6.port().to_string()]);
+        let results = connect_all(vec![v4, v6]);
+        let (kept, port) = if kept_v4 { (results[0].0, addr4.port()) } else { (results[1].0, addr6.port()) };
+        assert_only(&trace.stop(), kept, port);
+    }
+}
+
+#[test]
+fn failed_keeps_failed_connects_only() {
+    let _serial = serial();
+    let (_l, open) = listener("127.0.0.1:0");
+    let closed = listener("127.0.0.1:0").1; // the listener is gone: connects are refused
+    let ok = Peer::connector(setup(c"tt-f-ok", NOBODY), open);
+    let refused = Peer::connector(setup(c"tt-f-refused", NOBODY), closed);
+    // No -e: --failed alone means connect events.
+    let trace = Trace::start(&["--failed", "--port", &open.port().to_string(), "--port", &closed.port().to_string()]);
+    let results = connect_all(vec![ok, refused]);
+    assert_eq!(results[1].1, libc::ECONNREFUSED);
+    let done = trace.stop();
+    assert_only(&done, results[1].0, closed.port());
+    assert_eq!(done.events[0]["error"], "ECONNREFUSED");
+}
+
+#[test]
+fn min_latency_keeps_slow_handshakes_only() {
+    let _serial = serial();
+    // A listener whose accept queue is full drops the next SYN: that handshake takes a
+    // SYN retransmission (a second or more); one to a free listener takes microseconds.
+    let (fast_l, fast) = listener("127.0.0.1:0");
+    let (slow_l, slow) = listener("127.0.0.1:0");
+    use std::os::fd::AsRawFd;
+    // SAFETY: re-listen with a backlog of 0 (a queue of one) on our own socket.
+    assert_eq!(unsafe { libc::listen(slow_l.as_raw_fd(), 0) }, 0);
+    let filler = Peer::connector(setup(c"tt-f-filler", NOBODY), slow);
+    assert_eq!(filler.go_and_wait(), 0);
+    let quick = Peer::connector(setup(c"tt-f-quick", NOBODY), fast);
+    let late = Peer::connector(setup(c"tt-f-slow", NOBODY), slow);
+    let trace = Trace::start(&["--min-latency", "500ms", "--port", &slow.port().to_string(), "--port", &fast.port().to_string()]);
+    let quick_pid = quick.pid;
+    assert_eq!(quick.go_and_wait(), 0);
+    // Free the queue a little later than the first SYN so the retransmission gets in.
+    let late_pid = late.pid;
+    let drain = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let first = slow_l.accept().expect("accept the filler");
+        let second = slow_l.accept().expect("accept the slow one");
+        (first, second, slow_l)
+    });
+    assert_eq!(late.go_and_wait(), 0);
+    let _kept_open = drain.join().expect("drain thread");
+    drop(fast_l);
+    let done = trace.stop();
+    assert_eq!(done.of("connect", quick_pid).len(), 0, "{:?}", done.events);
+    let slow_events = done.of("connect", late_pid);
+    assert_eq!(slow_events.len(), 1, "{:?}", done.events);
+    assert!(slow_events[0]["latency_ns"].as_u64().is_some_and(|ns| ns >= 500_000_000), "{:?}", slow_events[0]);
+    assert_eq!(done.events.len(), 1, "{:?}", done.events);
+}
+
+/// The cgroup2 mount (`/sys/fs/cgroup` or, on hybrid hosts, `/sys/fs/cgroup/unified`).
+fn cgroup2_root() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(2) == Some(&"cgroup2"))
+        .map(|f| PathBuf::from(f[1]))
+        .expect("a cgroup2 file system is mounted")
+}
+
+#[test]
+fn cgroup_keeps_processes_in_that_cgroup_only() {
+    let _serial = serial();
+    let dir = cgroup2_root().join(format!("tt-filter-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("make a cgroup");
+    let (_l, addr) = listener("127.0.0.1:0");
+    let inside = Peer::connector(setup(c"tt-f-cg-in", NOBODY), addr);
+    let outside = Peer::connector(setup(c"tt-f-cg-out", NOBODY), addr);
+    std::fs::write(dir.join("cgroup.procs"), inside.pid.to_string()).expect("move the peer into the cgroup");
+    let trace = Trace::start(&["-e", "connect", "--cgroup", dir.to_str().expect("utf-8")]);
+    let results = connect_all(vec![outside, inside]);
+    let done = trace.stop();
+    // The peers are reaped: the cgroup is empty and can go.
+    let _ = std::fs::remove_dir(&dir);
+    assert_only(&done, results[1].0, addr.port());
+}
