@@ -67,18 +67,6 @@ fn decimal(mut n: u32, buf: &mut [u8; 12]) -> *const libc::c_char {
     buf[at..].as_ptr().cast()
 }
 
-/// What a test does over the link, on each side. Both run in forked children: raw calls
-/// only, buffers prepared before the fork.
-struct Sides<S, C> {
-    /// The server: gets the accepted fd, returns its exit code.
-    server: S,
-    /// The client: gets the connected fd and a callback that waits until the leader has
-    /// removed the drop rules (so the close handshake is lossless and the connection's
-    /// retransmit count final); returns its exit code and the fd's `tcpi_total_retrans`,
-    /// read just before it closes.
-    client: C,
-}
-
 /// The outcome of `over_lossy_link`.
 struct Run {
     client: i32,
@@ -87,12 +75,16 @@ struct Run {
 }
 
 /// Sets up the two namespaces and the veth link, with `rules` (an nft script) in the
-/// server's, runs both sides, and reports their pids and the client's kernel count.
-fn over_lossy_link<S, C>(port: u16, rules: &str, sides: Sides<S, C>) -> Run
-where
-    S: FnOnce(i32) -> i32,
-    C: FnOnce(i32, &dyn Fn() -> bool) -> (i32, u32),
-{
+/// server's; the client sends `request` bytes, the server replies `reply` bytes; once the
+/// leader has removed the rules (so that the close is lossless and the connection's count
+/// final) the client reads `tcpi_total_retrans` and both close. Reports their pids and
+/// that count.
+fn over_lossy_link(port: u16, rules: &str, request: usize, reply: usize) -> Run {
+    // Buffers for the forked sides, which must not allocate.
+    let mut server_buf = vec![0u8; 64 * 1024];
+    let server_data = vec![b's'; 64 * 1024];
+    let mut client_buf = vec![0u8; 64 * 1024];
+    let client_data = vec![b'c'; 64 * 1024];
     let nft = tool_path("TT_NFT", "nft", "nftables");
     let ip = tool_path("TT_IP", "ip", "iproute2");
     let rules = temp_file(&format!("tt-lossy-{port}.nft"), rules);
@@ -117,7 +109,6 @@ where
         assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     }
     let [in_netns, link_ready, data_done, may_close, report, counted] = pipes;
-    let Sides { server: serve, client: talk } = sides;
 
     // The leader lives in the server's namespace: it makes the link, loads and later
     // flushes the rules, and listens.
@@ -140,16 +131,18 @@ where
                 if s < 0 {
                     return 242;
                 }
-                let wait_for_lossless = || {
-                    let mut byte = [0u8; 1];
-                    libc::write(data_done[1], byte.as_ptr().cast(), 1) == 1 && raw::read_exactly(may_close[0], &mut byte, 1)
-                };
-                let (status, retrans) = talk(s, &wait_for_lossless);
-                libc::close(s);
-                if libc::write(counted[1], (&raw const retrans).cast(), 4) != 4 {
+                if !raw::write_exactly(s, &client_data, request) || !raw::read_exactly(s, &mut client_buf, reply) {
                     return 243;
                 }
-                status
+                if libc::write(data_done[1], byte.as_ptr().cast(), 1) != 1 || !raw::read_exactly(may_close[0], &mut byte, 1) {
+                    return 244;
+                }
+                let Some(retrans) = raw::total_retrans(s) else { return 245 };
+                libc::close(s);
+                if libc::write(counted[1], (&raw const retrans).cast(), 4) != 4 {
+                    return 246;
+                }
+                0
             });
             if !raw::read_exactly(in_netns[0], &mut byte, 1) {
                 return 71;
@@ -180,12 +173,14 @@ where
             }
             let server = common::fork_with(c"tt-lossy-srv", || {
                 let c = libc::accept(l, std::ptr::null_mut(), std::ptr::null_mut());
-                if c < 0 {
+                if c < 0 || !raw::read_exactly(c, &mut server_buf, request) || !raw::write_exactly(c, &server_data, reply) {
                     return 80;
                 }
-                let status = serve(c);
+                if raw::read_to_eof(c, &mut server_buf) != Some(0) {
+                    return 81;
+                }
                 libc::close(c);
-                status
+                0
             });
             let pids = [client, server];
             libc::write(report[1], pids.as_ptr().cast(), 8);
@@ -243,33 +238,8 @@ fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
     const SERVER_SENDS: usize = 30_000;
     let _serial = serial();
     let port = test_port();
-    let mut server_buf = vec![0u8; 64 * 1024];
-    let server_data = vec![b's'; 64 * 1024];
-    let mut client_buf = vec![0u8; 64 * 1024];
-    let client_data = vec![b'c'; 64 * 1024];
-
     let trace = Trace::start(&["-e", "connect,accept,close,retransmit", "--port", &port.to_string()]);
-    let sides = Sides {
-        server: |c: i32| {
-            if !raw::read_exactly(c, &mut server_buf, CLIENT_SENDS) || !raw::write_exactly(c, &server_data, SERVER_SENDS) {
-                return 81;
-            }
-            if raw::read_to_eof(c, &mut server_buf) != Some(0) {
-                return 82;
-            }
-            0
-        },
-        client: |s: i32, lossless: &dyn Fn() -> bool| {
-            if !raw::write_exactly(s, &client_data, CLIENT_SENDS) || !raw::read_exactly(s, &mut client_buf, SERVER_SENDS) {
-                return (250, 0);
-            }
-            if !lossless() {
-                return (251, 0);
-            }
-            raw::total_retrans(s).map_or((252, 0), |n| (0, n))
-        },
-    };
-    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, "numgen random mod 100 < 10"), sides);
+    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, "numgen random mod 100 < 10"), CLIENT_SENDS, SERVER_SENDS);
     settle();
     let done = trace.stop();
     assert!(kernel_count > 0, "10% loss made no retransmission: the netns rules did not apply");
@@ -312,34 +282,9 @@ fn a_lost_last_segment_is_resent_by_a_tail_loss_probe_and_marked_so() {
     const REPLY: usize = 100;
     let _serial = serial();
     let port = test_port() + 1;
-    let mut server_buf = vec![0u8; 4096];
-    let server_data = vec![b's'; REPLY];
-    let mut client_buf = vec![0u8; 4096];
-    let client_data = vec![b'c'; REQUEST];
-
     let trace = Trace::start(&["-e", "close,retransmit", "--port", &port.to_string()]);
-    let sides = Sides {
-        server: |c: i32| {
-            if !raw::read_exactly(c, &mut server_buf, REQUEST) || !raw::write_exactly(c, &server_data, REPLY) {
-                return 81;
-            }
-            if raw::read_to_eof(c, &mut server_buf) != Some(0) {
-                return 82;
-            }
-            0
-        },
-        client: |s: i32, lossless: &dyn Fn() -> bool| {
-            if !raw::write_exactly(s, &client_data, REQUEST) || !raw::read_exactly(s, &mut client_buf, REPLY) {
-                return (250, 0);
-            }
-            if !lossless() {
-                return (251, 0);
-            }
-            raw::total_retrans(s).map_or((252, 0), |n| (0, n))
-        },
-    };
     // `numgen inc` counts from 0: only the first data packet to the port is dropped.
-    let Run { client, kernel_count, .. } = over_lossy_link(port, &drop_rule(port, "numgen inc mod 1000000 == 0"), sides);
+    let Run { client, kernel_count, .. } = over_lossy_link(port, &drop_rule(port, "numgen inc mod 1000000 == 0"), REQUEST, REPLY);
     settle();
     let done = trace.stop();
     assert_eq!(kernel_count, 1, "the request was not dropped exactly once");
