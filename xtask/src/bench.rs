@@ -86,6 +86,12 @@ struct Sample {
     seconds: f64,
     workload_cpu_us: f64,
     tracer_cpu_us: f64,
+    /// Events the tracer handled, where it says (tcptrace's summary line).
+    events: Option<u64>,
+    /// Events the tracer says it lost (tcptrace's summary; the peers' "lost N events").
+    lost: Option<u64>,
+    /// What each of the tracer's programs ran during the window (bpf_stats).
+    programs: Vec<crate::bpf_stats::ProgStats>,
 }
 
 fn rusage_self_us() -> f64 {
@@ -226,13 +232,14 @@ fn run_workload(w: Workload, window: Duration) -> Result<f64> {
     }
 }
 
-/// Starts a tracer and waits until it has attached (a fixed settle time: the peers give
-/// no uniform readiness signal; tcptrace's own start-up time is measured separately).
-fn start_tracer(command: &[String]) -> Result<Child> {
+/// Starts a tracer, its stderr into `stderr`, and waits until it has attached (a fixed
+/// settle time: the peers give no uniform readiness signal; tcptrace's own start-up time
+/// is measured separately).
+fn start_tracer(command: &[String], stderr: &Path) -> Result<Child> {
     let child = Command::new(&command[0])
         .args(&command[1..])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(stderr)?)
         .spawn()
         .with_context(|| format!("starting {}", command[0]))?;
     std::thread::sleep(Duration::from_millis(1_500));
@@ -253,20 +260,58 @@ fn stop_tracer(mut child: Child) {
     let _ = child.wait();
 }
 
+/// What a tracer said on stderr: (events handled, events lost), where it says them.
+fn tracer_counts(stderr: &str) -> (Option<u64>, Option<u64>) {
+    let number_after = |line: &str, word: &str| -> Option<u64> {
+        let rest = &line[line.find(word)? + word.len()..];
+        rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    // tcptrace: "tcptrace: N events (...); lost M (...); ..."
+    if let Some(summary) = stderr.lines().find(|l| l.starts_with("tcptrace: ") && l.contains(" events")) {
+        return (number_after(summary, "tcptrace:"), number_after(summary, "; lost"));
+    }
+    // libbpf-tools: "lost N events on CPU #C"; bpftrace: "Lost N events".
+    let lost: u64 = stderr.lines().filter_map(|l| number_after(&l.to_ascii_lowercase(), "lost")).sum();
+    (None, Some(lost))
+}
+
 fn sample(config: &Config, w: Workload, window: Duration) -> Result<Sample> {
-    let tracer = config.command.as_deref().map(start_tracer).transpose()?;
+    let stderr_path = std::env::temp_dir().join("tcptrace-bench-tracer.stderr");
+    let baseline = crate::bpf_stats::snapshot();
+    let tracer = config.command.as_deref().map(|c| start_tracer(c, &stderr_path)).transpose()?;
     let pid = tracer.as_ref().map(Child::id);
     let tracer_before = pid.map_or(0.0, proc_cpu_us);
+    let progs_before = crate::bpf_stats::snapshot();
     let cpu_before = rusage_self_us();
     let start = Instant::now();
     let units = run_workload(w, window)?;
     let seconds = start.elapsed().as_secs_f64();
     let workload_cpu_us = rusage_self_us() - cpu_before;
     let tracer_cpu_us = pid.map_or(0.0, proc_cpu_us) - tracer_before;
+    let mut progs_after = crate::bpf_stats::snapshot();
+    progs_after.retain(|id, _| !baseline.contains_key(id));
+    let programs = crate::bpf_stats::delta(&progs_before, &progs_after);
+    let (mut events, mut lost) = (None, None);
     if let Some(t) = tracer {
         stop_tracer(t);
+        (events, lost) = tracer_counts(&std::fs::read_to_string(&stderr_path).unwrap_or_default());
     }
-    Ok(Sample { units, seconds, workload_cpu_us, tracer_cpu_us })
+    Ok(Sample { units, seconds, workload_cpu_us, tracer_cpu_us, events, lost, programs })
+}
+
+/// Per program name over all rounds: (name, ns per run, runs per unit of work).
+fn program_costs(samples: &[Sample]) -> Vec<(String, f64, f64)> {
+    let mut by_name: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+    for p in samples.iter().flat_map(|s| &s.programs) {
+        let e = by_name.entry(&p.name).or_default();
+        e.0 += p.run_time_ns;
+        e.1 += p.run_cnt;
+    }
+    let units: f64 = samples.iter().map(|s| s.units).sum::<f64>().max(1.0);
+    let mut list: Vec<(String, f64, f64)> =
+        by_name.into_iter().map(|(name, (ns, runs))| (name.to_string(), ns as f64 / runs.max(1) as f64, runs as f64 / units)).collect();
+    list.sort_by(|a, b| (b.1 * b.2).total_cmp(&(a.1 * a.2)));
+    list
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -303,6 +348,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     let root = workspace_root();
     crate::run_cmd(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "tracer"]))?;
     let (rounds, window) = if opts.quick { (1, Duration::from_millis(1_500)) } else { (5, Duration::from_secs(4)) };
+    let _stats = crate::bpf_stats::enable();
     let configs = configs(&root);
     let workloads = [Workload::Churn, Workload::RequestResponse, Workload::Bulk];
     // samples[workload][config] = one Sample per round
@@ -354,7 +400,7 @@ fn report(
     let mut json = Vec::new();
     for (wi, w) in workloads.iter().enumerate() {
         md.push_str(&format!(
-            "\n## {}\n\n| configuration | {u}/s (median, min-max) | vs untraced | workload CPU µs/{u} (added) | tracer CPU µs/{u} |\n|---|---|---|---|---|\n",
+            "\n## {}\n\n| configuration | {u}/s (median, min-max) | vs untraced | workload CPU µs/{u} (added) | tracer CPU µs/{u} | tracer CPU µs/event | events lost |\n|---|---|---|---|---|---|---|\n",
             w.name(),
             u = w.unit()
         ));
@@ -368,8 +414,13 @@ fn report(
             let med = median(rates.clone());
             let cpu = median(samples[wi][ci].iter().map(|s| s.workload_cpu_us / s.units.max(1.0)).collect());
             let tracer = median(samples[wi][ci].iter().map(|s| s.tracer_cpu_us / s.units.max(1.0)).collect());
+            let per_event: Vec<f64> =
+                samples[wi][ci].iter().filter_map(|s| s.events.filter(|&n| n > 0).map(|n| s.tracer_cpu_us / n as f64)).collect();
+            let per_event = (!per_event.is_empty()).then(|| median(per_event));
+            let lost: Option<u64> = samples[wi][ci].iter().map(|s| s.lost).sum();
+            let shown = |v: Option<String>| v.unwrap_or_else(|| "-".into());
             md.push_str(&format!(
-                "| {} | {:.0} ({:.0}-{:.0}) | {:+.1}% | {:.2} ({:+.2}) | {:.2} |\n",
+                "| {} | {:.0} ({:.0}-{:.0}) | {:+.1}% | {:.2} ({:+.2}) | {:.2} | {} | {} |\n",
                 c.name,
                 med,
                 lo,
@@ -377,14 +428,30 @@ fn report(
                 (med / base_rate - 1.0) * 100.0,
                 cpu,
                 cpu - base_cpu,
-                tracer
+                tracer,
+                shown(per_event.map(|v| format!("{v:.2}"))),
+                shown(lost.map(|v| v.to_string())),
             ));
             json.push(serde_json::json!({
                 "workload": w.name(), "config": c.name, "unit": w.unit(),
                 "rate_median": med, "rate_min": lo, "rate_max": hi,
                 "vs_untraced": med / base_rate - 1.0,
                 "workload_cpu_us_per_unit": cpu, "tracer_cpu_us_per_unit": tracer,
+                "tracer_cpu_us_per_event": per_event, "events_lost": lost,
+                "programs": program_costs(&samples[wi][ci]).iter().map(|(name, ns, per_unit)| {
+                    serde_json::json!({ "name": name, "ns_per_run": ns, "runs_per_unit": per_unit })
+                }).collect::<Vec<_>>(),
             }));
+        }
+        md.push_str(&format!(
+            "\nPer-program cost ({}, kernel.bpf_stats_enabled: run time per invocation, invocations per {}):\n\n",
+            w.name(),
+            w.unit()
+        ));
+        for (ci, c) in configs.iter().enumerate().skip(1) {
+            let costs = program_costs(&samples[wi][ci]);
+            let list: Vec<String> = costs.iter().map(|(name, ns, per_unit)| format!("`{name}` {ns:.0} ns × {per_unit:.3}")).collect();
+            md.push_str(&format!("- {}: {}\n", c.name, if list.is_empty() { "no runs".to_string() } else { list.join(", ") }));
         }
     }
     let results = serde_json::json!({

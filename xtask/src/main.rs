@@ -2,6 +2,7 @@
 //! Each task does its own set-up, so one command works on a fresh machine.
 
 mod bench;
+mod bpf_stats;
 mod build_ebpf;
 mod setup;
 mod test;
