@@ -208,6 +208,8 @@ fn same_comm(a: &[u8; COMM_LEN], b: &[u8; COMM_LEN]) -> bool {
     true
 }
 
+const _: () = assert!(core::mem::size_of::<Filter>().is_multiple_of(8));
+
 /// What the user asked for, fixed before load.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -297,5 +299,3 @@ mod tests {
         assert!(!f.connect_matches(true, 999));
     }
 }
-
-const _: () = assert!(core::mem::size_of::<Filter>() % 8 == 0);

@@ -105,6 +105,15 @@ pub(crate) struct Cli {
     #[arg(short, long, value_enum, value_name = "FORMAT")]
     pub(crate) output: Option<OutputMode>,
 
+    /// Times in table and plain output as seconds since tcptrace started.
+    #[arg(short = 'T', long = "relative", conflicts_with = "wall_clock")]
+    pub(crate) relative: bool,
+
+    /// Times in table and plain output as the time of day (table) or Unix time (plain):
+    /// the default, accepted for bcc habits.
+    #[arg(short = 't', long = "timestamp", id = "wall_clock")]
+    pub(crate) wall_clock: bool,
+
     /// Leave out the header line (table, plain and csv output).
     #[arg(long)]
     pub(crate) no_header: bool,

@@ -49,7 +49,11 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
     }
     let mode = cli.output.unwrap_or(if io::stdout().is_terminal() { OutputMode::Table } else { OutputMode::Plain });
     let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
-    let printer = Printer::new(io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()), mode, tz, !cli.no_header);
+    let mut printer = Printer::new(io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()), mode, tz, !cli.no_header);
+    if cli.relative {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        printer = printer.relative_to(u64::try_from(now.as_nanos()).unwrap_or(0));
+    }
     let stop = Stop { after: cli.duration, events: cli.count };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")?;
     let result = runtime.block_on(async {

@@ -166,3 +166,23 @@ fn completions_and_man_page_come_from_the_command_line_definition() {
     assert!(out.contains(".TH tcptrace 1"), "{out}");
     assert!(out.contains("\\-\\-ring\\-buffer") && out.contains("EXAMPLES"), "{out}");
 }
+
+/// `-T`: the time column counts seconds from tcptrace's start.
+#[test]
+fn relative_times_count_from_the_start() {
+    let _serial = serial();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let started = std::time::Instant::now();
+    let trace = Trace::start_as("plain", &["-T", "--no-header", "-n", "1", "-e", "connect", "--port", &port]);
+    let pids = connects(&listener, 1);
+    let (code, out, stderr) = trace.wait_for_exit();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    let seconds: f64 = fields[0].parse().expect("seconds");
+    assert!(fields[0].split_once('.').is_some_and(|(_, frac)| frac.len() == 9), "{out}");
+    // After tcptrace's start (which came after `started`), before now: not Unix time.
+    assert!(seconds > 0.0 && seconds <= elapsed, "{seconds} s vs {elapsed} s: {out}");
+    assert_eq!((fields[1], fields[2]), ("connect", pids[0].to_string().as_str()));
+}

@@ -78,7 +78,7 @@ pub(crate) fn delta(before: &BTreeMap<u32, ProgStats>, after: &BTreeMap<u32, Pro
         entry.run_time_ns += now.run_time_ns.saturating_sub(then.run_time_ns);
     }
     let mut list: Vec<ProgStats> = by_name.into_values().collect();
-    list.sort_by(|a, b| b.run_time_ns.cmp(&a.run_time_ns));
+    list.sort_by_key(|p| std::cmp::Reverse(p.run_time_ns));
     list
 }
 

@@ -33,12 +33,21 @@ pub(crate) struct Printer<W: Write> {
     mode: OutputMode,
     header_written: bool,
     tz: jiff::tz::TimeZone,
+    /// `-T`: table and plain times are seconds since this (Unix ns).
+    since: Option<u64>,
 }
 
 impl<W: Write> Printer<W> {
     /// `header`: print the column header (false for `--no-header`).
     pub(crate) fn new(out: W, mode: OutputMode, tz: jiff::tz::TimeZone, header: bool) -> Self {
-        Self { out, mode, header_written: !header, tz }
+        Self { out, mode, header_written: !header, tz, since: None }
+    }
+
+    /// Table and plain output show seconds since `start_ns` (Unix ns) instead of the time
+    /// of day (`-T`, as bcc's tools); JSON and CSV keep their absolute times.
+    pub(crate) fn relative_to(mut self, start_ns: u64) -> Self {
+        self.since = Some(start_ns);
+        self
     }
 
     /// Writes the column header (table and plain modes), once.
@@ -58,8 +67,8 @@ impl<W: Write> Printer<W> {
     pub(crate) fn event(&mut self, event: &Event) -> io::Result<()> {
         self.header()?;
         match self.mode {
-            OutputMode::Table => table::event(&mut self.out, event, &self.tz),
-            OutputMode::Plain => plain::event(&mut self.out, event),
+            OutputMode::Table => table::event(&mut self.out, event, &self.tz, self.since),
+            OutputMode::Plain => plain::event(&mut self.out, event, self.since),
             OutputMode::Json => json::event(&mut self.out, event),
             OutputMode::Csv => csv::event(&mut self.out, event),
         }
@@ -98,6 +107,14 @@ pub(crate) const fn closed_by_text(c: ClosedBy) -> &'static str {
         ClosedBy::Local => "local",
         ClosedBy::Remote => "remote",
     }
+}
+
+/// Seconds from `start_ns` to `time_ns` with `digits` decimals (0 for events stamped
+/// before the start, which the ring buffer may still hold).
+pub(crate) fn relative(time_ns: u64, start_ns: u64, digits: usize) -> String {
+    let d = time_ns.saturating_sub(start_ns);
+    let frac = d % 1_000_000_000 / 10u64.pow(9 - digits.min(9) as u32);
+    format!("{}.{frac:0digits$}", d / 1_000_000_000)
 }
 
 /// A comm safe for whitespace-separated columns: spaces and control bytes escaped.
@@ -261,6 +278,19 @@ TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
         for line in &lines {
             assert_eq!(line.matches(',').count(), 28, "{line}");
         }
+    }
+
+    #[test]
+    fn relative_times_count_from_the_start() {
+        let start = 1_795_608_000_000_000_000;
+        let mut p = Printer::new(Vec::new(), OutputMode::Plain, jiff::tz::TimeZone::UTC, false).relative_to(start);
+        p.event(&all_kinds()[2]).expect("write to vec");
+        let mut t = Printer::new(Vec::new(), OutputMode::Table, jiff::tz::TimeZone::UTC, false).relative_to(start);
+        t.event(&all_kinds()[2]).expect("write to vec");
+        assert!(String::from_utf8(p.into_inner()).expect("utf8").starts_with("1.500000000 accept 4242 "));
+        assert!(String::from_utf8(t.into_inner()).expect("utf8").starts_with("1.500        accept "));
+        assert_eq!(relative(start - 5, start, 3), "0.000");
+        assert_eq!(relative(start + 61_000_123_456, start, 6), "61.000123");
     }
 
     #[test]

@@ -37,14 +37,15 @@ fn detail(d: &Detail) -> String {
     }
 }
 
-pub(super) fn event<W: Write>(out: &mut W, e: &Event) -> io::Result<()> {
+/// `since`: print seconds since then (`-T`) instead of Unix time.
+pub(super) fn event<W: Write>(out: &mut W, e: &Event, since: Option<u64>) -> io::Result<()> {
+    let time = since.map_or_else(|| format!("{}.{:09}", e.time_ns / 1_000_000_000, e.time_ns % 1_000_000_000), |s| super::relative(e.time_ns, s, 9));
     let (pid, comm) = if e.owner.known() { (e.owner.pid.to_string(), column_safe(&e.owner.comm)) } else { ("-".into(), "-".into()) };
     let ep = &e.endpoints;
     writeln!(
         out,
-        "{}.{:09} {} {} {} {} {} {} {} {} {}",
-        e.time_ns / 1_000_000_000,
-        e.time_ns % 1_000_000_000,
+        "{} {} {} {} {} {} {} {} {} {}",
+        time,
         e.kind(),
         pid,
         comm,

@@ -36,10 +36,14 @@ fn detail(d: &Detail) -> String {
     }
 }
 
-pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone) -> io::Result<()> {
-    let time = jiff::Timestamp::from_nanosecond(i128::from(e.time_ns))
-        .map(|t| t.to_zoned(tz.clone()).strftime("%H:%M:%S%.3f").to_string())
-        .unwrap_or_else(|_| "-".into());
+/// `since`: print seconds since then (`-T`) instead of the wall-clock time.
+pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone, since: Option<u64>) -> io::Result<()> {
+    let time = match since {
+        Some(start) => super::relative(e.time_ns, start, 3),
+        None => jiff::Timestamp::from_nanosecond(i128::from(e.time_ns))
+            .map(|t| t.to_zoned(tz.clone()).strftime("%H:%M:%S%.3f").to_string())
+            .unwrap_or_else(|_| "-".into()),
+    };
     let (pid, comm) = if e.owner.known() { (e.owner.pid.to_string(), e.owner.comm.as_str()) } else { ("-".into(), "-") };
     let ep = &e.endpoints;
     writeln!(
