@@ -47,6 +47,11 @@ pub struct SockInfo {
     pub fin_acked: u8,
     /// Keeps the size a multiple of 8 without hidden padding.
     pub _pad: [u8; 4],
+    /// Live view only (`Config::live`): both ends, filled at the first send or receive,
+    /// and the socket's retransmit count and smoothed RTT as of the last one.
+    pub endpoints: crate::addr::Endpoints,
+    pub total_retrans: u32,
+    pub srtt_us: u32,
 }
 
 impl SockInfo {
@@ -65,8 +70,11 @@ impl SockInfo {
             last_state: 0,
             fin_acked: 0,
             _pad: [0; 4],
+            endpoints: crate::addr::Endpoints { saddr: [0; 16], daddr: [0; 16], sport: 0, dport: 0, family: 0, _pad: 0 },
+            total_retrans: 0,
+            srtt_us: 0,
         }
     }
 }
 
-const _: () = assert!(core::mem::size_of::<SockInfo>() == 88);
+const _: () = assert!(core::mem::size_of::<SockInfo>() == 136);

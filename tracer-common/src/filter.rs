@@ -218,6 +218,11 @@ pub struct Config {
     pub events: u32,
     /// 1: count bytes per call (`tcp_sendmsg`/`tcp_recvmsg`), 0: read them from the socket.
     pub count_calls: u32,
+    /// 1: the live view (`tcptrace top`): the per-call hooks also track connections older
+    /// than tcptrace (owner: the first process seen sending or receiving) and keep each
+    /// one's endpoints, retransmits and RTT in `SOCKS` for userspace to read.
+    pub live: u32,
+    pub _pad: u32,
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@ EXAMPLES:
     tcptrace --list-probes        # which hook families work on this kernel
     tcptrace --probe tracepoint -v  # force the tracepoint family and show the choice
     tcptrace completions bash > /etc/bash_completion.d/tcptrace
-    tcptrace man | man -l -       # this help as a man page";
+    tcptrace man | man -l -       # this help as a man page
+    tcptrace top                  # the busiest connections, live (q quits)
+    tcptrace --port 443 top -b -n 3 # three batch snapshots of port 443's connections";
 
 /// Trace TCP connections as they happen: which process, which addresses, how long the
 /// handshake took, and how it ended.
@@ -153,6 +155,63 @@ pub(crate) enum Command {
     },
     /// Print the man page (roff), made from this command line's own definition.
     Man,
+    /// A live table of the busiest connections (batch snapshots when not on a terminal).
+    /// Keys: s sorts by the next column, / filters (Enter keeps, Esc clears), q quits.
+    /// The main command's filters apply: `tcptrace --port 443 top`.
+    Top(TopArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct TopArgs {
+    /// Refresh interval (like 1s, 500ms).
+    #[arg(short, long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub(crate) interval: std::time::Duration,
+
+    /// Sort by this column (the `s` key moves to the next one).
+    #[arg(short, long, value_enum, default_value = "rate")]
+    pub(crate) sort: SortKey,
+
+    /// Print batch snapshots even on a terminal (as `top -b`).
+    #[arg(short, long)]
+    pub(crate) batch: bool,
+
+    /// Stop after this many snapshots.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) iterations: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SortKey {
+    /// Bytes per second, both ways.
+    Rate,
+    /// Bytes per second sent.
+    Tx,
+    /// Bytes per second read by the application.
+    Rx,
+    /// Bytes both ways since tcptrace first saw the connection.
+    Total,
+    Retrans,
+    Age,
+}
+
+impl SortKey {
+    const ALL: [Self; 6] = [Self::Rate, Self::Tx, Self::Rx, Self::Total, Self::Retrans, Self::Age];
+
+    pub(crate) fn next(self) -> Self {
+        let at = Self::ALL.iter().position(|k| *k == self).unwrap_or(0);
+        Self::ALL[(at + 1) % Self::ALL.len()]
+    }
+
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Self::Rate => "rate",
+            Self::Tx => "tx rate",
+            Self::Rx => "rx rate",
+            Self::Total => "total bytes",
+            Self::Retrans => "retransmits",
+            Self::Age => "age",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

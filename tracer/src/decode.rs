@@ -64,16 +64,16 @@ impl Clock {
 }
 
 fn owner(h: &EventHeader) -> Owner {
-    let end = h.comm.iter().position(|&b| b == 0).unwrap_or(h.comm.len());
-    Owner {
-        pid: h.pid,
-        tid: h.tid,
-        uid: h.uid,
-        comm: String::from_utf8_lossy(h.comm.get(..end).unwrap_or_default()).into_owned(),
-    }
+    owner_of(h.pid, h.tid, h.uid, &h.comm)
 }
 
-fn endpoints(e: &addr::Endpoints) -> Result<Endpoints, Error> {
+/// An owner from the kernel's fields (an event header, or a `SOCKS` entry's task).
+pub(crate) fn owner_of(pid: u32, tid: u32, uid: u32, comm: &[u8]) -> Owner {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    Owner { pid, tid, uid, comm: String::from_utf8_lossy(comm.get(..end).unwrap_or_default()).into_owned() }
+}
+
+pub(crate) fn endpoints(e: &addr::Endpoints) -> Result<Endpoints, Error> {
     let ip = |bytes: [u8; 16]| -> Result<IpAddr, Error> {
         match e.family {
             AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))),

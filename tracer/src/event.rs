@@ -17,7 +17,7 @@ impl Owner {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Endpoints {
     pub(crate) laddr: IpAddr,
     pub(crate) lport: u16,

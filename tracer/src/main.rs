@@ -10,6 +10,7 @@ mod printer;
 mod privileges;
 mod run;
 mod source;
+mod top;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(cli::Command::Top(args)) = &cli.command {
+        return match top::run(&cli, args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("tcptrace: {err:#}");
+                ExitCode::from(if err.downcast_ref::<filter::UsageError>().is_some() { 2 } else { 1 })
+            }
+        };
+    }
     if let Some(command) = &cli.command {
         return match print_generated(command) {
             Ok(()) => ExitCode::SUCCESS,
@@ -61,5 +71,6 @@ fn print_generated(command: &cli::Command) -> std::io::Result<()> {
             Ok(())
         }
         cli::Command::Man => clap_mangen::Man::new(definition).render(&mut out),
+        cli::Command::Top(_) => Ok(()),
     }
 }

@@ -21,17 +21,28 @@ use crate::{
 };
 
 pub(crate) fn run(cli: &Cli) -> Result<()> {
-    // Usage errors first, as clap's own come before anything is tried.
-    let filter = crate::filter::from_cli(cli)?;
-    privileges::check().map_err(anyhow::Error::msg)?;
-    let btf = loader::btf_path(cli.btf.as_ref());
     if cli.list_probes {
-        return list_probes(&btf);
+        crate::filter::from_cli(cli)?;
+        privileges::check().map_err(anyhow::Error::msg)?;
+        return list_probes(&loader::btf_path(cli.btf.as_ref()));
     }
     let config = Config {
         events: cli.events().iter().fold(0, |bits, e| bits | kind_bit(e.kind())),
         count_calls: u32::from(cli.bytes == BytesArg::Calls),
+        live: 0,
+        _pad: 0,
     };
+    let mut tracer = load(cli, config)?;
+    trace(cli, &mut tracer)
+}
+
+/// Checks the command line and privileges, loads the programs for `config` with the
+/// command line's filters, and says which hook family each hook took (`-v`).
+pub(crate) fn load(cli: &Cli, config: Config) -> Result<loader::Tracer> {
+    // Usage errors first, as clap's own come before anything is tried.
+    let filter = crate::filter::from_cli(cli)?;
+    privileges::check().map_err(anyhow::Error::msg)?;
+    let btf = loader::btf_path(cli.btf.as_ref());
     let request = loader::Request {
         btf_path: &btf,
         filter,
@@ -39,7 +50,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         sizes: loader::Sizes { ring_bytes: cli.ring_buffer, max_connections: cli.max_connections },
         forced: cli.probe.forced(),
     };
-    let mut tracer = loader::load(&request)?;
+    let tracer = loader::load(&request)?;
     if cli.verbose {
         for c in &tracer.choices {
             let passed: Vec<String> = c.passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect();
@@ -47,6 +58,11 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
             eprintln!("tcptrace: hook {}: {} [{}]{why}", c.hook.name(), c.family, c.hook.target(c.family));
         }
     }
+    Ok(tracer)
+}
+
+/// The trace proper: events to stdout until a signal, the pipe's end, `-d` or `-n`.
+fn trace(cli: &Cli, tracer: &mut loader::Tracer) -> Result<()> {
     let mode = cli.output.unwrap_or(if io::stdout().is_terminal() { OutputMode::Table } else { OutputMode::Plain });
     let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
     let mut printer = Printer::new(io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()), mode, tz, !cli.no_header);
@@ -57,7 +73,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
     let stop = Stop { after: cli.duration, events: cli.count };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")?;
     let result = runtime.block_on(async {
-        let source = Source::new(&mut tracer)?;
+        let source = Source::new(tracer)?;
         pump(source, printer, &tracer.ebpf, cli.verbose, stop).await
     });
     if cli.verbose {
@@ -68,7 +84,6 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
             Err(e) => eprintln!("tcptrace: cannot read the connection map: {e:#}"),
         }
     }
-    drop(tracer);
     match result {
         Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => Ok(()),
         other => other,
@@ -251,7 +266,7 @@ fn list_probes(btf: &std::path::Path) -> Result<()> {
     for hook in Hook::ALL {
         let mut first = true;
         for family in FALLBACK_ORDER {
-            let config = Config { events: u32::MAX, count_calls: 1 };
+            let config = Config { events: u32::MAX, count_calls: 1, live: 0, _pad: 0 };
             let sizes = loader::Sizes { ring_bytes: 4096, max_connections: 1024 };
             let mut ebpf = loader::load_object(&facts, &Filter::default(), &config, sizes)?;
             let (status, detail) = match loader::family::attach(&mut ebpf, &facts, hook, family) {

@@ -16,6 +16,8 @@ const APT_PACKAGES: &[&str] = &[
     "cpio",
     "iproute2",
     "nftables",
+    // A real terminal for the `tcptrace top` test.
+    "tmux",
     // Peers the benchmark compares against.
     "libbpf-tools",
     "bpftrace",

@@ -7,6 +7,8 @@ pub(crate) mod fentry;
 pub(crate) mod kprobe;
 pub(crate) mod tracepoint;
 
+use tracer_common::close::DIRECTION_UNKNOWN;
+
 use crate::maps::SOCKS;
 
 const MSG_PEEK: i32 = 2;
@@ -17,14 +19,33 @@ pub(crate) fn on_call(sk: u64, ret: i64, sent: bool, flags: i32) {
     if ret <= 0 || flags & MSG_PEEK != 0 {
         return;
     }
-    if let Some(info) = SOCKS.get_ptr_mut(&sk) {
-        // SAFETY: map value of `sk`; sendmsg/recvmsg run with the socket locked.
-        unsafe {
-            if sent {
-                (*info).sent_bytes += ret as u64;
-            } else {
-                (*info).received_bytes += ret as u64;
+    let live = crate::globals::config().live != 0;
+    let info = match SOCKS.get_ptr_mut(&sk) {
+        Some(info) => info,
+        None if live => {
+            // Older than tcptrace: tracked from here on, its owner the process using it.
+            let task = crate::emit::current_task();
+            if !crate::emit::task_wanted(&task) {
+                return;
             }
+            let Some(info) = crate::socks::insert_new(sk, DIRECTION_UNKNOWN, 0, false, |i| i.task = task) else { return };
+            info
+        }
+        None => return,
+    };
+    // SAFETY: map value of `sk`; sendmsg/recvmsg run with the socket locked.
+    unsafe {
+        if sent {
+            (*info).sent_bytes += ret as u64;
+        } else {
+            (*info).received_bytes += ret as u64;
+        }
+        if live {
+            if (*info).endpoints.family == 0 {
+                let _ = crate::sock::endpoints_into(sk, &mut (*info).endpoints);
+            }
+            (*info).total_retrans = crate::sock::total_retrans(sk).unwrap_or(0);
+            (*info).srtt_us = crate::sock::srtt_us(sk).unwrap_or(0);
         }
     }
 }

@@ -10,7 +10,7 @@ mod csv;
 mod json;
 mod plain;
 mod table;
-mod units;
+pub(crate) mod units;
 
 use std::io::{self, Write};
 

@@ -425,3 +425,66 @@ impl Finished {
         self.events.iter().filter(|e| e["type"] == kind && e["lport"] == lport).collect()
     }
 }
+
+/// A client and a server process (forked, named `client_comm` and `server_comm`) that
+/// exchange `client_sends` and `server_sends` bytes over a connection to `listener`, then
+/// keep it open until `close` is called.
+pub struct HeldExchange {
+    pub client: i32,
+    pub server: i32,
+    go_close: [i32; 2],
+}
+
+impl HeldExchange {
+    pub fn start(listener: i32, addr: SocketAddr, comms: (&CStr, &CStr), client_sends: usize, server_sends: usize) -> Self {
+        let mut go_close = [0; 2];
+        // SAFETY: a pipe that tells both sides to close.
+        unsafe { assert_eq!(libc::pipe2(go_close.as_mut_ptr(), libc::O_CLOEXEC), 0) };
+        let target = sockaddr(addr);
+        let mut buf = vec![0u8; 64 * 1024];
+        let data = vec![b'x'; 64 * 1024];
+        // Both sides wait for the end of the pipe; their own copy of its write end must go
+        // first, or they never see it.
+        let wait_then_close = move |fd: i32| {
+            let mut byte = [0u8; 1];
+            // SAFETY: our pipe ends and our socket.
+            unsafe {
+                libc::close(go_close[1]);
+                let _ = libc::read(go_close[0], byte.as_mut_ptr().cast(), 1);
+                libc::close(fd);
+            }
+        };
+        let server = fork_with(comms.1, || {
+            // SAFETY: accept on the listener we were given.
+            let c = unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) };
+            if c < 0 || !raw::read_exactly(c, &mut buf, client_sends) || !raw::write_exactly(c, &data, server_sends) {
+                return 80;
+            }
+            wait_then_close(c);
+            0
+        });
+        let mut cbuf = vec![0u8; 64 * 1024];
+        let cdata = vec![b'y'; 64 * 1024];
+        let client = fork_with(comms.0, || {
+            let s = raw::connect(&target, if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 });
+            if s < 0 || !raw::write_exactly(s, &cdata, client_sends) || !raw::read_exactly(s, &mut cbuf, server_sends) {
+                return 90;
+            }
+            wait_then_close(s);
+            0
+        });
+        Self { client, server, go_close }
+    }
+
+    /// Lets both sides close, and waits for them: true when both did all they should.
+    pub fn close(self) -> bool {
+        // SAFETY: our pipe ends.
+        unsafe {
+            libc::close(self.go_close[1]);
+            libc::close(self.go_close[0]);
+        }
+        let client = wait_child(self.client);
+        let server = wait_child(self.server);
+        client == 0 && server == 0
+    }
+}

@@ -1,0 +1,387 @@
+//! `tcptrace top`: the busiest connections, refreshed every interval. On a terminal a
+//! full-screen table (ratatui); otherwise one batch snapshot per interval, like `top -b`.
+//!
+//! Where the numbers come from: the per-call hooks (`tcp_sendmsg` / `tcp_recvmsg`, or
+//! their tracepoints) add what each call sent or what the application read to the
+//! connection's `SOCKS` entry, which also keeps its endpoints, owner, retransmits and RTT
+//! (`Config::live`). Every interval tcptrace reads the map; a rate is the difference from
+//! the last reading. A connection that closes within the interval is gone from the map by
+//! then: its close event brings its final counts. Received bytes are what the application
+//! read, not what arrived (bcc's tcptop counts the latter: bcc issue 5352).
+
+use std::{
+    collections::HashMap,
+    io::{self, IsTerminal, Write},
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use aya::maps::{HashMap as BpfHashMap, MapData, RingBuf};
+use tracer_common::{conn::SockInfo, event::kind_bit, event::EventKind, filter::Config};
+
+use crate::{
+    cli::{Cli, SortKey, TopArgs},
+    decode::{self, decode, Clock},
+    event::{Detail, Endpoints, Owner},
+    printer::units,
+};
+
+/// One connection's line for one interval.
+#[derive(Clone, Debug)]
+struct Row {
+    owner: Owner,
+    endpoints: Endpoints,
+    tx_total: u64,
+    rx_total: u64,
+    tx_rate: f64,
+    rx_rate: f64,
+    retrans: u32,
+    srtt_us: u32,
+    age: Duration,
+    closed: bool,
+}
+
+/// What the last reading saw of a connection.
+struct Seen {
+    tx: u64,
+    rx: u64,
+    since: Instant,
+}
+
+/// Rows from one reading of `SOCKS` plus the close events of the interval.
+struct Tracker {
+    seen: HashMap<Endpoints, Seen>,
+    last: Instant,
+}
+
+impl Tracker {
+    fn new() -> Self {
+        Self { seen: HashMap::new(), last: Instant::now() }
+    }
+
+    fn rows(&mut self, live: &[(Owner, Endpoints, u64, u64, u32, u32)], closed: Vec<(Owner, Endpoints, u64, u64, u32, u32)>) -> Vec<Row> {
+        let now = Instant::now();
+        let secs = now.duration_since(self.last).as_secs_f64().max(1e-3);
+        self.last = now;
+        let mut rows = Vec::new();
+        let mut still = HashMap::new();
+        let mut row = |owner: &Owner, ep: &Endpoints, tx: u64, rx: u64, retrans: u32, srtt_us: u32, closed: bool| {
+            let before = self.seen.remove(ep);
+            let (tx0, rx0, since) = before.map_or((0, 0, now), |s| (s.tx, s.rx, s.since));
+            rows.push(Row {
+                owner: owner.clone(),
+                endpoints: *ep,
+                tx_total: tx,
+                rx_total: rx,
+                tx_rate: tx.saturating_sub(tx0) as f64 / secs,
+                rx_rate: rx.saturating_sub(rx0) as f64 / secs,
+                retrans,
+                srtt_us,
+                age: now.duration_since(since),
+                closed,
+            });
+            if !closed {
+                still.insert(*ep, Seen { tx, rx, since });
+            }
+        };
+        for (owner, ep, tx, rx, retrans, srtt) in live {
+            row(owner, ep, *tx, *rx, *retrans, *srtt, false);
+        }
+        for (owner, ep, tx, rx, retrans, srtt) in &closed {
+            row(owner, ep, *tx, *rx, *retrans, *srtt, true);
+        }
+        self.seen = still;
+        rows
+    }
+}
+
+fn sort(rows: &mut [Row], key: SortKey) {
+    let total_rate = |r: &Row| r.tx_rate + r.rx_rate;
+    match key {
+        SortKey::Rate => rows.sort_by(|a, b| total_rate(b).total_cmp(&total_rate(a))),
+        SortKey::Tx => rows.sort_by(|a, b| b.tx_rate.total_cmp(&a.tx_rate)),
+        SortKey::Rx => rows.sort_by(|a, b| b.rx_rate.total_cmp(&a.rx_rate)),
+        SortKey::Total => rows.sort_by_key(|r| std::cmp::Reverse(r.tx_total + r.rx_total)),
+        SortKey::Retrans => rows.sort_by_key(|r| std::cmp::Reverse(r.retrans)),
+        SortKey::Age => rows.sort_by_key(|r| std::cmp::Reverse(r.age)),
+    }
+}
+
+fn matches(row: &Row, needle: &str) -> bool {
+    needle.is_empty()
+        || row.owner.comm.contains(needle)
+        || row.owner.pid.to_string() == needle
+        || row.endpoints.laddr.to_string().contains(needle)
+        || row.endpoints.raddr.to_string().contains(needle)
+        || row.endpoints.lport.to_string() == needle
+        || row.endpoints.rport.to_string() == needle
+}
+
+/// Set by SIGINT / SIGTERM.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// The kernel side of the view: `SOCKS` to read and the close events.
+struct Source {
+    socks: BpfHashMap<MapData, u64, SockInfo>,
+    ring: RingBuf<MapData>,
+    clock: Clock,
+}
+
+type Counts = (Owner, Endpoints, u64, u64, u32, u32);
+
+impl Source {
+    fn live(&self) -> Vec<Counts> {
+        self.socks
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, info)| info.endpoints.family != 0)
+            .filter_map(|(_, info)| {
+                let ep = decode::endpoints(&info.endpoints).ok()?;
+                let t = &info.task;
+                let owner = decode::owner_of(t.pid, t.tid, t.uid, &t.comm);
+                Some((owner, ep, info.sent_bytes, info.received_bytes, info.total_retrans, info.srtt_us))
+            })
+            .collect()
+    }
+
+    /// Close events waiting in the ring buffer.
+    fn closed(&mut self) -> Vec<Counts> {
+        let mut out = Vec::new();
+        while let Some(item) = self.ring.next() {
+            if let Ok(e) = decode(&item, self.clock) {
+                if let Detail::Close(c) = e.detail {
+                    out.push((e.owner, e.endpoints, c.bytes_sent, c.bytes_received, c.total_retrans, c.srtt_us));
+                }
+            }
+        }
+        out
+    }
+}
+
+pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
+    let config = Config { events: kind_bit(EventKind::Close), count_calls: 1, live: 1, _pad: 0 };
+    let mut tracer = crate::run::load(cli, config)?;
+    let socks = tracer.ebpf.take_map("SOCKS").context("SOCKS map missing")?;
+    let ring = tracer.ebpf.take_map("EVENTS").context("EVENTS map missing")?;
+    let mut source = Source { socks: BpfHashMap::try_from(socks)?, ring: RingBuf::try_from(ring)?, clock: Clock::now() };
+    if cli.verbose {
+        eprintln!("tcptrace: tracing; Ctrl-C to stop");
+    }
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    // SAFETY: installing a handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+    let result = if io::stdout().is_terminal() && !args.batch { interactive(&mut source, args) } else { batch(&mut source, args) };
+    match result {
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => Ok(()),
+        other => other,
+    }
+}
+
+/// Sleeps until `deadline` in short steps, collecting close events; false when told to stop.
+fn wait_until(deadline: Instant, source: &mut Source, closed: &mut Vec<Counts>) -> bool {
+    while Instant::now() < deadline {
+        if STOP.load(Ordering::Relaxed) {
+            return false;
+        }
+        closed.extend(source.closed());
+        std::thread::sleep(Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())));
+    }
+    closed.extend(source.closed());
+    true
+}
+
+fn batch(source: &mut Source, args: &TopArgs) -> Result<()> {
+    let mut tracker = Tracker::new();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut closed = Vec::new();
+    let mut next = Instant::now() + args.interval;
+    for _ in 0..args.iterations.unwrap_or(u64::MAX) {
+        if !wait_until(next, source, &mut closed) {
+            break;
+        }
+        next += args.interval;
+        let mut rows = tracker.rows(&source.live(), std::mem::take(&mut closed));
+        sort(&mut rows, args.sort);
+        let time = jiff::Zoned::now().strftime("%H:%M:%S");
+        writeln!(out, "{time} connections {}", rows.len())?;
+        writeln!(out, "PID COMM LADDR LPORT RADDR RPORT TX_BPS RX_BPS TX_BYTES RX_BYTES RETRANS SRTT_US AGE_MS STATE")?;
+        for r in &rows {
+            let (pid, comm) = if r.owner.known() { (r.owner.pid.to_string(), crate::printer::column_safe(&r.owner.comm)) } else { ("-".into(), "-".into()) };
+            writeln!(
+                out,
+                "{pid} {comm} {} {} {} {} {:.0} {:.0} {} {} {} {} {} {}",
+                r.endpoints.laddr,
+                r.endpoints.lport,
+                r.endpoints.raddr,
+                r.endpoints.rport,
+                r.tx_rate,
+                r.rx_rate,
+                r.tx_total,
+                r.rx_total,
+                r.retrans,
+                r.srtt_us,
+                r.age.as_millis(),
+                if r.closed { "closed" } else { "open" }
+            )?;
+        }
+        writeln!(out)?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// Puts the terminal back however the view ends.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+        let _ = crossterm::execute!(io::stdout(), crossterm::terminal::LeaveAlternateScreen, crossterm::cursor::Show);
+    }
+}
+
+fn interactive(source: &mut Source, args: &TopArgs) -> Result<()> {
+    use crossterm::event::{self, Event, KeyCode, KeyEventKind};
+    use ratatui::{
+        layout::Constraint,
+        style::{Modifier, Style},
+        widgets::{Block, Cell, Paragraph, Row as TableRow, Table},
+    };
+
+    crossterm::terminal::enable_raw_mode()?;
+    let _guard = TerminalGuard;
+    crossterm::execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(io::stdout()))?;
+    let mut tracker = Tracker::new();
+    let mut sort_key = args.sort;
+    let mut filter = String::new();
+    let mut typing = false;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut closed = Vec::new();
+    let mut next = Instant::now();
+    loop {
+        if STOP.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        closed.extend(source.closed());
+        if Instant::now() >= next {
+            rows = tracker.rows(&source.live(), std::mem::take(&mut closed));
+            next = Instant::now() + args.interval;
+        }
+        let mut shown: Vec<Row> = rows.iter().filter(|r| matches(r, &filter)).cloned().collect();
+        sort(&mut shown, sort_key);
+        terminal.draw(|frame| {
+            let status = format!(
+                " tcptrace top: {} connections, sorted by {} (s: next sort, /: filter{}, q: quit){}",
+                shown.len(),
+                sort_key.name(),
+                if filter.is_empty() { String::new() } else { format!(" \"{filter}\"") },
+                if typing { format!("  filter: {filter}_") } else { String::new() }
+            );
+            let header = ["PID", "COMM", "LOCAL", "REMOTE", "TX/s", "RX/s", "TX", "RX", "RETRANS", "SRTT", "AGE"]
+                .into_iter()
+                .map(Cell::from)
+                .collect::<TableRow>()
+                .style(Style::default().add_modifier(Modifier::REVERSED));
+            let body = shown.iter().map(|r| {
+                let ep = &r.endpoints;
+                let pid = if r.owner.known() { r.owner.pid.to_string() } else { "-".into() };
+                TableRow::new(vec![
+                    pid,
+                    r.owner.comm.clone(),
+                    format!("{}:{}", ep.laddr, ep.lport),
+                    format!("{}:{}", ep.raddr, ep.rport),
+                    format!("{}/s", units::bytes(r.tx_rate as u64)),
+                    format!("{}/s", units::bytes(r.rx_rate as u64)),
+                    units::bytes(r.tx_total),
+                    units::bytes(r.rx_total),
+                    r.retrans.to_string(),
+                    units::duration(Duration::from_micros(u64::from(r.srtt_us))),
+                    if r.closed { "closed".into() } else { units::duration(Duration::from_secs(r.age.as_secs())) },
+                ])
+            });
+            let widths = [7, 16, 22, 22, 11, 11, 10, 10, 7, 9, 8].map(Constraint::Length);
+            let area = frame.area();
+            let [top, rest] = ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+            frame.render_widget(Paragraph::new(status), top);
+            frame.render_widget(Table::new(body, widths).header(header).block(Block::default()), rest);
+        })?;
+        if event::poll(Duration::from_millis(100))? {
+            if let Event::Key(key) = event::read()? {
+                if key.kind != KeyEventKind::Press {
+                    continue;
+                }
+                if typing {
+                    match key.code {
+                        KeyCode::Enter => typing = false,
+                        KeyCode::Esc => {
+                            typing = false;
+                            filter.clear();
+                        }
+                        KeyCode::Backspace => {
+                            filter.pop();
+                        }
+                        KeyCode::Char(c) => filter.push(c),
+                        _ => {}
+                    }
+                    continue;
+                }
+                match key.code {
+                    KeyCode::Char('q') | KeyCode::Esc => return Ok(()),
+                    KeyCode::Char('s') => sort_key = sort_key.next(),
+                    KeyCode::Char('/') => {
+                        typing = true;
+                        filter.clear();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(port: u16, tx: u64, rx: u64) -> Counts {
+        let owner = Owner { pid: 7, tid: 7, uid: 0, comm: "x".into() };
+        let ip = "127.0.0.1".parse().expect("ip");
+        (owner, Endpoints { laddr: ip, lport: port, raddr: ip, rport: 80 }, tx, rx, 0, 0)
+    }
+
+    #[test]
+    fn rates_are_differences_and_closed_connections_count_their_last_bytes() {
+        let mut t = Tracker::new();
+        let first = t.rows(&[counts(1, 100, 10)], Vec::new());
+        assert_eq!((first[0].tx_total, first[0].rx_total), (100, 10));
+        t.last = Instant::now() - Duration::from_secs(2);
+        let second = t.rows(&[counts(1, 300, 10)], vec![counts(2, 50, 0)]);
+        let open = second.iter().find(|r| r.endpoints.lport == 1).expect("open row");
+        assert!((open.tx_rate - 100.0).abs() < 1.0, "{open:?}");
+        assert_eq!(open.rx_rate, 0.0);
+        let gone = second.iter().find(|r| r.endpoints.lport == 2).expect("closed row");
+        assert!(gone.closed && gone.tx_total == 50);
+        let third = t.rows(&[], Vec::new());
+        assert!(third.is_empty(), "closed rows are shown once: {third:?}");
+    }
+
+    #[test]
+    fn sorting_and_filtering() {
+        let mut t = Tracker::new();
+        let mut rows = t.rows(&[counts(1, 5, 0), counts(2, 500, 0), counts(3, 50, 9000)], Vec::new());
+        sort(&mut rows, SortKey::Total);
+        assert_eq!(rows.iter().map(|r| r.endpoints.lport).collect::<Vec<_>>(), [3, 2, 1]);
+        sort(&mut rows, SortKey::Tx);
+        assert_eq!(rows[0].endpoints.lport, 2);
+        assert!(matches(&rows[0], "") && matches(&rows[0], "127.0") && matches(&rows[0], "80") && !matches(&rows[0], "nginx"));
+    }
+}

@@ -1,0 +1,94 @@
+//! `tcptrace top` in batch mode (stdout not a terminal), on exact byte counts: a client
+//! and a server (two processes) exchange 1,000,003 and 77,777 bytes and keep the
+//! connection open; a snapshot must show both ends open with exactly those totals, each
+//! under its own pid; after they close, a snapshot shows both closed with the same totals.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use common::{listen_v4, serial, HeldExchange, Trace};
+
+const CLIENT_SENDS: usize = 1_000_003;
+const SERVER_SENDS: usize = 77_777;
+
+/// One row of a batch snapshot, by column name.
+fn rows_of(snapshot: &[String]) -> Vec<std::collections::HashMap<&str, &str>> {
+    let Some(header) = snapshot.get(1) else { return Vec::new() };
+    let names: Vec<&str> = header.split_whitespace().collect();
+    snapshot[2..].iter().map(|line| names.iter().copied().zip(line.split_whitespace()).collect()).collect()
+}
+
+#[test]
+fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
+    let _serial = serial();
+    let (listener, addr) = listen_v4(16);
+    let port = addr.port().to_string();
+    let mut trace = Trace::start(&["--port", &port, "top", "-b", "-i", "300ms"]);
+    // Snapshots, each a Vec of lines, from a reader thread.
+    let (tx, rx) = mpsc::channel::<Vec<String>>();
+    let stdout = trace.take_stdout();
+    std::thread::spawn(move || {
+        let mut current = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.is_empty() {
+                if tx.send(std::mem::take(&mut current)).is_err() {
+                    break;
+                }
+            } else {
+                current.push(line);
+            }
+        }
+    });
+
+    let exchange = HeldExchange::start(listener, addr, (c"tt-top-cli", c"tt-top-srv"), CLIENT_SENDS, SERVER_SENDS);
+    let (client, server) = (exchange.client, exchange.server);
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let next = |rx: &mpsc::Receiver<Vec<String>>| rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a snapshot in time");
+    // Until a snapshot shows the exchange complete on both open ends.
+    let ends = |snapshot: &[String], state: &str| -> Option<(String, String)> {
+        let rows = rows_of(snapshot);
+        let client_row = rows.iter().find(|r| r["PID"] == client.to_string() && r["STATE"] == state)?;
+        let server_row = rows.iter().find(|r| r["PID"] == server.to_string() && r["STATE"] == state)?;
+        let complete = client_row["TX_BYTES"] == CLIENT_SENDS.to_string()
+            && client_row["RX_BYTES"] == SERVER_SENDS.to_string()
+            && server_row["TX_BYTES"] == SERVER_SENDS.to_string()
+            && server_row["RX_BYTES"] == CLIENT_SENDS.to_string();
+        complete.then(|| (format!("{client_row:?}"), format!("{server_row:?}")))
+    };
+    let open = loop {
+        let snapshot = next(&rx);
+        if let Some(found) = ends(&snapshot, "open") {
+            break (found, snapshot);
+        }
+    };
+    let (_, snapshot) = &open;
+    let rows = rows_of(snapshot);
+    let client_row = rows.iter().find(|r| r["PID"] == client.to_string()).expect("client row");
+    assert_eq!(client_row["COMM"], "tt-top-cli");
+    assert_eq!(client_row["RPORT"], port);
+    assert_eq!(client_row["RADDR"], "127.0.0.1");
+    let server_row = rows.iter().find(|r| r["PID"] == server.to_string()).expect("server row");
+    assert_eq!(server_row["COMM"], "tt-top-srv");
+    assert_eq!(server_row["LPORT"], port);
+    assert_eq!(rows.len(), 2, "only this port's two ends: {snapshot:?}");
+
+    assert!(exchange.close(), "the exchange failed");
+    loop {
+        let snapshot = next(&rx);
+        if ends(&snapshot, "closed").is_some() {
+            break;
+        }
+        // Until then, the open rows must still be right.
+        for r in rows_of(&snapshot) {
+            assert!(r["PID"] == client.to_string() || r["PID"] == server.to_string(), "a stranger: {snapshot:?}");
+        }
+    }
+    let done = trace.stop();
+    assert!(done.status.success(), "{:?}", done.stderr);
+}
