@@ -79,7 +79,7 @@ fn trace(cli: &Cli, tracer: &mut loader::Tracer) -> Result<()> {
     if cli.verbose {
         // Connections the kernel still tracks: after every traced connection has closed,
         // this is back to zero (the map is bounded anyway; this shows nothing leaks).
-        match tracked_connections(&tracer) {
+        match tracked_connections(tracer) {
             Ok((all, owned)) => eprintln!("tcptrace: connections tracked at exit: {all} ({owned} with a known owner)"),
             Err(e) => eprintln!("tcptrace: cannot read the connection map: {e:#}"),
         }

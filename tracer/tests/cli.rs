@@ -186,3 +186,30 @@ fn relative_times_count_from_the_start() {
     assert!(seconds > 0.0 && seconds <= elapsed, "{seconds} s vs {elapsed} s: {out}");
     assert_eq!((fields[1], fields[2]), ("connect", pids[0].to_string().as_str()));
 }
+
+/// The flags no other test needs: `-t`, `-o table` into a pipe, `--max-connections`,
+/// `--ring-buffer`; and SIGTERM ends a trace as cleanly as SIGINT.
+#[test]
+fn table_output_sizes_and_sigterm() {
+    let _serial = serial();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let mut trace = Trace::start_as("table", &["-t", "--max-connections", "2048", "--ring-buffer", "64K", "-e", "connect", "--port", &port]);
+    let mut reader = std::io::BufReader::new(trace.take_stdout());
+    let pids = connects(&listener, 1);
+    let mut header = String::new();
+    let mut row = String::new();
+    reader.read_line(&mut header).expect("header");
+    reader.read_line(&mut row).expect("row");
+    assert!(header.starts_with("TIME         EVENT      PID     COMM "), "{header}");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // HH:MM:SS.mmm, then the connect by the peer, to our port, with a human latency.
+    assert_eq!(cells[0].len(), 12, "{row}");
+    assert_eq!(&cells[1..4], ["connect", pids[0].to_string().as_str(), "tt-cli-peer"], "{row}");
+    assert_eq!(cells[8], port, "{row}");
+    assert!(cells[9] == "ok" && cells[10].starts_with("lat="), "{row}");
+    trace.signal(libc::SIGTERM);
+    let (code, _, stderr) = trace.wait_for_exit();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    assert!(stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")), "{stderr:?}");
+}

@@ -2,6 +2,8 @@
 //! and a server (two processes) exchange 1,000,003 and 77,777 bytes and keep the
 //! connection open; a snapshot must show both ends open with exactly those totals, each
 //! under its own pid; after they close, a snapshot shows both closed with the same totals.
+//! Where per-call counting cannot attach (the tracepoint family before Linux 6.3), `top`
+//! must refuse with one line, and that is what is checked there.
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{listen_v4, serial, HeldExchange, Trace};
+use common::{assert_calls_mode_refused, calls_mode_available, listen_v4, serial, HeldExchange, Trace};
 
 const CLIENT_SENDS: usize = 1_000_003;
 const SERVER_SENDS: usize = 77_777;
@@ -28,7 +30,11 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
     let _serial = serial();
     let (listener, addr) = listen_v4(16);
     let port = addr.port().to_string();
-    let mut trace = Trace::start(&["--port", &port, "top", "-b", "-i", "300ms"]);
+    let mut trace = match Trace::try_start(&["--port", &port, "top", "-b", "-i", "300ms"]) {
+        Ok(trace) => trace,
+        Err(stderr) => return assert_calls_mode_refused(&stderr),
+    };
+    assert!(calls_mode_available(), "top attached where per-call counting cannot");
     // Snapshots, each a Vec of lines, from a reader thread.
     let (tx, rx) = mpsc::channel::<Vec<String>>();
     let stdout = trace.take_stdout();
@@ -91,4 +97,33 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
     }
     let done = trace.stop();
     assert!(done.status.success(), "{:?}", done.stderr);
+}
+
+/// `-n` ends top after that many snapshots; `-s total` orders by bytes both ways.
+#[test]
+fn iterations_and_sort_order() {
+    let _serial = serial();
+    // One listener each: the two servers must not take each other's client.
+    let (small_listener, small_addr) = listen_v4(16);
+    let (big_listener, big_addr) = listen_v4(16);
+    let ports = [small_addr.port().to_string(), big_addr.port().to_string()];
+    let trace = match Trace::try_start(&["--port", &ports[0], "--port", &ports[1], "top", "-b", "-i", "1s", "-n", "2", "-s", "total"]) {
+        Ok(trace) => trace,
+        Err(stderr) => return assert_calls_mode_refused(&stderr),
+    };
+    let small = HeldExchange::start(small_listener, small_addr, (c"tt-top-small", c"tt-top-s-srv"), 1_000, 10);
+    let big = HeldExchange::start(big_listener, big_addr, (c"tt-top-big", c"tt-top-b-srv"), 300_000, 10);
+    let (code, out, stderr) = trace.wait_for_exit();
+    // Newest first: `big`'s processes hold a copy of `small`'s pipe (see HeldExchange).
+    assert!(big.close() && small.close());
+    assert_eq!(code, Some(0), "{stderr:?}");
+    let snapshots: Vec<Vec<String>> =
+        out.split("\n\n").filter(|s| !s.trim().is_empty()).map(|s| s.lines().map(String::from).collect()).collect();
+    assert_eq!(snapshots.len(), 2, "{out}");
+    let last = rows_of(&snapshots[1]);
+    let mut comms: Vec<&str> = last.iter().map(|r| r["COMM"]).collect();
+    // Both ends of a connection have the same total (one's tx is the other's rx).
+    comms[..2].sort_unstable();
+    comms[2..].sort_unstable();
+    assert_eq!(comms, ["tt-top-b-srv", "tt-top-big", "tt-top-s-srv", "tt-top-small"], "{out}");
 }

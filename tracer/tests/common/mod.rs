@@ -47,6 +47,20 @@ pub fn in_vm() -> bool {
     expect_auto() == "fentry"
 }
 
+/// Whether per-call byte counting (`--bytes calls`, `top`) can attach in this run: not on
+/// the tracepoint family of kernels before 6.3, which lack `sock:sock_send_length`
+/// (Debian's 6.1 in the VM); there tcptrace must refuse with one line instead.
+pub fn calls_mode_available() -> bool {
+    !(in_vm() && effective_family() == "tracepoint")
+}
+
+/// Asserts the one-line refusal of a run that needs per-call counting where it cannot be.
+pub fn assert_calls_mode_refused(stderr: &[String]) {
+    assert!(!calls_mode_available(), "per-call counting failed: {stderr:?}");
+    assert_eq!(stderr.len(), 1, "one line: {stderr:?}");
+    assert!(stderr[0].starts_with("tcptrace: hook bytes: no hook family attaches on this kernel ("), "{stderr:?}");
+}
+
 /// The family the connect hook really uses in this run.
 pub fn effective_family() -> String {
     match probe().as_str() {
@@ -153,6 +167,12 @@ impl Trace {
         // Until the reader thread sees EOF: tcptrace has exited, so that comes now.
         let later: Vec<String> = self.stderr.iter().collect();
         (out.status.code(), String::from_utf8(out.stdout).expect("utf-8 output"), later)
+    }
+
+    /// Sends tcptrace a signal.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
     /// Takes tcptrace's stdout, to read it (and close it) while it runs.
@@ -428,7 +448,8 @@ impl Finished {
 
 /// A client and a server process (forked, named `client_comm` and `server_comm`) that
 /// exchange `client_sends` and `server_sends` bytes over a connection to `listener`, then
-/// keep it open until `close` is called.
+/// keep it open until `close` is called. Several at once close newest first: the
+/// processes of a later one hold a copy of an earlier one's pipe, made when they forked.
 pub struct HeldExchange {
     pub client: i32,
     pub server: i32,
