@@ -41,7 +41,12 @@ fn every_failure_is_one_line_with_its_exit_code() {
         (&["-o", "xml"], None, 2, "tcptrace: invalid value 'xml' for '--output <FORMAT>'"),
         (&["completions", "tcsh"], None, 2, "tcptrace: invalid value 'tcsh' for '<SHELL>'"),
         (&[], Some(NOBODY), 1, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON (missing: CAP_BPF and CAP_PERFMON)"),
-        (&["--btf", "/nonexistent/vmlinux"], None, 1, "tcptrace: cannot read kernel BTF at /nonexistent/vmlinux: No such file or directory"),
+        (
+            &["--btf", "/nonexistent/vmlinux"],
+            None,
+            1,
+            "tcptrace: cannot read kernel BTF at /nonexistent/vmlinux: No such file or directory (os error 2) (the kernel needs CONFIG_DEBUG_INFO_BTF=y; --btf FILE names another copy)\n",
+        ),
         (no_family, None, 1, "tcptrace: hook "),
     ];
     for (args, uid, code, start) in cases {

@@ -50,10 +50,7 @@ fn u32_at(data: &[u8], at: usize) -> Option<u32> {
 
 impl Btf {
     pub(crate) fn from_file(path: &Path) -> Result<Self, Error> {
-        let data = std::fs::read(path).map_err(|source| Error::NoBtf {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let data = std::fs::read(path).map_err(|why| Error::NoBtf { path: path.display().to_string(), why })?;
         Self::parse(&data).ok_or_else(|| Error::BadBtf(path.display().to_string()))
     }
 

@@ -195,7 +195,7 @@ const CONNECT_FUNCS: [&str; 2] = ["tcp_v4_connect", "tcp_v6_connect"];
 fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFamily) -> Result<(), String> {
     match (hook, family) {
         (Hook::Connect, HookFamily::Fentry) => {
-            let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
+            let btf = facts.aya_btf()?;
             fentry(ebpf, btf, "tt_conn_fent4", CONNECT_FUNCS[0])?;
             fexit(ebpf, btf, "tt_conn_fext4", CONNECT_FUNCS[0])?;
             fentry(ebpf, btf, "tt_conn_fent6", CONNECT_FUNCS[1])?;
@@ -209,7 +209,7 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         // the caller's context: it is the connect hook of this family.
         (Hook::Connect, HookFamily::Tracepoint) => Ok(()),
         (Hook::State, HookFamily::Fentry) => {
-            let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
+            let btf = facts.aya_btf()?;
             // A pair of identical programs (see tracer-ebpf/src/state/mod.rs `pair`).
             fentry(ebpf, btf, "tt_state_fent", "tcp_set_state")?;
             fentry(ebpf, btf, "tt_state_fent2", "tcp_set_state")
@@ -240,7 +240,7 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             }
         }
         (Hook::Accept, HookFamily::Fentry) => {
-            let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
+            let btf = facts.aya_btf()?;
             fexit(ebpf, btf, "tt_acc_fexit", "inet_csk_accept")
         }
         (Hook::Accept, HookFamily::Kprobe) => kprobe(ebpf, "tt_acc_krp", &["inet_csk_accept"]),
@@ -250,7 +250,7 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             tracepoint(ebpf, "tt_acc_tp", &[("syscalls", "sys_exit_accept4"), ("syscalls", "sys_exit_accept")])
         }
         (Hook::Retransmit, HookFamily::Fentry) => {
-            let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
+            let btf = facts.aya_btf()?;
             fexit(ebpf, btf, "tt_rtx_fexit", "tcp_retransmit_skb")?;
             fentry(ebpf, btf, "tt_tlp_fent", "tcp_send_loss_probe")?;
             fexit(ebpf, btf, "tt_tlp_fexit", "tcp_send_loss_probe")
@@ -266,7 +266,7 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             tracepoint(ebpf, "tt_rtx_tp", &[("tcp", "tcp_retransmit_skb")])
         }
         (Hook::Bytes, HookFamily::Fentry) => {
-            let btf = facts.aya_btf.as_ref().map_err(Clone::clone)?;
+            let btf = facts.aya_btf()?;
             fexit(ebpf, btf, "tt_send_fexit", "tcp_sendmsg")?;
             fexit(ebpf, btf, "tt_recv_fexit", "tcp_recvmsg")?;
             fentry(ebpf, btf, "tt_dstr_fent", "tcp_v4_destroy_sock")

@@ -24,8 +24,9 @@ pub(crate) const SYS_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
-    #[error("cannot read kernel BTF at {path}: {source} (the kernel needs CONFIG_DEBUG_INFO_BTF=y; --btf FILE names another copy)")]
-    NoBtf { path: String, source: std::io::Error },
+    /// `why` is not a `source`: the message already says it, once.
+    #[error("cannot read kernel BTF at {path}: {why} (the kernel needs CONFIG_DEBUG_INFO_BTF=y; --btf FILE names another copy)")]
+    NoBtf { path: String, why: std::io::Error },
     #[error("{0} is not valid BTF")]
     BadBtf(String),
     #[error("this kernel has no {0}")]
@@ -51,8 +52,11 @@ pub(crate) struct KernelFacts {
     pub(crate) retrans_tp: Result<RetransTpOffsets, String>,
     /// `tcp:tcp_destroy_sock` (same `skaddr` field as the retransmit tracepoint).
     pub(crate) destroy_tp: Result<RetransTpOffsets, String>,
-    /// aya's view of the same BTF, for fentry/fexit attach targets.
-    pub(crate) aya_btf: Result<aya::Btf, String>,
+    /// aya's view of the same BTF (for fentry/fexit attach targets), parsed the first
+    /// time a hook asks: after the object is loaded, so that its copy and the loader's
+    /// are never in memory together (each is tens of MB).
+    aya_btf: std::cell::OnceCell<Result<aya::Btf, String>>,
+    btf_path: std::path::PathBuf,
 }
 
 /// An offset this kernel may lack: absent rather than an error.
@@ -93,6 +97,9 @@ impl KernelFacts {
             icsk_timeout: optional(icsk(&["icsk_timeout"]).or_else(|_| icsk(&["icsk_retransmit_timer", "expires"]))),
         };
         let task = task_offsets(&btf).map_err(|e| e.to_string());
+        // Our parse of the BTF goes before aya's: holding both at once would double the
+        // peak memory (vmlinux BTF is several MB, and parsed it is more).
+        drop(btf);
         let tracing = tracefs::root();
         let root = tracing.as_ref().map_err(ToString::to_string);
         let state_tp = root.clone().and_then(|r| state_tp_offsets(r).map_err(|e| e.to_string()));
@@ -100,8 +107,25 @@ impl KernelFacts {
         let length_tp = root.clone().and_then(|r| length_tp_offsets(r).map_err(|e| e.to_string()));
         let retrans_tp = root.clone().and_then(|r| retrans_tp_offsets(r).map_err(|e| e.to_string()));
         let destroy_tp = root.and_then(|r| destroy_tp_offsets(r).map_err(|e| e.to_string()));
-        let aya_btf = aya::Btf::parse_file(btf_path, aya::Endianness::default()).map_err(|e| e.to_string());
-        Ok(Self { sock, task, state_tp, accept_tp, length_tp, retrans_tp, destroy_tp, aya_btf })
+        Ok(Self {
+            sock,
+            task,
+            state_tp,
+            accept_tp,
+            length_tp,
+            retrans_tp,
+            destroy_tp,
+            aya_btf: std::cell::OnceCell::new(),
+            btf_path: btf_path.to_path_buf(),
+        })
+    }
+
+    /// aya's parse of the kernel BTF, made on first use.
+    pub(crate) fn aya_btf(&self) -> Result<&aya::Btf, String> {
+        self.aya_btf
+            .get_or_init(|| aya::Btf::parse_file(&self.btf_path, aya::Endianness::default()).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Whether the close event can read byte counts from the socket on this kernel.
