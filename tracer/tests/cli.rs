@@ -62,6 +62,13 @@ fn every_failure_is_one_line_with_its_exit_code() {
     assert!(err.contains("no hook family attaches on this kernel"), "{err}");
 }
 
+/// A loopback listener and its port, as the filters take it.
+fn listener_and_port() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    (listener, port)
+}
+
 /// Connects `n` times in turn, each from a new process; returns their pids.
 fn connects(listener: &TcpListener, n: usize) -> Vec<i32> {
     let addr = listener.local_addr().expect("addr");
@@ -78,8 +85,7 @@ fn connects(listener: &TcpListener, n: usize) -> Vec<i32> {
 #[test]
 fn count_prints_that_many_events_then_exits_zero() {
     let _serial = serial();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port().to_string();
+    let (listener, port) = listener_and_port();
     let trace = Trace::start(&["-n", "2", "-e", "connect", "--port", &port]);
     let pids = connects(&listener, 3);
     let (code, out, stderr) = trace.wait_for_exit();
@@ -95,8 +101,7 @@ fn count_prints_that_many_events_then_exits_zero() {
 #[test]
 fn duration_stops_on_its_own_with_the_summary() {
     let _serial = serial();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port().to_string();
+    let (listener, port) = listener_and_port();
     let trace = Trace::start(&["-d", "2s", "-e", "connect", "--port", &port]);
     let pids = connects(&listener, 1);
     let (code, out, stderr) = trace.wait_for_exit();
@@ -109,9 +114,7 @@ fn duration_stops_on_its_own_with_the_summary() {
 #[test]
 fn csv_has_a_header_row_unless_told_not_to() {
     let _serial = serial();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let port = addr.port().to_string();
+    let (listener, port) = listener_and_port();
     for header in [true, false] {
         let mut args = vec!["-n", "1", "-e", "connect", "--port", &port];
         if !header {
@@ -142,8 +145,7 @@ fn csv_has_a_header_row_unless_told_not_to() {
 #[test]
 fn a_reader_that_goes_away_ends_tcptrace_quietly() {
     let _serial = serial();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port().to_string();
+    let (listener, port) = listener_and_port();
     let mut trace = Trace::start_as("plain", &["-e", "connect", "--port", &port]);
     let mut reader = std::io::BufReader::new(trace.take_stdout());
     let mut header = String::new();
@@ -176,8 +178,7 @@ fn completions_and_man_page_come_from_the_command_line_definition() {
 #[test]
 fn relative_times_count_from_the_start() {
     let _serial = serial();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port().to_string();
+    let (listener, port) = listener_and_port();
     let started = std::time::Instant::now();
     let trace = Trace::start_as("plain", &["-T", "--no-header", "-n", "1", "-e", "connect", "--port", &port]);
     let pids = connects(&listener, 1);
@@ -197,8 +198,7 @@ fn relative_times_count_from_the_start() {
 #[test]
 fn table_output_sizes_and_sigterm() {
     let _serial = serial();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port().to_string();
+    let (listener, port) = listener_and_port();
     let mut trace = Trace::start_as("table", &["-t", "--max-connections", "2048", "--ring-buffer", "64K", "-e", "connect", "--port", &port]);
     let mut reader = std::io::BufReader::new(trace.take_stdout());
     let pids = connects(&listener, 1);
