@@ -266,7 +266,8 @@ fn interactive(source: &mut Source, args: &TopArgs) -> Result<()> {
     let mut typing = false;
     let mut rows: Vec<Row> = Vec::new();
     let mut closed = Vec::new();
-    let mut next = Instant::now();
+    // The first reading after one interval, as top does: a rate needs two readings.
+    let mut next = Instant::now() + args.interval;
     loop {
         if STOP.load(Ordering::Relaxed) {
             return Ok(());
