@@ -25,7 +25,9 @@ EXAMPLES:
     tcptrace completions bash > /etc/bash_completion.d/tcptrace
     tcptrace man | man -l -       # this help as a man page
     tcptrace top                  # the busiest connections, live (q quits)
-    tcptrace --port 443 top -b -n 3 # three batch snapshots of port 443's connections";
+    tcptrace --port 443 top -b -n 3 # three batch snapshots of port 443's connections
+    tcptrace serve                # Prometheus metrics on http://127.0.0.1:9433/metrics
+    tcptrace serve --labels rport --max-series 5000";
 
 /// Trace TCP connections as they happen: which process, which addresses, how long the
 /// handshake took, and how it ended.
@@ -159,6 +161,40 @@ pub(crate) enum Command {
     /// Keys: s sorts by the next column, / filters (Enter keeps, Esc clears), q quits.
     /// The main command's filters apply: `tcptrace --port 443 top`.
     Top(TopArgs),
+    /// Serve Prometheus/OpenMetrics metrics over HTTP (`/metrics`, `/healthz`) until
+    /// SIGINT or SIGTERM. The main command's filters apply: `tcptrace -c nginx serve`.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Address and port to serve on. Anything but a loopback address makes the metrics
+    /// reachable from other hosts: that is your explicit choice.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9433")]
+    pub(crate) listen: std::net::SocketAddr,
+
+    /// Labels to add to the per-connection metrics, besides `comm` and `port_class`
+    /// (comma-separated). Each multiplies the number of series: see --max-series.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LABEL,...")]
+    pub(crate) labels: Vec<LabelArg>,
+
+    /// The most label sets (distinct values of the per-connection labels) kept; events
+    /// that would start another are counted in `tcptrace_series_dropped_total`, not kept.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_series: u32,
+}
+
+/// An optional per-connection metric label (`--labels`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LabelArg {
+    /// The owning process id.
+    Pid,
+    /// The local port.
+    Lport,
+    /// The remote address.
+    Raddr,
+    /// The remote port (not its class).
+    Rport,
 }
 
 #[derive(clap::Args, Debug)]

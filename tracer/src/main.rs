@@ -9,6 +9,7 @@ mod loader;
 mod printer;
 mod privileges;
 mod run;
+mod serve;
 mod source;
 mod top;
 
@@ -32,14 +33,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(cli::Command::Top(args)) = &cli.command {
-        return match top::run(&cli, args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("tcptrace: {err:#}");
-                ExitCode::from(if err.downcast_ref::<filter::UsageError>().is_some() { 2 } else { 1 })
-            }
-        };
+    match &cli.command {
+        Some(cli::Command::Top(args)) => return exit_code(top::run(&cli, args)),
+        Some(cli::Command::Serve(args)) => return exit_code(serve::run(&cli, args)),
+        _ => {}
     }
     if let Some(command) = &cli.command {
         return match print_generated(command) {
@@ -51,7 +48,12 @@ fn main() -> ExitCode {
             }
         };
     }
-    match run::run(&cli) {
+    exit_code(run::run(&cli))
+}
+
+/// One line on stderr for a failure; 2 for the user's mistake, 1 for anything else.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("tcptrace: {err:#}");
@@ -71,6 +73,6 @@ fn print_generated(command: &cli::Command) -> std::io::Result<()> {
             Ok(())
         }
         cli::Command::Man => clap_mangen::Man::new(definition).render(&mut out),
-        cli::Command::Top(_) => Ok(()),
+        cli::Command::Top(_) | cli::Command::Serve(_) => Ok(()),
     }
 }

@@ -98,17 +98,17 @@ struct Tally {
 }
 
 /// Losses as the kernel side counted them.
-struct Losses {
-    ring_full: u64,
-    read_errors: u64,
+pub(crate) struct Losses {
+    pub(crate) ring_full: u64,
+    pub(crate) read_errors: u64,
     /// Program runs the kernel skipped (paired state programs excepted: see loader::stats).
-    missed_runs: u64,
-    state_gaps: u64,
-    map_errors: u64,
-    filtered: u64,
+    pub(crate) missed_runs: u64,
+    pub(crate) state_gaps: u64,
+    pub(crate) map_errors: u64,
+    pub(crate) filtered: u64,
 }
 
-fn losses(source: &Source, ebpf: &aya::Ebpf) -> Losses {
+pub(crate) fn losses(source: &Source, ebpf: &aya::Ebpf) -> Losses {
     Losses {
         ring_full: source.counter(Counter::RingbufFull),
         read_errors: source.counter(Counter::ReadError),
@@ -173,9 +173,9 @@ fn drain<W: Write>(
 }
 
 /// Wake-ups closer together than this mean a busy machine: batch (see `pump`).
-const BUSY_GAP: std::time::Duration = std::time::Duration::from_millis(10);
+pub(crate) const BUSY_GAP: std::time::Duration = std::time::Duration::from_millis(10);
 /// How long a busy reader lets events pile up: the most a line waits under load.
-const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+pub(crate) const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Moves events until SIGINT/SIGTERM, flushing after each drain of the ring buffer, then
 /// prints a one-line summary on stderr.

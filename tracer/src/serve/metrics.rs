@@ -1,0 +1,278 @@
+//! The metrics `tcptrace serve` exposes, and how each event moves them.
+//!
+//! Cardinality: every per-connection metric carries the same *label set* (`comm`,
+//! `rport_class`, and whatever `--labels` adds) and a few bounded labels of its own
+//! (`direction`, `result`, `errno`, ...). At most `--max-series` label sets are kept;
+//! an event that would start another is counted in `tcptrace_series_dropped_total`
+//! and not recorded, so memory stays bounded whatever the traffic looks like.
+
+use std::collections::{HashMap, HashSet};
+
+use prometheus_client::{
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets_range, Histogram},
+    },
+    registry::{Registry, Unit},
+};
+
+use crate::{
+    cli::LabelArg,
+    event::{ConnectResult, Detail, Direction, ClosedBy, Endpoints, Event, errno_name},
+};
+
+/// A label set: names and values, in a fixed order.
+pub(crate) type Labels = Vec<(&'static str, String)>;
+
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Connect latency: 10 µs to 10 s, 19 buckets (a factor of about 2.15).
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets_range(1e-5, 10.0, 19))
+}
+
+/// Connection lifetime: 1 ms to 1 h, 20 buckets.
+fn lifetime_histogram() -> Histogram {
+    Histogram::new(exponential_buckets_range(1e-3, 3600.0, 20))
+}
+
+/// The remote port's class: the number for a well-known port (below 1024), else
+/// `ephemeral`, so that one label stays bounded whatever ports clients use.
+fn rport_class(rport: u16) -> String {
+    if rport < 1024 {
+        rport.to_string()
+    } else {
+        "ephemeral".to_string()
+    }
+}
+
+pub(crate) struct Metrics {
+    extra_labels: Vec<LabelArg>,
+    max_series: usize,
+    /// Label sets admitted so far (they stay: their counters must not vanish).
+    admitted: HashSet<Labels>,
+    /// Connections seen opening and not yet closed, with their gauge's labels.
+    open: HashMap<Endpoints, Labels>,
+    max_open: usize,
+    warned_full: bool,
+
+    opened: Family<Labels, Counter>,
+    connect_failures: Family<Labels, Counter>,
+    connect_latency: HistogramFamily,
+    lifetime: HistogramFamily,
+    closed: Family<Labels, Counter>,
+    sent: Family<Labels, Counter>,
+    received: Family<Labels, Counter>,
+    retransmits: Family<Labels, Counter>,
+    transitions: Family<Labels, Counter>,
+    open_connections: Family<Labels, Gauge>,
+    lost: Family<Labels, Counter>,
+    /// Last absolute value of each kernel loss counter, so the counters move by deltas.
+    lost_seen: HashMap<&'static str, u64>,
+    filtered: Counter,
+    filtered_seen: u64,
+    series_dropped: Counter,
+    label_sets: Gauge,
+    hooks: Family<Labels, Gauge>,
+}
+
+impl Metrics {
+    /// Registers every metric under `tcptrace_`. `max_open` bounds the table of open
+    /// connections (the kernel's own connection limit).
+    pub(crate) fn new(registry: &mut Registry, extra_labels: Vec<LabelArg>, max_series: u32, max_open: u32) -> Self {
+        let m = Self {
+            extra_labels,
+            max_series: max_series as usize,
+            admitted: HashSet::new(),
+            open: HashMap::new(),
+            max_open: max_open as usize,
+            warned_full: false,
+            opened: Family::default(),
+            connect_failures: Family::default(),
+            connect_latency: Family::new_with_constructor(latency_histogram),
+            lifetime: Family::new_with_constructor(lifetime_histogram),
+            closed: Family::default(),
+            sent: Family::default(),
+            received: Family::default(),
+            retransmits: Family::default(),
+            transitions: Family::default(),
+            open_connections: Family::default(),
+            lost: Family::default(),
+            lost_seen: HashMap::new(),
+            filtered: Counter::default(),
+            filtered_seen: 0,
+            series_dropped: Counter::default(),
+            label_sets: Gauge::default(),
+            hooks: Family::default(),
+        };
+        registry.register(
+            "connections_opened",
+            "Connections opened: active (connect, by result) and passive (accepted)",
+            m.opened.clone(),
+        );
+        registry.register("connect_failures", "Failed connects, by errno", m.connect_failures.clone());
+        registry.register_with_unit(
+            "connect_latency",
+            "Time from SYN sent to ESTABLISHED, for successful connects",
+            Unit::Seconds,
+            m.connect_latency.clone(),
+        );
+        registry.register_with_unit(
+            "connection_lifetime",
+            "Time from ESTABLISHED to close, for connections tcptrace saw established",
+            Unit::Seconds,
+            m.lifetime.clone(),
+        );
+        registry.register("connections_closed", "Connections closed, by direction and by which side closed", m.closed.clone());
+        registry.register_with_unit(
+            "sent",
+            "Application bytes sent and acknowledged, counted when the connection closes",
+            Unit::Bytes,
+            m.sent.clone(),
+        );
+        registry.register_with_unit(
+            "received",
+            "Application bytes received, counted when the connection closes",
+            Unit::Bytes,
+            m.received.clone(),
+        );
+        registry.register("retransmitted_segments", "Segments retransmitted, by kind: retransmit or tail_loss_probe", m.retransmits.clone());
+        registry.register("state_transitions", "TCP state transitions, by state left and state entered", m.transitions.clone());
+        registry.register("open_connections", "Connections tcptrace saw open that have not closed", m.open_connections.clone());
+        registry.register("events_lost", "Events the kernel side could not deliver, by reason", m.lost.clone());
+        registry.register("events_filtered", "Events dropped in the kernel by the command line's filters", m.filtered.clone());
+        registry.register("series_dropped", "Events not recorded because --max-series label sets exist already", m.series_dropped.clone());
+        registry.register("label_sets", "Per-connection label sets in use (at most --max-series)", m.label_sets.clone());
+        registry.register("hook_info", "The hook family in use for each hook (value 1)", m.hooks.clone());
+        m
+    }
+
+    /// Records which family and kernel target each hook took: `tcptrace_hook_info`.
+    pub(crate) fn hook_in_use(&self, hook: &str, family: &str, target: &str) {
+        let labels = vec![("hook", hook.to_string()), ("family", family.to_string()), ("target", target.to_string())];
+        self.hooks.get_or_create(&labels).set(1);
+    }
+
+    /// Sets the loss counters from the kernel's absolute counts.
+    pub(crate) fn kernel_counts(&mut self, lost: &[(&'static str, u64)], filtered: u64) {
+        for &(reason, now) in lost {
+            let before = self.lost_seen.insert(reason, now).unwrap_or(0);
+            // Created at zero even when nothing was lost: a panel needs a series to show.
+            self.lost.get_or_create(&vec![("reason", reason.to_string())]).inc_by(now.saturating_sub(before));
+        }
+        self.filtered.inc_by(filtered.saturating_sub(self.filtered_seen));
+        self.filtered_seen = self.filtered_seen.max(filtered);
+    }
+
+    /// The event's per-connection label set.
+    fn label_set(&self, event: &Event) -> Labels {
+        let ep = &event.endpoints;
+        let mut labels = Labels::with_capacity(2 + self.extra_labels.len());
+        if event.owner.known() {
+            labels.push(("comm", event.owner.comm.clone()));
+        }
+        labels.push(("rport_class", rport_class(ep.rport)));
+        for extra in &self.extra_labels {
+            labels.push(match extra {
+                LabelArg::Pid => ("pid", if event.owner.known() { event.owner.pid.to_string() } else { String::new() }),
+                LabelArg::Lport => ("lport", ep.lport.to_string()),
+                LabelArg::Raddr => ("raddr", ep.raddr.to_string()),
+                LabelArg::Rport => ("rport", ep.rport.to_string()),
+            });
+        }
+        // An empty value is the same as no label to Prometheus: leave it out.
+        labels.retain(|(_, v)| !v.is_empty());
+        labels
+    }
+
+    /// The label set if it is, or can be, admitted under `--max-series`.
+    fn admit(&mut self, labels: Labels) -> Option<Labels> {
+        if self.admitted.contains(&labels) {
+            return Some(labels);
+        }
+        if self.admitted.len() >= self.max_series {
+            self.series_dropped.inc();
+            if !self.warned_full {
+                self.warned_full = true;
+                eprintln!(
+                    "tcptrace: --max-series {} reached: events with new label values are dropped and counted in tcptrace_series_dropped_total",
+                    self.max_series
+                );
+            }
+            return None;
+        }
+        self.admitted.insert(labels.clone());
+        self.label_sets.set(self.admitted.len() as i64);
+        Some(labels)
+    }
+
+    pub(crate) fn record(&mut self, event: &Event) {
+        if let Detail::State { old, new, .. } = &event.detail {
+            // Bounded by the state count: no per-connection labels.
+            self.transitions.get_or_create(&vec![("from", old.name()), ("to", new.name())]).inc();
+            return;
+        }
+        let Some(key) = self.admit(self.label_set(event)) else { return };
+        let with = |extra: &[(&'static str, &str)]| -> Labels {
+            let mut l = key.clone();
+            l.extend(extra.iter().map(|(k, v)| (*k, (*v).to_string())));
+            l
+        };
+        match &event.detail {
+            Detail::Connect { latency, result: ConnectResult::Ok } => {
+                self.opened.get_or_create(&with(&[("direction", "active"), ("result", "ok")])).inc();
+                self.connect_latency.get_or_create(&key).observe(latency.as_secs_f64());
+                self.opening(event.endpoints, with(&[("direction", "active")]));
+            }
+            Detail::Connect { result: ConnectResult::Failed(errno), .. } => {
+                self.opened.get_or_create(&with(&[("direction", "active"), ("result", "failed")])).inc();
+                let name = errno_name(*errno).map_or_else(|| errno.to_string(), str::to_string);
+                self.connect_failures.get_or_create(&with(&[("errno", &name)])).inc();
+            }
+            Detail::Accept => {
+                self.opened.get_or_create(&with(&[("direction", "passive"), ("result", "ok")])).inc();
+                self.opening(event.endpoints, with(&[("direction", "passive")]));
+            }
+            Detail::Close(c) => {
+                let direction = match c.direction {
+                    Direction::Active => "active",
+                    Direction::Passive => "passive",
+                    Direction::Unknown => "unknown",
+                };
+                let closed_by = match c.closed_by {
+                    ClosedBy::Local => "local",
+                    ClosedBy::Remote => "remote",
+                    ClosedBy::Unknown => "unknown",
+                };
+                self.closed.get_or_create(&with(&[("direction", direction), ("closed_by", closed_by)])).inc();
+                self.sent.get_or_create(&key).inc_by(c.bytes_sent);
+                self.received.get_or_create(&key).inc_by(c.bytes_received);
+                if let Some(lifetime) = c.lifetime {
+                    self.lifetime.get_or_create(&with(&[("direction", direction)])).observe(lifetime.as_secs_f64());
+                }
+                if let Some(gauge_labels) = self.open.remove(&event.endpoints) {
+                    self.open_connections.get_or_create(&gauge_labels).dec();
+                }
+            }
+            Detail::Retransmit { tail_loss_probe, .. } => {
+                let kind = if *tail_loss_probe { "tail_loss_probe" } else { "retransmit" };
+                self.retransmits.get_or_create(&with(&[("kind", kind)])).inc();
+            }
+            Detail::State { .. } => {}
+        }
+    }
+
+    /// A connection seen opening: counted open until its close event.
+    fn opening(&mut self, endpoints: Endpoints, gauge_labels: Labels) {
+        if self.open.len() >= self.max_open {
+            return;
+        }
+        self.open_connections.get_or_create(&gauge_labels).inc();
+        if let Some(stale) = self.open.insert(endpoints, gauge_labels) {
+            // The same four-tuple opened again: its close was lost. Count it once.
+            self.open_connections.get_or_create(&stale).dec();
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! `tcptrace serve`: the same kernel programs as the trace, with every event turned into
+//! Prometheus metrics (see `metrics`) served over HTTP (see `http`) until SIGINT or SIGTERM.
+//! Dropping the tracer on the way out detaches every program.
+
+mod http;
+mod metrics;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use prometheus_client::registry::Registry;
+use tokio::signal::unix::{signal, SignalKind};
+use tracer_common::{
+    event::{kind_bit, EventKind},
+    filter::Config,
+};
+
+use crate::{
+    cli::{Cli, ServeArgs},
+    decode::{decode, Clock},
+    run::{losses, BATCH_WAIT, BUSY_GAP},
+    source::Source,
+};
+
+pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
+    let every = [EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::State, EventKind::Retransmit];
+    let config = Config { events: every.iter().fold(0, |bits, k| bits | kind_bit(*k)), count_calls: 0, live: 0, _pad: 0 };
+    let mut tracer = crate::run::load(cli, config)?;
+
+    let mut registry = Registry::with_prefix("tcptrace");
+    let mut metrics = metrics::Metrics::new(&mut registry, args.labels.clone(), args.max_series, cli.max_connections);
+    for c in &tracer.choices {
+        metrics.hook_in_use(c.hook.name(), &c.family.to_string(), c.hook.target(c.family));
+    }
+    let registry = Arc::new(registry);
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        let listener =
+            tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+        if !args.listen.ip().is_loopback() {
+            eprintln!("tcptrace: metrics are reachable from other hosts on {} (--listen)", args.listen);
+        }
+        eprintln!("tcptrace: serving metrics on http://{}/metrics", listener.local_addr()?);
+        let server = tokio::spawn(async move { axum::serve(listener, http::router(registry)).await });
+        let mut source = Source::new(&mut tracer)?;
+        let result = pump(&mut source, &tracer.ebpf, &mut metrics).await;
+        server.abort();
+        result
+    })
+}
+
+/// Feeds events to the metrics until SIGINT or SIGTERM; loss counters every second.
+async fn pump(source: &mut Source, ebpf: &aya::Ebpf, metrics: &mut metrics::Metrics) -> Result<()> {
+    let clock = Clock::now();
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut undecodable = 0;
+    let mut last_wake = std::time::Instant::now() - BUSY_GAP;
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            _ = tick.tick() => {
+                let l = losses(source, ebpf);
+                let lost = [
+                    ("ring_buffer_full", l.ring_full),
+                    ("kernel_read_failed", l.read_errors),
+                    ("hook_run_skipped", l.missed_runs),
+                    ("state_out_of_sequence", l.state_gaps),
+                    ("map_update_refused", l.map_errors),
+                    ("undecodable", undecodable),
+                ];
+                metrics.kernel_counts(&lost, l.filtered);
+            }
+            guard = source.ring.readable_mut() => {
+                let mut guard = guard?;
+                let ring = guard.get_inner_mut();
+                while let Some(item) = ring.next() {
+                    match decode(&item, clock) {
+                        Ok(event) => metrics.record(&event),
+                        Err(_) => undecodable += 1,
+                    }
+                }
+                guard.clear_ready();
+                drop(guard);
+                // As in the trace (run::pump): under load, let events pile up a little.
+                let now = std::time::Instant::now();
+                if now.duration_since(last_wake) < BUSY_GAP {
+                    tokio::time::sleep(BATCH_WAIT).await;
+                }
+                last_wake = now;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `tcptrace serve`: the metrics move by exactly what the traffic did, label sets stop at
+//! `--max-series` with the drops counted, and SIGTERM ends it cleanly. Scraped straight
+//! from `/metrics`; tests/prometheus.rs does the same through a real Prometheus.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{effective_family, listen_v4, serial, sum, HeldExchange, Peer, PeerSetup, Serve};
+
+const CONNECTIONS: usize = 3;
+const CLIENT_SENDS: usize = 3000;
+const SERVER_SENDS: usize = 700;
+const FAILED: usize = 2;
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+#[test]
+fn counters_move_by_exactly_the_traffic_made() {
+    let _serial = serial();
+    let (listener, addr) = listen_v4(16);
+    let closed = closed_port();
+    let (lport, cport) = (addr.port().to_string(), closed.to_string());
+    let serve = Serve::start(&["--port", &lport, "--port", &cport], &["--labels", "pid,lport"]);
+    assert_eq!(common::http_get(serve.addr, "/healthz"), (200, "ok\n".to_string()));
+
+    let held: Vec<HeldExchange> =
+        (0..CONNECTIONS).map(|_| HeldExchange::start(listener, addr, (c"ttsc", c"ttss"), CLIENT_SENDS, SERVER_SENDS)).collect();
+    let open = serve.scrape_until("three connections open each way", |s| {
+        sum(s, "tcptrace_open_connections", &[("direction", "active")]) == CONNECTIONS as f64
+            && sum(s, "tcptrace_open_connections", &[("direction", "passive")]) == CONNECTIONS as f64
+    });
+    // One label set per process: the pid label is the connecting or accepting process.
+    for h in &held {
+        let (client, server) = (h.client.to_string(), h.server.to_string());
+        let one_client = [("comm", "ttsc"), ("pid", client.as_str()), ("direction", "active"), ("result", "ok")];
+        assert_eq!(sum(&open, "tcptrace_connections_opened_total", &one_client), 1.0, "{open:#?}");
+        let one_server = [("comm", "ttss"), ("pid", server.as_str()), ("lport", lport.as_str()), ("direction", "passive")];
+        assert_eq!(sum(&open, "tcptrace_connections_opened_total", &one_server), 1.0, "{open:#?}");
+    }
+
+    let refusals: Vec<i32> = (0..FAILED)
+        .map(|_| {
+            let peer = Peer::connector(PeerSetup { comm: c"ttfail", uid: 0, empty_netns: false }, ([127, 0, 0, 1], closed).into());
+            peer.go_and_wait()
+        })
+        .collect();
+    assert_eq!(refusals, vec![libc::ECONNREFUSED; FAILED]);
+    for h in held.into_iter().rev() {
+        assert!(h.close(), "the exchange failed");
+    }
+    let s = serve.scrape_until("every connection closed", |s| {
+        sum(s, "tcptrace_connections_closed_total", &[]) == 2.0 * CONNECTIONS as f64
+            && sum(s, "tcptrace_connect_failures_total", &[]) == FAILED as f64
+    });
+
+    let n = CONNECTIONS as f64;
+    let count = |name: &str, with: &[(&str, &str)]| sum(&s, name, with);
+    assert_eq!(count("tcptrace_connections_opened_total", &[("comm", "ttsc"), ("direction", "active"), ("result", "ok")]), n);
+    assert_eq!(count("tcptrace_connections_opened_total", &[("comm", "ttss"), ("direction", "passive"), ("result", "ok")]), n);
+    assert_eq!(count("tcptrace_connections_opened_total", &[("comm", "ttfail"), ("result", "failed")]), FAILED as f64);
+    assert_eq!(count("tcptrace_connections_opened_total", &[]), 2.0 * n + FAILED as f64, "nothing else counted");
+    assert_eq!(
+        count("tcptrace_connect_failures_total", &[("comm", "ttfail"), ("errno", "ECONNREFUSED"), ("rport_class", "ephemeral")]),
+        FAILED as f64
+    );
+    // Bytes, both ways, exactly as sent.
+    assert_eq!(count("tcptrace_sent_bytes_total", &[("comm", "ttsc")]), n * CLIENT_SENDS as f64);
+    assert_eq!(count("tcptrace_received_bytes_total", &[("comm", "ttsc")]), n * SERVER_SENDS as f64);
+    assert_eq!(count("tcptrace_sent_bytes_total", &[("comm", "ttss"), ("lport", &lport)]), n * SERVER_SENDS as f64);
+    assert_eq!(count("tcptrace_received_bytes_total", &[("comm", "ttss")]), n * CLIENT_SENDS as f64);
+    assert_eq!(count("tcptrace_connect_latency_seconds_count", &[("comm", "ttsc")]), n);
+    assert_eq!(count("tcptrace_connect_latency_seconds_bucket", &[("comm", "ttsc"), ("le", "+Inf")]), n);
+    assert_eq!(count("tcptrace_connection_lifetime_seconds_count", &[("direction", "active")]), n);
+    assert_eq!(count("tcptrace_connection_lifetime_seconds_count", &[("direction", "passive")]), n);
+    // Both sides close at once here, so which one started is a race: not checked.
+    assert_eq!(count("tcptrace_connections_closed_total", &[("comm", "ttsc"), ("direction", "active")]), n);
+    assert_eq!(count("tcptrace_connections_closed_total", &[("comm", "ttss"), ("direction", "passive")]), n);
+    assert_eq!(count("tcptrace_open_connections", &[]), 0.0);
+    // Three handshakes, two refusals, two sides of three connections closing.
+    assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_SENT"), ("to", "ESTABLISHED")]), n);
+    assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_SENT"), ("to", "CLOSE")]), FAILED as f64);
+    assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_RECV"), ("to", "ESTABLISHED")]), n);
+    assert_eq!(count("tcptrace_events_lost_total", &[]), 0.0);
+    assert_eq!(count("tcptrace_series_dropped_total", &[]), 0.0);
+    // Which family each hook took, as -v says it.
+    let hooks: BTreeSet<(String, String)> = s
+        .iter()
+        .filter(|x| x.name == "tcptrace_hook_info")
+        .map(|x| (x.labels["hook"].clone(), x.labels["family"].clone()))
+        .collect();
+    let family = effective_family();
+    let expected: BTreeSet<(String, String)> =
+        ["state", "connect", "accept", "retransmit"].iter().map(|h| ((*h).to_string(), family.clone())).collect();
+    assert_eq!(hooks, expected);
+
+    let (code, stderr) = serve.terminate();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    assert!(stderr.iter().all(|l| !l.contains("panicked")), "{stderr:?}");
+}
+
+/// 5,000 distinct remote ports with `--labels rport --max-series 1000`: 1,000 label sets
+/// are kept and the events of the other 4,000 are counted as dropped.
+#[test]
+fn label_sets_stop_at_max_series_and_the_rest_are_counted() {
+    const PORTS: u16 = 5000;
+    const FIRST: u16 = 20000;
+    let _serial = serial();
+    let range = format!("{FIRST}-{}", FIRST + PORTS - 1);
+    let serve = Serve::start(&["--rport", &range, "--ring-buffer", "8M"], &["--labels", "rport", "--max-series", "1000"]);
+    let mut refused = 0;
+    for port in FIRST..FIRST + PORTS {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
+            other => panic!("port {port} should be closed: {other:?}"),
+        }
+    }
+    assert_eq!(refused, PORTS);
+    let s = serve.scrape_until("every refusal recorded or dropped", |s| {
+        sum(s, "tcptrace_connections_opened_total", &[]) + sum(s, "tcptrace_series_dropped_total", &[]) == f64::from(PORTS)
+    });
+    assert_eq!(sum(&s, "tcptrace_label_sets", &[]), 1000.0);
+    assert_eq!(sum(&s, "tcptrace_series_dropped_total", &[]), 4000.0);
+    let ports: BTreeSet<&String> = s.iter().filter(|x| x.name == "tcptrace_connect_failures_total").map(|x| &x.labels["rport"]).collect();
+    assert_eq!(ports.len(), 1000);
+    assert_eq!(sum(&s, "tcptrace_events_lost_total", &[]), 0.0);
+    let (code, stderr) = serve.terminate();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    let warned = stderr.iter().filter(|l| l.contains("--max-series 1000 reached")).count();
+    assert_eq!(warned, 1, "one warning, not one per drop: {stderr:?}");
+}
