@@ -173,7 +173,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9433")]
     pub(crate) listen: std::net::SocketAddr,
 
-    /// Labels to add to the per-connection metrics, besides `comm` and `port_class`
+    /// Labels to add to the per-connection metrics, besides `comm` and `rport_class`
     /// (comma-separated). Each multiplies the number of series: see --max-series.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LABEL,...")]
     pub(crate) labels: Vec<LabelArg>,

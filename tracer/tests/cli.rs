@@ -40,6 +40,10 @@ fn every_failure_is_one_line_with_its_exit_code() {
         (&["-n", "0"], None, 2, "tcptrace: invalid value '0' for '--count <N>'"),
         (&["-o", "xml"], None, 2, "tcptrace: invalid value 'xml' for '--output <FORMAT>'"),
         (&["completions", "tcsh"], None, 2, "tcptrace: invalid value 'tcsh' for '<SHELL>'"),
+        (&["serve", "--max-series", "0"], None, 2, "tcptrace: invalid value '0' for '--max-series <N>'"),
+        (&["serve", "--labels", "pid,bogus"], None, 2, "tcptrace: invalid value 'bogus' for '--labels <LABEL,...>'"),
+        (&["serve", "--listen", "nowhere"], None, 2, "tcptrace: invalid value 'nowhere' for '--listen <ADDR:PORT>'"),
+        (&["serve"], Some(NOBODY), 1, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON"),
         (&[], Some(NOBODY), 1, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON (missing: CAP_BPF and CAP_PERFMON)"),
         (
             &["--btf", "/nonexistent/vmlinux"],
@@ -57,6 +61,12 @@ fn every_failure_is_one_line_with_its_exit_code() {
         assert!(err.starts_with(start), "{args:?}: {err}");
         assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?}: {err}");
     }
+    // A port that is taken: refused after loading, in one line, and nothing left attached.
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let (got, out, err) = run_to_end(&["serve", "--listen", &addr], None);
+    assert_eq!((got, out.as_str()), (1, ""), "{err}");
+    assert_eq!(err, format!("tcptrace: cannot listen on {addr}: Address already in use (os error 98)\n"));
     // The hook that fails says why each family was refused.
     let (_, _, err) = run_to_end(no_family, None);
     assert!(err.contains("no hook family attaches on this kernel"), "{err}");

@@ -25,6 +25,11 @@ use crate::{
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     let every = [EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::State, EventKind::Retransmit];
     let config = Config { events: every.iter().fold(0, |bits, k| bits | kind_bit(*k)), count_calls: 0, live: 0, _pad: 0 };
+    // The port before the kernel programs: a port in use fails at once, attaching nothing.
+    // Usage errors in the filters still come first, as everywhere.
+    crate::filter::from_cli(cli)?;
+    let listener = std::net::TcpListener::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
+    listener.set_nonblocking(true)?;
     let mut tracer = crate::run::load(cli, config)?;
 
     let mut registry = Registry::with_prefix("tcptrace");
@@ -36,8 +41,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")?;
     runtime.block_on(async {
-        let listener =
-            tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         if !args.listen.ip().is_loopback() {
             eprintln!("tcptrace: metrics are reachable from other hosts on {} (--listen)", args.listen);
         }

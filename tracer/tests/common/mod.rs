@@ -542,6 +542,7 @@ impl Serve {
         loop {
             let Ok(line) = rx.recv_timeout(START_TIMEOUT) else {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("tcptrace serve did not start: {seen:?}");
             };
             if let Some(url) = line.strip_prefix("tcptrace: serving metrics on http://") {
@@ -652,7 +653,7 @@ fn unchunk(mut body: &str) -> String {
             break;
         }
         out.push_str(&rest[..n]);
-        body = &rest[n..].trim_start_matches("\r\n");
+        body = rest[n..].trim_start_matches("\r\n");
     }
     out
 }
