@@ -4,6 +4,8 @@
 mod bench;
 mod bpf_stats;
 mod build_ebpf;
+#[cfg(test)]
+mod deploy_files;
 mod setup;
 mod test;
 mod vm;

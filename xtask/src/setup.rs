@@ -21,6 +21,8 @@ const APT_PACKAGES: &[&str] = &[
     // Peers the benchmark compares against.
     "libbpf-tools",
     "bpftrace",
+    // A real Prometheus scraping `tcptrace serve` (tests/prometheus.rs; promtool checks deploy/).
+    "prometheus",
 ];
 
 fn have(cmd: &str) -> bool {

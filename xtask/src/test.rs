@@ -27,6 +27,9 @@ pub(crate) struct Options {
     /// Skip the unit and host-kernel tests (to iterate on the VM alone).
     #[arg(long)]
     vm_only: bool,
+    /// Run only these integration test binaries (comma-separated, like `serve,prometheus`).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// Builds the integration test binaries and returns their paths.
@@ -65,7 +68,11 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
 
     crate::run_cmd(Command::new("cargo").current_dir(&root).args(["build", "-p", "tracer"]))?;
     let tcptrace = root.join("target/debug/tcptrace");
-    let bins = integration_binaries()?;
+    let mut bins = integration_binaries()?;
+    if !opts.only.is_empty() {
+        bins.retain(|b| opts.only.contains(&vm::vm_name(b)));
+        anyhow::ensure!(!bins.is_empty(), "no test binary is named {:?}", opts.only);
+    }
     for family in HOST_FAMILIES.iter().filter(|_| !opts.vm_only) {
         for bin in &bins {
             eprintln!("xtask: host kernel, family {family}: {}", vm::vm_name(bin));
@@ -89,13 +96,16 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         return Ok(());
     }
     let tool = |name: &str, package: &str| {
-        ["/usr/sbin", "/sbin"].into_iter().map(|d| Path::new(d).join(name)).find(|p| p.exists()).with_context(|| format!("{name} missing (apt-get install {package})"))
+        ["/usr/sbin", "/sbin", "/usr/bin"].into_iter().map(|d| Path::new(d).join(name)).find(|p| p.exists()).with_context(|| format!("{name} missing (apt-get install {package})"))
     };
     // nft and ip (iproute2: busybox's cannot make veth pairs) for the lossy-link tests.
     let mut payloads = vec![
         vm::Payload { name: "tcptrace".into(), path: tcptrace },
         vm::Payload { name: "nft".into(), path: tool("nft", "nftables")? },
         vm::Payload { name: "ip".into(), path: tool("ip", "iproute2")? },
+        // A real Prometheus scraping `tcptrace serve` (tests/prometheus.rs).
+        // Not named `prometheus`: that is the test binary's name in the VM.
+        vm::Payload { name: "prometheus-server".into(), path: tool("prometheus", "prometheus")? },
     ];
     let mut names = Vec::new();
     for bin in &bins {

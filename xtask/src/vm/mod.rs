@@ -52,7 +52,7 @@ echo TT-BOOTED $(uname -r)
         for fam in VM_FAMILIES {
             s.push_str(&format!(
                 "echo TT-START {test} {fam}\n\
-                 TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft TT_IP=/tt/ip /tt/{test} --test-threads=1\n\
+                 TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft TT_IP=/tt/ip TT_PROMETHEUS=/tt/prometheus-server /tt/{test} --test-threads=1\n\
                  echo TT-RESULT {test} {fam} rc=$?\n"
             ));
         }
