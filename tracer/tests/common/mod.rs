@@ -124,15 +124,7 @@ impl Trace {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn tcptrace");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = stderr_lines(&mut child);
         let mut trace = Self { child, stderr: rx, stderr_seen: Vec::new() };
         loop {
             match trace.stderr.recv_timeout(START_TIMEOUT) {
@@ -194,6 +186,20 @@ impl Trace {
             .collect();
         Finished { events, stderr: self.stderr_seen, status: out.status }
     }
+}
+
+/// The child's stderr, a line at a time, read by a thread of its own.
+fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Runs tcptrace to completion with these args; returns (exit code, stdout, stderr).
@@ -529,15 +535,7 @@ impl Serve {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn tcptrace serve");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = stderr_lines(&mut child);
         let mut seen = Vec::new();
         loop {
             let Ok(line) = rx.recv_timeout(START_TIMEOUT) else {
