@@ -25,7 +25,9 @@ pub(crate) fn tt_state_fent2(ctx: FEntryContext) -> u32 {
 #[inline(always)]
 fn run(ctx: &FEntryContext, owner_side: bool) {
     let sk: u64 = ctx.arg(0);
-    if let Ok(old) = sock::state(sk) {
-        super::pair(sk, i32::from(old), ctx.arg(1), owner_side);
-    }
+    super::pair(sk, owner_side, || {
+        if let Ok(old) = sock::state(sk) {
+            super::on_change(sk, i32::from(old), ctx.arg(1));
+        }
+    });
 }

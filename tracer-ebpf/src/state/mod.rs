@@ -50,18 +50,21 @@ pub(crate) const TCP_LISTEN: i32 = 10;
 /// and that mark can lose an event, and the kernel counts that skip, which tcptrace
 /// reports. Kprobes and classic tracepoints have one guard for all BPF programs, so there
 /// a single program handles everything and misses are counted the same way.
+///
+/// `handle` reads what else it needs (protocol, old state) and calls `on_change`: only the
+/// program that takes the change pays for those reads.
 #[inline(always)]
-pub(crate) fn pair(sk: u64, old: i32, new: i32, owner_side: bool) {
+pub(crate) fn pair(sk: u64, owner_side: bool, handle: impl FnOnce()) {
     if owner_side {
         // Unreadable: the owner side takes it, so it is never dropped.
         let owned = sock::owned(sk).unwrap_or(true);
         // SAFETY: this CPU's slot of a per-CPU array.
         let softirq_side_busy = STATE_BUSY.get_ptr(0).is_some_and(|b| unsafe { *b } != 0);
         if owned || softirq_side_busy {
-            on_change(sk, old, new);
+            handle();
         }
     } else if sock::owned(sk) == Ok(false) {
-        on_change(sk, old, new);
+        handle();
     }
 }
 
@@ -85,8 +88,10 @@ pub(crate) fn softirq_side(body: impl FnOnce()) {
 /// entry point small and gives the event builders below their own stack frames.
 #[inline(never)]
 pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
-    // Listening sockets are not connections.
-    if old == new || new == TCP_LISTEN || (old == TCP_LISTEN && new == TCP_CLOSE) {
+    // Listening sockets are not connections. A child socket's first change, LISTEN ->
+    // SYN_RECV, matters only for its state event: without state events the connection's
+    // entry is made at SYN_RECV -> ESTABLISHED, one map insert and lookup fewer.
+    if old == new || new == TCP_LISTEN || (old == TCP_LISTEN && (new == TCP_CLOSE || !crate::globals::wants(EventKind::State))) {
         return;
     }
     let now = now_ns();

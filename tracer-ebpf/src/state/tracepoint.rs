@@ -50,7 +50,9 @@ pub(crate) fn tt_state_rtp2(ctx: aya_ebpf::programs::RawTracePointContext) -> u3
 #[inline(always)]
 fn raw(ctx: &aya_ebpf::programs::RawTracePointContext, owner_side: bool) {
     let sk: u64 = ctx.arg(0);
-    if crate::sock::protocol(sk) == Ok(IPPROTO_TCP) {
-        super::pair(sk, ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32, owner_side);
-    }
+    super::pair(sk, owner_side, || {
+        if crate::sock::protocol(sk) == Ok(IPPROTO_TCP) {
+            super::on_change(sk, ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32);
+        }
+    });
 }
