@@ -85,11 +85,11 @@ impl<W: Write> Printer<W> {
 }
 
 /// `ok`, an errno name (`ECONNREFUSED`), `errno<N>`, or `failed` when the kernel gave none.
-pub(crate) fn result_text(result: ConnectResult) -> String {
+pub(crate) fn result_text(result: ConnectResult) -> std::borrow::Cow<'static, str> {
     match result {
         ConnectResult::Ok => "ok".into(),
         ConnectResult::Failed(0) => "failed".into(),
-        ConnectResult::Failed(n) => crate::event::errno_name(n).map_or_else(|| format!("errno{n}"), str::to_string),
+        ConnectResult::Failed(n) => crate::event::errno_name(n).map_or_else(|| format!("errno{n}").into(), Into::into),
     }
 }
 
@@ -115,6 +115,15 @@ pub(crate) fn relative(time_ns: u64, start_ns: u64, digits: usize) -> String {
     let d = time_ns.saturating_sub(start_ns);
     let frac = d % 1_000_000_000 / 10u64.pow(9 - digits.min(9) as u32);
     format!("{}.{frac:0digits$}", d / 1_000_000_000)
+}
+
+/// `column_safe` written to `out`, without a copy when nothing needs escaping (the usual
+/// case).
+pub(crate) fn write_column_safe<W: io::Write>(out: &mut W, s: &str) -> io::Result<()> {
+    if !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\\') {
+        return out.write_all(s.as_bytes());
+    }
+    out.write_all(column_safe(s).as_bytes())
 }
 
 /// A comm safe for whitespace-separated columns: spaces and control bytes escaped.
@@ -234,6 +243,14 @@ TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
         for line in got.lines() {
             assert!(line.split_whitespace().count() >= 10, "{line}");
         }
+    }
+
+    #[test]
+    fn plain_time_keeps_leading_zeros_of_the_nanoseconds() {
+        let mut e = all_kinds()[2].clone();
+        e.time_ns = 5_000_000_007;
+        let got = render(OutputMode::Plain, &[e]);
+        assert!(got.lines().nth(1).is_some_and(|l| l.starts_with("5.000000007 accept ")), "{got}");
     }
 
     #[test]
