@@ -31,6 +31,23 @@ pub(crate) struct Options {
     /// A short run (CI): fewer rounds, shorter windows; numbers are indicative only.
     #[arg(long)]
     pub(crate) quick: bool,
+    /// Only these configurations (by key: untraced, floor, floor-state, tcptrace,
+    /// tcptrace-all, tcplife, bpftrace), for experiments; writes to target/bench.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) configs: Vec<String>,
+    /// Only this workload (churn, rr, bulk); writes to target/bench.
+    #[arg(long)]
+    pub(crate) workload: Option<String>,
+    /// Rounds (default 5, or 1 with --quick).
+    #[arg(long)]
+    pub(crate) rounds: Option<usize>,
+}
+
+impl Options {
+    /// A run that is not the full benchmark: its report goes to target/bench.
+    fn partial(&self) -> bool {
+        self.quick || !self.configs.is_empty() || self.workload.is_some() || self.rounds.is_some()
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -49,6 +66,14 @@ impl Workload {
         }
     }
 
+    const fn key(self) -> &'static str {
+        match self {
+            Self::Churn => "churn",
+            Self::RequestResponse => "rr",
+            Self::Bulk => "bulk",
+        }
+    }
+
     const fn unit(self) -> &'static str {
         match self {
             Self::Churn => "conn",
@@ -60,6 +85,7 @@ impl Workload {
 
 /// One tracer configuration: a command line, or none.
 struct Config {
+    key: &'static str,
     name: &'static str,
     command: Option<Vec<String>>,
 }
@@ -67,17 +93,28 @@ struct Config {
 fn configs(root: &Path) -> Vec<Config> {
     let tcptrace = root.join("target/release/tcptrace").display().to_string();
     let bt = |f: &str| vec!["bpftrace".to_string(), root.join("bench").join(f).display().to_string()];
-    vec![
-        Config { name: "untraced", command: None },
-        Config { name: "floor (empty programs)", command: Some(bt("floor.bt")) },
-        Config { name: "tcptrace (default events)", command: Some(vec![tcptrace.clone(), "-o".into(), "plain".into()]) },
+    let mut list = vec![
+        Config { key: "untraced", name: "untraced", command: None },
+        Config { key: "floor", name: "floor (empty programs)", command: Some(bt("floor.bt")) },
+        Config { key: "floor-state", name: "floor, state tracepoint only", command: Some(bt("floor-state.bt")) },
+        Config { key: "tcptrace", name: "tcptrace (default events)", command: Some(vec![tcptrace.clone(), "-o".into(), "plain".into()]) },
         Config {
+            key: "tcptrace-all",
             name: "tcptrace (all events)",
             command: Some(vec![tcptrace, "-o".into(), "plain".into(), "-e".into(), "connect,accept,close,state,retransmit".into()]),
         },
-        Config { name: "tcplife (libbpf-tools)", command: Some(vec!["tcplife".into()]) },
-        Config { name: "bpftrace tcptrace.bt", command: Some(bt("tcptrace.bt")) },
-    ]
+        Config { key: "tcplife", name: "tcplife (libbpf-tools)", command: Some(vec!["tcplife".into()]) },
+        Config { key: "bpftrace", name: "bpftrace tcptrace.bt", command: Some(bt("tcptrace.bt")) },
+    ];
+    // Before/after in one run: TT_BENCH_BASELINE names another build of tcptrace.
+    if let Ok(baseline) = std::env::var("TT_BENCH_BASELINE") {
+        list.push(Config {
+            key: "baseline",
+            name: "tcptrace, baseline build (default events)",
+            command: Some(vec![baseline, "-o".into(), "plain".into()]),
+        });
+    }
+    list
 }
 
 /// Units of work done and the workload's CPU time over one window.
@@ -348,9 +385,21 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     let root = workspace_root();
     crate::run_cmd(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "tracer"]))?;
     let (rounds, window) = if opts.quick { (1, Duration::from_millis(1_500)) } else { (5, Duration::from_secs(4)) };
-    let _stats = crate::bpf_stats::enable();
-    let configs = configs(&root);
-    let workloads = [Workload::Churn, Workload::RequestResponse, Workload::Bulk];
+    let rounds = opts.rounds.unwrap_or(rounds);
+    let mut configs = configs(&root);
+    if opts.configs.is_empty() {
+        // The second floor is for experiments (it showed that the syscall tracepoints are
+        // not what the floor costs); it would make --quick longer than CI's budget for it.
+        configs.retain(|c| c.key != "floor-state");
+    } else {
+        // Untraced stays: every figure is relative to it.
+        configs.retain(|c| c.key == "untraced" || opts.configs.iter().any(|k| k == c.key));
+    }
+    let mut workloads = vec![Workload::Churn, Workload::RequestResponse, Workload::Bulk];
+    if let Some(w) = &opts.workload {
+        workloads.retain(|x| x.key() == w);
+        anyhow::ensure!(!workloads.is_empty(), "no workload {w:?} (churn, rr, bulk)");
+    }
     // samples[workload][config] = one Sample per round
     let mut samples: Vec<Vec<Vec<Sample>>> = workloads.iter().map(|_| configs.iter().map(|_| Vec::new()).collect()).collect();
     for round in 0..rounds {
@@ -369,22 +418,35 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             }
         }
     }
+    // Per-program cost in a pass of its own: kernel.bpf_stats_enabled adds two clock reads
+    // to every program run, a cost the rounds above must not carry (a tracer with more
+    // program runs per connection would pay more of it).
+    let mut profiles: Vec<Vec<Vec<Sample>>> = workloads.iter().map(|_| configs.iter().map(|_| Vec::new()).collect()).collect();
+    {
+        let _stats = crate::bpf_stats::enable();
+        // --quick profiles churn only, to stay well under its two minutes.
+        for (wi, w) in workloads.iter().enumerate().filter(|(_, w)| !opts.quick || **w == Workload::Churn) {
+            for (ci, c) in configs.iter().enumerate().filter(|(_, c)| c.command.is_some()) {
+                profiles[wi][ci].push(sample(c, *w, window.min(Duration::from_secs(2)))?);
+            }
+        }
+    }
     let (startup_ms, rss_kib) = tcptrace_startup(&root)?;
-    report(&root, &workloads, &configs, &samples, rounds, window, startup_ms, rss_kib, opts.quick)
+    let runs = Runs { samples: &samples, profiles: &profiles, rounds, window };
+    report(&root, &workloads, &configs, &runs, startup_ms, rss_kib, opts.partial())
 }
 
-#[expect(clippy::too_many_arguments, reason = "one report from one run's pieces")]
-fn report(
-    root: &Path,
-    workloads: &[Workload],
-    configs: &[Config],
-    samples: &[Vec<Vec<Sample>>],
+/// What one run measured: `samples[workload][config]`, one per round, with bpf_stats off;
+/// `profiles`, the same layout, one short sample each with bpf_stats on.
+struct Runs<'a> {
+    samples: &'a [Vec<Vec<Sample>>],
+    profiles: &'a [Vec<Vec<Sample>>],
     rounds: usize,
     window: Duration,
-    startup_ms: f64,
-    rss_kib: u64,
-    quick: bool,
-) -> Result<()> {
+}
+
+fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'_>, startup_ms: f64, rss_kib: u64, quick: bool) -> Result<()> {
+    let Runs { samples, profiles, rounds, window } = *runs;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
     let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let mut md = format!(
@@ -400,13 +462,14 @@ fn report(
     let mut json = Vec::new();
     for (wi, w) in workloads.iter().enumerate() {
         md.push_str(&format!(
-            "\n## {}\n\n| configuration | {u}/s (median, min-max) | vs untraced | workload CPU µs/{u} (added) | tracer CPU µs/{u} | tracer CPU µs/event | events lost |\n|---|---|---|---|---|---|---|\n",
+            "\n## {}\n\n| configuration | {u}/s (median, min-max) | vs untraced | workload CPU µs/{u} (added) | tracer CPU µs/{u} | total added µs/{u} | tracer CPU µs/event | events lost |\n|---|---|---|---|---|---|---|---|\n",
             w.name(),
             u = w.unit()
         ));
         let rate = |s: &Sample| s.units / s.seconds;
         let base_rate = median(samples[wi][0].iter().map(rate).collect());
         let base_cpu = median(samples[wi][0].iter().map(|s| s.workload_cpu_us / s.units.max(1.0)).collect());
+        let mut totals: Vec<(&str, f64)> = Vec::new();
         for (ci, c) in configs.iter().enumerate() {
             let rates: Vec<f64> = samples[wi][ci].iter().map(rate).collect();
             let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
@@ -419,8 +482,9 @@ fn report(
             let per_event = (!per_event.is_empty()).then(|| median(per_event));
             let lost: Option<u64> = samples[wi][ci].iter().map(|s| s.lost).sum();
             let shown = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+            totals.push((c.key, cpu - base_cpu + tracer));
             md.push_str(&format!(
-                "| {} | {:.0} ({:.0}-{:.0}) | {:+.1}% | {:.2} ({:+.2}) | {:.2} | {} | {} |\n",
+                "| {} | {:.0} ({:.0}-{:.0}) | {:+.1}% | {:.2} ({:+.2}) | {:.2} | {:.2} | {} | {} |\n",
                 c.name,
                 med,
                 lo,
@@ -429,6 +493,7 @@ fn report(
                 cpu,
                 cpu - base_cpu,
                 tracer,
+                cpu - base_cpu + tracer,
                 shown(per_event.map(|v| format!("{v:.2}"))),
                 shown(lost.map(|v| v.to_string())),
             ));
@@ -438,18 +503,28 @@ fn report(
                 "vs_untraced": med / base_rate - 1.0,
                 "workload_cpu_us_per_unit": cpu, "tracer_cpu_us_per_unit": tracer,
                 "tracer_cpu_us_per_event": per_event, "events_lost": lost,
-                "programs": program_costs(&samples[wi][ci]).iter().map(|(name, ns, per_unit)| {
+                "programs": program_costs(&profiles[wi][ci]).iter().map(|(name, ns, per_unit)| {
                     serde_json::json!({ "name": name, "ns_per_run": ns, "runs_per_unit": per_unit })
                 }).collect::<Vec<_>>(),
             }));
         }
+        // The targets are ratios of total CPU added (workload + tracer).
+        let total = |key: &str| totals.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        if let Some(ours) = total("tcptrace") {
+            for (key, what) in [("tcplife", "tcplife"), ("floor", "the floor")] {
+                if let Some(theirs) = total(key).filter(|t| *t > 0.0) {
+                    md.push_str(&format!("\ntcptrace (default events) adds {:.2}x the CPU of {what}.", ours / theirs));
+                }
+            }
+            md.push('\n');
+        }
         md.push_str(&format!(
-            "\nPer-program cost ({}, kernel.bpf_stats_enabled: run time per invocation, invocations per {}):\n\n",
+            "\nPer-program cost ({}, in a separate pass with kernel.bpf_stats_enabled: run time per invocation, invocations per {}):\n\n",
             w.name(),
             w.unit()
         ));
         for (ci, c) in configs.iter().enumerate().skip(1) {
-            let costs = program_costs(&samples[wi][ci]);
+            let costs = program_costs(&profiles[wi][ci]);
             let list: Vec<String> = costs.iter().map(|(name, ns, per_unit)| format!("`{name}` {ns:.0} ns × {per_unit:.3}")).collect();
             md.push_str(&format!("- {}: {}\n", c.name, if list.is_empty() { "no runs".to_string() } else { list.join(", ") }));
         }

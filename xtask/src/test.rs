@@ -89,7 +89,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     if !opts.vm_only {
         // The benchmark's short mode, so that it cannot rot (its numbers are not checked).
         eprintln!("xtask: benchmark, short mode");
-        crate::bench::run(&crate::bench::Options { quick: true })?;
+        crate::bench::run(&crate::bench::Options { quick: true, configs: Vec::new(), workload: None, rounds: None })?;
     }
     if opts.no_vm {
         eprintln!("xtask: VM skipped (--no-vm)");
