@@ -35,6 +35,20 @@ pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, replace: b
     }
 }
 
+/// Stores a fresh entry for `sk` built by `init`, replacing any: for callers that do not
+/// need the entry afterwards (one map lookup fewer than `insert_new`). False if the map
+/// refused.
+#[inline(always)]
+pub(crate) fn put(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&mut SockInfo)) -> bool {
+    let Some(scratch) = crate::maps::NEW_SOCK.get_ptr_mut(0) else { return false };
+    // SAFETY: this CPU's scratch slot; nothing else uses it between here and the insert.
+    unsafe {
+        *scratch = SockInfo::unknown(direction, state_since_ns);
+        init(&mut *scratch);
+        SOCKS.insert(&sk, &*scratch, 0).is_ok()
+    }
+}
+
 /// The entry for `sk`, creating an owner-less one when there is none. `None` only if the
 /// map refused the insert (then the caller works from a stack copy).
 #[inline(always)]

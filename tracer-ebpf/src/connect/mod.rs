@@ -41,17 +41,24 @@ pub(crate) struct ConnectArgs {
 #[inline(always)]
 pub(crate) fn start(sk: u64, now: u64) {
     let task = current_task();
+    // Either way an entry left from an earlier connection on the same socket address
+    // (its CLOSE unseen) must go: the insert replaces it, or it is removed.
     if !task_wanted(&task) {
         // Not tracked at all: every later event of this socket has no owner and is dropped
         // by the same filter.
+        let _ = SOCKS.remove(&sk);
         count(Counter::Filtered);
         return;
     }
-    let _ = crate::socks::insert_new(sk, DIRECTION_ACTIVE, now, true, |info| {
+    let stored = crate::socks::put(sk, DIRECTION_ACTIVE, now, |info| {
         info.task = task;
         info.syn_sent_ns = now;
         info.last_state = crate::state::TCP_SYN_SENT as u8;
     });
+    if !stored {
+        let _ = SOCKS.remove(&sk);
+        count(Counter::MapError);
+    }
 }
 
 /// SYN_SENT -> ESTABLISHED (`failed == false`) or SYN_SENT -> CLOSE. Returns false when a

@@ -96,9 +96,10 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
     }
     let now = now_ns();
     if old == TCP_CLOSE && new == TCP_SYN_SENT {
-        let _ = SOCKS.remove(&sk); // an address reused before its CLOSE was seen
-        connect::start(sk, now);
-        state_event(sk, &socks::owner(sk), old, new, 0);
+        connect::start(sk, now); // replaces an entry whose CLOSE was not seen
+        if crate::globals::wants(EventKind::State) {
+            state_event(sk, &socks::owner(sk), old, new, 0);
+        }
         return;
     }
     let Some(info) = socks::get_or_track(sk, old, now) else {
