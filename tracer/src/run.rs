@@ -17,7 +17,7 @@ use crate::{
     loader::{self, family::FALLBACK_ORDER, Hook},
     printer::{OutputMode, Printer},
     privileges,
-    source::Source,
+    source::{Pacer, Source},
 };
 
 pub(crate) fn run(cli: &Cli) -> Result<()> {
@@ -120,6 +120,17 @@ pub(crate) fn losses(source: &Source, ebpf: &aya::Ebpf) -> Losses {
 }
 
 impl Losses {
+    /// Each reason with its count, named as `tcptrace serve` labels them.
+    pub(crate) const fn by_reason(&self) -> [(&'static str, u64); 5] {
+        [
+            ("ring_buffer_full", self.ring_full),
+            ("kernel_read_failed", self.read_errors),
+            ("hook_run_skipped", self.missed_runs),
+            ("state_out_of_sequence", self.state_gaps),
+            ("map_update_refused", self.map_errors),
+        ]
+    }
+
     fn lost(&self) -> u64 {
         self.ring_full + self.read_errors + self.missed_runs + self.state_gaps + self.map_errors
     }
@@ -172,11 +183,6 @@ fn drain<W: Write>(
     Ok(*left == Some(0))
 }
 
-/// Wake-ups closer together than this mean a busy machine: batch (see `pump`).
-pub(crate) const BUSY_GAP: std::time::Duration = std::time::Duration::from_millis(10);
-/// How long a busy reader lets events pile up: the most a line waits under load.
-pub(crate) const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
-
 /// Moves events until SIGINT/SIGTERM, flushing after each drain of the ring buffer, then
 /// prints a one-line summary on stderr.
 async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya::Ebpf, verbose: bool, stop: Stop) -> Result<()> {
@@ -186,7 +192,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya:
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut lost_reported = 0;
     let mut tally = Tally::default();
-    let mut last_wake = std::time::Instant::now() - BUSY_GAP;
+    let mut pacer = Pacer::new();
     let mut left = stop.events;
     // Far enough never to fire when no --duration was given.
     let deadline = tokio::time::sleep(stop.after.unwrap_or(std::time::Duration::from_secs(100 * 365 * 86_400)));
@@ -216,17 +222,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya:
                 if done {
                     break;
                 }
-                // The kernel wakes a reader that has caught up at every event it commits,
-                // which costs the traced workload an interrupt per event and the reader a
-                // wake-up, a drain and a write per event. When events come close together,
-                // wait a little before reading again: they pile up, the kernel sees a
-                // reader behind and does not wake it, and one drain takes them all. The
-                // first event after a quiet spell is still read at once.
-                let now = std::time::Instant::now();
-                if now.duration_since(last_wake) < BUSY_GAP {
-                    tokio::time::sleep(BATCH_WAIT).await;
-                }
-                last_wake = now;
+                pacer.after_drain().await;
             }
         }
     }

@@ -29,3 +29,34 @@ impl Source {
         self.counters.get(&(which as u32), 0).map_or(0, |values| values.iter().sum())
     }
 }
+
+/// Wake-ups closer together than this mean a busy machine: batch (see `Pacer`).
+const BUSY_GAP: std::time::Duration = std::time::Duration::from_millis(10);
+/// How long a busy reader lets events pile up: the most an event waits under load.
+const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// How soon a reader reads again after draining the ring buffer.
+///
+/// The kernel wakes a reader that has caught up at every event it commits, which costs
+/// the traced workload an interrupt per event and the reader a wake-up and a drain per
+/// event. When events come close together, wait a little before reading again: they pile
+/// up, the kernel sees a reader behind and does not wake it, and one drain takes them
+/// all. The first event after a quiet spell is still read at once.
+pub(crate) struct Pacer {
+    last_wake: std::time::Instant,
+}
+
+impl Pacer {
+    pub(crate) fn new() -> Self {
+        Self { last_wake: std::time::Instant::now() - BUSY_GAP }
+    }
+
+    /// Call after each drain.
+    pub(crate) async fn after_drain(&mut self) {
+        let now = std::time::Instant::now();
+        if now.duration_since(self.last_wake) < BUSY_GAP {
+            tokio::time::sleep(BATCH_WAIT).await;
+        }
+        self.last_wake = now;
+    }
+}

@@ -69,10 +69,7 @@ pub(crate) struct Metrics {
     transitions: Family<Labels, Counter>,
     open_connections: Family<Labels, Gauge>,
     lost: Family<Labels, Counter>,
-    /// Last absolute value of each kernel loss counter, so the counters move by deltas.
-    lost_seen: HashMap<&'static str, u64>,
     filtered: Counter,
-    filtered_seen: u64,
     series_dropped: Counter,
     label_sets: Gauge,
     hooks: Family<Labels, Gauge>,
@@ -100,9 +97,7 @@ impl Metrics {
             transitions: Family::default(),
             open_connections: Family::default(),
             lost: Family::default(),
-            lost_seen: HashMap::new(),
             filtered: Counter::default(),
-            filtered_seen: 0,
             series_dropped: Counter::default(),
             label_sets: Gauge::default(),
             hooks: Family::default(),
@@ -155,15 +150,16 @@ impl Metrics {
         self.hooks.get_or_create(&labels).set(1);
     }
 
-    /// Sets the loss counters from the kernel's absolute counts.
-    pub(crate) fn kernel_counts(&mut self, lost: &[(&'static str, u64)], filtered: u64) {
-        for &(reason, now) in lost {
-            let before = self.lost_seen.insert(reason, now).unwrap_or(0);
-            // Created at zero even when nothing was lost: a panel needs a series to show.
-            self.lost.get_or_create(&vec![("reason", reason.to_string())]).inc_by(now.saturating_sub(before));
-        }
-        self.filtered.inc_by(filtered.saturating_sub(self.filtered_seen));
-        self.filtered_seen = self.filtered_seen.max(filtered);
+    /// Brings a loss counter up to the kernel's absolute count for `reason`. Created at
+    /// zero even when nothing was lost: a panel needs a series to show.
+    pub(crate) fn lost_so_far(&self, reason: &'static str, count: u64) {
+        let counter = self.lost.get_or_create(&vec![("reason", reason.to_string())]);
+        counter.inc_by(count.saturating_sub(counter.get()));
+    }
+
+    /// Brings the filtered counter up to the kernel's absolute count.
+    pub(crate) fn filtered_so_far(&self, count: u64) {
+        self.filtered.inc_by(count.saturating_sub(self.filtered.get()));
     }
 
     /// The event's per-connection label set.

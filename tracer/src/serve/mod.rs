@@ -18,8 +18,8 @@ use tracer_common::{
 use crate::{
     cli::{Cli, ServeArgs},
     decode::{decode, Clock},
-    run::{losses, BATCH_WAIT, BUSY_GAP},
-    source::Source,
+    run::losses,
+    source::{Pacer, Source},
 };
 
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
@@ -61,22 +61,17 @@ async fn pump(source: &mut Source, ebpf: &aya::Ebpf, metrics: &mut metrics::Metr
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut undecodable = 0;
-    let mut last_wake = std::time::Instant::now() - BUSY_GAP;
+    let mut pacer = Pacer::new();
     loop {
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = tick.tick() => {
                 let l = losses(source, ebpf);
-                let lost = [
-                    ("ring_buffer_full", l.ring_full),
-                    ("kernel_read_failed", l.read_errors),
-                    ("hook_run_skipped", l.missed_runs),
-                    ("state_out_of_sequence", l.state_gaps),
-                    ("map_update_refused", l.map_errors),
-                    ("undecodable", undecodable),
-                ];
-                metrics.kernel_counts(&lost, l.filtered);
+                for (reason, count) in l.by_reason().into_iter().chain([("undecodable", undecodable)]) {
+                    metrics.lost_so_far(reason, count);
+                }
+                metrics.filtered_so_far(l.filtered);
             }
             guard = source.ring.readable_mut() => {
                 let mut guard = guard?;
@@ -89,12 +84,7 @@ async fn pump(source: &mut Source, ebpf: &aya::Ebpf, metrics: &mut metrics::Metr
                 }
                 guard.clear_ready();
                 drop(guard);
-                // As in the trace (run::pump): under load, let events pile up a little.
-                let now = std::time::Instant::now();
-                if now.duration_since(last_wake) < BUSY_GAP {
-                    tokio::time::sleep(BATCH_WAIT).await;
-                }
-                last_wake = now;
+                pacer.after_drain().await;
             }
         }
     }
