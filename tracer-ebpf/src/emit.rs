@@ -2,7 +2,7 @@
 //! per-CPU counters that make every loss visible.
 
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
 };
 use tracer_common::{
     counters::Counter,
@@ -36,32 +36,38 @@ pub(crate) fn current_task() -> Task {
         tid: pid_tgid as u32,
         uid: bpf_get_current_uid_gid() as u32,
         _pad: 0,
-        comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
+        comm: current_comm(),
     }
 }
 
-/// Writes a header in place (into a ring buffer reservation).
+/// The current task's name. aya's wrapper zeroes its buffer first, through `memset` (see
+/// `mem`); the kernel's helper writes every byte itself, zeros included when it fails.
 #[inline(always)]
-pub(crate) fn fill_header(out: &mut EventHeader, kind: EventKind, task: &Task) {
+fn current_comm() -> [u8; COMM_LEN] {
+    let mut comm = core::mem::MaybeUninit::<[u8; COMM_LEN]>::uninit();
+    // SAFETY: the helper fills all COMM_LEN bytes of the buffer (zeroed on failure).
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), COMM_LEN as u32);
+        comm.assume_init()
+    }
+}
+
+/// Writes a header in place (into a ring buffer reservation). `at_ns` is the event's
+/// time: the caller's own clock reading where it has one (a clock read costs about as
+/// much as a map lookup here).
+#[inline(always)]
+pub(crate) fn fill_header(out: &mut EventHeader, kind: EventKind, task: &Task, at_ns: u64) {
     out.kind = kind as u32;
     out.pid = task.pid;
     out.tid = task.tid;
     out.uid = task.uid;
-    out.ts_ns = now_ns();
+    out.ts_ns = at_ns;
     out.comm = task.comm;
 }
 
 #[inline(always)]
-pub(crate) fn header(kind: EventKind, task: &Task) -> EventHeader {
-    EventHeader {
-        kind: kind as u32,
-        pid: task.pid,
-        tid: task.tid,
-        uid: task.uid,
-        // SAFETY: no preconditions.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        comm: task.comm,
-    }
+pub(crate) fn header(kind: EventKind, task: &Task, at_ns: u64) -> EventHeader {
+    EventHeader { kind: kind as u32, pid: task.pid, tid: task.tid, uid: task.uid, ts_ns: at_ns, comm: task.comm }
 }
 
 /// Sends one event, written field by field straight into the ring buffer by `fill` (a
@@ -86,6 +92,7 @@ pub(crate) fn header_if_wanted(
     kind: EventKind,
     owner: &Task,
     endpoints: &tracer_common::addr::Endpoints,
+    at_ns: u64,
 ) -> Option<EventHeader> {
     if !crate::globals::wants(kind) {
         return None;
@@ -95,7 +102,7 @@ pub(crate) fn header_if_wanted(
         count(Counter::Filtered);
         return None;
     }
-    Some(header(kind, owner))
+    Some(header(kind, owner, at_ns))
 }
 
 /// The current task passes the owner filters, its cgroup included: checked where a

@@ -26,6 +26,8 @@ mod globals;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
+mod mem;
+#[cfg(target_arch = "bpf")]
 mod retransmit;
 #[cfg(target_arch = "bpf")]
 mod sock;

@@ -48,17 +48,16 @@ pub(crate) fn endpoints(sk: u64) -> Result<Endpoints, ReadError> {
 /// no copies on the stack; every field of `out` is written.
 #[inline(always)]
 pub(crate) fn endpoints_into(sk: u64, out: &mut Endpoints) -> Result<(), ReadError> {
+    // SAFETY: `out` is a valid, aligned `Endpoints`.
+    unsafe { crate::mem::zero(out as *mut Endpoints) };
     out.family = read::<u16>(sk, sock_off::family())?;
     out.sport = u16::from_be(read::<u16>(sk, sock_off::sport())?);
     out.dport = u16::from_be(read::<u16>(sk, sock_off::dport())?);
-    out._pad = 0;
     let (saddr, daddr, len) = match out.family {
         AF_INET => (sock_off::rcv_saddr(), sock_off::daddr(), 4),
         AF_INET6 => (sock_off::v6_rcv_saddr(), sock_off::v6_daddr(), 16),
         _ => return Err(ReadError),
     };
-    out.saddr = [0; 16];
-    out.daddr = [0; 16];
     read_into(sk, saddr, out.saddr.get_mut(..len).ok_or(ReadError)?)?;
     read_into(sk, daddr, out.daddr.get_mut(..len).ok_or(ReadError)?)
 }

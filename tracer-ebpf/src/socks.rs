@@ -24,7 +24,7 @@ pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, replace: b
     let scratch = crate::maps::NEW_SOCK.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch slot; nothing else uses it between here and the insert.
     let inserted = unsafe {
-        *scratch = SockInfo::unknown(direction, state_since_ns);
+        fresh(scratch, direction, state_since_ns);
         init(&mut *scratch);
         SOCKS.insert(&sk, &*scratch, if replace { 0 } else { BPF_NOEXIST })
     };
@@ -43,9 +43,24 @@ pub(crate) fn put(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce
     let Some(scratch) = crate::maps::NEW_SOCK.get_ptr_mut(0) else { return false };
     // SAFETY: this CPU's scratch slot; nothing else uses it between here and the insert.
     unsafe {
-        *scratch = SockInfo::unknown(direction, state_since_ns);
+        fresh(scratch, direction, state_since_ns);
         init(&mut *scratch);
         SOCKS.insert(&sk, &*scratch, 0).is_ok()
+    }
+}
+
+/// Writes `SockInfo::unknown(direction, state_since_ns)` into `*dst` (per-CPU scratch)
+/// without building it on the stack and copying it through `memset` (see `mem`).
+///
+/// # Safety
+/// `dst` must point at a `SockInfo` this program alone writes.
+#[inline(always)]
+unsafe fn fresh(dst: *mut SockInfo, direction: u8, state_since_ns: u64) {
+    // SAFETY: as the caller promises.
+    unsafe {
+        crate::mem::zero(dst);
+        (*dst).direction = direction;
+        (*dst).state_since_ns = state_since_ns;
     }
 }
 

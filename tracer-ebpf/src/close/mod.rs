@@ -20,7 +20,7 @@ use crate::{
     globals::config,
     sock,
     socks::SockInfo,
-    state::TCP_ESTABLISHED,
+    state::{TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK},
 };
 
 // errno values a reset from the peer leaves on the socket (tcp_reset()).
@@ -31,7 +31,11 @@ const ECONNRESET: i32 = 104;
 /// for `destroy` to emit the event.
 #[inline(always)]
 pub(crate) fn on_close_state(sk: u64, info: &mut SockInfo, old: i32, now: u64) -> bool {
-    info.closed_by = closed_by(sk, info, old);
+    info.closed_by = closed_by(sk, old);
+    // Our FIN was acknowledged (`bytes_acked` counts it; see sock::byte_counts): FIN_WAIT2
+    // is entered on that ack, CLOSING and LAST_ACK are left on it (or on a reset or timeout,
+    // when nothing tells the difference).
+    info.fin_acked = u8::from(matches!(old, TCP_FIN_WAIT2 | TCP_CLOSING | TCP_LAST_ACK));
     // Which figure: by default the socket's own counters (exact, free, and they see
     // sendfile/splice too); with per-call counting, the sum of what tcp_sendmsg accepted
     // and tcp_recvmsg returned, for sockets tcptrace saw from their start.
@@ -57,19 +61,22 @@ pub(crate) fn destroy(sk: u64) {
     }
 }
 
+/// Which side started the close, from the state the socket leaves for CLOSE: a local
+/// close passes through FIN_WAIT1 (then FIN_WAIT2 or CLOSING), a remote one through
+/// CLOSE_WAIT (then LAST_ACK). Read here rather than tracked along the way, so the states
+/// in between need no work when nobody asked for state events.
 #[inline(always)]
-fn closed_by(sk: u64, info: &SockInfo, old: i32) -> u8 {
-    if info.closed_by != CLOSED_BY_UNKNOWN {
-        info.closed_by
-    } else if old == TCP_ESTABLISHED {
+fn closed_by(sk: u64, old: i32) -> u8 {
+    match old {
+        TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING => CLOSED_BY_LOCAL,
+        TCP_CLOSE_WAIT | TCP_LAST_ACK => CLOSED_BY_REMOTE,
         // Straight from ESTABLISHED to CLOSE is a reset: received if the kernel left the
         // peer's reset error on the socket, sent by us otherwise.
-        match sock::err(sk) {
+        TCP_ESTABLISHED => match sock::err(sk) {
             Ok(ECONNRESET | EPIPE) => CLOSED_BY_REMOTE,
             _ => CLOSED_BY_LOCAL,
-        }
-    } else {
-        CLOSED_BY_UNKNOWN
+        },
+        _ => CLOSED_BY_UNKNOWN,
     }
 }
 
@@ -119,13 +126,15 @@ fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
             count(Counter::ReadError);
             return;
         }
-        crate::emit::fill_header(&mut (*e).header, EventKind::Close, &info.task);
+        // The moment of CLOSE, except for a close event delayed to the socket's destruction.
+        let at_ns = if by_calls { crate::emit::now_ns() } else { closed_ns };
+        crate::emit::fill_header(&mut (*e).header, EventKind::Close, &info.task, at_ns);
         (*e).lifetime_ns = if info.established_ns == 0 { 0 } else { closed_ns.saturating_sub(info.established_ns) };
         (*e).total_retrans = sock::total_retrans(sk).unwrap_or(0);
         (*e).srtt_us = sock::srtt_us(sk).unwrap_or(0);
         (*e).direction = info.direction;
         (*e).closed_by = info.closed_by;
-        (*e)._pad = [0; 5];
+        crate::mem::zero(&raw mut (*e)._pad);
     }
     entry.submit(0);
 }

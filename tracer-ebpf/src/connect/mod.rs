@@ -22,7 +22,7 @@ use tracer_common::{
 };
 
 use crate::{
-    emit::{count, current_task, current_tid, header_if_wanted, now_ns, send, task_wanted},
+    emit::{count, current_task, current_tid, header, header_if_wanted, now_ns, send, task_wanted},
     globals::filter,
     maps::{CONNECT_ARGS, SOCKS},
     sock,
@@ -89,7 +89,7 @@ pub(crate) fn finish(sk: u64, info: &SockInfo, failed: bool, now: u64) -> bool {
         count(Counter::Filtered);
         return true;
     }
-    if let Some(header) = header_if_wanted(EventKind::Connect, &info.task, &endpoints) {
+    if let Some(header) = header_if_wanted(EventKind::Connect, &info.task, &endpoints, now) {
         let result = if failed { CONNECT_FAILED } else { CONNECT_OK };
         send_connect(header, endpoints, latency_ns, result, errno);
     }
@@ -144,13 +144,15 @@ pub(crate) fn exit(ret: i64) {
     if !crate::globals::wants(EventKind::Connect) {
         return;
     }
-    if !filter().connect_matches(true, latency_ns) || !task_wanted(&task) {
+    // task_wanted checks the owner filters (and the cgroup): only the ports are left.
+    if !filter().connect_matches(true, latency_ns)
+        || !task_wanted(&task)
+        || !filter().endpoints_match(endpoints.family, endpoints.sport, endpoints.dport)
+    {
         count(Counter::Filtered);
         return;
     }
-    if let Some(header) = header_if_wanted(EventKind::Connect, &task, &endpoints) {
-        send_connect(header, endpoints, latency_ns, CONNECT_FAILED, ret.unsigned_abs() as u32);
-    }
+    send_connect(header(EventKind::Connect, &task, now_ns()), endpoints, latency_ns, CONNECT_FAILED, ret.unsigned_abs() as u32);
 }
 
 /// The local end from the socket, the remote end from the address passed to `connect()`

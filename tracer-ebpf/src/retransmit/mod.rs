@@ -23,7 +23,7 @@ pub(crate) fn on_retransmit(sk: u64, tail_loss_probe: bool) {
         return;
     };
     let owner = socks::owner(sk);
-    if let Some(header) = header_if_wanted(EventKind::Retransmit, &owner, &endpoints) {
+    if let Some(header) = header_if_wanted(EventKind::Retransmit, &owner, &endpoints, crate::emit::now_ns()) {
         let state = sock::state(sk).unwrap_or(0);
         let total_retrans = sock::total_retrans(sk).unwrap_or(0);
         // SAFETY: `e` points at a reserved RetransmitEvent; every field is written.

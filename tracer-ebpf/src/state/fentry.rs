@@ -24,6 +24,9 @@ pub(crate) fn tt_state_fent2(ctx: FEntryContext) -> u32 {
 
 #[inline(always)]
 fn run(ctx: &FEntryContext, owner_side: bool) {
+    if !super::new_state_may_have_work(ctx.arg(1)) {
+        return;
+    }
     let sk: u64 = ctx.arg(0);
     super::pair(sk, owner_side, || {
         if let Ok(old) = sock::state(sk) {

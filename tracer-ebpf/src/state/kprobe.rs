@@ -9,6 +9,9 @@ pub(crate) fn tt_state_kp(ctx: ProbeContext) -> u32 {
     let (Some(sk), Some(new)) = (ctx.arg::<u64>(0), ctx.arg::<i32>(1)) else {
         return 0;
     };
+    if !super::new_state_may_have_work(new) {
+        return 0;
+    }
     if let Ok(old) = sock::state(sk) {
         super::on_change(sk, i32::from(old), new);
     }

@@ -7,7 +7,6 @@ pub(crate) mod kprobe;
 pub(crate) mod tracepoint;
 
 use tracer_common::{
-    close::{CLOSED_BY_LOCAL, CLOSED_BY_REMOTE, CLOSED_BY_UNKNOWN},
     counters::Counter,
     event::EventKind,
     state::StateEvent,
@@ -84,21 +83,52 @@ pub(crate) fn softirq_side(body: impl FnOnce()) {
     }
 }
 
+/// Whether `old -> new` has work for the events asked for, from the two states alone: the
+/// state programs ask this first, before any read of the socket.
+///
+/// Listening sockets are not connections. Without state events only the ends of a
+/// connection's life matter: the SYN going out, the handshake's end, and CLOSE (from the
+/// state left, the close event learns who closed first and whether our FIN was acked; see
+/// `close::on_close_state`). So the middle of a close (ESTABLISHED -> FIN_WAIT1 -> FIN_WAIT2,
+/// ESTABLISHED -> CLOSE_WAIT -> LAST_ACK) and a child's LISTEN -> SYN_RECV cost nothing
+/// but the call: half the changes of a short connection.
+/// The part of `has_work` that needs only the new state: for hooks that learn the old one
+/// from a read of the socket (fentry, kprobe).
+#[inline(always)]
+pub(crate) fn new_state_may_have_work(new: i32) -> bool {
+    crate::globals::wants(EventKind::State) || matches!(new, TCP_SYN_SENT | TCP_ESTABLISHED | TCP_CLOSE)
+}
+
+#[inline(always)]
+pub(crate) fn has_work(old: i32, new: i32) -> bool {
+    if old == new || new == TCP_LISTEN || (old == TCP_LISTEN && new == TCP_CLOSE) {
+        return false;
+    }
+    if crate::globals::wants(EventKind::State) {
+        return true;
+    }
+    match new {
+        TCP_SYN_SENT => old == TCP_CLOSE,
+        TCP_ESTABLISHED => old == TCP_SYN_SENT || old == TCP_SYN_RECV,
+        // A child that dies before ESTABLISHED has no entry to end.
+        TCP_CLOSE => old != TCP_SYN_RECV,
+        _ => false,
+    }
+}
+
 /// One transition of `sk` from `old` to `new`. Not inlined: a BPF-to-BPF call keeps each
 /// entry point small and gives the event builders below their own stack frames.
 #[inline(never)]
 pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
-    // Listening sockets are not connections. A child socket's first change, LISTEN ->
-    // SYN_RECV, matters only for its state event: without state events the connection's
-    // entry is made at SYN_RECV -> ESTABLISHED, one map insert and lookup fewer.
-    if old == new || new == TCP_LISTEN || (old == TCP_LISTEN && (new == TCP_CLOSE || !crate::globals::wants(EventKind::State))) {
+    if !has_work(old, new) {
         return;
     }
+    let with_states = crate::globals::wants(EventKind::State);
     let now = now_ns();
     if old == TCP_CLOSE && new == TCP_SYN_SENT {
         connect::start(sk, now); // replaces an entry whose CLOSE was not seen
-        if crate::globals::wants(EventKind::State) {
-            state_event(sk, &socks::owner(sk), old, new, 0);
+        if with_states {
+            state_event(sk, &socks::owner(sk), Change { old, new }, 0, now);
         }
         return;
     }
@@ -109,10 +139,13 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
     // SAFETY: `info` points into the map value for `sk`; programs on other CPUs touching
     // the same socket hold its lock (state changes run under it), so there is no race here.
     let info = unsafe { &mut *info };
-    if info.last_state != 0 && i32::from(info.last_state) != old {
-        count(Counter::StateGap);
+    // Only when every change comes here (`has_work`) can a missing one be seen.
+    if with_states {
+        if info.last_state != 0 && i32::from(info.last_state) != old {
+            count(Counter::StateGap);
+        }
+        info.last_state = new as u8;
     }
-    info.last_state = new as u8;
 
     let mut keep_for_exit_hook = false;
     match (old, new) {
@@ -120,18 +153,16 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
             connect::finish(sk, info, false, now);
         }
         (TCP_SYN_SENT, TCP_CLOSE) => keep_for_exit_hook = !connect::finish(sk, info, true, now),
-        (TCP_ESTABLISHED, TCP_FIN_WAIT1) if info.closed_by == CLOSED_BY_UNKNOWN => info.closed_by = CLOSED_BY_LOCAL,
-        (TCP_ESTABLISHED, TCP_CLOSE_WAIT) if info.closed_by == CLOSED_BY_UNKNOWN => info.closed_by = CLOSED_BY_REMOTE,
-        // Our FIN was acknowledged (`bytes_acked` counts it; see sock::byte_counts).
-        (TCP_FIN_WAIT1, TCP_FIN_WAIT2) | (TCP_CLOSING | TCP_LAST_ACK, TCP_CLOSE) => info.fin_acked = 1,
         _ => {}
     }
     if new == TCP_ESTABLISHED {
         info.established_ns = now;
     }
-    let in_old = if info.state_since_ns == 0 { 0 } else { now.saturating_sub(info.state_since_ns) };
-    state_event(sk, &info.task, old, new, in_old);
-    info.state_since_ns = now;
+    if with_states {
+        let in_old = if info.state_since_ns == 0 { 0 } else { now.saturating_sub(info.state_since_ns) };
+        state_event(sk, &info.task, Change { old, new }, in_old, now);
+        info.state_since_ns = now;
+    }
 
     if new == TCP_CLOSE {
         // A connect that never got through is a connect event, not a closed connection.
@@ -144,8 +175,17 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
     }
 }
 
+/// A transition, as one argument: a BPF-to-BPF call takes at most five.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Change {
+    old: i32,
+    new: i32,
+}
+
 #[inline(never)]
-fn state_event(sk: u64, owner: &tracer_common::conn::Task, old: i32, new: i32, in_old_state_ns: u64) {
+fn state_event(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_old_state_ns: u64, now: u64) {
+    let Change { old, new } = change;
     if !crate::globals::wants(EventKind::State) {
         return;
     }
@@ -153,7 +193,7 @@ fn state_event(sk: u64, owner: &tracer_common::conn::Task, old: i32, new: i32, i
         count(Counter::ReadError);
         return;
     };
-    if let Some(header) = header_if_wanted(EventKind::State, owner, &endpoints) {
+    if let Some(header) = header_if_wanted(EventKind::State, owner, &endpoints, now) {
         // SAFETY: `e` points at a reserved StateEvent; every field is written.
         send(|e: *mut StateEvent| unsafe {
             (*e).header = header;

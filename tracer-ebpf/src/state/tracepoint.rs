@@ -36,15 +36,27 @@ pub(crate) fn tt_state_tp(ctx: TracePointContext) -> u32 {
 /// the socket owned by a task.
 #[aya_ebpf::macros::raw_tracepoint(tracepoint = "inet_sock_set_state")]
 pub(crate) fn tt_state_rtp(ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
-    raw(&ctx, true);
+    if has_work(&ctx) {
+        raw(&ctx, true);
+    }
     0
 }
 
 /// The other program of the pair (see `state::pair`): changes made in softirq.
 #[aya_ebpf::macros::raw_tracepoint(tracepoint = "inet_sock_set_state")]
 pub(crate) fn tt_state_rtp2(ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
-    super::softirq_side(|| raw(&ctx, false));
+    // Cheap enough to come before the busy mark: two loads from the context.
+    if has_work(&ctx) {
+        super::softirq_side(|| raw(&ctx, false));
+    }
     0
+}
+
+/// The states are arguments here, so a change with nothing to do is dropped before any
+/// read of the socket (see `state::has_work`).
+#[inline(always)]
+fn has_work(ctx: &aya_ebpf::programs::RawTracePointContext) -> bool {
+    super::has_work(ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32)
 }
 
 #[inline(always)]
