@@ -38,7 +38,7 @@ pub(crate) struct Options {
     /// Only this workload (churn, rr, bulk); writes to target/bench.
     #[arg(long)]
     pub(crate) workload: Option<String>,
-    /// Rounds (default 5, or 1 with --quick).
+    /// Rounds (default 7, or 1 with --quick).
     #[arg(long)]
     pub(crate) rounds: Option<usize>,
 }
@@ -47,6 +47,24 @@ impl Options {
     /// A run that is not the full benchmark: its report goes to target/bench.
     fn partial(&self) -> bool {
         self.quick || !self.configs.is_empty() || self.workload.is_some() || self.rounds.is_some()
+    }
+
+    /// The command that gives this run, for the report's first line.
+    fn command_line(&self) -> String {
+        let mut line = String::from("cargo xtask bench");
+        if self.quick {
+            line.push_str(" --quick");
+        }
+        if !self.configs.is_empty() {
+            line.push_str(&format!(" --configs {}", self.configs.join(",")));
+        }
+        if let Some(w) = &self.workload {
+            line.push_str(&format!(" --workload {w}"));
+        }
+        if let Some(n) = self.rounds {
+            line.push_str(&format!(" --rounds {n}"));
+        }
+        line
     }
 }
 
@@ -351,9 +369,21 @@ fn program_costs(samples: &[Sample]) -> Vec<(String, f64, f64)> {
     list
 }
 
+/// (min, median, max).
+fn spread(v: Vec<f64>) -> (f64, f64, f64) {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo, median(v), hi)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+    let n = v.len();
+    match (v.get(n / 2), n % 2) {
+        (Some(&hi), 0) => (v[n / 2 - 1] + hi) / 2.0,
+        (Some(&mid), _) => mid,
+        (None, _) => 0.0,
+    }
 }
 
 /// Milliseconds from starting tcptrace to "tracing", and its peak RSS in KiB.
@@ -384,7 +414,9 @@ fn tcptrace_startup(root: &Path) -> Result<(f64, u64)> {
 pub(crate) fn run(opts: &Options) -> Result<()> {
     let root = workspace_root();
     crate::run_cmd(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "tracer"]))?;
-    let (rounds, window) = if opts.quick { (1, Duration::from_millis(1_500)) } else { (5, Duration::from_secs(4)) };
+    // More, shorter rounds rather than fewer long ones: the machine's speed drifts between
+    // rounds, and a median over more paired rounds holds still better.
+    let (rounds, window) = if opts.quick { (1, Duration::from_millis(1_500)) } else { (7, Duration::from_secs(3)) };
     let rounds = opts.rounds.unwrap_or(rounds);
     let mut configs = configs(&root);
     if opts.configs.is_empty() {
@@ -433,7 +465,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     }
     let (startup_ms, rss_kib) = tcptrace_startup(&root)?;
     let runs = Runs { samples: &samples, profiles: &profiles, rounds, window };
-    report(&root, &workloads, &configs, &runs, startup_ms, rss_kib, opts.partial())
+    report(&root, &workloads, &configs, &runs, startup_ms, rss_kib, opts)
 }
 
 /// What one run measured: `samples[workload][config]`, one per round, with bpf_stats off;
@@ -445,63 +477,72 @@ struct Runs<'a> {
     window: Duration,
 }
 
-fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'_>, startup_ms: f64, rss_kib: u64, quick: bool) -> Result<()> {
+fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'_>, startup_ms: f64, rss_kib: u64, opts: &Options) -> Result<()> {
     let Runs { samples, profiles, rounds, window } = *runs;
+    let partial = opts.partial();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
     let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let mut md = format!(
-        "# Benchmarks\n\nMeasured by `cargo xtask bench{}` on Linux {kernel}, {cpus} CPUs; {rounds} round(s) of {:.1} s per workload and configuration, interleaved. \
+        "# Benchmarks\n\nMeasured by `{}` on Linux {kernel}, {cpus} CPUs; {rounds} round(s) of {:.1} s per workload and configuration, interleaved. \
          On this kernel only the tracepoint family attaches (no kprobes, no fentry), so every tcptrace hook runs as a tracepoint.\n\n\
-         CPU per unit is the workload's own user+system time (getrusage) and the tracer process's (from /proc), per connection, transaction or MiB; \
-         'added' is relative to the untraced median of the same run. Throughput swings by about 10% between runs on these shared machines: read the CPU columns first.\n\n\
+         CPU per unit is the workload's own user+system time (getrusage) and the tracer process's (from /proc), per connection, transaction or MiB. \
+         Each round runs every configuration in turn, untraced first, so 'vs untraced' and 'added' are paired: the median, over rounds, of each \
+         sample's difference from the untraced sample of its own round (min-max in brackets). The machine's speed drifts by 10% and more between \
+         rounds on these shared machines; pairing takes that drift out, and the CPU columns are the steadier figures.\n\n\
          tcptrace start-up to hooks attached: {startup_ms:.0} ms; peak RSS: {:.1} MiB.\n",
-        if quick { " --quick" } else { "" },
+        opts.command_line(),
         window.as_secs_f64(),
         rss_kib as f64 / 1024.0
     );
     let mut json = Vec::new();
     for (wi, w) in workloads.iter().enumerate() {
         md.push_str(&format!(
-            "\n## {}\n\n| configuration | {u}/s (median, min-max) | vs untraced | workload CPU µs/{u} (added) | tracer CPU µs/{u} | total added µs/{u} | tracer CPU µs/event | events lost |\n|---|---|---|---|---|---|---|---|\n",
+            "\n## {}\n\n| configuration | {u}/s (median, min-max) | vs untraced (paired) | workload CPU µs/{u} (added, paired) | tracer CPU µs/{u} | total added µs/{u} | tracer CPU µs/event | events lost |\n|---|---|---|---|---|---|---|---|\n",
             w.name(),
             u = w.unit()
         ));
         let rate = |s: &Sample| s.units / s.seconds;
-        let base_rate = median(samples[wi][0].iter().map(rate).collect());
-        let base_cpu = median(samples[wi][0].iter().map(|s| s.workload_cpu_us / s.units.max(1.0)).collect());
+        let cpu_per_unit = |s: &Sample| s.workload_cpu_us / s.units.max(1.0);
+        let untraced = &samples[wi][0];
         let mut totals: Vec<(&str, f64)> = Vec::new();
         for (ci, c) in configs.iter().enumerate() {
             let rates: Vec<f64> = samples[wi][ci].iter().map(rate).collect();
-            let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = rates.iter().copied().fold(0.0, f64::max);
-            let med = median(rates.clone());
-            let cpu = median(samples[wi][ci].iter().map(|s| s.workload_cpu_us / s.units.max(1.0)).collect());
+            let (lo, med, hi) = spread(rates.clone());
+            // Paired with the untraced sample of the same round (see the header).
+            let (ratio_lo, ratio, ratio_hi) = spread(samples[wi][ci].iter().zip(untraced).map(|(s, u)| rate(s) / rate(u) - 1.0).collect());
+            let (added_lo, added, added_hi) =
+                spread(samples[wi][ci].iter().zip(untraced).map(|(s, u)| cpu_per_unit(s) - cpu_per_unit(u)).collect());
+            let cpu = median(samples[wi][ci].iter().map(cpu_per_unit).collect());
             let tracer = median(samples[wi][ci].iter().map(|s| s.tracer_cpu_us / s.units.max(1.0)).collect());
             let per_event: Vec<f64> =
                 samples[wi][ci].iter().filter_map(|s| s.events.filter(|&n| n > 0).map(|n| s.tracer_cpu_us / n as f64)).collect();
             let per_event = (!per_event.is_empty()).then(|| median(per_event));
             let lost: Option<u64> = samples[wi][ci].iter().map(|s| s.lost).sum();
             let shown = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-            totals.push((c.key, cpu - base_cpu + tracer));
+            totals.push((c.key, added + tracer));
             md.push_str(&format!(
-                "| {} | {:.0} ({:.0}-{:.0}) | {:+.1}% | {:.2} ({:+.2}) | {:.2} | {:.2} | {} | {} |\n",
+                "| {} | {:.0} ({:.0}-{:.0}) | {:+.1}% ({:+.1} to {:+.1}) | {:.2} ({:+.2}; {:+.2} to {:+.2}) | {:.2} | {:.2} | {} | {} |\n",
                 c.name,
                 med,
                 lo,
                 hi,
-                (med / base_rate - 1.0) * 100.0,
+                ratio * 100.0,
+                ratio_lo * 100.0,
+                ratio_hi * 100.0,
                 cpu,
-                cpu - base_cpu,
+                added,
+                added_lo,
+                added_hi,
                 tracer,
-                cpu - base_cpu + tracer,
+                added + tracer,
                 shown(per_event.map(|v| format!("{v:.2}"))),
                 shown(lost.map(|v| v.to_string())),
             ));
             json.push(serde_json::json!({
                 "workload": w.name(), "config": c.name, "unit": w.unit(),
                 "rate_median": med, "rate_min": lo, "rate_max": hi,
-                "vs_untraced": med / base_rate - 1.0,
-                "workload_cpu_us_per_unit": cpu, "tracer_cpu_us_per_unit": tracer,
+                "vs_untraced": ratio, "vs_untraced_min": ratio_lo, "vs_untraced_max": ratio_hi,
+                "workload_cpu_us_per_unit": cpu, "workload_cpu_us_added": added, "tracer_cpu_us_per_unit": tracer,
                 "tracer_cpu_us_per_event": per_event, "events_lost": lost,
                 "programs": program_costs(&profiles[wi][ci]).iter().map(|(name, ns, per_unit)| {
                     serde_json::json!({ "name": name, "ns_per_run": ns, "runs_per_unit": per_unit })
@@ -530,13 +571,13 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
         }
     }
     let results = serde_json::json!({
-        "kernel": kernel, "cpus": cpus, "rounds": rounds, "window_s": window.as_secs_f64(), "quick": quick,
+        "command": opts.command_line(), "kernel": kernel, "cpus": cpus, "rounds": rounds, "window_s": window.as_secs_f64(), "quick": opts.quick,
         "tcptrace_startup_ms": startup_ms, "tcptrace_peak_rss_kib": rss_kib, "results": json,
     });
-    let dir: PathBuf = if quick { root.join("target/bench") } else { root.join("bench") };
+    let dir: PathBuf = if partial { root.join("target/bench") } else { root.join("bench") };
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
-    let md_path = if quick { dir.join("BENCHMARKS.md") } else { root.join("BENCHMARKS.md") };
+    let md_path = if partial { dir.join("BENCHMARKS.md") } else { root.join("BENCHMARKS.md") };
     std::fs::write(&md_path, &md)?;
     println!("{md}");
     eprintln!("xtask: wrote {} and {}", md_path.display(), dir.join("results.json").display());
