@@ -28,7 +28,7 @@ pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COU
 #[map]
 pub(crate) static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entries(65_536, 0);
 
-/// Scratch space to build a new `SOCKS` value in (88 bytes the BPF stack cannot spare on
+/// Scratch space to build a new `SOCKS` value in (136 bytes the BPF stack cannot spare on
 /// the deepest call chains). Written and read by `socks::insert_new`, on its own CPU.
 #[map]
 pub(crate) static NEW_SOCK: PerCpuArray<SockInfo> = PerCpuArray::with_max_entries(1, 0);

@@ -6,6 +6,7 @@ mod bpf_stats;
 mod build_ebpf;
 #[cfg(test)]
 mod deploy_files;
+mod floor;
 mod setup;
 mod test;
 mod vm;
@@ -36,6 +37,9 @@ enum Task {
     Test(test::Options),
     /// Measure what tracing costs against untraced, an empty program, tcplife and bpftrace.
     Bench(bench::Options),
+    /// The benchmark's floor: empty programs on tcptrace's hooks, held until SIGINT.
+    #[command(hide = true)]
+    Floor,
     /// Boot Debian 6.1 under QEMU with a debug build of tcptrace at /tt/tcptrace and run
     /// one shell command there (e.g. `cargo xtask vm-exec '/tt/tcptrace --list-probes'`).
     VmExec {
@@ -50,6 +54,7 @@ fn main() {
         Task::BuildEbpf { check } => build_ebpf::run(check),
         Task::Test(opts) => test::run(&opts),
         Task::Bench(opts) => bench::run(&opts),
+        Task::Floor => floor::run(),
         Task::VmExec { command } => test::vm_exec(&command),
     };
     if let Err(err) = result {

@@ -1,0 +1,43 @@
+//! The benchmark's floor (`cargo xtask bench`, configuration `floor`): empty programs, a
+//! per-CPU counter each, on the hooks and with the attach types tcptrace's default events
+//! use on a kernel with tracepoints only: two raw-tracepoint programs on
+//! `inet_sock_set_state` (the state pair), and a tracepoint program on
+//! `sys_exit_accept4`, `sys_exit_accept` and `tcp_retransmit_skb`. What attaching alone
+//! costs. `cargo xtask floor` loads them; tcptrace never does.
+
+use aya_ebpf::{
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::PerCpuArray,
+    programs::{RawTracePointContext, TracePointContext},
+};
+
+/// How often the floor's programs ran (so that they are not quite empty, like bpftrace's
+/// `count()`).
+#[map]
+static FLOOR_RUNS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn count() {
+    if let Some(n) = FLOOR_RUNS.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot.
+        unsafe { *n += 1 };
+    }
+}
+
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub(crate) fn tt_floor_rtp(_ctx: RawTracePointContext) -> u32 {
+    count();
+    0
+}
+
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub(crate) fn tt_floor_rtp2(_ctx: RawTracePointContext) -> u32 {
+    count();
+    0
+}
+
+#[tracepoint]
+pub(crate) fn tt_floor_tp(_ctx: TracePointContext) -> u32 {
+    count();
+    0
+}

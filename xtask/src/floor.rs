@@ -1,0 +1,44 @@
+//! `cargo xtask floor`: the benchmark's empty-program floor. Loads the empty programs of
+//! `tracer-ebpf/src/floor.rs` from the object tcptrace embeds, attaches them where and as
+//! tcptrace's default events attach on a tracepoint-only kernel (two raw-tracepoint
+//! programs on the state change, a tracepoint program on the accept syscalls and on
+//! retransmits), and holds them until SIGINT or SIGTERM.
+
+use anyhow::{Context, Result};
+use aya::programs::{RawTracePoint, TracePoint};
+
+use crate::workspace_root;
+
+pub(crate) fn run() -> Result<()> {
+    let object = workspace_root().join("tracer/bpf/tcptrace.bpf.o");
+    let mut ebpf = aya::Ebpf::load_file(&object).with_context(|| format!("loading {}", object.display()))?;
+    // Attached links live as long as `ebpf`.
+    for name in ["tt_floor_rtp", "tt_floor_rtp2"] {
+        let p: &mut RawTracePoint = ebpf.program_mut(name).with_context(|| format!("{name} missing"))?.try_into()?;
+        p.load()?;
+        p.attach("inet_sock_set_state").with_context(|| format!("attaching {name}"))?;
+    }
+    let p: &mut TracePoint = ebpf.program_mut("tt_floor_tp").context("tt_floor_tp missing")?.try_into()?;
+    p.load()?;
+    for (category, name) in [("syscalls", "sys_exit_accept4"), ("syscalls", "sys_exit_accept"), ("tcp", "tcp_retransmit_skb")] {
+        p.attach(category, name).with_context(|| format!("attaching tt_floor_tp to {category}:{name}"))?;
+    }
+    eprintln!("xtask: floor attached");
+    wait_for_signal()
+}
+
+/// Blocks until SIGINT or SIGTERM arrives.
+fn wait_for_signal() -> Result<()> {
+    // SAFETY: plain libc signal-set calls on a local set; both signals are blocked first so
+    // that sigwait, not the default action, receives them.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        anyhow::ensure!(libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) == 0, "blocking signals failed");
+        let mut signal = 0;
+        anyhow::ensure!(libc::sigwait(&set, &mut signal) == 0, "sigwait failed");
+    }
+    Ok(())
+}
