@@ -184,7 +184,7 @@ fn prometheus_sees_exact_counts_and_every_dashboard_panel_has_data() {
         let peer = Peer::connector(PeerSetup { comm: c"ttpf", uid: 0, empty_netns: false }, ([127, 0, 0, 1], closed).into());
         assert_eq!(peer.go_and_wait(), libc::ECONNREFUSED);
     }
-    for h in held.into_iter().rev() {
+    for h in held {
         assert!(h.close(), "the exchange failed");
     }
     let retransmits = syn_retransmits(rtx_listener, rtx_addr);

@@ -49,7 +49,7 @@ fn counters_move_by_exactly_the_traffic_made() {
         })
         .collect();
     assert_eq!(refusals, vec![libc::ECONNREFUSED; FAILED]);
-    for h in held.into_iter().rev() {
+    for h in held {
         assert!(h.close(), "the exchange failed");
     }
     let s = serve.scrape_until("every connection closed", |s| {

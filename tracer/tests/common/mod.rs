@@ -454,8 +454,7 @@ impl Finished {
 
 /// A client and a server process (forked, named `client_comm` and `server_comm`) that
 /// exchange `client_sends` and `server_sends` bytes over a connection to `listener`, then
-/// keep it open until `close` is called. Several at once close newest first: the
-/// processes of a later one hold a copy of an earlier one's pipe, made when they forked.
+/// keep it open until `close` is called, in any order.
 pub struct HeldExchange {
     pub client: i32,
     pub server: i32,
@@ -470,13 +469,13 @@ impl HeldExchange {
         let target = sockaddr(addr);
         let mut buf = vec![0u8; 64 * 1024];
         let data = vec![b'x'; 64 * 1024];
-        // Both sides wait for the end of the pipe; their own copy of its write end must go
-        // first, or they never see it.
+        // Each side waits for a byte of its own on the pipe, not for its end: the processes
+        // of a later exchange hold copies of this pipe (fork copies every descriptor), so
+        // its end would not come until they exit.
         let wait_then_close = move |fd: i32| {
             let mut byte = [0u8; 1];
-            // SAFETY: our pipe ends and our socket.
+            // SAFETY: our pipe end and our socket.
             unsafe {
-                libc::close(go_close[1]);
                 let _ = libc::read(go_close[0], byte.as_mut_ptr().cast(), 1);
                 libc::close(fd);
             }
@@ -505,8 +504,9 @@ impl HeldExchange {
 
     /// Lets both sides close, and waits for them: true when both did all they should.
     pub fn close(self) -> bool {
-        // SAFETY: our pipe ends.
+        // SAFETY: our pipe ends; one byte for each side.
         unsafe {
+            assert_eq!(libc::write(self.go_close[1], b"gg".as_ptr().cast(), 2), 2);
             libc::close(self.go_close[1]);
             libc::close(self.go_close[0]);
         }
