@@ -22,7 +22,6 @@ pub(crate) fn count(counter: Counter) {
     }
 }
 
-
 #[inline(always)]
 pub(crate) fn current_tid() -> u32 {
     bpf_get_current_pid_tgid() as u32

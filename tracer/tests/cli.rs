@@ -92,61 +92,66 @@ fn connects(listener: &TcpListener, n: usize) -> Vec<i32> {
         .collect()
 }
 
+/// What `tcptrace -o FORMAT ARGS -e connect --port P` printed around `n` connects (each
+/// from a new process) to a fresh listener on port P, once it exited on its own, with 0.
+struct ConnectRun {
+    port: String,
+    pids: Vec<i32>,
+    out: String,
+    stderr: Vec<String>,
+}
+
+fn trace_connects(format: &str, args: &[&str], n: usize) -> ConnectRun {
+    let (listener, port) = listener_and_port();
+    let mut all = args.to_vec();
+    all.extend(["-e", "connect", "--port", &port]);
+    let trace = Trace::start_as(format, &all);
+    let pids = connects(&listener, n);
+    let (code, out, stderr) = trace.wait_for_exit();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    ConnectRun { port, pids, out, stderr }
+}
+
 #[test]
 fn count_prints_that_many_events_then_exits_zero() {
     let _serial = serial();
-    let (listener, port) = listener_and_port();
-    let trace = Trace::start(&["-n", "2", "-e", "connect", "--port", &port]);
-    let pids = connects(&listener, 3);
-    let (code, out, stderr) = trace.wait_for_exit();
-    assert_eq!(code, Some(0), "{stderr:?}");
-    let pids_seen: Vec<i64> = out
+    let run = trace_connects("json", &["-n", "2"], 3);
+    let pids_seen: Vec<i64> = run
+        .out
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON")["pid"].as_i64().expect("pid"))
         .collect();
-    assert_eq!(pids_seen, [i64::from(pids[0]), i64::from(pids[1])]);
-    assert!(stderr.iter().any(|l| l.starts_with("tcptrace: 2 events (connect 2)")), "{stderr:?}");
+    assert_eq!(pids_seen, [i64::from(run.pids[0]), i64::from(run.pids[1])]);
+    assert!(run.stderr.iter().any(|l| l.starts_with("tcptrace: 2 events (connect 2)")), "{:?}", run.stderr);
 }
 
 #[test]
 fn duration_stops_on_its_own_with_the_summary() {
     let _serial = serial();
-    let (listener, port) = listener_and_port();
-    let trace = Trace::start(&["-d", "2s", "-e", "connect", "--port", &port]);
-    let pids = connects(&listener, 1);
-    let (code, out, stderr) = trace.wait_for_exit();
-    assert_eq!(code, Some(0), "{stderr:?}");
-    let event: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
-    assert_eq!(event["pid"], pids[0]);
-    assert!(stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")), "{stderr:?}");
+    let run = trace_connects("json", &["-d", "2s"], 1);
+    let event: serde_json::Value = serde_json::from_str(run.out.trim()).expect("one JSON line");
+    assert_eq!(event["pid"], run.pids[0]);
+    assert!(run.stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")), "{:?}", run.stderr);
 }
 
 #[test]
 fn csv_has_a_header_row_unless_told_not_to() {
     let _serial = serial();
-    let (listener, port) = listener_and_port();
     for header in [true, false] {
-        let mut args = vec!["-n", "1", "-e", "connect", "--port", &port];
-        if !header {
-            args.push("--no-header");
-        }
-        let trace = Trace::start_as("csv", &args);
-        let pids = connects(&listener, 1);
-        let (code, out, stderr) = trace.wait_for_exit();
-        assert_eq!(code, Some(0), "{stderr:?}");
-        let mut lines: Vec<&str> = out.lines().collect();
+        let run = trace_connects("csv", if header { &["-n", "1"] } else { &["-n", "1", "--no-header"] }, 1);
+        let mut lines: Vec<&str> = run.out.lines().collect();
         if header {
             assert_eq!(lines.remove(0).split(',').take(4).collect::<Vec<_>>(), ["type", "time", "time_ns", "pid"]);
         }
-        assert_eq!(lines.len(), 1, "{out}");
+        assert_eq!(lines.len(), 1, "{}", run.out);
         let cells: Vec<&str> = lines[0].split(',').collect();
-        assert_eq!(cells.len(), 29, "{out}");
+        assert_eq!(cells.len(), 29, "{}", run.out);
         assert_eq!(cells[0], "connect");
-        assert_eq!(cells[3], pids[0].to_string());
+        assert_eq!(cells[3], run.pids[0].to_string());
         assert_eq!(cells[5], NOBODY.to_string());
         assert_eq!(cells[6], "tt-cli-peer");
         assert_eq!(cells[10], "127.0.0.1");
-        assert_eq!(cells[11], port);
+        assert_eq!(cells[11], run.port);
         assert_eq!(cells[13], "ok");
     }
 }
@@ -188,19 +193,16 @@ fn completions_and_man_page_come_from_the_command_line_definition() {
 #[test]
 fn relative_times_count_from_the_start() {
     let _serial = serial();
-    let (listener, port) = listener_and_port();
     let started = std::time::Instant::now();
-    let trace = Trace::start_as("plain", &["-T", "--no-header", "-n", "1", "-e", "connect", "--port", &port]);
-    let pids = connects(&listener, 1);
-    let (code, out, stderr) = trace.wait_for_exit();
+    let run = trace_connects("plain", &["-T", "--no-header", "-n", "1"], 1);
     let elapsed = started.elapsed().as_secs_f64();
-    assert_eq!(code, Some(0), "{stderr:?}");
+    let out = &run.out;
     let fields: Vec<&str> = out.split_whitespace().collect();
     let seconds: f64 = fields[0].parse().expect("seconds");
     assert!(fields[0].split_once('.').is_some_and(|(_, frac)| frac.len() == 9), "{out}");
     // After tcptrace's start (which came after `started`), before now: not Unix time.
     assert!(seconds > 0.0 && seconds <= elapsed, "{seconds} s vs {elapsed} s: {out}");
-    assert_eq!((fields[1], fields[2]), ("connect", pids[0].to_string().as_str()));
+    assert_eq!((fields[1], fields[2]), ("connect", run.pids[0].to_string().as_str()));
 }
 
 /// The flags no other test needs: `-t`, `-o table` into a pipe, `--max-connections`,
