@@ -184,6 +184,14 @@ impl Filter {
             && (self.rports.is_any() || self.rports.contains(rport))
     }
 
+    /// Whether `endpoints_match` can say no: without these filters the endpoints need
+    /// not be read to decide.
+    #[inline(always)]
+    #[must_use]
+    pub const fn has_endpoint_rules(&self) -> bool {
+        self.family != 0 || !self.ports.is_any() || !self.lports.is_any() || !self.rports.is_any()
+    }
+
     /// The filters that only connect events have.
     #[inline(always)]
     #[must_use]
@@ -222,7 +230,9 @@ pub struct Config {
     /// than tcptrace (owner: the first process seen sending or receiving) and keep each
     /// one's endpoints, retransmits and RTT in `SOCKS` for userspace to read.
     pub live: u32,
-    pub _pad: u32,
+    /// 1: count state changes in the kernel (`state::StateCounts`, for `tcptrace serve`)
+    /// rather than sending an event for each: the same filters apply.
+    pub count_states: u32,
 }
 
 #[cfg(test)]

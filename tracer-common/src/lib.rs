@@ -33,4 +33,5 @@ mod pod {
     unsafe impl aya::Pod for crate::offsets::RetransTpOffsets {}
     unsafe impl aya::Pod for crate::filter::Config {}
     unsafe impl aya::Pod for crate::conn::SockInfo {}
+    unsafe impl aya::Pod for crate::state::StateCounts {}
 }

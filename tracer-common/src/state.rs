@@ -16,3 +16,14 @@ pub struct StateEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<StateEvent>() == 96);
+
+/// `TCP_*` states are below this (12 on every kernel so far; room to spare).
+pub const STATE_SLOTS: usize = 16;
+
+/// State changes counted in the kernel (`Config::count_states`): `by_change[old][new]`,
+/// one copy per CPU in the `STATE_COUNTS` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateCounts {
+    pub by_change: [[u64; STATE_SLOTS]; STATE_SLOTS],
+}

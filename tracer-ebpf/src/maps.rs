@@ -33,6 +33,11 @@ pub(crate) static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entrie
 #[map]
 pub(crate) static NEW_SOCK: PerCpuArray<SockInfo> = PerCpuArray::with_max_entries(1, 0);
 
+/// State changes by (old, new), counted here instead of sent when `Config::count_states`
+/// (`tcptrace serve`). Incremented by `state::state_event`; summed by userspace.
+#[map]
+pub(crate) static STATE_COUNTS: PerCpuArray<tracer_common::state::StateCounts> = PerCpuArray::with_max_entries(1, 0);
+
 /// 1 while the softirq side of the state hook's program pair runs on this CPU (see
 /// `state::pair`). Written by that program, read by the owner side, both on this CPU.
 #[map]

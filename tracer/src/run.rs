@@ -30,7 +30,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         events: cli.events().iter().fold(0, |bits, e| bits | kind_bit(e.kind())),
         count_calls: u32::from(cli.bytes == BytesArg::Calls),
         live: 0,
-        _pad: 0,
+        count_states: 0,
     };
     let mut tracer = load(cli, config)?;
     trace(cli, &mut tracer)
@@ -136,7 +136,7 @@ impl Losses {
     }
 
     /// The loss part of the summary, e.g. `lost 3 (ring buffer full 3, ...)`.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "lost {} (ring buffer full {}, kernel reads failed {}, hook runs skipped by the kernel {}, state changes out of sequence {}, map updates refused {})",
             self.lost(),
@@ -262,7 +262,7 @@ fn list_probes(btf: &std::path::Path) -> Result<()> {
     for hook in Hook::ALL {
         let mut first = true;
         for family in FALLBACK_ORDER {
-            let config = Config { events: u32::MAX, count_calls: 1, live: 0, _pad: 0 };
+            let config = Config { events: u32::MAX, count_calls: 1, live: 0, count_states: 0 };
             let sizes = loader::Sizes { ring_bytes: 4096, max_connections: 1024 };
             let mut ebpf = loader::load_object(&facts, &Filter::default(), &config, sizes)?;
             let (status, detail) = match loader::family::attach(&mut ebpf, &facts, hook, family) {

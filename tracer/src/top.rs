@@ -164,7 +164,7 @@ impl Source {
 }
 
 pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
-    let config = Config { events: kind_bit(EventKind::Close), count_calls: 1, live: 1, _pad: 0 };
+    let config = Config { events: kind_bit(EventKind::Close), count_calls: 1, live: 1, count_states: 0 };
     let mut tracer = crate::run::load(cli, config)?;
     let socks = tracer.ebpf.take_map("SOCKS").context("SOCKS map missing")?;
     let ring = tracer.ebpf.take_map("EVENTS").context("EVENTS map missing")?;

@@ -84,6 +84,13 @@ fn counters_move_by_exactly_the_traffic_made() {
     assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_SENT"), ("to", "ESTABLISHED")]), n);
     assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_SENT"), ("to", "CLOSE")]), FAILED as f64);
     assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_RECV"), ("to", "ESTABLISHED")]), n);
+    // Counted in the kernel, filtered there too: each side of an exchange passes through
+    // five changes (from CLOSE or LISTEN to CLOSE), a refused connect through two, and
+    // nothing else on the machine is counted. The child's birth, LISTEN -> SYN_RECV, is
+    // made by inet_sk_set_state(), which only the tracepoint sees (not tcp_set_state()).
+    let births = if effective_family() == "tracepoint" { n } else { 0.0 };
+    assert_eq!(count("tcptrace_state_transitions_total", &[("from", "LISTEN")]), births);
+    assert_eq!(count("tcptrace_state_transitions_total", &[]), 9.0 * n + births + 2.0 * FAILED as f64);
     assert_eq!(count("tcptrace_events_lost_total", &[]), 0.0);
     assert_eq!(count("tcptrace_series_dropped_total", &[]), 0.0);
     // Which family each hook took, as -v says it.
@@ -100,6 +107,10 @@ fn counters_move_by_exactly_the_traffic_made() {
     let (code, stderr) = serve.terminate();
     assert_eq!(code, Some(0), "{stderr:?}");
     assert!(stderr.iter().all(|l| !l.contains("panicked")), "{stderr:?}");
+    // The summary, as the trace gives it: every connect (3 + 2 refused), accept (3) and
+    // close (3 + 3), and state changes, counted in the kernel, are no events.
+    let events = 2 * CONNECTIONS + FAILED + 2 * CONNECTIONS;
+    assert!(stderr.iter().any(|l| l.starts_with(&format!("tcptrace: {events} events; lost 0 "))), "{stderr:?}");
 }
 
 /// 5,000 distinct remote ports with `--labels rport --max-series 1000`: 1,000 label sets

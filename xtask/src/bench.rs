@@ -32,7 +32,7 @@ pub(crate) struct Options {
     #[arg(long)]
     pub(crate) quick: bool,
     /// Only these configurations (by key: untraced, floor, floor-bt, floor-state, tcptrace,
-    /// tcptrace-all, tcplife, bpftrace), for experiments; writes to target/bench.
+    /// tcptrace-all, serve, tcplife, bpftrace), for experiments; writes to target/bench.
     #[arg(long, value_delimiter = ',')]
     pub(crate) configs: Vec<String>,
     /// Only this workload (churn, rr, bulk); writes to target/bench.
@@ -123,8 +123,11 @@ fn configs(root: &Path) -> Vec<Config> {
         Config {
             key: "tcptrace-all",
             name: "tcptrace (all events)",
-            command: Some(vec![tcptrace, "-o".into(), "plain".into(), "-e".into(), "connect,accept,close,state,retransmit".into()]),
+            command: Some(vec![tcptrace.clone(), "-o".into(), "plain".into(), "-e".into(), "connect,accept,close,state,retransmit".into()]),
         },
+        // The exporter: every event type's worth of metrics, state changes counted in the
+        // kernel.
+        Config { key: "serve", name: "tcptrace serve (exporter)", command: Some(vec![tcptrace, "serve".into(), "--listen".into(), "127.0.0.1:0".into()]) },
         Config { key: "tcplife", name: "tcplife (libbpf-tools)", command: Some(vec!["tcplife".into()]) },
         Config { key: "bpftrace", name: "bpftrace tcptrace.bt", command: Some(bt("tcptrace.bt")) },
     ];

@@ -9,13 +9,13 @@ pub(crate) mod tracepoint;
 use tracer_common::{
     counters::Counter,
     event::EventKind,
-    state::StateEvent,
+    state::{StateEvent, STATE_SLOTS},
 };
 
 use crate::{
     close, connect,
-    emit::{count, header_if_wanted, now_ns, send},
-    maps::{SOCKS, STATE_BUSY},
+    emit::{count, now_ns},
+    maps::{SOCKS, STATE_BUSY, STATE_COUNTS},
     sock,
     socks,
 };
@@ -92,11 +92,17 @@ pub(crate) fn softirq_side(body: impl FnOnce()) {
 /// `close::on_close_state`). So the middle of a close (ESTABLISHED -> FIN_WAIT1 -> FIN_WAIT2,
 /// ESTABLISHED -> CLOSE_WAIT -> LAST_ACK) and a child's LISTEN -> SYN_RECV cost nothing
 /// but the call: half the changes of a short connection.
+/// Whether every change is followed: state events are wanted, or counted in the kernel.
+#[inline(always)]
+fn every_change() -> bool {
+    crate::globals::wants(EventKind::State) || crate::globals::config().count_states != 0
+}
+
 /// The part of `has_work` that needs only the new state: for hooks that learn the old one
 /// from a read of the socket (fentry, kprobe).
 #[inline(always)]
 pub(crate) fn new_state_may_have_work(new: i32) -> bool {
-    crate::globals::wants(EventKind::State) || matches!(new, TCP_SYN_SENT | TCP_ESTABLISHED | TCP_CLOSE)
+    every_change() || matches!(new, TCP_SYN_SENT | TCP_ESTABLISHED | TCP_CLOSE)
 }
 
 #[inline(always)]
@@ -104,7 +110,7 @@ pub(crate) fn has_work(old: i32, new: i32) -> bool {
     if old == new || new == TCP_LISTEN || (old == TCP_LISTEN && new == TCP_CLOSE) {
         return false;
     }
-    if crate::globals::wants(EventKind::State) {
+    if every_change() {
         return true;
     }
     match new {
@@ -123,7 +129,7 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
     if !has_work(old, new) {
         return;
     }
-    let with_states = crate::globals::wants(EventKind::State);
+    let with_states = every_change();
     let now = now_ns();
     if old == TCP_CLOSE && new == TCP_SYN_SENT {
         connect::start(sk, now); // replaces an entry whose CLOSE was not seen
@@ -185,22 +191,84 @@ struct Change {
 
 #[inline(never)]
 fn state_event(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_old_state_ns: u64, now: u64) {
-    let Change { old, new } = change;
-    if !crate::globals::wants(EventKind::State) {
+    let send_it = crate::globals::wants(EventKind::State);
+    let count_it = crate::globals::config().count_states != 0;
+    if !send_it && !count_it {
         return;
     }
-    let Ok(endpoints) = sock::endpoints(sk) else {
-        count(Counter::ReadError);
+    let filter = crate::globals::filter();
+    if !filter.owner_matches(owner.pid, owner.uid, &owner.comm) {
+        count(Counter::Filtered);
+        return;
+    }
+    if count_it && endpoints_pass(sk, filter) {
+        count_change(change.old, change.new);
+    }
+    if send_it {
+        send_state(sk, owner, change, in_old_state_ns, now);
+    }
+}
+
+/// Whether the port and family filters let a change of `sk` through. The endpoints are
+/// read only when such a filter is set.
+#[inline(always)]
+fn endpoints_pass(sk: u64, filter: &tracer_common::filter::Filter) -> bool {
+    if !filter.has_endpoint_rules() {
+        return true;
+    }
+    match sock::endpoints(sk) {
+        Ok(ep) if filter.endpoints_match(ep.family, ep.sport, ep.dport) => true,
+        Ok(_) => {
+            count(Counter::Filtered);
+            false
+        }
+        Err(_) => {
+            count(Counter::ReadError);
+            false
+        }
+    }
+}
+
+/// The state event, written straight into the ring buffer (this is the deepest call chain:
+/// a copy on the stack would not fit the 512 bytes older verifiers allow it).
+#[inline(always)]
+fn send_state(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_old_state_ns: u64, now: u64) {
+    let Some(mut entry) = crate::maps::EVENTS.reserve::<StateEvent>(0) else {
+        count(Counter::RingbufFull);
         return;
     };
-    if let Some(header) = header_if_wanted(EventKind::State, owner, &endpoints, now) {
-        // SAFETY: `e` points at a reserved StateEvent; every field is written.
-        send(|e: *mut StateEvent| unsafe {
-            (*e).header = header;
-            (*e).endpoints = endpoints;
-            (*e).in_old_state_ns = in_old_state_ns;
-            (*e).old_state = old as u32;
-            (*e).new_state = new as u32;
-        });
+    let e = entry.as_mut_ptr();
+    // SAFETY: `e` points at the reserved StateEvent; every field is written below before
+    // submit, or the entry is discarded.
+    unsafe {
+        if sock::endpoints_into(sk, &mut (*e).endpoints).is_err() {
+            entry.discard(0);
+            count(Counter::ReadError);
+            return;
+        }
+        let ep = &(*e).endpoints;
+        if !crate::globals::filter().endpoints_match(ep.family, ep.sport, ep.dport) {
+            entry.discard(0);
+            count(Counter::Filtered);
+            return;
+        }
+        crate::emit::fill_header(&mut (*e).header, EventKind::State, owner, now);
+        (*e).in_old_state_ns = in_old_state_ns;
+        (*e).old_state = change.old as u32;
+        (*e).new_state = change.new as u32;
     }
+    entry.submit(0);
+}
+
+/// One more `old -> new` in this CPU's `STATE_COUNTS`.
+#[inline(always)]
+fn count_change(old: i32, new: i32) {
+    let Some(counts) = STATE_COUNTS.get_ptr_mut(0) else { return };
+    // Masks rather than range checks: LLVM merges two checks into one the verifier cannot
+    // follow, and a mask bounds the index in a way it can. States stay below 16 (13 on
+    // every kernel so far), so a mask changes nothing.
+    const MASK: usize = STATE_SLOTS - 1;
+    let index = (old as usize & MASK) * STATE_SLOTS + (new as usize & MASK);
+    // SAFETY: this CPU's copy; `index` < STATE_SLOTS * STATE_SLOTS.
+    unsafe { *counts.cast::<u64>().add(index) += 1 };
 }

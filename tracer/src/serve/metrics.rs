@@ -66,7 +66,6 @@ pub(crate) struct Metrics {
     sent: Family<Labels, Counter>,
     received: Family<Labels, Counter>,
     retransmits: Family<Labels, Counter>,
-    transitions: Family<Labels, Counter>,
     open_connections: Family<Labels, Gauge>,
     lost: Family<Labels, Counter>,
     filtered: Counter,
@@ -94,7 +93,6 @@ impl Metrics {
             sent: Family::default(),
             received: Family::default(),
             retransmits: Family::default(),
-            transitions: Family::default(),
             open_connections: Family::default(),
             lost: Family::default(),
             filtered: Counter::default(),
@@ -134,7 +132,6 @@ impl Metrics {
             m.received.clone(),
         );
         registry.register("retransmitted_segments", "Segments retransmitted, by kind: retransmit or tail_loss_probe", m.retransmits.clone());
-        registry.register("state_transitions", "TCP state transitions, by state left and state entered", m.transitions.clone());
         registry.register("open_connections", "Connections tcptrace saw open that have not closed", m.open_connections.clone());
         registry.register("events_lost", "Events the kernel side could not deliver, by reason", m.lost.clone());
         registry.register("events_filtered", "Events dropped in the kernel by the command line's filters", m.filtered.clone());
@@ -205,10 +202,8 @@ impl Metrics {
     }
 
     pub(crate) fn record(&mut self, event: &Event) {
-        if let Detail::State { old, new, .. } = &event.detail {
-            // Bounded by the state count: no per-connection labels.
-            self.transitions.get_or_create(&vec![("from", old.name()), ("to", new.name())]).inc();
-            return;
+        if let Detail::State { .. } = &event.detail {
+            return; // counted in the kernel: see `states`
         }
         let Some(key) = self.admit(self.label_set(event)) else { return };
         let with = |extra: &[(&'static str, &str)]| -> Labels {
