@@ -136,7 +136,12 @@ fn configs(root: &Path) -> Vec<Config> {
         list.push(Config {
             key: "baseline",
             name: "tcptrace, baseline build (default events)",
-            command: Some(vec![baseline, "-o".into(), "plain".into()]),
+            command: Some(vec![baseline.clone(), "-o".into(), "plain".into()]),
+        });
+        list.push(Config {
+            key: "baseline-serve",
+            name: "tcptrace serve, baseline build",
+            command: Some(vec![baseline, "serve".into(), "--listen".into(), "127.0.0.1:0".into()]),
         });
     }
     list
