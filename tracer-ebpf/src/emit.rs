@@ -104,6 +104,22 @@ pub(crate) fn header_if_wanted(
     Some(header(kind, owner, at_ns))
 }
 
+/// Reads the endpoints of `sk` into a reserved event's `out` and applies the port and
+/// family filters: false (the read error or the drop counted) when the event must be
+/// discarded.
+#[inline(always)]
+pub(crate) fn endpoints_wanted(sk: u64, out: &mut tracer_common::addr::Endpoints) -> bool {
+    if crate::sock::endpoints_into(sk, out).is_err() {
+        count(Counter::ReadError);
+        return false;
+    }
+    if !crate::globals::filter().endpoints_match(out.family, out.sport, out.dport) {
+        count(Counter::Filtered);
+        return false;
+    }
+    true
+}
+
 /// The current task passes the owner filters, its cgroup included: checked where a
 /// connection gets its owner (connect, accept), the only place the cgroup is known.
 #[inline(always)]

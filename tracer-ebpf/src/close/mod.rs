@@ -100,14 +100,8 @@ fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
     // SAFETY: `e` points at the reserved CloseEvent; every field is written below before
     // submit, or the entry is discarded.
     unsafe {
-        if sock::endpoints_into(sk, &mut (*e).endpoints).is_err() {
+        if !crate::emit::endpoints_wanted(sk, &mut (*e).endpoints) {
             entry.discard(0);
-            count(Counter::ReadError);
-            return;
-        }
-        if !filter.endpoints_match((*e).endpoints.family, (*e).endpoints.sport, (*e).endpoints.dport) {
-            entry.discard(0);
-            count(Counter::Filtered);
             return;
         }
         // Which figure: by default the socket's own counters (exact, free, and they see

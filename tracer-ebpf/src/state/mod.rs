@@ -241,15 +241,8 @@ fn send_state(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_old
     // SAFETY: `e` points at the reserved StateEvent; every field is written below before
     // submit, or the entry is discarded.
     unsafe {
-        if sock::endpoints_into(sk, &mut (*e).endpoints).is_err() {
+        if !crate::emit::endpoints_wanted(sk, &mut (*e).endpoints) {
             entry.discard(0);
-            count(Counter::ReadError);
-            return;
-        }
-        let ep = &(*e).endpoints;
-        if !crate::globals::filter().endpoints_match(ep.family, ep.sport, ep.dport) {
-            entry.discard(0);
-            count(Counter::Filtered);
             return;
         }
         crate::emit::fill_header(&mut (*e).header, EventKind::State, owner, now);
