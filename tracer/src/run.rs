@@ -90,11 +90,26 @@ fn trace(cli: &Cli, tracer: &mut loader::Tracer) -> Result<()> {
     }
 }
 
-/// What went through, and what did not, for the summary line.
+/// What went through, and what did not, for the summary line (the trace's and `serve`'s).
 #[derive(Default)]
-struct Tally {
+pub(crate) struct Tally {
     per_kind: std::collections::BTreeMap<&'static str, u64>,
-    undecodable: u64,
+    pub(crate) undecodable: u64,
+}
+
+impl Tally {
+    pub(crate) fn event(&mut self, event: &crate::event::Event) {
+        *self.per_kind.entry(event.kind()).or_default() += 1;
+    }
+
+    /// The line printed on stderr at exit: events per type, what was lost and why.
+    pub(crate) fn summary(&self, end: &Losses) -> String {
+        let seen: u64 = self.per_kind.values().sum();
+        let kinds: Vec<String> = self.per_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let kinds = if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
+        let undecodable = if self.undecodable > 0 { format!("; {} undecodable", self.undecodable) } else { String::new() };
+        format!("tcptrace: {seen} events{kinds}; {}; filtered in the kernel {}{undecodable}", end.describe(), end.filtered)
+    }
 }
 
 /// Losses as the kernel side counted them.
@@ -136,7 +151,7 @@ impl Losses {
     }
 
     /// The loss part of the summary, e.g. `lost 3 (ring buffer full 3, ...)`.
-    pub(crate) fn describe(&self) -> String {
+    fn describe(&self) -> String {
         format!(
             "lost {} (ring buffer full {}, kernel reads failed {}, hook runs skipped by the kernel {}, state changes out of sequence {}, map updates refused {})",
             self.lost(),
@@ -170,7 +185,7 @@ fn drain<W: Write>(
         let Some(item) = ring.next() else { break };
         match decode(&item, clock) {
             Ok(event) => {
-                *tally.per_kind.entry(event.kind()).or_default() += 1;
+                tally.event(&event);
                 printer.event(&event)?;
                 if let Some(n) = left {
                     *n -= 1;
@@ -229,11 +244,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya:
     // Whatever arrived before the signal is still printed.
     drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left)?;
     let end = losses(&source, ebpf);
-    let seen: u64 = tally.per_kind.values().sum();
-    let kinds: Vec<String> = tally.per_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let kinds = if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
-    let undecodable = if tally.undecodable > 0 { format!("; {} undecodable", tally.undecodable) } else { String::new() };
-    eprintln!("tcptrace: {seen} events{kinds}; {}; filtered in the kernel {}{undecodable}", end.describe(), end.filtered);
+    eprintln!("{}", tally.summary(&end));
     Ok(())
 }
 

@@ -109,8 +109,12 @@ fn counters_move_by_exactly_the_traffic_made() {
     assert!(stderr.iter().all(|l| !l.contains("panicked")), "{stderr:?}");
     // The summary, as the trace gives it: every connect (3 + 2 refused), accept (3) and
     // close (3 + 3), and state changes, counted in the kernel, are no events.
-    let events = 2 * CONNECTIONS + FAILED + 2 * CONNECTIONS;
-    assert!(stderr.iter().any(|l| l.starts_with(&format!("tcptrace: {events} events; lost 0 "))), "{stderr:?}");
+    let (connects, accepts, closes) = (CONNECTIONS + FAILED, CONNECTIONS, 2 * CONNECTIONS);
+    let summary = format!(
+        "tcptrace: {} events (accept {accepts}, close {closes}, connect {connects}); lost 0 ",
+        connects + accepts + closes
+    );
+    assert!(stderr.iter().any(|l| l.starts_with(&summary)), "{stderr:?}");
 }
 
 /// 5,000 distinct remote ports with `--labels rport --max-series 1000`: 1,000 label sets

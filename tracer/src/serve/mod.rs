@@ -20,7 +20,7 @@ use tracer_common::{
 use crate::{
     cli::{Cli, ServeArgs},
     decode::{decode, Clock},
-    run::losses,
+    run::{losses, Tally},
     source::{Pacer, Source},
 };
 
@@ -65,8 +65,7 @@ async fn pump(source: &mut Source, ebpf: &aya::Ebpf, metrics: &mut metrics::Metr
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    let mut undecodable = 0;
-    let mut seen: u64 = 0;
+    let mut tally = Tally::default();
     let mut pacer = Pacer::new();
     loop {
         tokio::select! {
@@ -74,7 +73,7 @@ async fn pump(source: &mut Source, ebpf: &aya::Ebpf, metrics: &mut metrics::Metr
             _ = sigterm.recv() => break,
             _ = tick.tick() => {
                 let l = losses(source, ebpf);
-                for (reason, count) in l.by_reason().into_iter().chain([("undecodable", undecodable)]) {
+                for (reason, count) in l.by_reason().into_iter().chain([("undecodable", tally.undecodable)]) {
                     metrics.lost_so_far(reason, count);
                 }
                 metrics.filtered_so_far(l.filtered);
@@ -86,9 +85,9 @@ async fn pump(source: &mut Source, ebpf: &aya::Ebpf, metrics: &mut metrics::Metr
                     match decode(&item, clock) {
                         Ok(event) => {
                             metrics.record(&event);
-                            seen += 1;
+                            tally.event(&event);
                         }
-                        Err(_) => undecodable += 1,
+                        Err(_) => tally.undecodable += 1,
                     }
                 }
                 guard.clear_ready();
@@ -98,7 +97,6 @@ async fn pump(source: &mut Source, ebpf: &aya::Ebpf, metrics: &mut metrics::Metr
         }
     }
     // The same summary line as the trace's, on stderr.
-    let end = losses(source, ebpf);
-    eprintln!("tcptrace: {seen} events; {}; filtered in the kernel {}; {undecodable} undecodable", end.describe(), end.filtered);
+    eprintln!("{}", tally.summary(&losses(source, ebpf)));
     Ok(())
 }
