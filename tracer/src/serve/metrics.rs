@@ -73,6 +73,13 @@ impl HistogramSlot {
 
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
+/// Label set number `series` of `all`, followed by `more`.
+fn full_labels(all: &[Labels], series: u32, more: Labels) -> Labels {
+    let mut labels = all[series as usize].clone();
+    labels.extend(more);
+    labels
+}
+
 /// Connect latency: 10 µs to 10 s, 19 buckets (a factor of about 2.15).
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets_range(1e-5, 10.0, 19))
@@ -261,50 +268,34 @@ impl Metrics {
         Some(id)
     }
 
-    /// The label set `series` followed by `more`.
-    fn full_labels(&self, series: u32, more: Labels) -> Labels {
-        let mut labels = self.series[series as usize].clone();
-        labels.extend(more);
-        labels
-    }
-
+    /// The handle on `slot`'s counter for label set `series`: one lookup when cached.
     fn counter(&mut self, series: u32, slot: CounterSlot) -> &Counter {
-        if !self.counters.contains_key(&(series, slot)) {
-            let labels = self.full_labels(series, slot.labels());
-            let family = match slot {
-                CounterSlot::Opened { .. } => &self.opened,
-                CounterSlot::ConnectFailure { .. } => &self.connect_failures,
-                CounterSlot::Closed { .. } => &self.closed,
-                CounterSlot::Sent => &self.sent,
-                CounterSlot::Received => &self.received,
-                CounterSlot::Retransmits { .. } => &self.retransmits,
-            };
-            let handle = family.get_or_create(&labels).clone();
-            self.counters.insert((series, slot), handle);
-        }
-        &self.counters[&(series, slot)]
+        let family = match slot {
+            CounterSlot::Opened { .. } => &self.opened,
+            CounterSlot::ConnectFailure { .. } => &self.connect_failures,
+            CounterSlot::Closed { .. } => &self.closed,
+            CounterSlot::Sent => &self.sent,
+            CounterSlot::Received => &self.received,
+            CounterSlot::Retransmits { .. } => &self.retransmits,
+        };
+        let labels = &self.series;
+        self.counters.entry((series, slot)).or_insert_with(|| family.get_or_create(&full_labels(labels, series, slot.labels())).clone())
     }
 
     fn histogram(&mut self, series: u32, slot: HistogramSlot) -> &Histogram {
-        if !self.histograms.contains_key(&(series, slot)) {
-            let labels = self.full_labels(series, slot.labels());
-            let family = match slot {
-                HistogramSlot::ConnectLatency => &self.connect_latency,
-                HistogramSlot::Lifetime { .. } => &self.lifetime,
-            };
-            let handle = family.get_or_create(&labels).clone();
-            self.histograms.insert((series, slot), handle);
-        }
-        &self.histograms[&(series, slot)]
+        let family = match slot {
+            HistogramSlot::ConnectLatency => &self.connect_latency,
+            HistogramSlot::Lifetime { .. } => &self.lifetime,
+        };
+        let labels = &self.series;
+        self.histograms.entry((series, slot)).or_insert_with(|| family.get_or_create(&full_labels(labels, series, slot.labels())).clone())
     }
 
-    fn open_gauge(&mut self, series: u32, direction: &'static str) -> Gauge {
-        let labels = || self.full_labels(series, vec![("direction", direction.into())]);
-        if !self.gauges.contains_key(&(series, direction)) {
-            let handle = self.open_connections.get_or_create(&labels()).clone();
-            self.gauges.insert((series, direction), handle);
-        }
-        self.gauges[&(series, direction)].clone()
+    fn open_gauge(&mut self, series: u32, direction: &'static str) -> &Gauge {
+        let (family, labels) = (&self.open_connections, &self.series);
+        self.gauges
+            .entry((series, direction))
+            .or_insert_with(|| family.get_or_create(&full_labels(labels, series, vec![("direction", direction.into())])).clone())
     }
 
     pub(crate) fn record(&mut self, event: &Event) {
@@ -360,7 +351,7 @@ impl Metrics {
         if self.open.len() >= self.max_open {
             return;
         }
-        let gauge = self.open_gauge(series, direction);
+        let gauge = self.open_gauge(series, direction).clone();
         gauge.inc();
         if let Some(stale) = self.open.insert(endpoints, gauge) {
             // The same four-tuple opened again: its close was lost. Count it once.
