@@ -83,15 +83,6 @@ pub(crate) fn softirq_side(body: impl FnOnce()) {
     }
 }
 
-/// Whether `old -> new` has work for the events asked for, from the two states alone: the
-/// state programs ask this first, before any read of the socket.
-///
-/// Listening sockets are not connections. Without state events only the ends of a
-/// connection's life matter: the SYN going out, the handshake's end, and CLOSE (from the
-/// state left, the close event learns who closed first and whether our FIN was acked; see
-/// `close::on_close_state`). So the middle of a close (ESTABLISHED -> FIN_WAIT1 -> FIN_WAIT2,
-/// ESTABLISHED -> CLOSE_WAIT -> LAST_ACK) and a child's LISTEN -> SYN_RECV cost nothing
-/// but the call: half the changes of a short connection.
 /// Whether every change is followed: state events are wanted, or counted in the kernel.
 #[inline(always)]
 fn every_change() -> bool {
@@ -105,6 +96,15 @@ pub(crate) fn new_state_may_have_work(new: i32) -> bool {
     every_change() || matches!(new, TCP_SYN_SENT | TCP_ESTABLISHED | TCP_CLOSE)
 }
 
+/// Whether `old -> new` has work for the events asked for, from the two states alone: the
+/// state programs ask this first, before any read of the socket.
+///
+/// Listening sockets are not connections. Unless state changes are sent or counted, only
+/// the ends of a connection's life matter: the SYN going out, the handshake's end, and
+/// CLOSE (from the state left, the close event learns who closed first and whether our FIN
+/// was acked; see `close::on_close_state`). So the middle of a close (ESTABLISHED ->
+/// FIN_WAIT1 -> FIN_WAIT2, ESTABLISHED -> CLOSE_WAIT -> LAST_ACK) and a child's LISTEN ->
+/// SYN_RECV cost nothing but the call: half the changes of a short connection.
 #[inline(always)]
 pub(crate) fn has_work(old: i32, new: i32) -> bool {
     if old == new || new == TCP_LISTEN || (old == TCP_LISTEN && new == TCP_CLOSE) {
