@@ -15,7 +15,7 @@ use tracer_common::{
     state::StateEvent,
 };
 
-use crate::event::{BytesSource, CloseInfo, ClosedBy, ConnectResult, Detail, Direction, Endpoints, Event, Owner, TcpState};
+use crate::event::{BytesSource, CloseInfo, ClosedBy, Comm, ConnectResult, Detail, Direction, Endpoints, Event, Owner, TcpState};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum Error {
@@ -69,8 +69,7 @@ fn owner(h: &EventHeader) -> Owner {
 
 /// An owner from the kernel's fields (an event header, or a `SOCKS` entry's task).
 pub(crate) fn owner_of(pid: u32, tid: u32, uid: u32, comm: &[u8]) -> Owner {
-    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    Owner { pid, tid, uid, comm: String::from_utf8_lossy(comm.get(..end).unwrap_or_default()).into_owned() }
+    Owner { pid, tid, uid, comm: Comm::from_kernel(comm) }
 }
 
 pub(crate) fn endpoints(e: &addr::Endpoints) -> Result<Endpoints, Error> {

@@ -93,19 +93,23 @@ fn trace(cli: &Cli, tracer: &mut loader::Tracer) -> Result<()> {
 /// What went through, and what did not, for the summary line (the trace's and `serve`'s).
 #[derive(Default)]
 pub(crate) struct Tally {
-    per_kind: std::collections::BTreeMap<&'static str, u64>,
+    /// Indexed like `event::KINDS`: a map lookup per event showed in profiles.
+    per_kind: [u64; crate::event::KINDS.len()],
     pub(crate) undecodable: u64,
 }
 
 impl Tally {
     pub(crate) fn event(&mut self, event: &crate::event::Event) {
-        *self.per_kind.entry(event.kind()).or_default() += 1;
+        if let Some(n) = self.per_kind.get_mut(event.kind_index()) {
+            *n += 1;
+        }
     }
 
     /// The line printed on stderr at exit: events per type, what was lost and why.
     pub(crate) fn summary(&self, end: &Losses) -> String {
-        let seen: u64 = self.per_kind.values().sum();
-        let kinds: Vec<String> = self.per_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let seen: u64 = self.per_kind.iter().sum();
+        let kinds: Vec<String> =
+            crate::event::KINDS.iter().zip(self.per_kind).filter(|&(_, n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
         let kinds = if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
         let undecodable = if self.undecodable > 0 { format!("; {} undecodable", self.undecodable) } else { String::new() };
         format!("tcptrace: {seen} events{kinds}; {}; filtered in the kernel {}{undecodable}", end.describe(), end.filtered)

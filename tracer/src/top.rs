@@ -297,7 +297,7 @@ fn interactive(source: &mut Source, args: &TopArgs) -> Result<()> {
                 let pid = if r.owner.known() { r.owner.pid.to_string() } else { "-".into() };
                 TableRow::new(vec![
                     pid,
-                    r.owner.comm.clone(),
+                    r.owner.comm.to_string(),
                     format!("{}:{}", ep.laddr, ep.lport),
                     format!("{}:{}", ep.raddr, ep.rport),
                     format!("{}/s", units::bytes(r.tx_rate as u64)),

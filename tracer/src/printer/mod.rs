@@ -149,7 +149,7 @@ pub(crate) mod tests {
     use std::{net::IpAddr, time::Duration};
 
     use super::*;
-    use crate::event::{BytesSource, CloseInfo, Detail, Endpoints, Owner, TcpState};
+    use crate::event::{BytesSource, CloseInfo, Comm, Detail, Endpoints, Owner, TcpState};
 
     fn event(detail: Detail, v6: bool, owner_known: bool) -> Event {
         let (l, r): (IpAddr, IpAddr) = if v6 {
@@ -160,7 +160,7 @@ pub(crate) mod tests {
         let owner = if owner_known {
             Owner { pid: 4242, tid: 4243, uid: 1000, comm: "my client".into() }
         } else {
-            Owner { pid: 0, tid: 0, uid: 0, comm: String::new() }
+            Owner { pid: 0, tid: 0, uid: 0, comm: Comm::default() }
         };
         Event {
             // 2026-11-25T12:00:01.5Z

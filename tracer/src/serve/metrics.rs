@@ -229,7 +229,7 @@ impl Metrics {
         let ep = &event.endpoints;
         let mut labels = Labels::with_capacity(2 + self.extra_labels.len());
         if event.owner.known() {
-            labels.push(("comm", event.owner.comm.clone()));
+            labels.push(("comm", event.owner.comm.to_string()));
         }
         labels.push(("rport_class", rport_class(ep.rport)));
         for extra in &self.extra_labels {
