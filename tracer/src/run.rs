@@ -74,7 +74,7 @@ fn trace(cli: &Cli, tracer: &mut loader::Tracer) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")?;
     let result = runtime.block_on(async {
         let source = Source::new(tracer)?;
-        pump(source, printer, &tracer.ebpf, cli.verbose, stop).await
+        pump(source, printer, tracer, cli.verbose, stop).await
     });
     if cli.verbose {
         // Connections the kernel still tracks: after every traced connection has closed,
@@ -127,11 +127,11 @@ pub(crate) struct Losses {
     pub(crate) filtered: u64,
 }
 
-pub(crate) fn losses(source: &Source, ebpf: &aya::Ebpf) -> Losses {
+pub(crate) fn losses(source: &Source) -> Losses {
     Losses {
         ring_full: source.counter(Counter::RingbufFull),
         read_errors: source.counter(Counter::ReadError),
-        missed_runs: loader::stats::total_misses(ebpf),
+        missed_runs: source.missed_runs(),
         state_gaps: source.counter(Counter::StateGap),
         map_errors: source.counter(Counter::MapError),
         filtered: source.counter(Counter::Filtered),
@@ -204,7 +204,7 @@ fn drain<W: Write>(
 
 /// Moves events until SIGINT/SIGTERM, flushing after each drain of the ring buffer, then
 /// prints a one-line summary on stderr.
-async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya::Ebpf, verbose: bool, stop: Stop) -> Result<()> {
+async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mut loader::Tracer, verbose: bool, stop: Stop) -> Result<()> {
     let clock = Clock::now();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -227,7 +227,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya:
             _ = sigterm.recv() => break,
             () = &mut deadline => break,
             _ = tick.tick() => {
-                let now = losses(&source, ebpf);
+                let now = losses(&source);
                 if now.lost() > lost_reported {
                     eprintln!("tcptrace: so far {}", now.describe());
                     lost_reported = now.lost();
@@ -245,9 +245,12 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, ebpf: &aya:
             }
         }
     }
-    // Whatever arrived before the signal is still printed.
+    // With the hooks gone nothing new comes, so this last drain prints what the kernel
+    // sent, and a connection still tracked afterwards really had not ended (before, a
+    // close in the gap between the two was neither printed nor tracked).
+    tracer.stop_hooks();
     drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left)?;
-    let end = losses(&source, ebpf);
+    let end = losses(&source);
     eprintln!("{}", tally.summary(&end));
     Ok(())
 }

@@ -10,6 +10,8 @@ use crate::loader::Tracer;
 pub(crate) struct Source {
     pub(crate) ring: AsyncFd<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,
+    /// The programs whose skipped runs count as losses (see `loader::stats`).
+    programs: Vec<aya::programs::ProgramFd>,
 }
 
 impl Source {
@@ -21,7 +23,13 @@ impl Source {
         // SAFETY: the RingBuf owns its map fd and keeps it open for as long as it lives,
         // which is as long as the AsyncFd that owns it.
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
-        Ok(Self { ring, counters: PerCpuArray::try_from(counters)? })
+        let programs = crate::loader::stats::counted_programs(&tracer.ebpf);
+        Ok(Self { ring, counters: PerCpuArray::try_from(counters)?, programs })
+    }
+
+    /// Program runs the kernel skipped, summed over the programs where a skip is a loss.
+    pub(crate) fn missed_runs(&self) -> u64 {
+        crate::loader::stats::total_misses(&self.programs)
     }
 
     /// The sum over CPUs of one counter.

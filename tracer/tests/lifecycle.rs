@@ -6,7 +6,7 @@ mod common;
 
 use std::{ffi::CStr, time::Duration};
 
-use common::{assert_calls_mode_refused, calls_mode_available, effective_family, fork_with, in_vm, listen_v4, raw, serial, sockaddr_of, wait_child, Finished, Trace};
+use common::{assert_calls_mode_refused, calls_mode_available, effective_family, fork_with, in_vm, listen_v4, raw, serial, sockaddr_of, wait_child, wait_port_settled, Finished, Trace};
 use serde_json::Value;
 
 const CLIENT_SENDS: usize = 1_000_003;
@@ -338,6 +338,7 @@ fn load_of_20000_connections_loses_nothing_and_leaks_nothing() {
     assert_eq!(wait_child(server), 0, "server");
     // SAFETY: closing our listener.
     unsafe { libc::close(lfd) };
+    wait_port_settled(port);
     let done = trace.stop();
 
     // The kernel can skip a program when it is already running on the same CPU (see

@@ -288,20 +288,25 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
     }
 }
 
+/// Detaches and unloads one program, of any type tcptrace uses (a no-op if not loaded).
+pub(crate) fn unload(p: &mut aya::programs::Program) -> Result<(), aya::programs::ProgramError> {
+    match p {
+        aya::programs::Program::FEntry(p) => p.unload(),
+        aya::programs::Program::FExit(p) => p.unload(),
+        aya::programs::Program::KProbe(p) => p.unload(),
+        aya::programs::Program::TracePoint(p) => p.unload(),
+        aya::programs::Program::RawTracePoint(p) => p.unload(),
+        _ => Ok(()),
+    }
+}
+
 /// Loads and attaches `hook` with `family`; on failure nothing of it stays loaded.
 pub(crate) fn attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFamily) -> Result<(), String> {
     let result = try_attach(ebpf, facts, hook, family);
     if result.is_err() {
         for name in programs(hook, family) {
             if let Some(p) = ebpf.program_mut(name) {
-                let _unloaded = match p {
-                    aya::programs::Program::FEntry(p) => p.unload(),
-                    aya::programs::Program::FExit(p) => p.unload(),
-                    aya::programs::Program::KProbe(p) => p.unload(),
-                    aya::programs::Program::TracePoint(p) => p.unload(),
-                    aya::programs::Program::RawTracePoint(p) => p.unload(),
-                    _ => Ok(()),
-                };
+                let _unloaded = unload(p);
             }
         }
     }

@@ -258,6 +258,16 @@ pub(crate) struct Tracer {
     pub(crate) choices: Vec<Choice>,
 }
 
+impl Tracer {
+    /// Detaches and unloads every program: no run starts after this returns, so a drain
+    /// that follows sees what was emitted. The maps stay, for a last read.
+    pub(crate) fn stop_hooks(&mut self) {
+        for (_, program) in self.ebpf.programs_mut() {
+            let _unloaded = family::unload(program);
+        }
+    }
+}
+
 /// What to load: the user's filter, event selection and sizes.
 pub(crate) struct Request<'a> {
     pub(crate) btf_path: &'a Path,

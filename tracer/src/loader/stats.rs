@@ -38,11 +38,17 @@ fn recursion_misses(fd: i32) -> std::io::Result<u64> {
 /// side's skips are counted, though some of those the owner side took.
 const NEVER_NEEDED_WHEN_SKIPPED: [&str; 2] = ["tt_state_rtp", "tt_state_fent"];
 
-/// The sum of skipped runs over every loaded program that matters.
-pub(crate) fn total_misses(ebpf: &Ebpf) -> u64 {
+/// Copies of the descriptors of every loaded program whose skipped runs are losses: they
+/// keep each program readable after `Tracer::stop_hooks` unloads it, so the count taken
+/// after the last event still includes every skip.
+pub(crate) fn counted_programs(ebpf: &Ebpf) -> Vec<aya::programs::ProgramFd> {
     ebpf.programs()
         .filter(|(name, _)| !NEVER_NEEDED_WHEN_SKIPPED.contains(name))
-        .filter_map(|(_, p)| p.fd().ok().map(|fd| fd.as_fd().as_raw_fd()))
-        .map(|fd| recursion_misses(fd).unwrap_or(0))
-        .sum()
+        .filter_map(|(_, p)| p.fd().ok().and_then(|fd| fd.try_clone().ok()))
+        .collect()
+}
+
+/// The sum of skipped runs over `programs` (see `counted_programs`).
+pub(crate) fn total_misses(programs: &[aya::programs::ProgramFd]) -> u64 {
+    programs.iter().map(|fd| recursion_misses(fd.as_fd().as_raw_fd()).unwrap_or(0)).sum()
 }

@@ -52,7 +52,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         eprintln!("tcptrace: serving metrics on http://{}/metrics", listener.local_addr()?);
         let server = tokio::spawn(async move { axum::serve(listener, http::router(registry)).await });
         let mut source = Source::new(&mut tracer)?;
-        let result = pump(&mut source, &tracer.ebpf, &mut metrics).await;
+        let result = pump(&mut source, &mut tracer, &mut metrics).await;
         server.abort();
         result
     })
@@ -60,7 +60,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
 
 /// Feeds events to the metrics until SIGINT or SIGTERM; loss counters every second; a
 /// summary line at the end.
-async fn pump(source: &mut Source, ebpf: &aya::Ebpf, metrics: &mut metrics::Metrics) -> Result<()> {
+async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: &mut metrics::Metrics) -> Result<()> {
     let clock = Clock::now();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -72,7 +72,7 @@ async fn pump(source: &mut Source, ebpf: &aya::Ebpf, metrics: &mut metrics::Metr
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = tick.tick() => {
-                let l = losses(source, ebpf);
+                let l = losses(source);
                 for (reason, count) in l.by_reason().into_iter().chain([("undecodable", tally.undecodable)]) {
                     metrics.lost_so_far(reason, count);
                 }
@@ -80,23 +80,29 @@ async fn pump(source: &mut Source, ebpf: &aya::Ebpf, metrics: &mut metrics::Metr
             }
             guard = source.ring.readable_mut() => {
                 let mut guard = guard?;
-                let ring = guard.get_inner_mut();
-                while let Some(item) = ring.next() {
-                    match decode(&item, clock) {
-                        Ok(event) => {
-                            metrics.record(&event);
-                            tally.event(&event);
-                        }
-                        Err(_) => tally.undecodable += 1,
-                    }
-                }
+                drain(guard.get_inner_mut(), clock, metrics, &mut tally);
                 guard.clear_ready();
                 drop(guard);
                 pacer.after_drain().await;
             }
         }
     }
-    // The same summary line as the trace's, on stderr.
-    eprintln!("{}", tally.summary(&losses(source, ebpf)));
+    // The same summary line as the trace's, on stderr, counted with the hooks gone.
+    tracer.stop_hooks();
+    drain(source.ring.get_mut(), clock, metrics, &mut tally);
+    eprintln!("{}", tally.summary(&losses(source)));
     Ok(())
+}
+
+/// Records what the ring buffer holds.
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, clock: Clock, metrics: &mut metrics::Metrics, tally: &mut Tally) {
+    while let Some(item) = ring.next() {
+        match decode(&item, clock) {
+            Ok(event) => {
+                metrics.record(&event);
+                tally.event(&event);
+            }
+            Err(_) => tally.undecodable += 1,
+        }
+    }
 }

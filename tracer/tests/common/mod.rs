@@ -16,7 +16,7 @@ use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{mpsc, Mutex, MutexGuard},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde_json::Value;
@@ -414,6 +414,29 @@ pub mod raw {
             return None;
         }
         Some(u32::from_ne_bytes([info[100], info[101], info[102], info[103]]))
+    }
+}
+
+/// Waits until no TCP socket with `port` at either end is still open or closing (as
+/// /proc/net/tcp{,6} list them; TIME_WAIT and LISTEN are done). The last steps of a close
+/// run in softirq, possibly after both processes have exited; stopping the trace before
+/// then would leave those connections unfinished. Panics after 10 s.
+pub fn wait_port_settled(port: u16) {
+    let busy = || {
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|path| {
+            std::fs::read_to_string(path).unwrap_or_default().lines().skip(1).any(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let port_of = |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+                let ours = f.get(1).and_then(|a| port_of(a)) == Some(port) || f.get(2).and_then(|a| port_of(a)) == Some(port);
+                // 06 TIME_WAIT, 07 CLOSE, 0A LISTEN.
+                ours && !matches!(f.get(3).copied(), Some("06" | "07" | "0A"))
+            })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while busy() {
+        assert!(Instant::now() < deadline, "connections on port {port} still not closed after 10 s");
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
