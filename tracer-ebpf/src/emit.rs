@@ -108,8 +108,8 @@ pub(crate) fn header_if_wanted(
 /// family filters: false (the read error or the drop counted) when the event must be
 /// discarded.
 #[inline(always)]
-pub(crate) fn endpoints_wanted(sk: u64, out: &mut tracer_common::addr::Endpoints) -> bool {
-    if crate::sock::endpoints_into(sk, out).is_err() {
+pub(crate) fn endpoints_wanted<A: crate::sock::Access>(sk: u64, out: &mut tracer_common::addr::Endpoints) -> bool {
+    if crate::sock::endpoints_into::<A>(sk, out).is_err() {
         count(Counter::ReadError);
         return false;
     }

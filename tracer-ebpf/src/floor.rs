@@ -1,14 +1,14 @@
 //! The benchmark's floor (`cargo xtask bench`, configuration `floor`): empty programs, a
 //! per-CPU counter each, on the hooks and with the attach types tcptrace's default events
-//! use on a kernel with tracepoints only: two raw-tracepoint programs on
+//! use on a kernel with tracepoints only: two BTF-typed tracepoint programs on
 //! `inet_sock_set_state` (the state pair), and a tracepoint program on
 //! `sys_exit_accept4`, `sys_exit_accept` and `tcp_retransmit_skb`. What attaching alone
 //! costs. `cargo xtask floor` loads them; tcptrace never does.
 
 use aya_ebpf::{
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{btf_tracepoint, map, tracepoint},
     maps::PerCpuArray,
-    programs::{RawTracePointContext, TracePointContext},
+    programs::{BtfTracePointContext, TracePointContext},
 };
 
 /// How often the floor's programs ran (so that they are not quite empty, like bpftrace's
@@ -24,14 +24,14 @@ fn count() {
     }
 }
 
-#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
-pub(crate) fn tt_floor_rtp(_ctx: RawTracePointContext) -> u32 {
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub(crate) fn tt_floor_btf(_ctx: BtfTracePointContext) -> u32 {
     count();
     0
 }
 
-#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
-pub(crate) fn tt_floor_rtp2(_ctx: RawTracePointContext) -> u32 {
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub(crate) fn tt_floor_btf2(_ctx: BtfTracePointContext) -> u32 {
     count();
     0
 }

@@ -1,6 +1,15 @@
 //! Typed getters over `struct sock`, driven by offsets userspace read from BTF.
-//! Every read goes through `bpf_probe_read_kernel`, so the same code serves kprobe,
-//! fentry and tracepoint programs alike.
+//!
+//! Two ways to read, chosen per program at compile time (`Access`):
+//! - `Probe`: `bpf_probe_read_kernel`, for every program type (kprobe, raw and classic
+//!   tracepoints), where `sk` is a plain number to the verifier;
+//! - `Direct`: plain loads, for BTF-typed programs (`tp_btf`, fentry), where the verifier
+//!   knows `sk` as a `struct sock *` and makes each load fault-safe. A helper call costs
+//!   several times a load, and a connection takes about fifty reads.
+//!
+//! A direct load is checked by the verifier against the kernel's own `struct sock`, at an
+//! offset it must know: the offsets live in a frozen read-only global, which the verifier
+//! reads as constants (and an absent field's branch is dead code to it).
 
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 use tracer_common::{
@@ -14,80 +23,157 @@ use crate::globals::sock_off;
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct ReadError;
 
+/// How a program reads kernel memory (see the module's comment).
+pub(crate) trait Access {
+    /// The `T` at `addr`, a field of a socket.
+    fn load<T: Copy>(addr: u64) -> Result<T, ReadError>;
+    /// The 16 bytes at `addr` (an IPv6 address), into `dst` with no copy on the stack.
+    fn load_16(addr: u64, dst: &mut [u8; 16]) -> Result<(), ReadError>;
+    /// The base to read `struct tcp_sock` fields of `sk` from: a direct load beyond
+    /// `struct sock` needs the verifier to know the socket is a TCP one.
+    fn tcp_sock(sk: u64) -> Result<u64, ReadError>;
+}
+
+/// Reads through `bpf_probe_read_kernel`: any program type.
+pub(crate) enum Probe {}
+
+impl Access for Probe {
+    #[inline(always)]
+    fn load<T: Copy>(addr: u64) -> Result<T, ReadError> {
+        // SAFETY: bpf_probe_read_kernel checks the address; a bad one returns an error.
+        unsafe { bpf_probe_read_kernel(addr as *const T) }.map_err(|_| ReadError)
+    }
+
+    #[inline(always)]
+    fn load_16(addr: u64, dst: &mut [u8; 16]) -> Result<(), ReadError> {
+        // SAFETY: bpf_probe_read_kernel_buf checks the source address.
+        unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(addr as *const u8, dst) }.map_err(|_| ReadError)
+    }
+
+    #[inline(always)]
+    fn tcp_sock(sk: u64) -> Result<u64, ReadError> {
+        Ok(sk)
+    }
+}
+
+/// Plain loads: only for programs whose `sk` is BTF-typed (`tp_btf`, fentry, fexit).
+pub(crate) enum Direct {}
+
+impl Access for Direct {
+    #[inline(always)]
+    fn load<T: Copy>(addr: u64) -> Result<T, ReadError> {
+        // SAFETY: `addr` is a typed socket pointer plus a field's offset; the verifier
+        // checks the access against BTF and turns it into a load that cannot fault.
+        // Volatile: one load of exactly this size, never merged with its neighbours.
+        Ok(unsafe { core::ptr::read_volatile(addr as *const T) })
+    }
+
+    #[inline(always)]
+    fn load_16(addr: u64, dst: &mut [u8; 16]) -> Result<(), ReadError> {
+        // Two words: each a load the verifier can match to the address's array.
+        let lo = Self::load::<u64>(addr)?;
+        let hi = Self::load::<u64>(addr.wrapping_add(8))?;
+        let words = dst.as_mut_ptr().cast::<u64>();
+        // SAFETY: sixteen bytes, written as two unaligned words.
+        unsafe {
+            core::ptr::write_unaligned(words, lo);
+            core::ptr::write_unaligned(words.add(1), hi);
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn tcp_sock(sk: u64) -> Result<u64, ReadError> {
+        // SAFETY: the helper checks the socket's type; NULL when it is not TCP.
+        let tp = unsafe { aya_ebpf::helpers::bpf_skc_to_tcp_sock(sk as *mut core::ffi::c_void) };
+        if tp.is_null() { Err(ReadError) } else { Ok(tp as u64) }
+    }
+}
+
 #[inline(always)]
-fn read<T>(sk: u64, offset: u32) -> Result<T, ReadError> {
+fn read<A: Access, T: Copy>(base: u64, offset: u32) -> Result<T, ReadError> {
     if offset == OFFSET_ABSENT {
         return Err(ReadError);
     }
-    let ptr = sk.wrapping_add(u64::from(offset)) as *const T;
-    // SAFETY: bpf_probe_read_kernel checks the address; a bad one returns an error.
-    unsafe { bpf_probe_read_kernel(ptr) }.map_err(|_| ReadError)
+    A::load::<T>(base.wrapping_add(u64::from(offset)))
 }
 
 /// `sk->sk_state` (the `TCP_*` state before a transition, when read at its start).
 #[inline(always)]
-pub(crate) fn state(sk: u64) -> Result<u8, ReadError> {
-    read::<u8>(sk, sock_off::state())
+pub(crate) fn state<A: Access>(sk: u64) -> Result<u8, ReadError> {
+    read::<A, u8>(sk, sock_off::state())
 }
 
 /// `sk->sk_err`, positive errno.
 #[inline(always)]
-pub(crate) fn err(sk: u64) -> Result<i32, ReadError> {
-    read::<i32>(sk, sock_off::err())
+pub(crate) fn err<A: Access>(sk: u64) -> Result<i32, ReadError> {
+    read::<A, i32>(sk, sock_off::err())
 }
 
 /// Both endpoints as the socket knows them now.
 #[inline(always)]
-pub(crate) fn endpoints(sk: u64) -> Result<Endpoints, ReadError> {
+pub(crate) fn endpoints<A: Access>(sk: u64) -> Result<Endpoints, ReadError> {
     let mut ep = Endpoints::default();
-    endpoints_into(sk, &mut ep)?;
+    endpoints_into::<A>(sk, &mut ep)?;
     Ok(ep)
 }
 
 /// Reads both endpoints straight into `out` (which may be a ring buffer reservation), with
 /// no copies on the stack; every field of `out` is written.
 #[inline(always)]
-pub(crate) fn endpoints_into(sk: u64, out: &mut Endpoints) -> Result<(), ReadError> {
+pub(crate) fn endpoints_into<A: Access>(sk: u64, out: &mut Endpoints) -> Result<(), ReadError> {
     // SAFETY: `out` is a valid, aligned `Endpoints`.
     unsafe { crate::mem::zero(out as *mut Endpoints) };
-    out.family = read::<u16>(sk, sock_off::family())?;
-    out.sport = u16::from_be(read::<u16>(sk, sock_off::sport())?);
-    out.dport = u16::from_be(read::<u16>(sk, sock_off::dport())?);
-    let (saddr, daddr, len) = match out.family {
-        AF_INET => (sock_off::rcv_saddr(), sock_off::daddr(), 4),
-        AF_INET6 => (sock_off::v6_rcv_saddr(), sock_off::v6_daddr(), 16),
+    out.family = read::<A, u16>(sk, sock_off::family())?;
+    // `inet_sport` is in `struct inet_sock`, beyond `struct sock` (`skc_num` is no
+    // substitute: it is zeroed when the port is released, before CLOSE is announced).
+    out.sport = u16::from_be(read::<A, u16>(A::tcp_sock(sk)?, sock_off::sport())?);
+    out.dport = u16::from_be(read::<A, u16>(sk, sock_off::dport())?);
+    match out.family {
+        AF_INET => {
+            // Network order in memory: the bytes stored as they lie, in the first four.
+            let saddr = read::<A, u32>(sk, sock_off::rcv_saddr())?;
+            let daddr = read::<A, u32>(sk, sock_off::daddr())?;
+            // SAFETY: both arrays hold 16 bytes; unaligned stores of their first four.
+            unsafe {
+                core::ptr::write_unaligned(out.saddr.as_mut_ptr().cast::<u32>(), saddr);
+                core::ptr::write_unaligned(out.daddr.as_mut_ptr().cast::<u32>(), daddr);
+            }
+        }
+        AF_INET6 => {
+            read_16::<A>(sk, sock_off::v6_rcv_saddr(), &mut out.saddr)?;
+            read_16::<A>(sk, sock_off::v6_daddr(), &mut out.daddr)?;
+        }
         _ => return Err(ReadError),
-    };
-    read_into(sk, saddr, out.saddr.get_mut(..len).ok_or(ReadError)?)?;
-    read_into(sk, daddr, out.daddr.get_mut(..len).ok_or(ReadError)?)
+    }
+    Ok(())
 }
 
 #[inline(always)]
-fn read_into(sk: u64, offset: u32, dst: &mut [u8]) -> Result<(), ReadError> {
+fn read_16<A: Access>(sk: u64, offset: u32, dst: &mut [u8; 16]) -> Result<(), ReadError> {
     if offset == OFFSET_ABSENT {
         return Err(ReadError);
     }
-    // SAFETY: bpf_probe_read_kernel_buf checks the source address.
-    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(sk.wrapping_add(u64::from(offset)) as *const u8, dst) }.map_err(|_| ReadError)
+    A::load_16(sk.wrapping_add(u64::from(offset)), dst)
 }
 
 /// Whether a task owns the socket (`sk->sk_lock.owned`): true in process context (connect,
 /// close, backlog processing), false for changes made in softirq.
 #[inline(always)]
-pub(crate) fn owned(sk: u64) -> Result<bool, ReadError> {
-    read::<i32>(sk, sock_off::owned()).map(|o| o != 0)
+pub(crate) fn owned<A: Access>(sk: u64) -> Result<bool, ReadError> {
+    read::<A, i32>(sk, sock_off::owned()).map(|o| o != 0)
 }
 
 /// `sk->sk_protocol` (IPPROTO_TCP = 6 for TCP).
 #[inline(always)]
-pub(crate) fn protocol(sk: u64) -> Result<u16, ReadError> {
-    read::<u16>(sk, sock_off::protocol())
+pub(crate) fn protocol<A: Access>(sk: u64) -> Result<u16, ReadError> {
+    read::<A, u16>(sk, sock_off::protocol())
 }
 
 /// Whether the peer's FIN has arrived (`SOCK_DONE` in `sk_flags`, set by `tcp_fin()`).
 #[inline(always)]
-pub(crate) fn fin_received(sk: u64) -> Result<bool, ReadError> {
-    let flags = read::<u64>(sk, sock_off::flags())?;
+pub(crate) fn fin_received<A: Access>(sk: u64) -> Result<bool, ReadError> {
+    let flags = read::<A, u64>(sk, sock_off::flags())?;
     let bit = sock_off::sock_done_bit();
     Ok(bit < 64 && flags >> bit & 1 == 1)
 }
@@ -102,26 +188,27 @@ pub(crate) fn fin_received(sk: u64) -> Result<bool, ReadError> {
 /// unknown, and the SYN is inferred by comparing with the data put on the wire.
 /// Received: `bytes_received` (in-order bytes), less the peer's FIN when it arrived.
 #[inline(always)]
-pub(crate) fn byte_counts(sk: u64, direction: u8, fin_acked: u8) -> Result<(u64, u64), ReadError> {
+pub(crate) fn byte_counts<A: Access>(sk: u64, direction: u8, fin_acked: u8) -> Result<(u64, u64), ReadError> {
     use tracer_common::close::{DIRECTION_ACTIVE, DIRECTION_PASSIVE};
-    let acked = read::<u64>(sk, sock_off::bytes_acked())?.saturating_sub(u64::from(fin_acked));
+    let tp = A::tcp_sock(sk)?;
+    let acked = read::<A, u64>(tp, sock_off::bytes_acked())?.saturating_sub(u64::from(fin_acked));
     let syn = match direction {
         DIRECTION_ACTIVE => 1,
         DIRECTION_PASSIVE => 0,
         _ => {
-            let on_wire = read::<u64>(sk, sock_off::bytes_sent())?.saturating_sub(read::<u64>(sk, sock_off::bytes_retrans())?);
+            let on_wire = read::<A, u64>(tp, sock_off::bytes_sent())?.saturating_sub(read::<A, u64>(tp, sock_off::bytes_retrans())?);
             u64::from(acked > on_wire)
         }
     };
-    let fin = u64::from(fin_received(sk)?);
-    let received = read::<u64>(sk, sock_off::bytes_received())?.saturating_sub(fin);
+    let fin = u64::from(fin_received::<A>(sk)?);
+    let received = read::<A, u64>(tp, sock_off::bytes_received())?.saturating_sub(fin);
     Ok((acked.saturating_sub(syn), received))
 }
 
 /// `tcp_sock.total_retrans`.
 #[inline(always)]
-pub(crate) fn total_retrans(sk: u64) -> Result<u32, ReadError> {
-    read::<u32>(sk, sock_off::total_retrans())
+pub(crate) fn total_retrans<A: Access>(sk: u64) -> Result<u32, ReadError> {
+    read::<A, u32>(A::tcp_sock(sk)?, sock_off::total_retrans())
 }
 
 /// Whether the socket's tail loss probe timer has fired and is being handled now:
@@ -129,12 +216,13 @@ pub(crate) fn total_retrans(sk: u64) -> Result<u32, ReadError> {
 /// handler returns early, re-arming, when it has not; an ACK that retransmits while the
 /// probe is still armed sees a time in the future).
 #[inline(always)]
-pub(crate) fn loss_probe_due(sk: u64) -> bool {
-    let Ok(pending) = read::<u8>(sk, sock_off::icsk_pending()) else { return false };
+pub(crate) fn loss_probe_due<A: Access>(sk: u64) -> bool {
+    let Ok(icsk) = A::tcp_sock(sk) else { return false };
+    let Ok(pending) = read::<A, u8>(icsk, sock_off::icsk_pending()) else { return false };
     if pending != tracer_common::retransmit::ICSK_TIME_LOSS_PROBE {
         return false;
     }
-    let Ok(expires) = read::<u64>(sk, sock_off::icsk_timeout()) else { return false };
+    let Ok(expires) = read::<A, u64>(icsk, sock_off::icsk_timeout()) else { return false };
     // SAFETY: no preconditions.
     let now = unsafe { aya_ebpf::helpers::bpf_jiffies64() };
     // time_after_eq(now, expires), wrap-safe as the kernel compares jiffies.
@@ -143,18 +231,18 @@ pub(crate) fn loss_probe_due(sk: u64) -> bool {
 
 /// Smoothed RTT in µs (`srtt_us` holds it shifted left by 3).
 #[inline(always)]
-pub(crate) fn srtt_us(sk: u64) -> Result<u32, ReadError> {
-    read::<u32>(sk, sock_off::srtt_us()).map(|v| v >> 3)
+pub(crate) fn srtt_us<A: Access>(sk: u64) -> Result<u32, ReadError> {
+    read::<A, u32>(A::tcp_sock(sk)?, sock_off::srtt_us()).map(|v| v >> 3)
 }
 
-/// Reads a kernel pointer at `base + offset`.
+/// Reads a kernel pointer at `base + offset` (any struct: always probed).
 #[inline(always)]
 pub(crate) fn read_ptr(base: u64, offset: u32) -> Result<u64, ReadError> {
-    read::<u64>(base, offset)
+    read::<Probe, u64>(base, offset)
 }
 
 /// Reads a u32 at `base + offset`.
 #[inline(always)]
 pub(crate) fn read_u32(base: u64, offset: u32) -> Result<u32, ReadError> {
-    read::<u32>(base, offset)
+    read::<Probe, u32>(base, offset)
 }

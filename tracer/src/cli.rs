@@ -284,6 +284,9 @@ pub(crate) enum ProbeArg {
     Fentry,
     Kprobe,
     Tracepoint,
+    /// The tracepoint family without BTF-typed programs: raw tracepoints (classic where
+    /// refused), as on kernels whose BTF tracepoints misbehave.
+    RawTracepoint,
 }
 
 impl ProbeArg {
@@ -292,8 +295,12 @@ impl ProbeArg {
             Self::Auto => None,
             Self::Fentry => Some(HookFamily::Fentry),
             Self::Kprobe => Some(HookFamily::Kprobe),
-            Self::Tracepoint => Some(HookFamily::Tracepoint),
+            Self::Tracepoint | Self::RawTracepoint => Some(HookFamily::Tracepoint),
         }
+    }
+
+    pub(crate) const fn options(self) -> crate::loader::family::Options {
+        crate::loader::family::Options { btf_tracepoints: !matches!(self, Self::RawTracepoint) }
     }
 }
 

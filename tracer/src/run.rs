@@ -49,13 +49,14 @@ pub(crate) fn load(cli: &Cli, config: Config) -> Result<loader::Tracer> {
         config,
         sizes: loader::Sizes { ring_bytes: cli.ring_buffer, max_connections: cli.max_connections },
         forced: cli.probe.forced(),
+        options: cli.probe.options(),
     };
     let tracer = loader::load(&request)?;
     if cli.verbose {
         for c in &tracer.choices {
             let passed: Vec<String> = c.passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect();
             let why = if passed.is_empty() { String::new() } else { format!(" (passed over: {})", passed.join("; ")) };
-            eprintln!("tcptrace: hook {}: {} [{}]{why}", c.hook.name(), c.family, c.hook.target(c.family));
+            eprintln!("tcptrace: hook {}: {} [{}]{why}", c.hook.name(), c.family, c.target);
         }
     }
     Ok(tracer)
@@ -283,12 +284,13 @@ fn list_probes(btf: &std::path::Path) -> Result<()> {
             let config = Config { events: u32::MAX, count_calls: 1, live: 0, count_states: 0 };
             let sizes = loader::Sizes { ring_bytes: 4096, max_connections: 1024 };
             let mut ebpf = loader::load_object(&facts, &Filter::default(), &config, sizes)?;
-            let (status, detail) = match loader::family::attach(&mut ebpf, &facts, hook, family) {
-                Ok(()) if first => {
+            let options = loader::family::Options { btf_tracepoints: true };
+            let (status, detail) = match loader::family::attach(&mut ebpf, &facts, hook, family, options) {
+                Ok(target) if first => {
                     first = false;
-                    ("chosen", hook.target(family).to_string())
+                    ("chosen", target.to_string())
                 }
-                Ok(()) => ("works", hook.target(family).to_string()),
+                Ok(target) => ("works", target.to_string()),
                 Err(why) => ("fails", why),
             };
             writeln!(out, "{:<10} {:<11} {:<7} {}", hook.name(), family, status, detail)?;

@@ -1,11 +1,11 @@
 //! `cargo xtask floor`: the benchmark's empty-program floor. Loads the empty programs of
 //! `tracer-ebpf/src/floor.rs` from the object tcptrace embeds, attaches them where and as
-//! tcptrace's default events attach on a tracepoint-only kernel (two raw-tracepoint
+//! tcptrace's default events attach on a tracepoint-only kernel (two BTF-typed tracepoint
 //! programs on the state change, a tracepoint program on the accept syscalls and on
 //! retransmits), and holds them until SIGINT or SIGTERM.
 
 use anyhow::{Context, Result};
-use aya::programs::{RawTracePoint, TracePoint};
+use aya::programs::{BtfTracePoint, TracePoint};
 
 use crate::workspace_root;
 
@@ -13,10 +13,11 @@ pub(crate) fn run() -> Result<()> {
     let object = workspace_root().join("tracer/bpf/tcptrace.bpf.o");
     let mut ebpf = aya::Ebpf::load_file(&object).with_context(|| format!("loading {}", object.display()))?;
     // Attached links live as long as `ebpf`.
-    for name in ["tt_floor_rtp", "tt_floor_rtp2"] {
-        let p: &mut RawTracePoint = ebpf.program_mut(name).with_context(|| format!("{name} missing"))?.try_into()?;
-        p.load()?;
-        p.attach("inet_sock_set_state").with_context(|| format!("attaching {name}"))?;
+    let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
+    for name in ["tt_floor_btf", "tt_floor_btf2"] {
+        let p: &mut BtfTracePoint = ebpf.program_mut(name).with_context(|| format!("{name} missing"))?.try_into()?;
+        p.load("inet_sock_set_state", &btf)?;
+        p.attach().with_context(|| format!("attaching {name}"))?;
     }
     let p: &mut TracePoint = ebpf.program_mut("tt_floor_tp").context("tt_floor_tp missing")?.try_into()?;
     p.load()?;

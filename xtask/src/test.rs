@@ -17,7 +17,7 @@ use crate::{vm, workspace_root};
 const HOST_ONLY: [&str; 1] = ["tui"];
 
 /// Families the host kernel (6.18, no kprobes, no trampolines) runs the tests under.
-const HOST_FAMILIES: [&str; 2] = ["auto", "tracepoint"];
+const HOST_FAMILIES: [&str; 2] = ["auto", "raw-tracepoint"];
 
 #[derive(clap::Args)]
 pub(crate) struct Options {

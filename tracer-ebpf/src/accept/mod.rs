@@ -19,7 +19,7 @@ const IPPROTO_TCP: u16 = 6;
 /// `sk` was just accepted by the current task.
 #[inline(always)]
 pub(crate) fn on_accept(sk: u64) {
-    if sk == 0 || sock::protocol(sk) != Ok(IPPROTO_TCP) {
+    if sk == 0 || sock::protocol::<sock::Probe>(sk) != Ok(IPPROTO_TCP) {
         return; // failed accept, or not TCP (inet_csk_accept also serves DCCP)
     }
     let task = current_task();
@@ -39,7 +39,7 @@ pub(crate) fn on_accept(sk: u64) {
     } else {
         let _ = SOCKS.remove(&sk);
     }
-    let Ok(endpoints) = sock::endpoints(sk) else {
+    let Ok(endpoints) = sock::endpoints::<sock::Probe>(sk) else {
         count(Counter::ReadError);
         return;
     };

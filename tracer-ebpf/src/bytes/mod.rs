@@ -42,10 +42,10 @@ pub(crate) fn on_call(sk: u64, ret: i64, sent: bool, flags: i32) {
         }
         if live {
             if (*info).endpoints.family == 0 {
-                let _ = crate::sock::endpoints_into(sk, &mut (*info).endpoints);
+                let _ = crate::sock::endpoints_into::<crate::sock::Probe>(sk, &mut (*info).endpoints);
             }
-            (*info).total_retrans = crate::sock::total_retrans(sk).unwrap_or(0);
-            (*info).srtt_us = crate::sock::srtt_us(sk).unwrap_or(0);
+            (*info).total_retrans = crate::sock::total_retrans::<crate::sock::Probe>(sk).unwrap_or(0);
+            (*info).srtt_us = crate::sock::srtt_us::<crate::sock::Probe>(sk).unwrap_or(0);
         }
     }
 }

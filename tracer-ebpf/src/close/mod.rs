@@ -18,7 +18,7 @@ use crate::{
     emit::count,
     maps::EVENTS,
     globals::config,
-    sock,
+    sock::{self, Access},
     socks::SockInfo,
     state::{TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK},
 };
@@ -30,8 +30,8 @@ const ECONNRESET: i32 = 104;
 /// The state hook saw `sk` reach CLOSE from `old`. Returns true when the entry must stay
 /// for `destroy` to emit the event.
 #[inline(always)]
-pub(crate) fn on_close_state(sk: u64, info: &mut SockInfo, old: i32, now: u64) -> bool {
-    info.closed_by = closed_by(sk, old);
+pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, now: u64) -> bool {
+    info.closed_by = closed_by::<A>(sk, old);
     // Our FIN was acknowledged (`bytes_acked` counts it; see sock::byte_counts): FIN_WAIT2
     // is entered on that ack, CLOSING and LAST_ACK are left on it (or on a reset or timeout,
     // when nothing tells the difference).
@@ -43,7 +43,7 @@ pub(crate) fn on_close_state(sk: u64, info: &mut SockInfo, old: i32, now: u64) -
         info.closed_ns = now;
         return true;
     }
-    emit(sk, info, now, false);
+    emit::<A>(sk, info, now, false);
     false
 }
 
@@ -57,7 +57,7 @@ pub(crate) fn destroy(sk: u64) {
     let info = unsafe { *info };
     let _ = crate::maps::SOCKS.remove(&sk);
     if info.closed_ns != 0 {
-        emit(sk, &info, info.closed_ns, true);
+        emit::<sock::Probe>(sk, &info, info.closed_ns, true);
     }
 }
 
@@ -66,13 +66,13 @@ pub(crate) fn destroy(sk: u64) {
 /// CLOSE_WAIT (then LAST_ACK). Read here rather than tracked along the way, so the states
 /// in between need no work when nobody asked for state events.
 #[inline(always)]
-fn closed_by(sk: u64, old: i32) -> u8 {
+fn closed_by<A: Access>(sk: u64, old: i32) -> u8 {
     match old {
         TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING => CLOSED_BY_LOCAL,
         TCP_CLOSE_WAIT | TCP_LAST_ACK => CLOSED_BY_REMOTE,
         // Straight from ESTABLISHED to CLOSE is a reset: received if the kernel left the
         // peer's reset error on the socket, sent by us otherwise.
-        TCP_ESTABLISHED => match sock::err(sk) {
+        TCP_ESTABLISHED => match sock::err::<A>(sk) {
             Ok(ECONNRESET | EPIPE) => CLOSED_BY_REMOTE,
             _ => CLOSED_BY_LOCAL,
         },
@@ -83,7 +83,7 @@ fn closed_by(sk: u64, old: i32) -> u8 {
 /// Writes the close event straight into the ring buffer: this runs at the end of the
 /// deepest call chain (state hook -> `on_change` -> here), so it keeps its stack small.
 #[inline(never)]
-fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
+fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
     if !crate::globals::wants(EventKind::Close) {
         return;
     }
@@ -100,7 +100,7 @@ fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
     // SAFETY: `e` points at the reserved CloseEvent; every field is written below before
     // submit, or the entry is discarded.
     unsafe {
-        if !crate::emit::endpoints_wanted(sk, &mut (*e).endpoints) {
+        if !crate::emit::endpoints_wanted::<A>(sk, &mut (*e).endpoints) {
             entry.discard(0);
             return;
         }
@@ -111,7 +111,7 @@ fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
             (*e).bytes_sent = info.sent_bytes;
             (*e).bytes_received = info.received_bytes;
             (*e).bytes_source = BYTES_FROM_CALLS;
-        } else if let Ok((sent, received)) = sock::byte_counts(sk, info.direction, info.fin_acked) {
+        } else if let Ok((sent, received)) = sock::byte_counts::<A>(sk, info.direction, info.fin_acked) {
             (*e).bytes_sent = sent;
             (*e).bytes_received = received;
             (*e).bytes_source = BYTES_FROM_SOCKET;
@@ -124,8 +124,8 @@ fn emit(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
         let at_ns = if by_calls { crate::emit::now_ns() } else { closed_ns };
         crate::emit::fill_header(&mut (*e).header, EventKind::Close, &info.task, at_ns);
         (*e).lifetime_ns = if info.established_ns == 0 { 0 } else { closed_ns.saturating_sub(info.established_ns) };
-        (*e).total_retrans = sock::total_retrans(sk).unwrap_or(0);
-        (*e).srtt_us = sock::srtt_us(sk).unwrap_or(0);
+        (*e).total_retrans = sock::total_retrans::<A>(sk).unwrap_or(0);
+        (*e).srtt_us = sock::srtt_us::<A>(sk).unwrap_or(0);
         (*e).direction = info.direction;
         (*e).closed_by = info.closed_by;
         crate::mem::zero(&raw mut (*e)._pad);

@@ -22,7 +22,7 @@ use tracer_common::{
 };
 
 use crate::{
-    emit::{count, current_task, current_tid, header, header_if_wanted, now_ns, send, task_wanted},
+    emit::{count, current_task, current_tid, header, now_ns, send, task_wanted},
     globals::filter,
     maps::{CONNECT_ARGS, SOCKS},
     sock,
@@ -64,12 +64,12 @@ pub(crate) fn start(sk: u64, now: u64) {
 /// SYN_SENT -> ESTABLISHED (`failed == false`) or SYN_SENT -> CLOSE. Returns false when a
 /// failure is left for the exit hook to report (it knows the real errno).
 #[inline(never)]
-pub(crate) fn finish(sk: u64, info: &SockInfo, failed: bool, now: u64) -> bool {
+pub(crate) fn finish<A: sock::Access>(sk: u64, info: &SockInfo, failed: bool, now: u64) -> bool {
     if info.syn_sent_ns == 0 {
         return true; // not started under tcptrace, or filtered out at start
     }
     let errno = if failed {
-        let err = sock::err(sk).unwrap_or(0);
+        let err = sock::err::<A>(sk).unwrap_or(0);
         // No error on the socket and the connect call still running on this thread: the
         // failure is connect()'s own (e.g. no free local port); the exit hook reports it
         // with the real return value.
@@ -80,19 +80,35 @@ pub(crate) fn finish(sk: u64, info: &SockInfo, failed: bool, now: u64) -> bool {
     } else {
         0
     };
-    let Ok(endpoints) = sock::endpoints(sk) else {
-        count(Counter::ReadError);
+    if !crate::globals::wants(EventKind::Connect) {
         return true;
-    };
+    }
     let latency_ns = now.saturating_sub(info.syn_sent_ns);
-    if crate::globals::wants(EventKind::Connect) && !filter().connect_matches(failed, latency_ns) {
+    let filter = filter();
+    if !filter.connect_matches(failed, latency_ns) || !filter.owner_matches(info.task.pid, info.task.uid, &info.task.comm) {
         count(Counter::Filtered);
         return true;
     }
-    if let Some(header) = header_if_wanted(EventKind::Connect, &info.task, &endpoints, now) {
-        let result = if failed { CONNECT_FAILED } else { CONNECT_OK };
-        send_connect(header, endpoints, latency_ns, result, errno);
+    // Written straight into the ring buffer: this runs below `on_change`, and a copy of
+    // the event on the stack would not fit the 512 bytes older verifiers allow a chain.
+    let Some(mut entry) = crate::maps::EVENTS.reserve::<ConnectEvent>(0) else {
+        count(Counter::RingbufFull);
+        return true;
+    };
+    let e = entry.as_mut_ptr();
+    // SAFETY: `e` points at the reserved ConnectEvent; every field is written below before
+    // submit, or the entry is discarded.
+    unsafe {
+        if !crate::emit::endpoints_wanted::<A>(sk, &mut (*e).endpoints) {
+            entry.discard(0);
+            return true;
+        }
+        crate::emit::fill_header(&mut (*e).header, EventKind::Connect, &info.task, now);
+        (*e).latency_ns = latency_ns;
+        (*e).result = if failed { CONNECT_FAILED } else { CONNECT_OK };
+        (*e).errno = errno;
     }
+    entry.submit(0);
     true
 }
 
@@ -159,7 +175,7 @@ pub(crate) fn exit(ret: i64) {
 /// (the socket's copy is reset on failure). `uaddr` is the kernel's copy of the sockaddr.
 #[inline(always)]
 fn endpoints_from_call(args: &ConnectArgs) -> Result<Endpoints, sock::ReadError> {
-    let mut ep = sock::endpoints(args.sk).unwrap_or_default();
+    let mut ep = sock::endpoints::<sock::Probe>(args.sk).unwrap_or_default();
     // struct sockaddr_in / sockaddr_in6: family (u16), port (be16), then the address at
     // byte 4 (in) or 8 (in6, after sin6_flowinfo). These are ABI, the same on every kernel.
     // SAFETY: bpf_probe_read_kernel validates the address.

@@ -9,7 +9,8 @@ use tracer_common::{counters::Counter, event::EventKind, retransmit::RetransmitE
 
 use crate::{
     emit::{count, header_if_wanted, send},
-    sock, socks,
+    sock::{self, Probe},
+    socks,
 };
 
 /// `sk` retransmitted; `tail_loss_probe` when that was a tail loss probe.
@@ -18,14 +19,14 @@ pub(crate) fn on_retransmit(sk: u64, tail_loss_probe: bool) {
     if !crate::globals::wants(EventKind::Retransmit) {
         return;
     }
-    let Ok(endpoints) = sock::endpoints(sk) else {
+    let Ok(endpoints) = sock::endpoints::<Probe>(sk) else {
         count(Counter::ReadError);
         return;
     };
     let owner = socks::owner(sk);
     if let Some(header) = header_if_wanted(EventKind::Retransmit, &owner, &endpoints, crate::emit::now_ns()) {
-        let state = sock::state(sk).unwrap_or(0);
-        let total_retrans = sock::total_retrans(sk).unwrap_or(0);
+        let state = sock::state::<Probe>(sk).unwrap_or(0);
+        let total_retrans = sock::total_retrans::<Probe>(sk).unwrap_or(0);
         // SAFETY: `e` points at a reserved RetransmitEvent; every field is written.
         send(|e: *mut RetransmitEvent| unsafe {
             (*e).header = header;
@@ -45,7 +46,7 @@ pub(crate) fn on_retransmit(sk: u64, tail_loss_probe: bool) {
 /// the count grew (the probe may also send new data, or nothing: not retransmissions).
 #[inline(always)]
 pub(crate) fn loss_probe_entry(sk: u64) {
-    if let Ok(count) = sock::total_retrans(sk) {
+    if let Ok(count) = sock::total_retrans::<Probe>(sk) {
         let _ = crate::maps::LOSS_PROBES.insert(&sk, &count, 0);
     }
 }
@@ -56,7 +57,7 @@ pub(crate) fn loss_probe_exit(sk: u64) {
     // SAFETY: a u32 map value, copied before the delete.
     let before = unsafe { *before };
     let _ = crate::maps::LOSS_PROBES.remove(&sk);
-    if sock::total_retrans(sk).is_ok_and(|after| after != before) {
+    if sock::total_retrans::<Probe>(sk).is_ok_and(|after| after != before) {
         on_retransmit(sk, true);
     }
 }

@@ -20,7 +20,7 @@ pub(crate) fn tt_rtx_tp(ctx: TracePointContext) -> u32 {
     }
     // SAFETY: as above.
     if let Ok(sk) = unsafe { ctx.read_at::<u64>(off.skaddr as usize) } {
-        super::on_retransmit(sk, crate::sock::loss_probe_due(sk));
+        super::on_retransmit(sk, crate::sock::loss_probe_due::<crate::sock::Probe>(sk));
     }
     0
 }

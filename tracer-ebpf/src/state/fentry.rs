@@ -7,7 +7,7 @@
 
 use aya_ebpf::{macros::fentry, programs::FEntryContext};
 
-use crate::sock;
+use crate::sock::{self, Direct};
 
 #[fentry(function = "tcp_set_state")]
 pub(crate) fn tt_state_fent(ctx: FEntryContext) -> u32 {
@@ -28,9 +28,10 @@ fn run(ctx: &FEntryContext, owner_side: bool) {
         return;
     }
     let sk: u64 = ctx.arg(0);
-    super::pair(sk, owner_side, || {
-        if let Ok(old) = sock::state(sk) {
-            super::on_change(sk, i32::from(old), ctx.arg(1));
+    // BTF-typed: `sk` is a `struct sock *` to the verifier, so reads are plain loads.
+    super::pair::<Direct>(sk, owner_side, || {
+        if let Ok(old) = sock::state::<Direct>(sk) {
+            super::on_change::<Direct>(sk, i32::from(old), ctx.arg(1));
         }
     });
 }

@@ -12,8 +12,8 @@ pub(crate) fn tt_state_kp(ctx: ProbeContext) -> u32 {
     if !super::new_state_may_have_work(new) {
         return 0;
     }
-    if let Ok(old) = sock::state(sk) {
-        super::on_change(sk, i32::from(old), new);
+    if let Ok(old) = sock::state::<sock::Probe>(sk) {
+        super::on_change::<sock::Probe>(sk, i32::from(old), new);
     }
     0
 }

@@ -16,7 +16,7 @@ use crate::{
     close, connect,
     emit::{count, now_ns},
     maps::{SOCKS, STATE_BUSY, STATE_COUNTS},
-    sock,
+    sock::{self, Access},
     socks,
 };
 
@@ -53,16 +53,16 @@ pub(crate) const TCP_LISTEN: i32 = 10;
 /// `handle` reads what else it needs (protocol, old state) and calls `on_change`: only the
 /// program that takes the change pays for those reads.
 #[inline(always)]
-pub(crate) fn pair(sk: u64, owner_side: bool, handle: impl FnOnce()) {
+pub(crate) fn pair<A: Access>(sk: u64, owner_side: bool, handle: impl FnOnce()) {
     if owner_side {
         // Unreadable: the owner side takes it, so it is never dropped.
-        let owned = sock::owned(sk).unwrap_or(true);
+        let owned = sock::owned::<A>(sk).unwrap_or(true);
         // SAFETY: this CPU's slot of a per-CPU array.
         let softirq_side_busy = STATE_BUSY.get_ptr(0).is_some_and(|b| unsafe { *b } != 0);
         if owned || softirq_side_busy {
             handle();
         }
-    } else if sock::owned(sk) == Ok(false) {
+    } else if sock::owned::<A>(sk) == Ok(false) {
         handle();
     }
 }
@@ -125,7 +125,7 @@ pub(crate) fn has_work(old: i32, new: i32) -> bool {
 /// One transition of `sk` from `old` to `new`. Not inlined: a BPF-to-BPF call keeps each
 /// entry point small and gives the event builders below their own stack frames.
 #[inline(never)]
-pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
+pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
     if !has_work(old, new) {
         return;
     }
@@ -134,7 +134,7 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
     if old == TCP_CLOSE && new == TCP_SYN_SENT {
         connect::start(sk, now); // replaces an entry whose CLOSE was not seen
         if with_states {
-            state_event(sk, &socks::owner(sk), Change { old, new }, 0, now);
+            state_event::<A>(sk, &socks::owner(sk), Change { old, new }, 0, now);
         }
         return;
     }
@@ -156,9 +156,9 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
     let mut keep_for_exit_hook = false;
     match (old, new) {
         (TCP_SYN_SENT, TCP_ESTABLISHED) => {
-            connect::finish(sk, info, false, now);
+            connect::finish::<A>(sk, info, false, now);
         }
-        (TCP_SYN_SENT, TCP_CLOSE) => keep_for_exit_hook = !connect::finish(sk, info, true, now),
+        (TCP_SYN_SENT, TCP_CLOSE) => keep_for_exit_hook = !connect::finish::<A>(sk, info, true, now),
         _ => {}
     }
     if new == TCP_ESTABLISHED {
@@ -166,13 +166,13 @@ pub(crate) fn on_change(sk: u64, old: i32, new: i32) {
     }
     if with_states {
         let in_old = if info.state_since_ns == 0 { 0 } else { now.saturating_sub(info.state_since_ns) };
-        state_event(sk, &info.task, Change { old, new }, in_old, now);
+        state_event::<A>(sk, &info.task, Change { old, new }, in_old, now);
         info.state_since_ns = now;
     }
 
     if new == TCP_CLOSE {
         // A connect that never got through is a connect event, not a closed connection.
-        if old != TCP_SYN_SENT && old != TCP_SYN_RECV && close::on_close_state(sk, info, old, now) {
+        if old != TCP_SYN_SENT && old != TCP_SYN_RECV && close::on_close_state::<A>(sk, info, old, now) {
             return; // the close event waits for the socket's destruction
         }
         if !keep_for_exit_hook {
@@ -190,7 +190,7 @@ struct Change {
 }
 
 #[inline(never)]
-fn state_event(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_old_state_ns: u64, now: u64) {
+fn state_event<A: Access>(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_old_state_ns: u64, now: u64) {
     let send_it = crate::globals::wants(EventKind::State);
     let count_it = crate::globals::config().count_states != 0;
     if !send_it && !count_it {
@@ -201,22 +201,22 @@ fn state_event(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_ol
         count(Counter::Filtered);
         return;
     }
-    if count_it && endpoints_pass(sk, filter) {
+    if count_it && endpoints_pass::<A>(sk, filter) {
         count_change(change.old, change.new);
     }
     if send_it {
-        send_state(sk, owner, change, in_old_state_ns, now);
+        send_state::<A>(sk, owner, change, in_old_state_ns, now);
     }
 }
 
 /// Whether the port and family filters let a change of `sk` through. The endpoints are
 /// read only when such a filter is set.
 #[inline(always)]
-fn endpoints_pass(sk: u64, filter: &tracer_common::filter::Filter) -> bool {
+fn endpoints_pass<A: Access>(sk: u64, filter: &tracer_common::filter::Filter) -> bool {
     if !filter.has_endpoint_rules() {
         return true;
     }
-    match sock::endpoints(sk) {
+    match sock::endpoints::<A>(sk) {
         Ok(ep) if filter.endpoints_match(ep.family, ep.sport, ep.dport) => true,
         Ok(_) => {
             count(Counter::Filtered);
@@ -232,7 +232,7 @@ fn endpoints_pass(sk: u64, filter: &tracer_common::filter::Filter) -> bool {
 /// The state event, written straight into the ring buffer (this is the deepest call chain:
 /// a copy on the stack would not fit the 512 bytes older verifiers allow it).
 #[inline(always)]
-fn send_state(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_old_state_ns: u64, now: u64) {
+fn send_state<A: Access>(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_old_state_ns: u64, now: u64) {
     let Some(mut entry) = crate::maps::EVENTS.reserve::<StateEvent>(0) else {
         count(Counter::RingbufFull);
         return;
@@ -241,7 +241,7 @@ fn send_state(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_old
     // SAFETY: `e` points at the reserved StateEvent; every field is written below before
     // submit, or the entry is discarded.
     unsafe {
-        if !crate::emit::endpoints_wanted(sk, &mut (*e).endpoints) {
+        if !crate::emit::endpoints_wanted::<A>(sk, &mut (*e).endpoints) {
             entry.discard(0);
             return;
         }

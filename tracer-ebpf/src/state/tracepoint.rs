@@ -4,9 +4,15 @@
 //! Fired from `inet_sk_state_store()`/`inet_sk_set_state()` for TCP (and other inet)
 //! sockets. Field offsets come from the tracepoint's `format` file, never from a header.
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+};
 
-use crate::globals::state_tp_offsets;
+use crate::{
+    globals::state_tp_offsets,
+    sock::{self, Direct, Probe},
+};
 
 /// IPPROTO_TCP: the tracepoint also fires for other inet protocols (DCCP, SCTP, MPTCP).
 const IPPROTO_TCP: u16 = 6;
@@ -24,7 +30,7 @@ pub(crate) fn tt_state_tp(ctx: TracePointContext) -> u32 {
         )
     };
     if let (Ok(IPPROTO_TCP), Ok(sk), Ok(old), Ok(new)) = fields {
-        super::on_change(sk, old, new);
+        super::on_change::<Probe>(sk, old, new);
     }
     0
 }
@@ -62,9 +68,45 @@ fn has_work(ctx: &aya_ebpf::programs::RawTracePointContext) -> bool {
 #[inline(always)]
 fn raw(ctx: &aya_ebpf::programs::RawTracePointContext, owner_side: bool) {
     let sk: u64 = ctx.arg(0);
-    super::pair(sk, owner_side, || {
-        if crate::sock::protocol(sk) == Ok(IPPROTO_TCP) {
-            super::on_change(sk, ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32);
+    super::pair::<Probe>(sk, owner_side, || {
+        if sock::protocol::<Probe>(sk) == Ok(IPPROTO_TCP) {
+            super::on_change::<Probe>(sk, ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32);
+        }
+    });
+}
+
+/// The same tracepoint, BTF-typed (Linux 5.5+): the arguments of the raw one, but the
+/// verifier knows `sk` as a `struct sock *`, so the programs read it with plain loads
+/// instead of helper calls (see `sock::Direct`). Preferred over the raw pair where the
+/// kernel has BTF; the same per-program recursion guard, so the same pair.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub(crate) fn tt_state_btf(ctx: BtfTracePointContext) -> u32 {
+    if btf_has_work(&ctx) {
+        btf(&ctx, true);
+    }
+    0
+}
+
+/// The other program of the BTF-typed pair (see `state::pair`): changes made in softirq.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub(crate) fn tt_state_btf2(ctx: BtfTracePointContext) -> u32 {
+    if btf_has_work(&ctx) {
+        super::softirq_side(|| btf(&ctx, false));
+    }
+    0
+}
+
+#[inline(always)]
+fn btf_has_work(ctx: &BtfTracePointContext) -> bool {
+    super::has_work(ctx.arg::<i32>(1), ctx.arg::<i32>(2))
+}
+
+#[inline(always)]
+fn btf(ctx: &BtfTracePointContext, owner_side: bool) {
+    let sk: u64 = ctx.arg(0);
+    super::pair::<Direct>(sk, owner_side, || {
+        if sock::protocol::<Direct>(sk) == Ok(IPPROTO_TCP) {
+            super::on_change::<Direct>(sk, ctx.arg::<i32>(1), ctx.arg::<i32>(2));
         }
     });
 }

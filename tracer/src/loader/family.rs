@@ -8,7 +8,7 @@
 use std::fmt;
 
 use aya::{
-    programs::{FEntry, FExit, KProbe, RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, FEntry, FExit, KProbe, RawTracePoint, TracePoint},
     Ebpf,
 };
 
@@ -91,7 +91,7 @@ impl Hook {
             }
             (Self::State, HookFamily::Fentry) => "fentry tcp_set_state",
             (Self::State, HookFamily::Kprobe) => "kprobe tcp_set_state",
-            (Self::State, HookFamily::Tracepoint) => "tracepoint sock:inet_sock_set_state (raw; classic where raw is refused)",
+            (Self::State, HookFamily::Tracepoint) => "tracepoint sock:inet_sock_set_state (BTF-typed; raw, then classic, where refused)",
             (Self::Accept, HookFamily::Fentry) => "fexit inet_csk_accept",
             (Self::Accept, HookFamily::Kprobe) => "kretprobe inet_csk_accept",
             (Self::Accept, HookFamily::Tracepoint) => "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table)",
@@ -177,7 +177,7 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::Connect, HookFamily::Tracepoint) => &[],
         (Hook::State, HookFamily::Fentry) => &["tt_state_fent", "tt_state_fent2"],
         (Hook::State, HookFamily::Kprobe) => &["tt_state_kp"],
-        (Hook::State, HookFamily::Tracepoint) => &["tt_state_rtp", "tt_state_rtp2", "tt_state_tp"],
+        (Hook::State, HookFamily::Tracepoint) => &["tt_state_btf", "tt_state_btf2", "tt_state_rtp", "tt_state_rtp2", "tt_state_tp"],
         (Hook::Accept, HookFamily::Fentry) => &["tt_acc_fexit"],
         (Hook::Accept, HookFamily::Kprobe) => &["tt_acc_krp"],
         (Hook::Accept, HookFamily::Tracepoint) => &["tt_acc_tp"],
@@ -192,8 +192,9 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
 
 const CONNECT_FUNCS: [&str; 2] = ["tcp_v4_connect", "tcp_v6_connect"];
 
-fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFamily) -> Result<(), String> {
-    match (hook, family) {
+/// Loads and attaches `hook` with `family`; returns where it hooked in.
+fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFamily, options: Options) -> Result<&'static str, String> {
+    let attached = match (hook, family) {
         (Hook::Connect, HookFamily::Fentry) => {
             let btf = facts.aya_btf()?;
             fentry(ebpf, btf, "tt_conn_fent4", CONNECT_FUNCS[0])?;
@@ -215,30 +216,7 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             fentry(ebpf, btf, "tt_state_fent2", "tcp_set_state")
         }
         (Hook::State, HookFamily::Kprobe) => kprobe(ebpf, "tt_state_kp", &["tcp_set_state"]),
-        (Hook::State, HookFamily::Tracepoint) => {
-            // Raw first: per-program recursion guard, no record offsets to trust.
-            // A pair of identical programs (see tracer-ebpf/src/state/mod.rs `pair`).
-            let raw = (|| {
-                for name in ["tt_state_rtp", "tt_state_rtp2"] {
-                    let p: &mut RawTracePoint = program(ebpf, name)?;
-                    p.load().map_err(|e| one_line(&e))?;
-                    p.attach("inet_sock_set_state").map_err(|e| one_line(&e))?;
-                }
-                Ok::<(), String>(())
-            })();
-            match raw {
-                Ok(()) => Ok(()),
-                Err(raw_err) => {
-                    for name in ["tt_state_rtp", "tt_state_rtp2"] {
-                        if let Some(aya::programs::Program::RawTracePoint(p)) = ebpf.program_mut(name) {
-                            let _unloaded = p.unload();
-                        }
-                    }
-                    facts.state_tp.as_ref().map_err(|e| format!("raw: {raw_err}; classic: {e}"))?;
-                    tracepoint(ebpf, "tt_state_tp", &[("sock", "inet_sock_set_state")]).map_err(|e| format!("raw: {raw_err}; classic: {e}"))
-                }
-            }
-        }
+        (Hook::State, HookFamily::Tracepoint) => return state_tracepoint(ebpf, facts, options),
         (Hook::Accept, HookFamily::Fentry) => {
             let btf = facts.aya_btf()?;
             fexit(ebpf, btf, "tt_acc_fexit", "inet_csk_accept")
@@ -285,7 +263,64 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             tracepoint(ebpf, "tt_recv_tp", &[("sock", "sock_recv_length")])?;
             tracepoint(ebpf, "tt_dstr_tp", &[("tcp", "tcp_destroy_sock")])
         }
+    };
+    attached.map(|()| hook.target(family))
+}
+
+/// Where the tracepoint family's state hook is, by how it attached (`-v` says which).
+pub(crate) const STATE_TP_BTF: &str = "tracepoint sock:inet_sock_set_state, BTF-typed (plain loads of the socket)";
+pub(crate) const STATE_TP_RAW: &str = "tracepoint sock:inet_sock_set_state, raw (socket read through helper calls)";
+pub(crate) const STATE_TP_CLASSIC: &str = "tracepoint sock:inet_sock_set_state, classic (one recursion guard for all programs)";
+
+/// The state hook on `sock:inet_sock_set_state`, the first way that works:
+/// - BTF-typed (`tp_btf`): the verifier knows the socket's type, so the programs read it
+///   with plain loads instead of a helper call per field;
+/// - raw: per-program recursion guard (so the pair works), no record offsets to trust;
+/// - classic: offsets from the record's format file, and one recursion guard for every
+///   BPF program on the CPU.
+/// The first two are a pair of identical programs (see tracer-ebpf/src/state/mod.rs `pair`).
+fn state_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> Result<&'static str, String> {
+    let mut refused = Vec::new();
+    if options.btf_tracepoints {
+        let btf = facts.aya_btf();
+        match all_or_none(ebpf, &["tt_state_btf", "tt_state_btf2"], |ebpf, name| {
+            let p: &mut BtfTracePoint = program(ebpf, name)?;
+            p.load("inet_sock_set_state", btf.clone()?).map_err(|e| one_line(&e))?;
+            p.attach().map(drop).map_err(|e| one_line(&e))
+        }) {
+            Ok(()) => return Ok(STATE_TP_BTF),
+            Err(why) => refused.push(format!("BTF-typed: {why}")),
+        }
     }
+    match all_or_none(ebpf, &["tt_state_rtp", "tt_state_rtp2"], |ebpf, name| {
+        let p: &mut RawTracePoint = program(ebpf, name)?;
+        p.load().map_err(|e| one_line(&e))?;
+        p.attach("inet_sock_set_state").map(drop).map_err(|e| one_line(&e))
+    }) {
+        Ok(()) => return Ok(STATE_TP_RAW),
+        Err(why) => refused.push(format!("raw: {why}")),
+    }
+    let classic = facts.state_tp.as_ref().map_err(ToString::to_string).and_then(|_| tracepoint(ebpf, "tt_state_tp", &[("sock", "inet_sock_set_state")]));
+    match classic {
+        Ok(()) => Ok(STATE_TP_CLASSIC),
+        Err(why) => {
+            refused.push(format!("classic: {why}"));
+            Err(refused.join("; "))
+        }
+    }
+}
+
+/// Loads and attaches every program of `names` with `attach_one`, or leaves none loaded.
+fn all_or_none(ebpf: &mut Ebpf, names: &[&str], mut attach_one: impl FnMut(&mut Ebpf, &str) -> Result<(), String>) -> Result<(), String> {
+    let result = names.iter().try_for_each(|name| attach_one(ebpf, name));
+    if result.is_err() {
+        for name in names {
+            if let Some(p) = ebpf.program_mut(name) {
+                let _unloaded = unload(p);
+            }
+        }
+    }
+    result
 }
 
 /// Detaches and unloads one program, of any type tcptrace uses (a no-op if not loaded).
@@ -296,13 +331,23 @@ pub(crate) fn unload(p: &mut aya::programs::Program) -> Result<(), aya::programs
         aya::programs::Program::KProbe(p) => p.unload(),
         aya::programs::Program::TracePoint(p) => p.unload(),
         aya::programs::Program::RawTracePoint(p) => p.unload(),
+        aya::programs::Program::BtfTracePoint(p) => p.unload(),
         _ => Ok(()),
     }
 }
 
-/// Loads and attaches `hook` with `family`; on failure nothing of it stays loaded.
-pub(crate) fn attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFamily) -> Result<(), String> {
-    let result = try_attach(ebpf, facts, hook, family);
+/// How to attach, beyond the family: what the user asked for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Options {
+    /// Whether the tracepoint family may use BTF-typed tracepoints (`--probe
+    /// raw-tracepoint` says no).
+    pub(crate) btf_tracepoints: bool,
+}
+
+/// Loads and attaches `hook` with `family` and returns where it hooked in; on failure
+/// nothing of it stays loaded.
+pub(crate) fn attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFamily, options: Options) -> Result<&'static str, String> {
+    let result = try_attach(ebpf, facts, hook, family, options);
     if result.is_err() {
         for name in programs(hook, family) {
             if let Some(p) = ebpf.program_mut(name) {

@@ -249,6 +249,8 @@ pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config,
 pub(crate) struct Choice {
     pub(crate) hook: Hook,
     pub(crate) family: HookFamily,
+    /// Where it hooked in (`Hook::target`, or the way the state tracepoint attached).
+    pub(crate) target: &'static str,
     pub(crate) passed_over: Vec<(HookFamily, String)>,
 }
 
@@ -278,6 +280,7 @@ pub(crate) struct Request<'a> {
     pub(crate) sizes: Sizes,
     /// One family for every hook, or `None` for the fallback order per hook.
     pub(crate) forced: Option<HookFamily>,
+    pub(crate) options: family::Options,
 }
 
 /// Loads and attaches every hook the request needs.
@@ -294,19 +297,19 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
         let mut passed_over = Vec::new();
         let mut chosen = None;
         for &fam in &order {
-            match family::attach(&mut ebpf, &facts, hook, fam) {
-                Ok(()) => {
-                    chosen = Some(fam);
+            match family::attach(&mut ebpf, &facts, hook, fam, req.options) {
+                Ok(target) => {
+                    chosen = Some((fam, target));
                     break;
                 }
                 Err(why) => passed_over.push((fam, why)),
             }
         }
-        let Some(family) = chosen else {
+        let Some((family, target)) = chosen else {
             let tried = passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect::<Vec<_>>().join("; ");
             return Err(Error::NoFamily { hook: hook.name(), tried });
         };
-        choices.push(Choice { hook, family, passed_over });
+        choices.push(Choice { hook, family, target, passed_over });
     }
     Ok(Tracer { ebpf, choices })
 }

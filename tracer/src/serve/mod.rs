@@ -38,7 +38,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     let mut registry = Registry::with_prefix("tcptrace");
     let mut metrics = metrics::Metrics::new(&mut registry, args.labels.clone(), args.max_series, cli.max_connections);
     for c in &tracer.choices {
-        metrics.hook_in_use(c.hook.name(), &c.family.to_string(), c.hook.target(c.family));
+        metrics.hook_in_use(c.hook.name(), &c.family.to_string(), c.target);
     }
     registry.register_collector(Box::new(states::StateTransitions::take(&mut tracer.ebpf)?));
     let registry = Arc::new(registry);

@@ -61,12 +61,30 @@ pub fn assert_calls_mode_refused(stderr: &[String]) {
     assert!(stderr[0].starts_with("tcptrace: hook bytes: no hook family attaches on this kernel ("), "{stderr:?}");
 }
 
-/// The family the connect hook really uses in this run.
+/// The family the connect hook really uses in this run (`raw-tracepoint` is the
+/// tracepoint family without BTF-typed programs).
 pub fn effective_family() -> String {
     match probe().as_str() {
         "auto" => expect_auto(),
+        "raw-tracepoint" => "tracepoint".into(),
         other => other.to_string(),
     }
+}
+
+/// Checks that the state hook attached the way `family` must on these kernels, as `-v`
+/// says: both have BTF, so the tracepoint family takes the BTF-typed tracepoint unless
+/// told not to.
+fn assert_state_path(family: &str, stderr: &[String]) {
+    let Some(line) = stderr.iter().find(|l| l.starts_with("tcptrace: hook state: ")) else { return };
+    let effective = if family == "auto" { expect_auto() } else { family.to_string() };
+    let want = match effective.as_str() {
+        "tracepoint" => "[tracepoint sock:inet_sock_set_state, BTF-typed ",
+        "raw-tracepoint" => "[tracepoint sock:inet_sock_set_state, raw ",
+        "fentry" => "[fentry tcp_set_state]",
+        "kprobe" => "[kprobe tcp_set_state]",
+        other => panic!("unknown family {other}"),
+    };
+    assert!(line.contains(want), "state hook for {family}: want {want:?} in {line:?}");
 }
 
 /// Generous: inside the VM everything runs under software emulation.
@@ -132,6 +150,7 @@ impl Trace {
                     let ready = line.contains("tracing; Ctrl-C to stop");
                     trace.stderr_seen.push(line);
                     if ready {
+                        assert_state_path(family, &trace.stderr_seen);
                         return Ok(trace);
                     }
                 }
@@ -567,6 +586,7 @@ impl Serve {
                 panic!("tcptrace serve did not start: {seen:?}");
             };
             if let Some(url) = line.strip_prefix("tcptrace: serving metrics on http://") {
+                assert_state_path(&probe(), &seen);
                 let addr = url.trim_end_matches("/metrics").parse().expect("address in the start-up line");
                 return Self { child, addr, stderr: rx };
             }

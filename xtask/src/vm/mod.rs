@@ -23,7 +23,7 @@ pub(crate) use initramfs::Payload;
 const MODULES: [&str; 2] = ["nft_numgen", "veth"];
 
 /// Families every integration test binary runs under, in the VM.
-pub(crate) const VM_FAMILIES: [&str; 4] = ["fentry", "kprobe", "tracepoint", "auto"];
+pub(crate) const VM_FAMILIES: [&str; 5] = ["fentry", "kprobe", "tracepoint", "raw-tracepoint", "auto"];
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 
