@@ -1,8 +1,8 @@
 //! The benchmark's floor (`cargo xtask bench`, configuration `floor`): empty programs, a
 //! per-CPU counter each, on the hooks and with the attach types tcptrace's default events
 //! use on a kernel with tracepoints only: two BTF-typed tracepoint programs on
-//! `inet_sock_set_state` (the state pair), and a tracepoint program on
-//! `sys_exit_accept4`, `sys_exit_accept` and `tcp_retransmit_skb`. What attaching alone
+//! `inet_sock_set_state` (the state pair) and one on `tcp_retransmit_skb`, and a classic
+//! tracepoint program on `sys_exit_accept4` and `sys_exit_accept`. What attaching alone
 //! costs. `cargo xtask floor` loads them; tcptrace never does.
 
 use aya_ebpf::{
@@ -32,6 +32,12 @@ pub(crate) fn tt_floor_btf(_ctx: BtfTracePointContext) -> u32 {
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub(crate) fn tt_floor_btf2(_ctx: BtfTracePointContext) -> u32 {
+    count();
+    0
+}
+
+#[btf_tracepoint(function = "tcp_retransmit_skb")]
+pub(crate) fn tt_floor_rtx(_ctx: BtfTracePointContext) -> u32 {
     count();
     0
 }

@@ -1,8 +1,8 @@
 //! `cargo xtask floor`: the benchmark's empty-program floor. Loads the empty programs of
 //! `tracer-ebpf/src/floor.rs` from the object tcptrace embeds, attaches them where and as
 //! tcptrace's default events attach on a tracepoint-only kernel (two BTF-typed tracepoint
-//! programs on the state change, a tracepoint program on the accept syscalls and on
-//! retransmits), and holds them until SIGINT or SIGTERM.
+//! programs on the state change, one on retransmits, a classic tracepoint program on the
+//! accept syscalls), and holds them until SIGINT or SIGTERM.
 
 use anyhow::{Context, Result};
 use aya::programs::{BtfTracePoint, TracePoint};
@@ -19,9 +19,12 @@ pub(crate) fn run() -> Result<()> {
         p.load("inet_sock_set_state", &btf)?;
         p.attach().with_context(|| format!("attaching {name}"))?;
     }
+    let p: &mut BtfTracePoint = ebpf.program_mut("tt_floor_rtx").context("tt_floor_rtx missing")?.try_into()?;
+    p.load("tcp_retransmit_skb", &btf)?;
+    p.attach().context("attaching tt_floor_rtx")?;
     let p: &mut TracePoint = ebpf.program_mut("tt_floor_tp").context("tt_floor_tp missing")?.try_into()?;
     p.load()?;
-    for (category, name) in [("syscalls", "sys_exit_accept4"), ("syscalls", "sys_exit_accept"), ("tcp", "tcp_retransmit_skb")] {
+    for (category, name) in [("syscalls", "sys_exit_accept4"), ("syscalls", "sys_exit_accept")] {
         p.attach(category, name).with_context(|| format!("attaching tt_floor_tp to {category}:{name}"))?;
     }
     eprintln!("xtask: floor attached");

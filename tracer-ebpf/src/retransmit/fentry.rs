@@ -16,7 +16,8 @@ use aya_ebpf::{
 pub(crate) fn tt_rtx_fexit(ctx: FExitContext) -> u32 {
     // Only retransmissions that went out, as the tracepoint reports them.
     if ctx.arg::<i32>(3) == 0 {
-        super::on_retransmit(ctx.arg(0), false);
+        // BTF-typed: the socket is read with plain loads.
+        super::on_retransmit::<crate::sock::Direct>(ctx.arg(0), false);
     }
     0
 }

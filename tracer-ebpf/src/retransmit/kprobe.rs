@@ -19,7 +19,7 @@ pub(crate) fn tt_rtx_kp(ctx: ProbeContext) -> u32 {
 pub(crate) fn tt_rtx_krp(ctx: RetProbeContext) -> u32 {
     if let Some(sk) = calls::take() {
         if ctx.ret::<i32>() == 0 {
-            super::on_retransmit(sk, false);
+            super::on_retransmit::<crate::sock::Probe>(sk, false);
         }
     }
     0

@@ -9,24 +9,24 @@ use tracer_common::{counters::Counter, event::EventKind, retransmit::RetransmitE
 
 use crate::{
     emit::{count, header_if_wanted, send},
-    sock::{self, Probe},
+    sock::{self, Access, Probe},
     socks,
 };
 
 /// `sk` retransmitted; `tail_loss_probe` when that was a tail loss probe.
 #[inline(always)]
-pub(crate) fn on_retransmit(sk: u64, tail_loss_probe: bool) {
+pub(crate) fn on_retransmit<A: Access>(sk: u64, tail_loss_probe: bool) {
     if !crate::globals::wants(EventKind::Retransmit) {
         return;
     }
-    let Ok(endpoints) = sock::endpoints::<Probe>(sk) else {
+    let Ok(endpoints) = sock::endpoints::<A>(sk) else {
         count(Counter::ReadError);
         return;
     };
     let owner = socks::owner(sk);
     if let Some(header) = header_if_wanted(EventKind::Retransmit, &owner, &endpoints, crate::emit::now_ns()) {
-        let state = sock::state::<Probe>(sk).unwrap_or(0);
-        let total_retrans = sock::total_retrans::<Probe>(sk).unwrap_or(0);
+        let state = sock::state::<A>(sk).unwrap_or(0);
+        let total_retrans = sock::total_retrans::<A>(sk).unwrap_or(0);
         // SAFETY: `e` points at a reserved RetransmitEvent; every field is written.
         send(|e: *mut RetransmitEvent| unsafe {
             (*e).header = header;
@@ -58,6 +58,6 @@ pub(crate) fn loss_probe_exit(sk: u64) {
     let before = unsafe { *before };
     let _ = crate::maps::LOSS_PROBES.remove(&sk);
     if sock::total_retrans::<Probe>(sk).is_ok_and(|after| after != before) {
-        on_retransmit(sk, true);
+        on_retransmit::<Probe>(sk, true);
     }
 }

@@ -4,10 +4,16 @@
 //! failures too and add an `err` field, which is checked when the format has it.
 //! It also fires for tail loss probes, told apart by the socket's timer state.
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+};
 use tracer_common::offsets::OFFSET_ABSENT;
 
-use crate::globals::retrans_tp_offsets;
+use crate::{
+    globals::retrans_tp_offsets,
+    sock::{self, Direct, Probe},
+};
 
 #[tracepoint]
 pub(crate) fn tt_rtx_tp(ctx: TracePointContext) -> u32 {
@@ -20,7 +26,24 @@ pub(crate) fn tt_rtx_tp(ctx: TracePointContext) -> u32 {
     }
     // SAFETY: as above.
     if let Ok(sk) = unsafe { ctx.read_at::<u64>(off.skaddr as usize) } {
-        super::on_retransmit(sk, crate::sock::loss_probe_due::<crate::sock::Probe>(sk));
+        super::on_retransmit::<Probe>(sk, sock::loss_probe_due::<Probe>(sk));
     }
+    0
+}
+
+/// The same tracepoint, BTF-typed (Linux 5.5+): `TP_PROTO(const struct sock *sk, const
+/// struct sk_buff *skb)`, and `int err` after them from 6.10 (the format file says which:
+/// its `err` field). The socket is read with plain loads (see `sock::Direct`), and the
+/// kernel's recursion guard is this program's own, not the one every classic tracepoint
+/// and kprobe on the CPU shares.
+#[btf_tracepoint(function = "tcp_retransmit_skb")]
+pub(crate) fn tt_rtx_btf(ctx: BtfTracePointContext) -> u32 {
+    // A constant to the verifier (frozen .rodata): on kernels without the argument the
+    // read of it is dead code.
+    if retrans_tp_offsets().err != OFFSET_ABSENT && ctx.arg::<i32>(2) != 0 {
+        return 0;
+    }
+    let sk: u64 = ctx.arg(0);
+    super::on_retransmit::<Direct>(sk, sock::loss_probe_due::<Direct>(sk));
     0
 }

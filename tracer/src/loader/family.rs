@@ -97,7 +97,7 @@ impl Hook {
             (Self::Accept, HookFamily::Tracepoint) => "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table)",
             (Self::Retransmit, HookFamily::Fentry) => "fexit tcp_retransmit_skb; fentry+fexit tcp_send_loss_probe",
             (Self::Retransmit, HookFamily::Kprobe) => "kprobe+kretprobe tcp_retransmit_skb, tcp_send_loss_probe",
-            (Self::Retransmit, HookFamily::Tracepoint) => "tracepoint tcp:tcp_retransmit_skb",
+            (Self::Retransmit, HookFamily::Tracepoint) => "tracepoint tcp:tcp_retransmit_skb (BTF-typed; classic where refused)",
             (Self::Bytes, HookFamily::Fentry) => "fexit tcp_sendmsg, tcp_recvmsg; fentry tcp_v4_destroy_sock",
             (Self::Bytes, HookFamily::Kprobe) => "kprobe+kretprobe tcp_sendmsg, tcp_recvmsg; kprobe tcp_v4_destroy_sock",
             (Self::Bytes, HookFamily::Tracepoint) => {
@@ -183,7 +183,7 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::Accept, HookFamily::Tracepoint) => &["tt_acc_tp"],
         (Hook::Retransmit, HookFamily::Fentry) => &["tt_rtx_fexit", "tt_tlp_fent", "tt_tlp_fexit"],
         (Hook::Retransmit, HookFamily::Kprobe) => &["tt_rtx_kp", "tt_rtx_krp", "tt_tlp_kp", "tt_tlp_krp"],
-        (Hook::Retransmit, HookFamily::Tracepoint) => &["tt_rtx_tp"],
+        (Hook::Retransmit, HookFamily::Tracepoint) => &["tt_rtx_btf", "tt_rtx_tp"],
         (Hook::Bytes, HookFamily::Fentry) => &["tt_send_fexit", "tt_recv_fexit", "tt_dstr_fent"],
         (Hook::Bytes, HookFamily::Kprobe) => &["tt_send_kp", "tt_send_krp", "tt_recv_kp", "tt_recv_krp", "tt_dstr_kp"],
         (Hook::Bytes, HookFamily::Tracepoint) => &["tt_send_tp", "tt_recv_tp", "tt_dstr_tp"],
@@ -239,10 +239,7 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             kprobe(ebpf, "tt_tlp_kp", &["tcp_send_loss_probe"])?;
             kprobe(ebpf, "tt_tlp_krp", &["tcp_send_loss_probe"])
         }
-        (Hook::Retransmit, HookFamily::Tracepoint) => {
-            facts.retrans_tp.as_ref().map_err(Clone::clone)?;
-            tracepoint(ebpf, "tt_rtx_tp", &[("tcp", "tcp_retransmit_skb")])
-        }
+        (Hook::Retransmit, HookFamily::Tracepoint) => return retransmit_tracepoint(ebpf, facts, options),
         (Hook::Bytes, HookFamily::Fentry) => {
             let btf = facts.aya_btf()?;
             fexit(ebpf, btf, "tt_send_fexit", "tcp_sendmsg")?;
@@ -303,6 +300,35 @@ fn state_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> R
     let classic = facts.state_tp.as_ref().map_err(ToString::to_string).and_then(|_| tracepoint(ebpf, "tt_state_tp", &[("sock", "inet_sock_set_state")]));
     match classic {
         Ok(()) => Ok(STATE_TP_CLASSIC),
+        Err(why) => {
+            refused.push(format!("classic: {why}"));
+            Err(refused.join("; "))
+        }
+    }
+}
+
+pub(crate) const RETRANSMIT_TP_BTF: &str = "tracepoint tcp:tcp_retransmit_skb, BTF-typed (plain loads of the socket)";
+pub(crate) const RETRANSMIT_TP_CLASSIC: &str = "tracepoint tcp:tcp_retransmit_skb, classic (one recursion guard for all programs)";
+
+/// The retransmit hook on `tcp:tcp_retransmit_skb`: BTF-typed where it loads (plain loads,
+/// and a recursion guard of its own), else classic. Both learn from the format file
+/// whether the kernel reports failed retransmissions too (its `err` field, 6.10+).
+fn retransmit_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> Result<&'static str, String> {
+    facts.retrans_tp.as_ref().map_err(Clone::clone)?;
+    let mut refused = Vec::new();
+    if options.btf_tracepoints {
+        let btf = facts.aya_btf();
+        match all_or_none(ebpf, &["tt_rtx_btf"], |ebpf, name| {
+            let p: &mut BtfTracePoint = program(ebpf, name)?;
+            p.load("tcp_retransmit_skb", btf.clone()?).map_err(|e| one_line(&e))?;
+            p.attach().map(drop).map_err(|e| one_line(&e))
+        }) {
+            Ok(()) => return Ok(RETRANSMIT_TP_BTF),
+            Err(why) => refused.push(format!("BTF-typed: {why}")),
+        }
+    }
+    match tracepoint(ebpf, "tt_rtx_tp", &[("tcp", "tcp_retransmit_skb")]) {
+        Ok(()) => Ok(RETRANSMIT_TP_CLASSIC),
         Err(why) => {
             refused.push(format!("classic: {why}"));
             Err(refused.join("; "))

@@ -71,20 +71,24 @@ pub fn effective_family() -> String {
     }
 }
 
-/// Checks that the state hook attached the way `family` must on these kernels, as `-v`
-/// says: both have BTF, so the tracepoint family takes the BTF-typed tracepoint unless
-/// told not to.
+/// Checks that the state and retransmit hooks attached the way `family` must on these
+/// kernels, as `-v` says: both have BTF, so the tracepoint family takes the BTF-typed
+/// tracepoints unless told not to.
 fn assert_state_path(family: &str, stderr: &[String]) {
-    let Some(line) = stderr.iter().find(|l| l.starts_with("tcptrace: hook state: ")) else { return };
     let effective = if family == "auto" { expect_auto() } else { family.to_string() };
-    let want = match effective.as_str() {
-        "tracepoint" => "[tracepoint sock:inet_sock_set_state, BTF-typed ",
-        "raw-tracepoint" => "[tracepoint sock:inet_sock_set_state, raw ",
-        "fentry" => "[fentry tcp_set_state]",
-        "kprobe" => "[kprobe tcp_set_state]",
+    let (state, retransmit) = match effective.as_str() {
+        "tracepoint" => ("[tracepoint sock:inet_sock_set_state, BTF-typed ", "[tracepoint tcp:tcp_retransmit_skb, BTF-typed "),
+        "raw-tracepoint" => ("[tracepoint sock:inet_sock_set_state, raw ", "[tracepoint tcp:tcp_retransmit_skb, classic "),
+        "fentry" => ("[fentry tcp_set_state]", "[fexit tcp_retransmit_skb;"),
+        "kprobe" => ("[kprobe tcp_set_state]", "[kprobe+kretprobe tcp_retransmit_skb,"),
         other => panic!("unknown family {other}"),
     };
-    assert!(line.contains(want), "state hook for {family}: want {want:?} in {line:?}");
+    for (hook, want) in [("state", state), ("retransmit", retransmit)] {
+        let prefix = format!("tcptrace: hook {hook}: ");
+        if let Some(line) = stderr.iter().find(|l| l.starts_with(&prefix)) {
+            assert!(line.contains(want), "{hook} hook for {family}: want {want:?} in {line:?}");
+        }
+    }
 }
 
 /// Generous: inside the VM everything runs under software emulation.
