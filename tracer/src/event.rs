@@ -13,7 +13,7 @@ pub(crate) struct Owner {
 
 /// A task name, kept inline: one per event, and a heap copy of each showed as a tenth of
 /// the tracer's CPU time under connection churn.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Comm {
     len: u8,
     /// UTF-8 only: the kernel's bytes, each invalid sequence replaced by U+FFFD as

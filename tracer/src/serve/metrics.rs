@@ -100,12 +100,26 @@ fn rport_class(rport: u16) -> String {
     }
 }
 
+/// One label set, as the event's values rather than label strings: equal keys make equal
+/// label sets. Extra labels the user did not ask for stay `None`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    /// None when the owner is unknown (the label is left out).
+    comm: Option<crate::event::Comm>,
+    /// The remote port below 1024, or None for "ephemeral" (`rport_class`).
+    well_known_rport: Option<u16>,
+    pid: Option<u32>,
+    lport: Option<u16>,
+    raddr: Option<std::net::IpAddr>,
+    rport: Option<u16>,
+}
+
 pub(crate) struct Metrics {
     extra_labels: Vec<LabelArg>,
     max_series: usize,
     /// Label sets admitted so far, each with its number in `series` (they stay: their
     /// counters must not vanish).
-    admitted: FastMap<Labels, u32>,
+    admitted: FastMap<SeriesKey, u32>,
     series: Vec<Labels>,
     /// Handles on every metric used so far, by (label set, slot): an event finds its
     /// counters with one fast lookup each, where prometheus-client's families would hash
@@ -225,6 +239,30 @@ impl Metrics {
     }
 
     /// The event's per-connection label set.
+    /// What sets `event`'s label set apart, with nothing allocated: the per-event lookup.
+    fn series_key(&self, event: &Event) -> SeriesKey {
+        let owner = event.owner.known().then_some(&event.owner);
+        let ep = &event.endpoints;
+        let mut key = SeriesKey {
+            comm: owner.map(|o| o.comm.clone()).filter(|c| !c.is_empty()),
+            well_known_rport: (ep.rport < 1024).then_some(ep.rport),
+            pid: None,
+            lport: None,
+            raddr: None,
+            rport: None,
+        };
+        for extra in &self.extra_labels {
+            match extra {
+                LabelArg::Pid => key.pid = owner.map(|o| o.pid),
+                LabelArg::Lport => key.lport = Some(ep.lport),
+                LabelArg::Raddr => key.raddr = Some(ep.raddr),
+                LabelArg::Rport => key.rport = Some(ep.rport),
+            }
+        }
+        key
+    }
+
+    /// The label set itself: built once per set, when it is admitted.
     fn label_set(&self, event: &Event) -> Labels {
         let ep = &event.endpoints;
         let mut labels = Labels::with_capacity(2 + self.extra_labels.len());
@@ -245,9 +283,10 @@ impl Metrics {
         labels
     }
 
-    /// The number of the label set if it is, or can be, admitted under `--max-series`.
-    fn admit(&mut self, labels: Labels) -> Option<u32> {
-        if let Some(&id) = self.admitted.get(&labels) {
+    /// The number of `event`'s label set if it is, or can be, admitted under `--max-series`.
+    fn admit(&mut self, event: &Event) -> Option<u32> {
+        let key = self.series_key(event);
+        if let Some(&id) = self.admitted.get(&key) {
             return Some(id);
         }
         if self.admitted.len() >= self.max_series {
@@ -262,8 +301,8 @@ impl Metrics {
             return None;
         }
         let id = self.series.len() as u32;
-        self.series.push(labels.clone());
-        self.admitted.insert(labels, id);
+        self.series.push(self.label_set(event));
+        self.admitted.insert(key, id);
         self.label_sets.set(self.admitted.len() as i64);
         Some(id)
     }
@@ -302,7 +341,7 @@ impl Metrics {
         if let Detail::State { .. } = &event.detail {
             return; // counted in the kernel: see `states`
         }
-        let Some(series) = self.admit(self.label_set(event)) else { return };
+        let Some(series) = self.admit(event) else { return };
         match &event.detail {
             Detail::Connect { latency, result: ConnectResult::Ok } => {
                 self.counter(series, CounterSlot::Opened { direction: "active", result: "ok" }).inc();
