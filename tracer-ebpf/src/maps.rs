@@ -29,9 +29,16 @@ pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COU
 pub(crate) static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entries(65_536, 0);
 
 /// Scratch space to build a new `SOCKS` value in (136 bytes the BPF stack cannot spare on
-/// the deepest call chains). Written and read by `socks::insert_new`, on its own CPU.
+/// the deepest call chains), one slot per nesting level: a softirq program can interrupt
+/// a process-context one halfway through building its value. Written and read by
+/// `socks::with_scratch`, on its own CPU.
 #[map]
-pub(crate) static NEW_SOCK: PerCpuArray<SockInfo> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static NEW_SOCK: PerCpuArray<SockInfo> = PerCpuArray::with_max_entries(2, 0);
+
+/// How many programs on this CPU are building a value in `NEW_SOCK` now (0, 1 or 2): the
+/// slot the next one takes.
+#[map]
+pub(crate) static NEW_SOCK_DEPTH: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// State changes by (old, new), counted here instead of sent when `Config::count_states`
 /// (`tcptrace serve`). Incremented by `state::state_event`; summed by userspace.

@@ -21,13 +21,12 @@ const BPF_NOEXIST: u64 = 1;
 /// the pointer is to that one. `None` if the map refused.
 #[inline(always)]
 pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, replace: bool, init: impl FnOnce(&mut SockInfo)) -> Option<*mut SockInfo> {
-    let scratch = crate::maps::NEW_SOCK.get_ptr_mut(0)?;
-    // SAFETY: this CPU's scratch slot; nothing else uses it between here and the insert.
-    let inserted = unsafe {
+    // SAFETY: the scratch slot is this program's alone until `with_scratch` returns.
+    let inserted = with_scratch(|scratch| unsafe {
         fresh(scratch, direction, state_since_ns);
         init(&mut *scratch);
         SOCKS.insert(&sk, &*scratch, if replace { 0 } else { BPF_NOEXIST })
-    };
+    })?;
     match inserted {
         Ok(()) => SOCKS.get_ptr_mut(&sk),
         Err(_) if !replace => SOCKS.get_ptr_mut(&sk), // someone else's: use it
@@ -40,13 +39,32 @@ pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, replace: b
 /// refused.
 #[inline(always)]
 pub(crate) fn put(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&mut SockInfo)) -> bool {
-    let Some(scratch) = crate::maps::NEW_SOCK.get_ptr_mut(0) else { return false };
-    // SAFETY: this CPU's scratch slot; nothing else uses it between here and the insert.
-    unsafe {
+    // SAFETY: the scratch slot is this program's alone until `with_scratch` returns.
+    with_scratch(|scratch| unsafe {
         fresh(scratch, direction, state_since_ns);
         init(&mut *scratch);
         SOCKS.insert(&sk, &*scratch, 0).is_ok()
-    }
+    })
+    .unwrap_or(false)
+}
+
+/// Runs `build` on this CPU's `NEW_SOCK` slot for the current nesting level. A program
+/// that interrupts this one (a softirq over a process-context program) runs to its end
+/// before this one goes on, so it sees the level raised and takes the other slot; raised
+/// after it is read and before the slot is used, the level needs no atomics. `None` if a
+/// third level is ever reached.
+#[inline(always)]
+fn with_scratch<R>(build: impl FnOnce(*mut SockInfo) -> R) -> Option<R> {
+    let depth = crate::maps::NEW_SOCK_DEPTH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's counter; see above for why plain loads and stores suffice.
+    let level = unsafe { *depth };
+    let scratch = crate::maps::NEW_SOCK.get_ptr_mut(level)?;
+    // SAFETY: as above.
+    unsafe { *depth = level + 1 };
+    let result = build(scratch);
+    // SAFETY: as above.
+    unsafe { *depth = level };
+    Some(result)
 }
 
 /// Writes `SockInfo::unknown(direction, state_since_ns)` into `*dst` (per-CPU scratch)
