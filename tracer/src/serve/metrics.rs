@@ -92,26 +92,43 @@ fn lifetime_histogram() -> Histogram {
 
 /// The remote port's class: the number for a well-known port (below 1024), else
 /// `ephemeral`, so that one label stays bounded whatever ports clients use.
-fn rport_class(rport: u16) -> String {
-    if rport < 1024 {
-        rport.to_string()
-    } else {
-        "ephemeral".to_string()
-    }
-}
-
 /// One label set, as the event's values rather than label strings: equal keys make equal
 /// label sets. Extra labels the user did not ask for stay `None`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct SeriesKey {
     /// None when the owner is unknown (the label is left out).
     comm: Option<crate::event::Comm>,
-    /// The remote port below 1024, or None for "ephemeral" (`rport_class`).
+    /// The remote port below 1024, or None for "ephemeral" (the `rport_class` label).
     well_known_rport: Option<u16>,
     pid: Option<u32>,
     lport: Option<u16>,
     raddr: Option<std::net::IpAddr>,
     rport: Option<u16>,
+}
+
+impl SeriesKey {
+    /// The label strings, in the order they are exported: built once, when the set is
+    /// admitted. An absent value is the same as no label to Prometheus, so it is left out.
+    fn labels(&self, extra_labels: &[LabelArg]) -> Labels {
+        let mut labels = Labels::with_capacity(2 + extra_labels.len());
+        if let Some(comm) = &self.comm {
+            labels.push(("comm", comm.to_string()));
+        }
+        let rport_class = self.well_known_rport.map_or_else(|| "ephemeral".to_string(), |p| p.to_string());
+        labels.push(("rport_class", rport_class));
+        for extra in extra_labels {
+            let (name, value) = match extra {
+                LabelArg::Pid => ("pid", self.pid.map(|p| p.to_string())),
+                LabelArg::Lport => ("lport", self.lport.map(|p| p.to_string())),
+                LabelArg::Raddr => ("raddr", self.raddr.map(|a| a.to_string())),
+                LabelArg::Rport => ("rport", self.rport.map(|p| p.to_string())),
+            };
+            if let Some(value) = value {
+                labels.push((name, value));
+            }
+        }
+        labels
+    }
 }
 
 pub(crate) struct Metrics {
@@ -238,7 +255,6 @@ impl Metrics {
         self.filtered.inc_by(count.saturating_sub(self.filtered.get()));
     }
 
-    /// The event's per-connection label set.
     /// What sets `event`'s label set apart, with nothing allocated: the per-event lookup.
     fn series_key(&self, event: &Event) -> SeriesKey {
         let owner = event.owner.known().then_some(&event.owner);
@@ -262,27 +278,6 @@ impl Metrics {
         key
     }
 
-    /// The label set itself: built once per set, when it is admitted.
-    fn label_set(&self, event: &Event) -> Labels {
-        let ep = &event.endpoints;
-        let mut labels = Labels::with_capacity(2 + self.extra_labels.len());
-        if event.owner.known() {
-            labels.push(("comm", event.owner.comm.to_string()));
-        }
-        labels.push(("rport_class", rport_class(ep.rport)));
-        for extra in &self.extra_labels {
-            labels.push(match extra {
-                LabelArg::Pid => ("pid", if event.owner.known() { event.owner.pid.to_string() } else { String::new() }),
-                LabelArg::Lport => ("lport", ep.lport.to_string()),
-                LabelArg::Raddr => ("raddr", ep.raddr.to_string()),
-                LabelArg::Rport => ("rport", ep.rport.to_string()),
-            });
-        }
-        // An empty value is the same as no label to Prometheus: leave it out.
-        labels.retain(|(_, v)| !v.is_empty());
-        labels
-    }
-
     /// The number of `event`'s label set if it is, or can be, admitted under `--max-series`.
     fn admit(&mut self, event: &Event) -> Option<u32> {
         let key = self.series_key(event);
@@ -301,7 +296,7 @@ impl Metrics {
             return None;
         }
         let id = self.series.len() as u32;
-        self.series.push(self.label_set(event));
+        self.series.push(key.labels(&self.extra_labels));
         self.admitted.insert(key, id);
         self.label_sets.set(self.admitted.len() as i64);
         Some(id)
