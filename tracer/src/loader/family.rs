@@ -151,6 +151,18 @@ fn fexit(ebpf: &mut Ebpf, btf: &aya::Btf, name: &str, func: &str) -> Result<(), 
     p.attach().map(drop).map_err(|e| one_line(&e))
 }
 
+fn btf_tracepoint(ebpf: &mut Ebpf, btf: &aya::Btf, name: &str, point: &str) -> Result<(), String> {
+    let p: &mut BtfTracePoint = program(ebpf, name)?;
+    p.load(point, btf).map_err(|e| one_line(&e))?;
+    p.attach().map(drop).map_err(|e| one_line(&e))
+}
+
+fn raw_tracepoint(ebpf: &mut Ebpf, name: &str, point: &str) -> Result<(), String> {
+    let p: &mut RawTracePoint = program(ebpf, name)?;
+    p.load().map_err(|e| one_line(&e))?;
+    p.attach(point).map(drop).map_err(|e| one_line(&e))
+}
+
 fn kprobe(ebpf: &mut Ebpf, name: &str, funcs: &[&str]) -> Result<(), String> {
     let p: &mut KProbe = program(ebpf, name)?;
     p.load().map_err(|e| one_line(&e))?;
@@ -280,20 +292,12 @@ fn state_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> R
     let mut refused = Vec::new();
     if options.btf_tracepoints {
         let btf = facts.aya_btf();
-        match all_or_none(ebpf, &["tt_state_btf", "tt_state_btf2"], |ebpf, name| {
-            let p: &mut BtfTracePoint = program(ebpf, name)?;
-            p.load("inet_sock_set_state", btf.clone()?).map_err(|e| one_line(&e))?;
-            p.attach().map(drop).map_err(|e| one_line(&e))
-        }) {
+        match all_or_none(ebpf, &["tt_state_btf", "tt_state_btf2"], |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, "inet_sock_set_state")) {
             Ok(()) => return Ok(STATE_TP_BTF),
             Err(why) => refused.push(format!("BTF-typed: {why}")),
         }
     }
-    match all_or_none(ebpf, &["tt_state_rtp", "tt_state_rtp2"], |ebpf, name| {
-        let p: &mut RawTracePoint = program(ebpf, name)?;
-        p.load().map_err(|e| one_line(&e))?;
-        p.attach("inet_sock_set_state").map(drop).map_err(|e| one_line(&e))
-    }) {
+    match all_or_none(ebpf, &["tt_state_rtp", "tt_state_rtp2"], |ebpf, name| raw_tracepoint(ebpf, name, "inet_sock_set_state")) {
         Ok(()) => return Ok(STATE_TP_RAW),
         Err(why) => refused.push(format!("raw: {why}")),
     }
@@ -318,11 +322,7 @@ fn retransmit_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options)
     let mut refused = Vec::new();
     if options.btf_tracepoints {
         let btf = facts.aya_btf();
-        match all_or_none(ebpf, &["tt_rtx_btf"], |ebpf, name| {
-            let p: &mut BtfTracePoint = program(ebpf, name)?;
-            p.load("tcp_retransmit_skb", btf.clone()?).map_err(|e| one_line(&e))?;
-            p.attach().map(drop).map_err(|e| one_line(&e))
-        }) {
+        match all_or_none(ebpf, &["tt_rtx_btf"], |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, "tcp_retransmit_skb")) {
             Ok(()) => return Ok(RETRANSMIT_TP_BTF),
             Err(why) => refused.push(format!("BTF-typed: {why}")),
         }
