@@ -20,8 +20,13 @@ use tracer_common::{
 use crate::globals::sock_off;
 
 /// A read failed or the field is absent on this kernel.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ReadError;
+
+/// The base to read a socket's `struct tcp_sock` fields from (`tcp_sock`): found once per
+/// event and handed to each getter of such a field, as Direct finds it by a helper call.
+#[derive(Clone, Copy)]
+pub(crate) struct TcpSock(u64);
 
 /// How a program reads kernel memory (see the module's comment).
 pub(crate) trait Access {
@@ -31,7 +36,7 @@ pub(crate) trait Access {
     fn load_16(addr: u64, dst: &mut [u8; 16]) -> Result<(), ReadError>;
     /// The base to read `struct tcp_sock` fields of `sk` from: a direct load beyond
     /// `struct sock` needs the verifier to know the socket is a TCP one.
-    fn tcp_sock(sk: u64) -> Result<u64, ReadError>;
+    fn tcp_sock(sk: u64) -> Result<TcpSock, ReadError>;
 }
 
 /// Reads through `bpf_probe_read_kernel`: any program type.
@@ -51,8 +56,8 @@ impl Access for Probe {
     }
 
     #[inline(always)]
-    fn tcp_sock(sk: u64) -> Result<u64, ReadError> {
-        Ok(sk)
+    fn tcp_sock(sk: u64) -> Result<TcpSock, ReadError> {
+        Ok(TcpSock(sk))
     }
 }
 
@@ -83,19 +88,31 @@ impl Access for Direct {
     }
 
     #[inline(always)]
-    fn tcp_sock(sk: u64) -> Result<u64, ReadError> {
+    fn tcp_sock(sk: u64) -> Result<TcpSock, ReadError> {
         // SAFETY: the helper checks the socket's type; NULL when it is not TCP.
         let tp = unsafe { aya_ebpf::helpers::bpf_skc_to_tcp_sock(sk as *mut core::ffi::c_void) };
-        if tp.is_null() { Err(ReadError) } else { Ok(tp as u64) }
+        if tp.is_null() { Err(ReadError) } else { Ok(TcpSock(tp as u64)) }
     }
+}
+
+/// The address of the field at `offset` in `base`, unless the field is absent here.
+#[inline(always)]
+fn field(base: u64, offset: u32) -> Result<u64, ReadError> {
+    if offset == OFFSET_ABSENT {
+        return Err(ReadError);
+    }
+    Ok(base.wrapping_add(u64::from(offset)))
 }
 
 #[inline(always)]
 fn read<A: Access, T: Copy>(base: u64, offset: u32) -> Result<T, ReadError> {
-    if offset == OFFSET_ABSENT {
-        return Err(ReadError);
-    }
-    A::load::<T>(base.wrapping_add(u64::from(offset)))
+    A::load::<T>(field(base, offset)?)
+}
+
+/// `sk` as a `struct tcp_sock`, for the getters of its fields (see `TcpSock`).
+#[inline(always)]
+pub(crate) fn tcp_sock<A: Access>(sk: u64) -> Result<TcpSock, ReadError> {
+    A::tcp_sock(sk)
 }
 
 /// `sk->sk_state` (the `TCP_*` state before a transition, when read at its start).
@@ -127,7 +144,7 @@ pub(crate) fn endpoints_into<A: Access>(sk: u64, out: &mut Endpoints) -> Result<
     out.family = read::<A, u16>(sk, sock_off::family())?;
     // `inet_sport` is in `struct inet_sock`, beyond `struct sock` (`skc_num` is no
     // substitute: it is zeroed when the port is released, before CLOSE is announced).
-    out.sport = u16::from_be(read::<A, u16>(A::tcp_sock(sk)?, sock_off::sport())?);
+    out.sport = u16::from_be(read::<A, u16>(A::tcp_sock(sk)?.0, sock_off::sport())?);
     out.dport = u16::from_be(read::<A, u16>(sk, sock_off::dport())?);
     match out.family {
         AF_INET => {
@@ -151,10 +168,7 @@ pub(crate) fn endpoints_into<A: Access>(sk: u64, out: &mut Endpoints) -> Result<
 
 #[inline(always)]
 fn read_16<A: Access>(sk: u64, offset: u32, dst: &mut [u8; 16]) -> Result<(), ReadError> {
-    if offset == OFFSET_ABSENT {
-        return Err(ReadError);
-    }
-    A::load_16(sk.wrapping_add(u64::from(offset)), dst)
+    A::load_16(field(sk, offset)?, dst)
 }
 
 /// Whether a task owns the socket (`sk->sk_lock.owned`): true in process context (connect,
@@ -188,9 +202,9 @@ pub(crate) fn fin_received<A: Access>(sk: u64) -> Result<bool, ReadError> {
 /// unknown, and the SYN is inferred by comparing with the data put on the wire.
 /// Received: `bytes_received` (in-order bytes), less the peer's FIN when it arrived.
 #[inline(always)]
-pub(crate) fn byte_counts<A: Access>(sk: u64, direction: u8, fin_acked: u8) -> Result<(u64, u64), ReadError> {
+pub(crate) fn byte_counts<A: Access>(sk: u64, tp: TcpSock, direction: u8, fin_acked: u8) -> Result<(u64, u64), ReadError> {
     use tracer_common::close::{DIRECTION_ACTIVE, DIRECTION_PASSIVE};
-    let tp = A::tcp_sock(sk)?;
+    let tp = tp.0;
     let acked = read::<A, u64>(tp, sock_off::bytes_acked())?.saturating_sub(u64::from(fin_acked));
     let syn = match direction {
         DIRECTION_ACTIVE => 1,
@@ -207,8 +221,8 @@ pub(crate) fn byte_counts<A: Access>(sk: u64, direction: u8, fin_acked: u8) -> R
 
 /// `tcp_sock.total_retrans`.
 #[inline(always)]
-pub(crate) fn total_retrans<A: Access>(sk: u64) -> Result<u32, ReadError> {
-    read::<A, u32>(A::tcp_sock(sk)?, sock_off::total_retrans())
+pub(crate) fn total_retrans<A: Access>(tp: TcpSock) -> Result<u32, ReadError> {
+    read::<A, u32>(tp.0, sock_off::total_retrans())
 }
 
 /// Whether the socket's tail loss probe timer has fired and is being handled now:
@@ -217,7 +231,7 @@ pub(crate) fn total_retrans<A: Access>(sk: u64) -> Result<u32, ReadError> {
 /// probe is still armed sees a time in the future).
 #[inline(always)]
 pub(crate) fn loss_probe_due<A: Access>(sk: u64) -> bool {
-    let Ok(icsk) = A::tcp_sock(sk) else { return false };
+    let Ok(TcpSock(icsk)) = A::tcp_sock(sk) else { return false };
     let Ok(pending) = read::<A, u8>(icsk, sock_off::icsk_pending()) else { return false };
     if pending != tracer_common::retransmit::ICSK_TIME_LOSS_PROBE {
         return false;
@@ -231,8 +245,8 @@ pub(crate) fn loss_probe_due<A: Access>(sk: u64) -> bool {
 
 /// Smoothed RTT in µs (`srtt_us` holds it shifted left by 3).
 #[inline(always)]
-pub(crate) fn srtt_us<A: Access>(sk: u64) -> Result<u32, ReadError> {
-    read::<A, u32>(A::tcp_sock(sk)?, sock_off::srtt_us()).map(|v| v >> 3)
+pub(crate) fn srtt_us<A: Access>(tp: TcpSock) -> Result<u32, ReadError> {
+    read::<A, u32>(tp.0, sock_off::srtt_us()).map(|v| v >> 3)
 }
 
 /// Reads a kernel pointer at `base + offset` (any struct: always probed).

@@ -44,8 +44,9 @@ pub(crate) fn on_call(sk: u64, ret: i64, sent: bool, flags: i32) {
             if (*info).endpoints.family == 0 {
                 let _ = crate::sock::endpoints_into::<crate::sock::Probe>(sk, &mut (*info).endpoints);
             }
-            (*info).total_retrans = crate::sock::total_retrans::<crate::sock::Probe>(sk).unwrap_or(0);
-            (*info).srtt_us = crate::sock::srtt_us::<crate::sock::Probe>(sk).unwrap_or(0);
+            let tp = crate::sock::tcp_sock::<crate::sock::Probe>(sk);
+            (*info).total_retrans = tp.and_then(crate::sock::total_retrans::<crate::sock::Probe>).unwrap_or(0);
+            (*info).srtt_us = tp.and_then(crate::sock::srtt_us::<crate::sock::Probe>).unwrap_or(0);
         }
     }
 }

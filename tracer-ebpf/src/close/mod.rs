@@ -97,6 +97,7 @@ fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
         return;
     };
     let e = entry.as_mut_ptr();
+    let tp = sock::tcp_sock::<A>(sk);
     // SAFETY: `e` points at the reserved CloseEvent; every field is written below before
     // submit, or the entry is discarded.
     unsafe {
@@ -111,7 +112,7 @@ fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
             (*e).bytes_sent = info.sent_bytes;
             (*e).bytes_received = info.received_bytes;
             (*e).bytes_source = BYTES_FROM_CALLS;
-        } else if let Ok((sent, received)) = sock::byte_counts::<A>(sk, info.direction, info.fin_acked) {
+        } else if let Ok((sent, received)) = tp.and_then(|tp| sock::byte_counts::<A>(sk, tp, info.direction, info.fin_acked)) {
             (*e).bytes_sent = sent;
             (*e).bytes_received = received;
             (*e).bytes_source = BYTES_FROM_SOCKET;
@@ -124,8 +125,8 @@ fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
         let at_ns = if by_calls { crate::emit::now_ns() } else { closed_ns };
         crate::emit::fill_header(&mut (*e).header, EventKind::Close, &info.task, at_ns);
         (*e).lifetime_ns = if info.established_ns == 0 { 0 } else { closed_ns.saturating_sub(info.established_ns) };
-        (*e).total_retrans = sock::total_retrans::<A>(sk).unwrap_or(0);
-        (*e).srtt_us = sock::srtt_us::<A>(sk).unwrap_or(0);
+        (*e).total_retrans = tp.and_then(sock::total_retrans::<A>).unwrap_or(0);
+        (*e).srtt_us = tp.and_then(sock::srtt_us::<A>).unwrap_or(0);
         (*e).direction = info.direction;
         (*e).closed_by = info.closed_by;
         crate::mem::zero(&raw mut (*e)._pad);

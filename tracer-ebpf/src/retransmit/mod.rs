@@ -26,7 +26,7 @@ pub(crate) fn on_retransmit<A: Access>(sk: u64, tail_loss_probe: bool) {
     let owner = socks::owner(sk);
     if let Some(header) = header_if_wanted(EventKind::Retransmit, &owner, &endpoints, crate::emit::now_ns()) {
         let state = sock::state::<A>(sk).unwrap_or(0);
-        let total_retrans = sock::total_retrans::<A>(sk).unwrap_or(0);
+        let total_retrans = sock::tcp_sock::<A>(sk).and_then(sock::total_retrans::<A>).unwrap_or(0);
         // SAFETY: `e` points at a reserved RetransmitEvent; every field is written.
         send(|e: *mut RetransmitEvent| unsafe {
             (*e).header = header;
@@ -46,7 +46,7 @@ pub(crate) fn on_retransmit<A: Access>(sk: u64, tail_loss_probe: bool) {
 /// the count grew (the probe may also send new data, or nothing: not retransmissions).
 #[inline(always)]
 pub(crate) fn loss_probe_entry(sk: u64) {
-    if let Ok(count) = sock::total_retrans::<Probe>(sk) {
+    if let Ok(count) = sock::tcp_sock::<Probe>(sk).and_then(sock::total_retrans::<Probe>) {
         let _ = crate::maps::LOSS_PROBES.insert(&sk, &count, 0);
     }
 }
@@ -57,7 +57,7 @@ pub(crate) fn loss_probe_exit(sk: u64) {
     // SAFETY: a u32 map value, copied before the delete.
     let before = unsafe { *before };
     let _ = crate::maps::LOSS_PROBES.remove(&sk);
-    if sock::total_retrans::<Probe>(sk).is_ok_and(|after| after != before) {
+    if sock::tcp_sock::<Probe>(sk).and_then(sock::total_retrans::<Probe>).is_ok_and(|after| after != before) {
         on_retransmit::<Probe>(sk, true);
     }
 }

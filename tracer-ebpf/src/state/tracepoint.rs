@@ -43,7 +43,7 @@ pub(crate) fn tt_state_tp(ctx: TracePointContext) -> u32 {
 #[aya_ebpf::macros::raw_tracepoint(tracepoint = "inet_sock_set_state")]
 pub(crate) fn tt_state_rtp(ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
     if has_work(&ctx) {
-        raw(&ctx, true);
+        take::<Probe>(ctx.arg(0), ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32, true);
     }
     0
 }
@@ -53,7 +53,7 @@ pub(crate) fn tt_state_rtp(ctx: aya_ebpf::programs::RawTracePointContext) -> u32
 pub(crate) fn tt_state_rtp2(ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
     // Cheap enough to come before the busy mark: two loads from the context.
     if has_work(&ctx) {
-        super::softirq_side(|| raw(&ctx, false));
+        super::softirq_side(|| take::<Probe>(ctx.arg(0), ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32, false));
     }
     0
 }
@@ -65,12 +65,13 @@ fn has_work(ctx: &aya_ebpf::programs::RawTracePointContext) -> bool {
     super::has_work(ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32)
 }
 
+/// The body of both pairs, raw and BTF-typed: the arguments `(sk, oldstate, newstate)` as
+/// the program type presents them, and which side of the pair this is.
 #[inline(always)]
-fn raw(ctx: &aya_ebpf::programs::RawTracePointContext, owner_side: bool) {
-    let sk: u64 = ctx.arg(0);
-    super::pair::<Probe>(sk, owner_side, || {
-        if sock::protocol::<Probe>(sk) == Ok(IPPROTO_TCP) {
-            super::on_change::<Probe>(sk, ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32);
+fn take<A: sock::Access>(sk: u64, old: i32, new: i32, owner_side: bool) {
+    super::pair::<A>(sk, owner_side, || {
+        if sock::protocol::<A>(sk) == Ok(IPPROTO_TCP) {
+            super::on_change::<A>(sk, old, new);
         }
     });
 }
@@ -82,7 +83,7 @@ fn raw(ctx: &aya_ebpf::programs::RawTracePointContext, owner_side: bool) {
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub(crate) fn tt_state_btf(ctx: BtfTracePointContext) -> u32 {
     if btf_has_work(&ctx) {
-        btf(&ctx, true);
+        take::<Direct>(ctx.arg(0), ctx.arg::<i32>(1), ctx.arg::<i32>(2), true);
     }
     0
 }
@@ -91,7 +92,7 @@ pub(crate) fn tt_state_btf(ctx: BtfTracePointContext) -> u32 {
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub(crate) fn tt_state_btf2(ctx: BtfTracePointContext) -> u32 {
     if btf_has_work(&ctx) {
-        super::softirq_side(|| btf(&ctx, false));
+        super::softirq_side(|| take::<Direct>(ctx.arg(0), ctx.arg::<i32>(1), ctx.arg::<i32>(2), false));
     }
     0
 }
@@ -99,14 +100,4 @@ pub(crate) fn tt_state_btf2(ctx: BtfTracePointContext) -> u32 {
 #[inline(always)]
 fn btf_has_work(ctx: &BtfTracePointContext) -> bool {
     super::has_work(ctx.arg::<i32>(1), ctx.arg::<i32>(2))
-}
-
-#[inline(always)]
-fn btf(ctx: &BtfTracePointContext, owner_side: bool) {
-    let sk: u64 = ctx.arg(0);
-    super::pair::<Direct>(sk, owner_side, || {
-        if sock::protocol::<Direct>(sk) == Ok(IPPROTO_TCP) {
-            super::on_change::<Direct>(sk, ctx.arg::<i32>(1), ctx.arg::<i32>(2));
-        }
-    });
 }
