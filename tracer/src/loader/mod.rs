@@ -263,10 +263,28 @@ pub(crate) struct Tracer {
 impl Tracer {
     /// Detaches and unloads every program: no run starts after this returns, so a drain
     /// that follows sees what was emitted. The maps stay, for a last read.
+    /// Detaches and unloads every program, and returns once none of them is still running:
+    /// a program that began before its hook went away finishes afterwards, and may still
+    /// send an event or end a `SOCKS` entry, which a final drain must see.
     pub(crate) fn stop_hooks(&mut self) {
         for (_, program) in self.ebpf.programs_mut() {
             let _unloaded = family::unload(program);
         }
+        wait_for_programs_in_flight();
+    }
+}
+
+/// Waits until every BPF program that was running has returned. Each runs in an RCU
+/// read-side section (preemption or migration off, or under `rcu_read_lock`), so one RCU
+/// grace period suffices: `membarrier(MEMBARRIER_CMD_GLOBAL)` waits for exactly that
+/// (`synchronize_rcu()`, kernel/sched/membarrier.c). Kernels with nohz_full refuse that
+/// command; there a pause far longer than any program run stands in.
+fn wait_for_programs_in_flight() {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes no pointers; an unsupported command only returns an error.
+    let waited = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) } == 0;
+    if !waited {
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
