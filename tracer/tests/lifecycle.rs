@@ -289,6 +289,81 @@ fn connections_older_than_tcptrace_still_get_a_close_event() {
     }
 }
 
+/// A connection that ends in LAST_ACK with its FIN never acknowledged: the peer shuts
+/// down its side, stops reading with its window full, and the client closes with data
+/// still queued, so its FIN waits behind that data until TCP_USER_TIMEOUT kills the
+/// socket. Its close event must count exactly the data the peer acknowledged, which is
+/// all the peer holds in its receive queue: no FIN to take off.
+#[test]
+fn close_in_last_ack_with_the_fin_unacknowledged_counts_only_acknowledged_data() {
+    let _serial = serial();
+    let (lfd, addr) = listen_v4(1);
+    let small: libc::c_int = 4096;
+    // SAFETY: setsockopt on our listener with a valid int; accepted sockets inherit it.
+    unsafe { assert_eq!(libc::setsockopt(lfd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&raw const small).cast(), 4), 0) };
+    let trace = Trace::start(&["-e", "close", "--port", &addr.port().to_string()]);
+    let sa = sockaddr_of(addr);
+    let client = fork_with(c"tt-unacked", move || {
+        let s = raw::connect(&sa, libc::AF_INET);
+        let mut buf = [0u8; 64];
+        let timeout_ms: libc::c_uint = 300;
+        // SAFETY: setsockopt with valid ints, fcntl and write on our own fd.
+        unsafe {
+            if s < 0
+                || libc::setsockopt(s, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, (&raw const timeout_ms).cast(), 4) != 0
+                || libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_SNDBUF, (&raw const small).cast(), 4) != 0
+            {
+                return 70;
+            }
+            // The peer's FIN: this side is in CLOSE_WAIT.
+            if raw::read_to_eof(s, &mut buf) != Some(0) {
+                return 71;
+            }
+            // Fill the peer's receive window and our send buffer, then close: LAST_ACK,
+            // with the FIN queued behind data that cannot go out.
+            libc::fcntl(s, libc::F_SETFL, libc::O_NONBLOCK);
+            let chunk = [b'u'; 4096];
+            let mut written = 0;
+            while libc::write(s, chunk.as_ptr().cast(), chunk.len()) > 0 {
+                written += 1;
+            }
+            if written == 0 || *libc::__errno_location() != libc::EAGAIN {
+                return 72;
+            }
+            libc::close(s);
+        }
+        0
+    });
+    // SAFETY: accept on our listener, then shut our side down and read nothing.
+    let conn = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+    assert!(conn >= 0);
+    // SAFETY: shutdown of our own fd.
+    assert_eq!(unsafe { libc::shutdown(conn, libc::SHUT_WR) }, 0);
+    assert_eq!(wait_child(client), 0, "client failed");
+    let client_port = common::peer_port(conn);
+    // The client's socket is gone once its user timeout fired (a second or two).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while common::port_in_proc_net_tcp(client_port) {
+        assert!(std::time::Instant::now() < deadline, "the client's socket did not time out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD into a valid int on our own fd.
+    assert_eq!(unsafe { libc::ioctl(conn, libc::FIONREAD, &raw mut queued) }, 0);
+    let done = trace.stop();
+    // SAFETY: closing our fds.
+    unsafe {
+        libc::close(conn);
+        libc::close(lfd);
+    }
+    assert!(queued > 0, "the client sent nothing before closing");
+    let close = only(done.of("close", client), "close of the client's connection");
+    assert_eq!(close["lport"], client_port);
+    assert_eq!(close["bytes_sent"], queued, "{close}");
+    assert_eq!(close["bytes_received"], 0);
+    assert_eq!(close["closed_by"], "remote");
+}
+
 /// 20,000 short connections from four client processes to one server process: every
 /// connect has its close, every event carries the right pid, nothing is lost, and the
 /// kernel's per-connection map is empty afterwards.

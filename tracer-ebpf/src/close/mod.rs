@@ -33,9 +33,14 @@ const ECONNRESET: i32 = 104;
 pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, now: u64) -> bool {
     info.closed_by = closed_by::<A>(sk, old);
     // Our FIN was acknowledged (`bytes_acked` counts it; see sock::byte_counts): FIN_WAIT2
-    // is entered on that ack, CLOSING and LAST_ACK are left on it (or on a reset or timeout,
-    // when nothing tells the difference).
-    info.fin_acked = u8::from(matches!(old, TCP_FIN_WAIT2 | TCP_CLOSING | TCP_LAST_ACK));
+    // is entered on that ack; CLOSING and LAST_ACK are left on it, unless a reset or a
+    // timeout ended them first, and those leave their error on the socket (tcp_reset(),
+    // tcp_write_err(), tcp_abort()) before the CLOSE this runs in.
+    info.fin_acked = u8::from(match old {
+        TCP_FIN_WAIT2 => true,
+        TCP_CLOSING | TCP_LAST_ACK => sock::err::<A>(sk) == Ok(0),
+        _ => false,
+    });
     // Which figure: by default the socket's own counters (exact, free, and they see
     // sendfile/splice too); with per-call counting, the sum of what tcp_sendmsg accepted
     // and tcp_recvmsg returned, for sockets tcptrace saw from their start.

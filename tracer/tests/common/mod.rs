@@ -480,6 +480,27 @@ pub fn local_port(fd: i32) -> u16 {
     }
 }
 
+/// The remote port of a connected IPv4 socket fd.
+pub fn peer_port(fd: i32) -> u16 {
+    // SAFETY: all-zero sockaddr_storage is valid; getpeername fills it.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        assert_eq!(libc::getpeername(fd, (&raw mut ss).cast(), &raw mut len), 0);
+        let sin: libc::sockaddr_in = std::ptr::read((&raw const ss).cast());
+        u16::from_be(sin.sin_port)
+    }
+}
+
+/// Whether a full socket (any state but TIME_WAIT) with this local port is in /proc/net/tcp.
+pub fn port_in_proc_net_tcp(port: u16) -> bool {
+    std::fs::read_to_string("/proc/net/tcp").unwrap_or_default().lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let local = f.get(1).and_then(|a| a.rsplit(':').next()).and_then(|p| u16::from_str_radix(p, 16).ok());
+        local == Some(port) && f.get(3).copied() != Some("06")
+    })
+}
+
 /// A listening IPv4 socket on 127.0.0.1 (raw fd, so forked children can accept on it).
 pub fn listen_v4(backlog: i32) -> (i32, SocketAddr) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
