@@ -468,24 +468,14 @@ pub fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t
     sockaddr(addr)
 }
 
-/// The local port of a socket fd.
-pub fn local_port(fd: i32) -> u16 {
-    port_from(fd, libc::getsockname)
-}
-
 /// The remote port of a connected socket fd.
 pub fn peer_port(fd: i32) -> u16 {
-    port_from(fd, libc::getpeername)
-}
-
-/// The port of the address `name` (getsockname or getpeername) gives for `fd`.
-fn port_from(fd: i32, name: unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int) -> u16 {
-    // SAFETY: all-zero sockaddr_storage is valid; `name` fills it. The port is at the same
-    // offset in sockaddr_in and sockaddr_in6.
+    // SAFETY: all-zero sockaddr_storage is valid; getpeername fills it. The port is at the
+    // same offset in sockaddr_in and sockaddr_in6.
     unsafe {
         let mut ss: libc::sockaddr_storage = std::mem::zeroed();
         let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        assert_eq!(name(fd, (&raw mut ss).cast(), &raw mut len), 0);
+        assert_eq!(libc::getpeername(fd, (&raw mut ss).cast(), &raw mut len), 0);
         let sin: libc::sockaddr_in = std::ptr::read((&raw const ss).cast());
         u16::from_be(sin.sin_port)
     }
