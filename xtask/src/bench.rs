@@ -381,6 +381,11 @@ fn program_costs(samples: &[Sample]) -> Vec<(String, f64, f64)> {
     list
 }
 
+/// Microseconds per unit of work spent in programs, from `program_costs`.
+fn program_us_per_unit(costs: &[(String, f64, f64)]) -> f64 {
+    costs.iter().map(|(_, ns, per_unit)| ns * per_unit).sum::<f64>() / 1000.0
+}
+
 /// (min, median, max).
 fn spread(v: Vec<f64>) -> (f64, f64, f64) {
     let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -561,6 +566,11 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
                 "programs": program_costs(&profiles[wi][ci]).iter().map(|(name, ns, per_unit)| {
                     serde_json::json!({ "name": name, "ns_per_run": ns, "runs_per_unit": per_unit })
                 }).collect::<Vec<_>>(),
+                "program_us_per_unit": program_us_per_unit(&program_costs(&profiles[wi][ci])),
+                // Every round's own figures, for whoever wants to look at the noise.
+                "rounds": samples[wi][ci].iter().map(|s| serde_json::json!({
+                    "rate": rate(s), "workload_cpu_us_per_unit": cpu_per_unit(s), "tracer_cpu_us_per_unit": s.tracer_cpu_us / s.units.max(1.0),
+                })).collect::<Vec<_>>(),
             }));
         }
         // The targets are ratios of total CPU added (workload + tracer).
@@ -578,10 +588,24 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
             w.name(),
             w.unit()
         ));
+        let mut in_programs: Vec<(&str, f64)> = Vec::new();
         for (ci, c) in configs.iter().enumerate().skip(1) {
             let costs = program_costs(&profiles[wi][ci]);
             let list: Vec<String> = costs.iter().map(|(name, ns, per_unit)| format!("`{name}` {ns:.0} ns × {per_unit:.3}")).collect();
-            md.push_str(&format!("- {}: {}\n", c.name, if list.is_empty() { "no runs".to_string() } else { list.join(", ") }));
+            if list.is_empty() {
+                md.push_str(&format!("- {}: no runs\n", c.name));
+            } else {
+                let us = program_us_per_unit(&costs);
+                in_programs.push((c.key, us));
+                md.push_str(&format!("- {}: {}; in all {us:.2} µs per {}\n", c.name, list.join(", "), w.unit()));
+            }
+        }
+        // The same ratio as above from the programs' own run time: a steady figure where the
+        // CPU columns swing by microseconds between rounds (it leaves out what attaching
+        // costs outside the programs, and the tracer process).
+        let in_programs_of = |key: &str| in_programs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        if let (Some(ours), Some(floor)) = (in_programs_of("tcptrace"), in_programs_of("floor").filter(|f| *f > 0.0)) {
+            md.push_str(&format!("\nTime in programs, tcptrace (default events) against the floor: {:.2}x.\n", ours / floor));
         }
     }
     let results = serde_json::json!({
