@@ -445,17 +445,8 @@ pub mod raw {
 /// run in softirq, possibly after both processes have exited; stopping the trace before
 /// then would leave those connections unfinished. Panics after 10 s.
 pub fn wait_port_settled(port: u16) {
-    let busy = || {
-        ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|path| {
-            std::fs::read_to_string(path).unwrap_or_default().lines().skip(1).any(|line| {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                let port_of = |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
-                let ours = f.get(1).and_then(|a| port_of(a)) == Some(port) || f.get(2).and_then(|a| port_of(a)) == Some(port);
-                // 06 TIME_WAIT, 07 CLOSE, 0A LISTEN.
-                ours && !matches!(f.get(3).copied(), Some("06" | "07" | "0A"))
-            })
-        })
-    };
+    // 06 TIME_WAIT, 07 CLOSE, 0A LISTEN.
+    let busy = || tcp_sockets().iter().any(|s| (s.local_port == port || s.remote_port == port) && !matches!(s.state.as_str(), "06" | "07" | "0A"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while busy() {
         assert!(Instant::now() < deadline, "connections on port {port} still not closed after 10 s");
@@ -481,13 +472,29 @@ pub fn peer_port(fd: i32) -> u16 {
     }
 }
 
-/// Whether a full socket (any state but TIME_WAIT) with this local port is in /proc/net/tcp.
+/// Whether a full socket (any state but TIME_WAIT, 06) with this local port is open.
 pub fn port_in_proc_net_tcp(port: u16) -> bool {
-    std::fs::read_to_string("/proc/net/tcp").unwrap_or_default().lines().skip(1).any(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let local = f.get(1).and_then(|a| a.rsplit(':').next()).and_then(|p| u16::from_str_radix(p, 16).ok());
-        local == Some(port) && f.get(3).copied() != Some("06")
-    })
+    tcp_sockets().iter().any(|s| s.local_port == port && s.state != "06")
+}
+
+/// One line of /proc/net/tcp{,6}: the ports and the state, as the hex the kernel writes.
+struct TcpSocket {
+    local_port: u16,
+    remote_port: u16,
+    state: String,
+}
+
+/// Every TCP socket the kernel lists now, IPv4 and IPv6 (lines it cannot parse are left out).
+fn tcp_sockets() -> Vec<TcpSocket> {
+    let port_of = |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .flat_map(|path| std::fs::read_to_string(path).unwrap_or_default().lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            Some(TcpSocket { local_port: port_of(f.get(1)?)?, remote_port: port_of(f.get(2)?)?, state: (*f.get(3)?).to_string() })
+        })
+        .collect()
 }
 
 /// A listening IPv4 socket on 127.0.0.1 (raw fd, so forked children can accept on it).
