@@ -538,6 +538,7 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
             let per_event = (!per_event.is_empty()).then(|| median(per_event));
             let lost: Option<u64> = samples[wi][ci].iter().map(|s| s.lost).sum();
             let shown = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+            let costs = program_costs(&profiles[wi][ci]);
             totals.push((c.key, added + tracer));
             md.push_str(&format!(
                 "| {} | {:.0} ({:.0}-{:.0}) | {:+.1}% ({:+.1} to {:+.1}) | {:.2} ({:+.2}; {:+.2} to {:+.2}) | {:.2} | {:.2} | {} | {} |\n",
@@ -563,10 +564,10 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
                 "vs_untraced": ratio, "vs_untraced_min": ratio_lo, "vs_untraced_max": ratio_hi,
                 "workload_cpu_us_per_unit": cpu, "workload_cpu_us_added": added, "tracer_cpu_us_per_unit": tracer,
                 "tracer_cpu_us_per_event": per_event, "events_lost": lost,
-                "programs": program_costs(&profiles[wi][ci]).iter().map(|(name, ns, per_unit)| {
+                "programs": costs.iter().map(|(name, ns, per_unit)| {
                     serde_json::json!({ "name": name, "ns_per_run": ns, "runs_per_unit": per_unit })
                 }).collect::<Vec<_>>(),
-                "program_us_per_unit": program_us_per_unit(&program_costs(&profiles[wi][ci])),
+                "program_us_per_unit": program_us_per_unit(&costs),
                 // Every round's own figures, for whoever wants to look at the noise.
                 "rounds": samples[wi][ci].iter().map(|s| serde_json::json!({
                     "rate": rate(s), "workload_cpu_us_per_unit": cpu_per_unit(s), "tracer_cpu_us_per_unit": s.tracer_cpu_us / s.units.max(1.0),

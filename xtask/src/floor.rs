@@ -14,14 +14,11 @@ pub(crate) fn run() -> Result<()> {
     let mut ebpf = aya::Ebpf::load_file(&object).with_context(|| format!("loading {}", object.display()))?;
     // Attached links live as long as `ebpf`.
     let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
-    for name in ["tt_floor_btf", "tt_floor_btf2"] {
+    for (name, point) in [("tt_floor_btf", "inet_sock_set_state"), ("tt_floor_btf2", "inet_sock_set_state"), ("tt_floor_rtx", "tcp_retransmit_skb")] {
         let p: &mut BtfTracePoint = ebpf.program_mut(name).with_context(|| format!("{name} missing"))?.try_into()?;
-        p.load("inet_sock_set_state", &btf)?;
+        p.load(point, &btf)?;
         p.attach().with_context(|| format!("attaching {name}"))?;
     }
-    let p: &mut BtfTracePoint = ebpf.program_mut("tt_floor_rtx").context("tt_floor_rtx missing")?.try_into()?;
-    p.load("tcp_retransmit_skb", &btf)?;
-    p.attach().context("attaching tt_floor_rtx")?;
     let p: &mut TracePoint = ebpf.program_mut("tt_floor_tp").context("tt_floor_tp missing")?.try_into()?;
     p.load()?;
     for (category, name) in [("syscalls", "sys_exit_accept4"), ("syscalls", "sys_exit_accept")] {

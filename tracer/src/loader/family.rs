@@ -287,6 +287,7 @@ pub(crate) const STATE_TP_CLASSIC: &str = "tracepoint sock:inet_sock_set_state, 
 /// - raw: per-program recursion guard (so the pair works), no record offsets to trust;
 /// - classic: offsets from the record's format file, and one recursion guard for every
 ///   BPF program on the CPU.
+///
 /// The first two are a pair of identical programs (see tracer-ebpf/src/state/mod.rs `pair`).
 fn state_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> Result<&'static str, String> {
     let mut refused = Vec::new();

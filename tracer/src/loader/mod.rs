@@ -261,11 +261,10 @@ pub(crate) struct Tracer {
 }
 
 impl Tracer {
-    /// Detaches and unloads every program: no run starts after this returns, so a drain
-    /// that follows sees what was emitted. The maps stay, for a last read.
-    /// Detaches and unloads every program, and returns once none of them is still running:
-    /// a program that began before its hook went away finishes afterwards, and may still
-    /// send an event or end a `SOCKS` entry, which a final drain must see.
+    /// Detaches and unloads every program, and returns once none of them is still running
+    /// (a program that began before its hook went away finishes afterwards, and may still
+    /// send an event or end a `SOCKS` entry): a drain that follows sees everything emitted.
+    /// The maps stay, for a last read.
     pub(crate) fn stop_hooks(&mut self) {
         for (_, program) in self.ebpf.programs_mut() {
             let _unloaded = family::unload(program);

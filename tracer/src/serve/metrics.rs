@@ -90,15 +90,15 @@ fn lifetime_histogram() -> Histogram {
     Histogram::new(exponential_buckets_range(1e-3, 3600.0, 20))
 }
 
-/// The remote port's class: the number for a well-known port (below 1024), else
-/// `ephemeral`, so that one label stays bounded whatever ports clients use.
 /// One label set, as the event's values rather than label strings: equal keys make equal
 /// label sets. Extra labels the user did not ask for stay `None`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct SeriesKey {
     /// None when the owner is unknown (the label is left out).
     comm: Option<crate::event::Comm>,
-    /// The remote port below 1024, or None for "ephemeral" (the `rport_class` label).
+    /// The remote port's class (the `rport_class` label): the number for a well-known port
+    /// (below 1024), else None for `ephemeral`, so that one label stays bounded whatever
+    /// ports clients use.
     well_known_rport: Option<u16>,
     pid: Option<u32>,
     lport: Option<u16>,
