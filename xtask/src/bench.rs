@@ -26,6 +26,8 @@ use anyhow::{Context, Result};
 
 use crate::workspace_root;
 
+mod targets;
+
 #[derive(clap::Args)]
 pub(crate) struct Options {
     /// A short run (CI): fewer rounds, shorter windows; numbers are indicative only.
@@ -38,7 +40,7 @@ pub(crate) struct Options {
     /// Only this workload (churn, rr, bulk); writes to target/bench.
     #[arg(long)]
     pub(crate) workload: Option<String>,
-    /// Rounds (default 7, or 1 with --quick).
+    /// Rounds (default 9, or 1 with --quick).
     #[arg(long)]
     pub(crate) rounds: Option<usize>,
 }
@@ -159,6 +161,8 @@ struct Sample {
     lost: Option<u64>,
     /// What each of the tracer's programs ran during the window (bpf_stats).
     programs: Vec<crate::bpf_stats::ProgStats>,
+    /// The tracer's peak resident set (VmHWM), read just before it is stopped.
+    peak_rss_kib: Option<u64>,
 }
 
 fn rusage_self_us() -> f64 {
@@ -359,11 +363,12 @@ fn sample(config: &Config, w: Workload, window: Duration) -> Result<Sample> {
     progs_after.retain(|id, _| !baseline.contains_key(id));
     let programs = crate::bpf_stats::delta(&progs_before, &progs_after);
     let (mut events, mut lost) = (None, None);
+    let peak_rss_kib = pid.and_then(peak_rss_kib);
     if let Some(t) = tracer {
         stop_tracer(t);
         (events, lost) = tracer_counts(&std::fs::read_to_string(&stderr_path).unwrap_or_default());
     }
-    Ok(Sample { units, seconds, workload_cpu_us, tracer_cpu_us, events, lost, programs })
+    Ok(Sample { units, seconds, workload_cpu_us, tracer_cpu_us, events, lost, programs, peak_rss_kib })
 }
 
 /// Per program name over all rounds: (name, ns per run, runs per unit of work).
@@ -422,10 +427,15 @@ fn tcptrace_startup(root: &Path) -> Result<(f64, u64)> {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     let ms = start.elapsed().as_secs_f64() * 1e3;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    let rss = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    let rss = peak_rss_kib(child.id()).unwrap_or(0);
     stop_tracer(child);
     Ok((ms, rss))
+}
+
+/// A process's peak resident set so far (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 pub(crate) fn run(opts: &Options) -> Result<()> {
@@ -433,7 +443,8 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     crate::run_cmd(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "tracer"]))?;
     // More, shorter rounds rather than fewer long ones: the machine's speed drifts between
     // rounds, and a median over more paired rounds holds still better.
-    let (rounds, window) = if opts.quick { (1, Duration::from_millis(1_500)) } else { (7, Duration::from_secs(3)) };
+    // Nine rounds: with seven, a median's 90% interval spanned several µs per connection.
+    let (rounds, window) = if opts.quick { (1, Duration::from_millis(1_500)) } else { (9, Duration::from_secs(3)) };
     let rounds = opts.rounds.unwrap_or(rounds);
     let mut configs = configs(&root);
     if opts.configs.is_empty() {
@@ -496,6 +507,52 @@ struct Runs<'a> {
     window: Duration,
 }
 
+/// Per-round figures of one workload, paired with the untraced sample of the same round.
+struct Rounds<'a> {
+    samples: &'a [Vec<Sample>],
+}
+
+impl Rounds<'_> {
+    fn rate(s: &Sample) -> f64 {
+        s.units / s.seconds
+    }
+
+    fn cpu_per_unit(s: &Sample) -> f64 {
+        s.workload_cpu_us / s.units.max(1.0)
+    }
+
+    fn tracer_per_unit(s: &Sample) -> f64 {
+        s.tracer_cpu_us / s.units.max(1.0)
+    }
+
+    /// Round `r` of config `ci`: rate relative to untraced, minus one.
+    fn vs_untraced(&self, ci: usize, r: usize) -> f64 {
+        Self::rate(&self.samples[ci][r]) / Self::rate(&self.samples[0][r]) - 1.0
+    }
+
+    /// Round `r` of config `ci`: workload CPU added per unit.
+    fn added(&self, ci: usize, r: usize) -> f64 {
+        Self::cpu_per_unit(&self.samples[ci][r]) - Self::cpu_per_unit(&self.samples[0][r])
+    }
+
+    /// Round `r` of config `ci`: workload CPU added plus the tracer's, per unit.
+    fn total_added(&self, ci: usize, r: usize) -> f64 {
+        self.added(ci, r) + Self::tracer_per_unit(&self.samples[ci][r])
+    }
+
+    /// The median over the rounds `pick` of `f(round)`.
+    fn median_of(pick: &[usize], f: impl Fn(usize) -> f64) -> f64 {
+        median(pick.iter().map(|&r| f(r)).collect())
+    }
+
+    /// Median total added of `ours` over that of `theirs`, over the rounds `pick`; NaN
+    /// when theirs is not above zero (a ratio to nothing).
+    fn cpu_ratio(&self, ours: usize, theirs: usize, pick: &[usize]) -> f64 {
+        let t = Self::median_of(pick, |r| self.total_added(theirs, r));
+        if t > 0.0 { Self::median_of(pick, |r| self.total_added(ours, r)) / t } else { f64::NAN }
+    }
+}
+
 fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'_>, startup_ms: f64, rss_kib: u64, opts: &Options) -> Result<()> {
     let Runs { samples, profiles, rounds, window } = *runs;
     let partial = opts.partial();
@@ -508,40 +565,40 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
          Each round runs every configuration in turn, untraced first, so 'vs untraced' and 'added' are paired: the median, over rounds, of each \
          sample's difference from the untraced sample of its own round (min-max in brackets). The machine's speed drifts by 10% and more between \
          rounds on these shared machines; pairing takes that drift out, and the CPU columns are the steadier figures.\n\n\
-         tcptrace start-up to hooks attached: {startup_ms:.0} ms; peak RSS: {:.1} MiB.\n",
+         tcptrace start-up to hooks attached: {startup_ms:.0} ms; peak RSS at start-up: {:.1} MiB (under load: the table's column).\n",
         opts.command_line(),
         window.as_secs_f64(),
         rss_kib as f64 / 1024.0
     );
+    let index = |key: &str| configs.iter().position(|c| c.key == key);
+    let mut judged: Vec<targets::Judged> = Vec::new();
+    let mut body = String::new();
     let mut json = Vec::new();
+    let all: Vec<usize> = (0..rounds).collect();
     for (wi, w) in workloads.iter().enumerate() {
-        md.push_str(&format!(
-            "\n## {}\n\n| configuration | {u}/s (median, min-max) | vs untraced (paired) | workload CPU µs/{u} (added, paired) | tracer CPU µs/{u} | total added µs/{u} | tracer CPU µs/event | events lost |\n|---|---|---|---|---|---|---|---|\n",
+        body.push_str(&format!(
+            "\n## {}\n\n| configuration | {u}/s (median, min-max) | vs untraced (paired) | workload CPU µs/{u} (added, paired) | tracer CPU µs/{u} | total added µs/{u} | tracer CPU µs/event | events lost | tracer peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n",
             w.name(),
             u = w.unit()
         ));
-        let rate = |s: &Sample| s.units / s.seconds;
-        let cpu_per_unit = |s: &Sample| s.workload_cpu_us / s.units.max(1.0);
-        let untraced = &samples[wi][0];
-        let mut totals: Vec<(&str, f64)> = Vec::new();
+        let paired = Rounds { samples: &samples[wi] };
+        let rate = Rounds::rate;
+        let cpu_per_unit = Rounds::cpu_per_unit;
         for (ci, c) in configs.iter().enumerate() {
-            let rates: Vec<f64> = samples[wi][ci].iter().map(rate).collect();
-            let (lo, med, hi) = spread(rates.clone());
-            // Paired with the untraced sample of the same round (see the header).
-            let (ratio_lo, ratio, ratio_hi) = spread(samples[wi][ci].iter().zip(untraced).map(|(s, u)| rate(s) / rate(u) - 1.0).collect());
-            let (added_lo, added, added_hi) =
-                spread(samples[wi][ci].iter().zip(untraced).map(|(s, u)| cpu_per_unit(s) - cpu_per_unit(u)).collect());
-            let cpu = median(samples[wi][ci].iter().map(cpu_per_unit).collect());
-            let tracer = median(samples[wi][ci].iter().map(|s| s.tracer_cpu_us / s.units.max(1.0)).collect());
-            let per_event: Vec<f64> =
-                samples[wi][ci].iter().filter_map(|s| s.events.filter(|&n| n > 0).map(|n| s.tracer_cpu_us / n as f64)).collect();
+            let these = &samples[wi][ci];
+            let (lo, med, hi) = spread(these.iter().map(rate).collect());
+            let (ratio_lo, ratio, ratio_hi) = spread((0..these.len()).map(|r| paired.vs_untraced(ci, r)).collect());
+            let (added_lo, added, added_hi) = spread((0..these.len()).map(|r| paired.added(ci, r)).collect());
+            let cpu = median(these.iter().map(cpu_per_unit).collect());
+            let tracer = median(these.iter().map(Rounds::tracer_per_unit).collect());
+            let per_event: Vec<f64> = these.iter().filter_map(|s| s.events.filter(|&n| n > 0).map(|n| s.tracer_cpu_us / n as f64)).collect();
             let per_event = (!per_event.is_empty()).then(|| median(per_event));
-            let lost: Option<u64> = samples[wi][ci].iter().map(|s| s.lost).sum();
+            let lost: Option<u64> = these.iter().map(|s| s.lost).sum();
+            let peak_rss = these.iter().filter_map(|s| s.peak_rss_kib).max();
             let shown = |v: Option<String>| v.unwrap_or_else(|| "-".into());
             let costs = program_costs(&profiles[wi][ci]);
-            totals.push((c.key, added + tracer));
-            md.push_str(&format!(
-                "| {} | {:.0} ({:.0}-{:.0}) | {:+.1}% ({:+.1} to {:+.1}) | {:.2} ({:+.2}; {:+.2} to {:+.2}) | {:.2} | {:.2} | {} | {} |\n",
+            body.push_str(&format!(
+                "| {} | {:.0} ({:.0}-{:.0}) | {:+.1}% ({:+.1} to {:+.1}) | {:.2} ({:+.2}; {:+.2} to {:+.2}) | {:.2} | {:.2} | {} | {} | {} |\n",
                 c.name,
                 med,
                 lo,
@@ -557,61 +614,89 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
                 added + tracer,
                 shown(per_event.map(|v| format!("{v:.2}"))),
                 shown(lost.map(|v| v.to_string())),
+                shown(peak_rss.map(|k| format!("{:.1}", k as f64 / 1024.0))),
             ));
             json.push(serde_json::json!({
                 "workload": w.name(), "config": c.name, "unit": w.unit(),
                 "rate_median": med, "rate_min": lo, "rate_max": hi,
                 "vs_untraced": ratio, "vs_untraced_min": ratio_lo, "vs_untraced_max": ratio_hi,
                 "workload_cpu_us_per_unit": cpu, "workload_cpu_us_added": added, "tracer_cpu_us_per_unit": tracer,
-                "tracer_cpu_us_per_event": per_event, "events_lost": lost,
+                "tracer_cpu_us_per_event": per_event, "events_lost": lost, "tracer_peak_rss_kib": peak_rss,
                 "programs": costs.iter().map(|(name, ns, per_unit)| {
                     serde_json::json!({ "name": name, "ns_per_run": ns, "runs_per_unit": per_unit })
                 }).collect::<Vec<_>>(),
                 "program_us_per_unit": program_us_per_unit(&costs),
                 // Every round's own figures, for whoever wants to look at the noise.
-                "rounds": samples[wi][ci].iter().map(|s| serde_json::json!({
-                    "rate": rate(s), "workload_cpu_us_per_unit": cpu_per_unit(s), "tracer_cpu_us_per_unit": s.tracer_cpu_us / s.units.max(1.0),
+                "rounds": these.iter().map(|s| serde_json::json!({
+                    "rate": rate(s), "workload_cpu_us_per_unit": cpu_per_unit(s), "tracer_cpu_us_per_unit": Rounds::tracer_per_unit(s),
                 })).collect::<Vec<_>>(),
             }));
         }
-        // The issue's targets are ratios of total CPU added (workload + tracer).
-        let total = |key: &str| totals.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-        if let Some(ours) = total("tcptrace") {
+        // The issue's targets are ratios of total CPU added (workload + tracer). A ratio to
+        // a cost this run cannot tell from noise (its interval reaches zero) says nothing.
+        if let Some(ours) = index("tcptrace") {
             for (key, what) in [("tcplife", "tcplife"), ("floor", "the floor"), ("floor-bt", "bpftrace's floor")] {
-                if let Some(theirs) = total(key).filter(|t| *t > 0.0) {
-                    md.push_str(&format!("\ntcptrace (default events) adds {:.2}x the CPU of {what}.", ours / theirs));
+                let Some(theirs) = index(key) else { continue };
+                let theirs_lo = targets::interval(rounds, |pick| Rounds::median_of(pick, |r| paired.total_added(theirs, r))).0;
+                if theirs_lo > 0.0 {
+                    let value = paired.cpu_ratio(ours, theirs, &all);
+                    let band = targets::interval(rounds, |pick| paired.cpu_ratio(ours, theirs, pick));
+                    body.push_str(&format!(
+                        "\ntcptrace (default events) adds {value:.2}x the CPU of {what} ({}).",
+                        targets::show_interval(band, rounds, |v| format!("{v:.2}x"))
+                    ));
+                } else {
+                    body.push_str(&format!("\n{what}: no CPU added that this run can tell from noise, so no ratio to it."));
                 }
             }
-            md.push('\n');
+            body.push('\n');
         }
-        md.push_str(&format!(
+        body.push_str(&format!(
             "\nPer-program cost ({}, in a separate pass with kernel.bpf_stats_enabled: run time per invocation, invocations per {}):\n\n",
             w.name(),
             w.unit()
         ));
-        let mut in_programs: Vec<(&str, f64)> = Vec::new();
+        let mut in_programs: Vec<(&str, f64, f64)> = Vec::new();
         for (ci, c) in configs.iter().enumerate().skip(1) {
             let costs = program_costs(&profiles[wi][ci]);
             let list: Vec<String> = costs.iter().map(|(name, ns, per_unit)| format!("`{name}` {ns:.0} ns × {per_unit:.3}")).collect();
             if list.is_empty() {
-                md.push_str(&format!("- {}: no runs\n", c.name));
+                body.push_str(&format!("- {}: no runs\n", c.name));
             } else {
                 let us = program_us_per_unit(&costs);
-                in_programs.push((c.key, us));
-                md.push_str(&format!("- {}: {}; in all {us:.2} µs per {}\n", c.name, list.join(", "), w.unit()));
+                let runs_per_unit: f64 = costs.iter().map(|(_, _, per_unit)| per_unit).sum();
+                in_programs.push((c.key, us, runs_per_unit));
+                body.push_str(&format!("- {}: {}; in all {us:.2} µs per {}\n", c.name, list.join(", "), w.unit()));
             }
         }
         // The same ratio as above from the programs' own run time: a steady figure where the
         // CPU columns swing by microseconds between rounds (it leaves out what attaching
-        // costs outside the programs, and the tracer process).
-        let in_programs_of = |key: &str| in_programs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-        if let (Some(ours), Some(floor)) = (in_programs_of("tcptrace"), in_programs_of("floor").filter(|f| *f > 0.0)) {
-            md.push_str(&format!("\nTime in programs, tcptrace (default events) against the floor: {:.2}x.\n", ours / floor));
+        // costs outside the programs, and the tracer process). Only where the programs run
+        // for most units of work: a few runs in a whole window make no ratio.
+        let in_programs_of = |key: &str| in_programs.iter().find(|(k, _, _)| *k == key).map(|&(_, us, n)| (us, n));
+        if let (Some((ours, _)), Some((floor, floor_runs))) = (in_programs_of("tcptrace"), in_programs_of("floor")) {
+            if floor > 0.0 && floor_runs >= 1.0 {
+                body.push_str(&format!("\nTime in programs, tcptrace (default events) against the floor: {:.2}x.\n", ours / floor));
+            } else {
+                body.push_str(&format!("\nThe programs run {floor_runs:.3} times per {}: too rarely for a ratio of their time.\n", w.unit()));
+            }
         }
+        targets::judge_workload(&mut judged, *w, configs, &paired, rounds);
     }
+    targets::judge_tracer(&mut judged, workloads, configs, samples, startup_ms, rss_kib);
+    if !judged.is_empty() {
+        md.push_str(&format!(
+            "\n## Targets\n\nEach target of the benchmark's issue, judged from this run. Where a figure's 90% interval (bootstrap over whole rounds) spans \
+             the limit, the verdict says 'within noise': another run may fall on the other side.\n\n{}",
+            targets::table(&judged)
+        ));
+    }
+    md.push_str(&body);
+    let targets_json: Vec<serde_json::Value> =
+        judged.iter().map(|j| serde_json::json!({ "target": j.target, "measured": j.measured, "verdict": j.verdict })).collect();
     let results = serde_json::json!({
         "command": opts.command_line(), "kernel": kernel, "cpus": cpus, "rounds": rounds, "window_s": window.as_secs_f64(), "quick": opts.quick,
-        "tcptrace_startup_ms": startup_ms, "tcptrace_peak_rss_kib": rss_kib, "results": json,
+        "tcptrace_startup_ms": startup_ms, "tcptrace_peak_rss_kib": rss_kib, "targets": targets_json, "results": json,
     });
     let dir: PathBuf = if partial { root.join("target/bench") } else { root.join("bench") };
     std::fs::create_dir_all(&dir)?;

@@ -1,0 +1,243 @@
+//! The targets, each judged from one run's rounds, with how sure the judgement is.
+//!
+//! Every figure here is a median over paired rounds (a sample minus the untraced sample of
+//! its own round). Rounds on a shared 2-CPU machine swing by several µs per connection, so
+//! each figure comes with a 90% bootstrap interval: the rounds are resampled with
+//! replacement, whole rounds at a time (the pairing stays intact), and the figure is
+//! recomputed each time. A verdict whose interval spans the limit is marked as within
+//! noise: another run may well come out on the other side.
+
+use super::{median, Config, Rounds, Sample, Workload};
+
+/// Resamples drawn for each interval.
+const RESAMPLES: usize = 2_000;
+
+/// The 5th and 95th percentiles of `stat` over resamples of `rounds` round indices.
+/// `stat` may return NaN (undefined for that resample: a zero floor); those count as
+/// unbounded, so an interval that needs them reads as open-ended.
+pub(super) fn interval(rounds: usize, stat: impl Fn(&[usize]) -> f64) -> (f64, f64) {
+    if rounds == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    // xorshift64*: deterministic, so the same samples always give the same interval.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut values: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            let pick: Vec<usize> = (0..rounds).map(|_| (next() % rounds as u64) as usize).collect();
+            let v = stat(&pick);
+            if v.is_nan() { f64::INFINITY } else { v }
+        })
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    (at(0.05), at(0.95))
+}
+
+/// One target's line: what was measured against the limit, and the verdict.
+pub(super) struct Judged {
+    pub(super) target: String,
+    pub(super) measured: String,
+    pub(super) verdict: String,
+}
+
+/// Fewer rounds than this make no interval worth the name (`--quick` runs one).
+const ROUNDS_FOR_AN_INTERVAL: usize = 3;
+
+/// The verdict for "at most `limit`", from the point figure and its interval over `rounds`.
+pub(super) fn at_most(value: f64, (lo, hi): (f64, f64), limit: f64, rounds: usize) -> String {
+    let verdict = match (value <= limit, hi <= limit, lo > limit) {
+        (true, true, _) => "met",
+        (true, false, _) => "met (within noise)",
+        (false, _, true) => "missed",
+        (false, _, false) => "missed (within noise)",
+    };
+    if rounds < ROUNDS_FOR_AN_INTERVAL {
+        format!("{} (too few rounds to tell noise)", if value <= limit { "met" } else { "missed" })
+    } else {
+        verdict.to_string()
+    }
+}
+
+/// "met" or "missed", for a figure that does not swing between rounds.
+fn plain(met: bool) -> String {
+    if met { "met" } else { "missed" }.to_string()
+}
+
+/// An interval over `rounds` in words, open-ended where the resamples were unbounded.
+pub(super) fn show_interval((lo, hi): (f64, f64), rounds: usize, fmt: impl Fn(f64) -> String) -> String {
+    if rounds < ROUNDS_FOR_AN_INTERVAL {
+        return format!("{rounds} round(s): no interval");
+    }
+    let end = |v: f64| if v.is_finite() { fmt(v) } else { "unbounded".into() };
+    format!("90% interval {} to {}", end(lo), end(hi))
+}
+
+/// The Markdown table of judged targets.
+pub(super) fn table(judged: &[Judged]) -> String {
+    let mut md = String::from("| target | measured | verdict |\n|---|---|---|\n");
+    for j in judged {
+        md.push_str(&format!("| {} | {} | {} |\n", j.target, j.measured, j.verdict));
+    }
+    md
+}
+
+/// The position of the configuration `key`, if this run has it.
+fn index(configs: &[Config], key: &str) -> Option<usize> {
+    configs.iter().position(|c| c.key == key)
+}
+
+/// A ratio target on churn: tcptrace's CPU added against `theirs`'s, at most `limit`.
+fn cpu_ratio_target(judged: &mut Vec<Judged>, paired: &Rounds<'_>, rounds: usize, (ours, theirs): (usize, usize), what: &str, limit: f64) {
+    let all: Vec<usize> = (0..rounds).collect();
+    let value = paired.cpu_ratio(ours, theirs, &all);
+    let target = format!("churn, default events: CPU added per connection at most {limit}x that of {what}");
+    if value.is_nan() {
+        judged.push(Judged { target, measured: format!("{what} adds no CPU this run can measure"), verdict: "not measurable".into() });
+        return;
+    }
+    let band = interval(rounds, |pick| paired.cpu_ratio(ours, theirs, pick));
+    let total = |ci: usize| Rounds::median_of(&all, |r| paired.total_added(ci, r));
+    judged.push(Judged {
+        target,
+        measured: format!(
+            "{value:.2}x ({:.2} against {:.2} µs/conn; {})",
+            total(ours),
+            total(theirs),
+            show_interval(band, rounds, |v| format!("{v:.2}x"))
+        ),
+        verdict: at_most(value, band, limit, rounds),
+    });
+}
+
+/// Throughput lost by tcptrace (default events) in `w`, at most `limit_pct`.
+fn throughput_target(judged: &mut Vec<Judged>, paired: &Rounds<'_>, rounds: usize, ours: usize, w: Workload, limit_pct: f64) {
+    let loss = |pick: &[usize]| -Rounds::median_of(pick, |r| paired.vs_untraced(ours, r)) * 100.0;
+    let all: Vec<usize> = (0..rounds).collect();
+    let value = loss(&all);
+    let band = interval(rounds, loss);
+    judged.push(Judged {
+        target: format!("{}, default events: throughput lost at most {limit_pct}%", w.name()),
+        measured: format!("{value:.1}% ({})", show_interval(band, rounds, |v| format!("{v:.1}%"))),
+        verdict: at_most(value, band, limit_pct, rounds),
+    });
+}
+
+/// The targets one workload's rounds decide.
+pub(super) fn judge_workload(judged: &mut Vec<Judged>, w: Workload, configs: &[Config], paired: &Rounds<'_>, rounds: usize) {
+    let Some(ours) = index(configs, "tcptrace") else { return };
+    match w {
+        Workload::Churn => {
+            if let Some(floor) = index(configs, "floor") {
+                cpu_ratio_target(judged, paired, rounds, (ours, floor), "the floor (empty programs)", 2.0);
+            }
+            if let Some(tcplife) = index(configs, "tcplife") {
+                cpu_ratio_target(judged, paired, rounds, (ours, tcplife), "tcplife", 0.25);
+            }
+            throughput_target(judged, paired, rounds, ours, w, 10.0);
+        }
+        Workload::RequestResponse => throughput_target(judged, paired, rounds, ours, w, 2.0),
+        Workload::Bulk => {}
+    }
+}
+
+/// The targets about the tracer process: CPU per event, losses, start-up, memory.
+/// `samples[workload][config]`; `startup_ms` and `startup_rss_kib` from the start-up probe.
+pub(super) fn judge_tracer(
+    judged: &mut Vec<Judged>,
+    workloads: &[Workload],
+    configs: &[Config],
+    samples: &[Vec<Vec<Sample>>],
+    startup_ms: f64,
+    startup_rss_kib: u64,
+) {
+    let ours: Vec<usize> = configs.iter().enumerate().filter(|(_, c)| c.key.starts_with("tcptrace") || c.key == "serve").map(|(i, _)| i).collect();
+    if let Some(churn) = workloads.iter().position(|w| *w == Workload::Churn) {
+        // Per event: the highest median among tcptrace's configurations under churn.
+        let per_event = ours
+            .iter()
+            .filter_map(|&ci| {
+                let v: Vec<f64> = samples[churn][ci].iter().filter_map(|s| s.events.filter(|&n| n > 0).map(|n| s.tracer_cpu_us / n as f64)).collect();
+                (!v.is_empty()).then(|| (median(v), configs[ci].name))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((us, name)) = per_event {
+            judged.push(Judged {
+                target: "tracer CPU at most 1 µs per event".into(),
+                measured: format!("{us:.2} µs per event at most (churn, {name})"),
+                verdict: plain(us <= 1.0),
+            });
+        }
+        if let Some(default) = index(configs, "tcptrace") {
+            let these = &samples[churn][default];
+            let rate = median(these.iter().filter_map(|s| s.events.map(|n| n as f64 / s.seconds)).collect());
+            let lost: u64 = ours.iter().flat_map(|&ci| &samples[churn][ci]).filter_map(|s| s.lost).sum();
+            let verdict = match (lost, rate >= 100_000.0) {
+                (0, true) => "met",
+                (0, false) => "not reached: the workload made fewer events",
+                _ => "missed",
+            }
+            .to_string();
+            judged.push(Judged {
+                target: "0 events lost at 100,000 events per second, default ring buffer".into(),
+                measured: format!("{lost} lost in every tcptrace configuration; {rate:.0} events/s under churn with default events"),
+                verdict,
+            });
+        }
+    }
+    judged.push(Judged {
+        target: "hooks attached at most 300 ms after start".into(),
+        measured: format!("{startup_ms:.0} ms"),
+        verdict: plain(startup_ms <= 300.0),
+    });
+    let under_load = ours.iter().flat_map(|&ci| samples.iter().flat_map(move |w| &w[ci])).filter_map(|s| s.peak_rss_kib).max();
+    let peak_kib = under_load.unwrap_or(0).max(startup_rss_kib);
+    // 30 MB, in the decimal sense: the stricter reading.
+    let limit_kib = 30_000_000.0 / 1024.0;
+    judged.push(Judged {
+        target: "peak RSS at most 30 MB".into(),
+        measured: format!("{:.1} MB ({:.1} MiB), the highest of any tcptrace configuration", peak_kib as f64 * 1024.0 / 1e6, peak_kib as f64 / 1024.0),
+        verdict: plain(peak_kib as f64 <= limit_kib),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_constant_has_a_point_interval() {
+        assert_eq!(interval(7, |_| 3.0), (3.0, 3.0));
+    }
+
+    #[test]
+    fn the_interval_of_a_median_lies_within_the_rounds() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+        let (lo, hi) = interval(v.len(), |pick| {
+            let mut s: Vec<f64> = pick.iter().map(|&i| v[i]).collect();
+            s.sort_by(f64::total_cmp);
+            s[s.len() / 2]
+        });
+        assert!(lo >= 1.0 && hi <= 7.0 && lo < 4.0 && hi > 4.0, "{lo} {hi}");
+    }
+
+    #[test]
+    fn undefined_resamples_make_the_interval_open() {
+        let (_, hi) = interval(5, |pick| if pick.contains(&0) { f64::NAN } else { 1.0 });
+        assert!(hi.is_infinite());
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(at_most(1.0, (0.5, 1.5), 2.0, 7), "met");
+        assert_eq!(at_most(1.0, (0.5, 2.5), 2.0, 7), "met (within noise)");
+        assert_eq!(at_most(3.0, (2.5, 3.5), 2.0, 7), "missed");
+        assert_eq!(at_most(3.0, (1.5, 3.5), 2.0, 7), "missed (within noise)");
+        assert_eq!(at_most(3.0, (3.0, 3.0), 2.0, 1), "missed (too few rounds to tell noise)");
+    }
+}
