@@ -408,6 +408,34 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// TIME_WAIT sockets of IPv4 TCP (`tw` in /proc/net/sockstat), and the kernel's cap on
+/// them (`net.ipv4.tcp_max_tw_buckets`).
+fn time_wait_sockets() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    let tcp = stat.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = tcp.split_whitespace();
+    let tw = words.by_ref().skip_while(|w| *w != "tw").nth(1)?.parse().ok()?;
+    let cap = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_max_tw_buckets").ok()?.trim().parse().ok()?;
+    Some((tw, cap))
+}
+
+/// Runs untraced churn until the TIME_WAIT table stops filling (nine tenths of the cap,
+/// or no growth over a window), at most `limit`: the state a server under churn is in,
+/// and the same for every churn sample after it.
+fn fill_time_wait_table(limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    let mut last = 0;
+    while let Some((tw, cap)) = time_wait_sockets() {
+        if tw * 10 >= cap * 9 || (tw > 0 && tw <= last) || start.elapsed() >= limit {
+            eprintln!("xtask: churn starts with {tw} TIME_WAIT sockets (the cap is {cap}), after {:.0} s of warm-up", start.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        last = tw;
+        churn(Duration::from_secs(2))?;
+    }
+    Ok(())
+}
+
 /// Milliseconds from starting tcptrace to "tracing", and its peak RSS in KiB.
 fn tcptrace_startup(root: &Path) -> Result<(f64, u64)> {
     let start = Instant::now();
@@ -464,8 +492,17 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     }
     // samples[workload][config] = one Sample per round
     let mut samples: Vec<Vec<Vec<Sample>>> = workloads.iter().map(|_| configs.iter().map(|_| Vec::new()).collect()).collect();
-    for round in 0..rounds {
-        for (wi, w) in workloads.iter().enumerate() {
+    // One workload at a time, its configurations interleaved round by round: churn leaves
+    // TIME_WAIT sockets behind for a minute, and a connect costs more the more there are
+    // (2 µs per connection more at 28,000 than at none, here). Rounds of all three
+    // workloads gave the churn block's first sample, untraced, a table emptied during the
+    // other two, and every configuration after it a fuller one: a bias of 1-2 µs per
+    // connection against all of them. Churn now runs in one block, from a full table.
+    for (wi, w) in workloads.iter().enumerate() {
+        if *w == Workload::Churn {
+            fill_time_wait_table(if opts.quick { Duration::from_secs(10) } else { Duration::from_secs(45) })?;
+        }
+        for round in 0..rounds {
             for (ci, c) in configs.iter().enumerate() {
                 let s = sample(c, *w, window)?;
                 eprintln!(
@@ -564,7 +601,9 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
          CPU per unit is the workload's own user+system time (getrusage) and the tracer process's (from /proc), per connection, transaction or MiB. \
          Each round runs every configuration in turn, untraced first, so 'vs untraced' and 'added' are paired: the median, over rounds, of each \
          sample's difference from the untraced sample of its own round (min-max in brackets). The machine's speed drifts by 10% and more between \
-         rounds on these shared machines; pairing takes that drift out, and the CPU columns are the steadier figures.\n\n\
+         rounds on these shared machines; pairing takes that drift out, and the CPU columns are the steadier figures. \
+         Churn starts from a full TIME_WAIT table (a warm-up of untraced churn fills it): a connect costs more the more TIME_WAIT \
+         sockets there are, so every configuration must meet the same table.\n\n\
          tcptrace start-up to hooks attached: {startup_ms:.0} ms; peak RSS at start-up: {:.1} MiB (under load: the table's column).\n",
         opts.command_line(),
         window.as_secs_f64(),
@@ -591,6 +630,8 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
             let (added_lo, added, added_hi) = spread((0..these.len()).map(|r| paired.added(ci, r)).collect());
             let cpu = median(these.iter().map(cpu_per_unit).collect());
             let tracer = median(these.iter().map(Rounds::tracer_per_unit).collect());
+            // The median of each round's sum, as the targets use it (not the sum of medians).
+            let total = median((0..these.len()).map(|r| paired.total_added(ci, r)).collect());
             let per_event: Vec<f64> = these.iter().filter_map(|s| s.events.filter(|&n| n > 0).map(|n| s.tracer_cpu_us / n as f64)).collect();
             let per_event = (!per_event.is_empty()).then(|| median(per_event));
             let lost: Option<u64> = these.iter().map(|s| s.lost).sum();
@@ -611,7 +652,7 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
                 added_lo,
                 added_hi,
                 tracer,
-                added + tracer,
+                total,
                 shown(per_event.map(|v| format!("{v:.2}"))),
                 shown(lost.map(|v| v.to_string())),
                 shown(peak_rss.map(|k| format!("{:.1}", k as f64 / 1024.0))),
