@@ -503,7 +503,13 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             fill_time_wait_table(if opts.quick { Duration::from_secs(10) } else { Duration::from_secs(45) })?;
         }
         for round in 0..rounds {
-            for (ci, c) in configs.iter().enumerate() {
+            // Each round starts one configuration further along, so that none always runs
+            // right after the same other one: what a tracer leaves behind as it exits (or
+            // the machine's rhythm) is spread over all of them, as noise the intervals show,
+            // instead of falling on one as bias.
+            let n = configs.len();
+            for ci in (0..n).map(|i| (i + round) % n) {
+                let c = &configs[ci];
                 let s = sample(c, *w, window)?;
                 eprintln!(
                     "xtask: bench round {} {} / {}: {:.0} {}/s",
@@ -599,7 +605,7 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
         "# Benchmarks\n\nMeasured by `{}` on Linux {kernel}, {cpus} CPUs; {rounds} round(s) of {:.1} s per workload and configuration, interleaved. \
          On this kernel only the tracepoint family attaches (no kprobes, no fentry), so every tcptrace hook runs as a tracepoint.\n\n\
          CPU per unit is the workload's own user+system time (getrusage) and the tracer process's (from /proc), per connection, transaction or MiB. \
-         Each round runs every configuration in turn, untraced first, so 'vs untraced' and 'added' are paired: the median, over rounds, of each \
+         Each round runs every configuration in turn, each round starting one further along (so none always follows the same one), and 'vs untraced' and 'added' are paired: the median, over rounds, of each \
          sample's difference from the untraced sample of its own round (min-max in brackets). The machine's speed drifts by 10% and more between \
          rounds on these shared machines; pairing takes that drift out, and the CPU columns are the steadier figures. \
          Churn starts from a full TIME_WAIT table (a warm-up of untraced churn fills it): a connect costs more the more TIME_WAIT \
