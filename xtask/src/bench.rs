@@ -615,11 +615,10 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
         window.as_secs_f64(),
         rss_kib as f64 / 1024.0
     );
-    let index = |key: &str| configs.iter().position(|c| c.key == key);
+    let index = |key: &str| targets::index(configs, key);
     let mut judged: Vec<targets::Judged> = Vec::new();
     let mut body = String::new();
     let mut json = Vec::new();
-    let all: Vec<usize> = (0..rounds).collect();
     for (wi, w) in workloads.iter().enumerate() {
         body.push_str(&format!(
             "\n## {}\n\n| configuration | {u}/s (median, min-max) | vs untraced (paired) | workload CPU µs/{u} (added, paired) | tracer CPU µs/{u} | total added µs/{u} | tracer CPU µs/event | events lost | tracer peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n",
@@ -684,16 +683,12 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
         if let Some(ours) = index("tcptrace") {
             for (key, what) in [("tcplife", "tcplife"), ("floor", "the floor"), ("floor-bt", "bpftrace's floor")] {
                 let Some(theirs) = index(key) else { continue };
-                let theirs_lo = targets::interval(rounds, |pick| Rounds::median_of(pick, |r| paired.total_added(theirs, r))).0;
-                if theirs_lo > 0.0 {
-                    let value = paired.cpu_ratio(ours, theirs, &all);
-                    let band = targets::interval(rounds, |pick| paired.cpu_ratio(ours, theirs, pick));
-                    body.push_str(&format!(
+                match targets::cpu_ratio(&paired, rounds, ours, theirs) {
+                    Some((value, band)) => body.push_str(&format!(
                         "\ntcptrace (default events) adds {value:.2}x the CPU of {what} ({}).",
                         targets::show_interval(band, rounds, |v| format!("{v:.2}x"))
-                    ));
-                } else {
-                    body.push_str(&format!("\n{what}: no CPU added that this run can tell from noise, so no ratio to it."));
+                    )),
+                    None => body.push_str(&format!("\n{what}: no CPU added that this run can tell from noise, so no ratio to it.")),
                 }
             }
             body.push('\n');

@@ -88,20 +88,31 @@ pub(super) fn table(judged: &[Judged]) -> String {
 }
 
 /// The position of the configuration `key`, if this run has it.
-fn index(configs: &[Config], key: &str) -> Option<usize> {
+pub(super) fn index(configs: &[Config], key: &str) -> Option<usize> {
     configs.iter().position(|c| c.key == key)
+}
+
+/// The CPU `ours` adds over what `theirs` adds (medians of each round's total), with its
+/// interval; `None` where this run cannot tell theirs from zero (the interval of its
+/// median reaches zero): a ratio to noise says nothing.
+pub(super) fn cpu_ratio(paired: &Rounds<'_>, rounds: usize, ours: usize, theirs: usize) -> Option<(f64, (f64, f64))> {
+    let all: Vec<usize> = (0..rounds).collect();
+    let value = paired.cpu_ratio(ours, theirs, &all);
+    let theirs_lo = interval(rounds, |pick| Rounds::median_of(pick, |r| paired.total_added(theirs, r))).0;
+    if value.is_nan() || theirs_lo <= 0.0 {
+        return None;
+    }
+    Some((value, interval(rounds, |pick| paired.cpu_ratio(ours, theirs, pick))))
 }
 
 /// A ratio target on churn: tcptrace's CPU added against `theirs`'s, at most `limit`.
 fn cpu_ratio_target(judged: &mut Vec<Judged>, paired: &Rounds<'_>, rounds: usize, (ours, theirs): (usize, usize), what: &str, limit: f64) {
-    let all: Vec<usize> = (0..rounds).collect();
-    let value = paired.cpu_ratio(ours, theirs, &all);
     let target = format!("churn, default events: CPU added per connection at most {limit}x that of {what}");
-    if value.is_nan() {
+    let Some((value, band)) = cpu_ratio(paired, rounds, ours, theirs) else {
         judged.push(Judged { target, measured: format!("{what} adds no CPU this run can measure"), verdict: "not measurable".into() });
         return;
-    }
-    let band = interval(rounds, |pick| paired.cpu_ratio(ours, theirs, pick));
+    };
+    let all: Vec<usize> = (0..rounds).collect();
     let total = |ci: usize| Rounds::median_of(&all, |r| paired.total_added(ci, r));
     judged.push(Judged {
         target,
