@@ -443,13 +443,26 @@ pub mod raw {
 /// Waits until no TCP socket with `port` at either end is still open or closing (as
 /// /proc/net/tcp{,6} list them; TIME_WAIT and LISTEN are done). The last steps of a close
 /// run in softirq, possibly after both processes have exited; stopping the trace before
-/// then would leave those connections unfinished. Panics after 10 s.
+/// then would leave those connections unfinished. A segment the loopback device drops
+/// under load (its backlog is bounded) is sent again only after a backed-off timeout, so
+/// this allows 30 s, then panics naming what is still open.
 pub fn wait_port_settled(port: u16) {
     // 06 TIME_WAIT, 07 CLOSE, 0A LISTEN.
-    let busy = || tcp_sockets().iter().any(|s| (s.local_port == port || s.remote_port == port) && !matches!(s.state.as_str(), "06" | "07" | "0A"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while busy() {
-        assert!(Instant::now() < deadline, "connections on port {port} still not closed after 10 s");
+    let busy = || -> Vec<TcpSocket> {
+        tcp_sockets().into_iter().filter(|s| (s.local_port == port || s.remote_port == port) && !matches!(s.state.as_str(), "06" | "07" | "0A")).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let open = busy();
+        if open.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} connections on port {port} still not closed after 30 s, e.g. {:?}",
+            open.len(),
+            &open[..open.len().min(5)]
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -478,10 +491,15 @@ pub fn port_in_proc_net_tcp(port: u16) -> bool {
 }
 
 /// One line of /proc/net/tcp{,6}: the ports and the state, as the hex the kernel writes.
+/// One line of /proc/net/tcp{,6}: the ports, the state (hex, as the kernel prints it) and
+/// the timer columns (which timer, when it fires, how often it fired), for diagnostics.
+#[derive(Debug)]
 struct TcpSocket {
     local_port: u16,
     remote_port: u16,
     state: String,
+    #[allow(dead_code)] // read through Debug only
+    timer: String,
 }
 
 /// Every TCP socket the kernel lists now, IPv4 and IPv6 (lines it cannot parse are left out).
@@ -492,7 +510,12 @@ fn tcp_sockets() -> Vec<TcpSocket> {
         .flat_map(|path| std::fs::read_to_string(path).unwrap_or_default().lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
-            Some(TcpSocket { local_port: port_of(f.get(1)?)?, remote_port: port_of(f.get(2)?)?, state: (*f.get(3)?).to_string() })
+            Some(TcpSocket {
+                local_port: port_of(f.get(1)?)?,
+                remote_port: port_of(f.get(2)?)?,
+                state: (*f.get(3)?).to_string(),
+                timer: format!("{} retransmits={}", f.get(5)?, f.get(6)?),
+            })
         })
         .collect()
 }
