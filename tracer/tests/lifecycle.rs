@@ -229,7 +229,15 @@ fn retransmitted_syns_are_reported_and_counted_like_tcp_info() {
         assert_eq!(r["lport"], close["lport"]);
     }
     assert_eq!(close["total_retrans"], kernel_count, "close event vs TCP_INFO");
-    assert_eq!(retransmits.last().expect("one at least")["total_retrans"], kernel_count);
+    // One event per retransmission, the last with the kernel's final count; unless the
+    // kernel skipped a hook run (its recursion guard, see tracer-ebpf/src/state/mod.rs),
+    // which tcptrace must then have reported as lost.
+    let last = retransmits.last().expect("one at least")["total_retrans"].as_i64().expect("a count");
+    if done.lost() == 0 {
+        assert_eq!(last, i64::from(kernel_count), "last retransmit event vs TCP_INFO, nothing reported lost: {retransmits:?}");
+    } else {
+        assert!(last <= i64::from(kernel_count), "{retransmits:?}");
+    }
 }
 
 /// A connection established before tcptrace started still gets its close event, with
@@ -421,12 +429,7 @@ fn load_of_20000_connections_loses_nothing_and_leaks_nothing() {
     // with nothing reported lost and nothing left tracked, everything is exact; otherwise
     // nothing is lost silently.
     let summary = done.stderr.iter().find(|l| l.contains(" events (")).unwrap_or_else(|| panic!("no summary: {:?}", done.stderr));
-    let lost: usize = summary
-        .split("; lost ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no loss count in {summary}"));
+    let lost = done.lost();
     let tracked: usize = done
         .stderr
         .iter()

@@ -112,6 +112,18 @@ impl Finished {
     pub fn of(&self, kind: &str, pid: i32) -> Vec<&Value> {
         self.events.iter().filter(|e| e["type"] == kind && e["pid"] == pid).collect()
     }
+
+    /// The events tcptrace said it lost, from its summary on stderr (`; lost N (...)`):
+    /// what it counted and reported, hook runs the kernel skipped among them.
+    pub fn lost(&self) -> usize {
+        let summary = self.stderr.iter().find(|l| l.contains(" events (")).unwrap_or_else(|| panic!("no summary: {:?}", self.stderr));
+        summary
+            .split("; lost ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no loss count in {summary}"))
+    }
 }
 
 impl Trace {
