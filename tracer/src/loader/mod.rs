@@ -100,6 +100,7 @@ impl KernelFacts {
         // Our parse of the BTF goes before aya's: holding both at once would double the
         // peak memory (vmlinux BTF is several MB, and parsed it is more).
         drop(btf);
+        return_freed_memory();
         let tracing = tracefs::root();
         let root = tracing.as_ref().map_err(ToString::to_string);
         let state_tp = root.clone().and_then(|r| state_tp_offsets(r).map_err(|e| e.to_string()));
@@ -230,6 +231,10 @@ pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config,
     let destroy_tp = facts.destroy_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
     let task = facts.task.clone().unwrap_or(TaskOffsets::ABSENT);
     EbpfLoader::new()
+        // `new()` has parsed the kernel's BTF for CO-RE relocations, which this object has
+        // none of (every offset comes in through the globals below). Dropped before the
+        // object is parsed, so that the two are never in memory together.
+        .btf(None)
         .override_global("FILTER", filter, true)
         .override_global("CONFIG", config, true)
         .override_global("SOCK_OFFSETS", &facts.sock, true)
@@ -308,6 +313,7 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
         config.count_calls = 1;
     }
     let mut ebpf = load_object(&facts, &req.filter, &config, req.sizes)?;
+    return_freed_memory(); // the loader's parse of the object and of the kernel's BTF
     let order: Vec<HookFamily> = req.forced.map_or_else(|| family::FALLBACK_ORDER.to_vec(), |f| vec![f]);
     let mut choices = Vec::new();
     for hook in Hook::ALL.into_iter().filter(|h| h.needed(&config)) {
@@ -328,7 +334,21 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
         };
         choices.push(Choice { hook, family, target, passed_over });
     }
+    drop(facts); // aya's parse of the kernel's BTF, if a hook needed it
+    return_freed_memory();
     Ok(Tracer { ebpf, choices })
+}
+
+/// Gives the memory freed by a parse of the kernel's BTF (several MB, and parsed more)
+/// back to the system. glibc keeps freed heap memory for reuse, so without this each
+/// parse would start from the last one's high-water mark, and the start-up's peak would
+/// be their sum rather than the largest.
+fn return_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// `--btf` or the kernel's own.
