@@ -181,6 +181,14 @@ fn tracepoint(ebpf: &mut Ebpf, name: &str, points: &[(&str, &str)]) -> Result<()
     Ok(())
 }
 
+/// The state hook's pairs of identical programs (tracer-ebpf/src/state/mod.rs `pair`):
+/// first the owner side, which takes changes made with the socket owned by a task, then
+/// the softirq side.
+const STATE_PAIR_FENTRY: [&str; 2] = ["tt_state_fent", "tt_state_fent2"];
+const STATE_PAIR_BTF: [&str; 2] = ["tt_state_btf", "tt_state_btf2"];
+const STATE_PAIR_RAW: [&str; 2] = ["tt_state_rtp", "tt_state_rtp2"];
+pub(crate) const STATE_PAIRS: [[&str; 2]; 3] = [STATE_PAIR_FENTRY, STATE_PAIR_BTF, STATE_PAIR_RAW];
+
 /// Programs of one hook and family, to unload them again when the family fails halfway.
 fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
     match (hook, family) {
@@ -223,9 +231,9 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         (Hook::Connect, HookFamily::Tracepoint) => Ok(()),
         (Hook::State, HookFamily::Fentry) => {
             let btf = facts.aya_btf()?;
-            // A pair of identical programs (see tracer-ebpf/src/state/mod.rs `pair`).
-            fentry(ebpf, btf, "tt_state_fent", "tcp_set_state")?;
-            fentry(ebpf, btf, "tt_state_fent2", "tcp_set_state")
+            let [owner_side, softirq_side] = STATE_PAIR_FENTRY;
+            fentry(ebpf, btf, owner_side, "tcp_set_state")?;
+            fentry(ebpf, btf, softirq_side, "tcp_set_state")
         }
         (Hook::State, HookFamily::Kprobe) => kprobe(ebpf, "tt_state_kp", &["tcp_set_state"]),
         (Hook::State, HookFamily::Tracepoint) => return state_tracepoint(ebpf, facts, options),
@@ -293,12 +301,12 @@ fn state_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> R
     let mut refused = Vec::new();
     if options.btf_tracepoints {
         let btf = facts.aya_btf();
-        match all_or_none(ebpf, &["tt_state_btf", "tt_state_btf2"], |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, "inet_sock_set_state")) {
+        match all_or_none(ebpf, &STATE_PAIR_BTF, |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, "inet_sock_set_state")) {
             Ok(()) => return Ok(STATE_TP_BTF),
             Err(why) => refused.push(format!("BTF-typed: {why}")),
         }
     }
-    match all_or_none(ebpf, &["tt_state_rtp", "tt_state_rtp2"], |ebpf, name| raw_tracepoint(ebpf, name, "inet_sock_set_state")) {
+    match all_or_none(ebpf, &STATE_PAIR_RAW, |ebpf, name| raw_tracepoint(ebpf, name, "inet_sock_set_state")) {
         Ok(()) => return Ok(STATE_TP_RAW),
         Err(why) => refused.push(format!("raw: {why}")),
     }
