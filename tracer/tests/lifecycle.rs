@@ -428,7 +428,7 @@ fn load_of_20000_connections_loses_nothing_and_leaks_nothing() {
     // tracer-ebpf/src/state/mod.rs); tcptrace then says so. What this test holds it to:
     // with nothing reported lost and nothing left tracked, everything is exact; otherwise
     // nothing is lost silently.
-    let summary = done.stderr.iter().find(|l| l.contains(" events (")).unwrap_or_else(|| panic!("no summary: {:?}", done.stderr));
+    let summary = done.summary();
     let lost = done.lost();
     let tracked: usize = done
         .stderr

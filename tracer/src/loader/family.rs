@@ -188,6 +188,8 @@ const STATE_PAIR_FENTRY: [&str; 2] = ["tt_state_fent", "tt_state_fent2"];
 const STATE_PAIR_BTF: [&str; 2] = ["tt_state_btf", "tt_state_btf2"];
 const STATE_PAIR_RAW: [&str; 2] = ["tt_state_rtp", "tt_state_rtp2"];
 pub(crate) const STATE_PAIRS: [[&str; 2]; 3] = [STATE_PAIR_FENTRY, STATE_PAIR_BTF, STATE_PAIR_RAW];
+/// Every program the tracepoint family's state hook may load: a pair, or the classic one.
+const STATE_TP_PROGRAMS: [&str; 5] = [STATE_PAIR_BTF[0], STATE_PAIR_BTF[1], STATE_PAIR_RAW[0], STATE_PAIR_RAW[1], "tt_state_tp"];
 
 /// Programs of one hook and family, to unload them again when the family fails halfway.
 fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
@@ -195,9 +197,9 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::Connect, HookFamily::Fentry) => &["tt_conn_fent4", "tt_conn_fext4", "tt_conn_fent6", "tt_conn_fext6"],
         (Hook::Connect, HookFamily::Kprobe) => &["tt_conn_kp", "tt_conn_krp"],
         (Hook::Connect, HookFamily::Tracepoint) => &[],
-        (Hook::State, HookFamily::Fentry) => &["tt_state_fent", "tt_state_fent2"],
+        (Hook::State, HookFamily::Fentry) => &STATE_PAIR_FENTRY,
         (Hook::State, HookFamily::Kprobe) => &["tt_state_kp"],
-        (Hook::State, HookFamily::Tracepoint) => &["tt_state_btf", "tt_state_btf2", "tt_state_rtp", "tt_state_rtp2", "tt_state_tp"],
+        (Hook::State, HookFamily::Tracepoint) => &STATE_TP_PROGRAMS,
         (Hook::Accept, HookFamily::Fentry) => &["tt_acc_fexit"],
         (Hook::Accept, HookFamily::Kprobe) => &["tt_acc_krp"],
         (Hook::Accept, HookFamily::Tracepoint) => &["tt_acc_tp"],

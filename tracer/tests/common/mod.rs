@@ -113,10 +113,15 @@ impl Finished {
         self.events.iter().filter(|e| e["type"] == kind && e["pid"] == pid).collect()
     }
 
+    /// tcptrace's summary line on stderr (`N events (...); lost N (...); ...`).
+    pub fn summary(&self) -> &str {
+        self.stderr.iter().find(|l| l.contains(" events (")).unwrap_or_else(|| panic!("no summary: {:?}", self.stderr))
+    }
+
     /// The events tcptrace said it lost, from its summary on stderr (`; lost N (...)`):
     /// what it counted and reported, hook runs the kernel skipped among them.
     pub fn lost(&self) -> usize {
-        let summary = self.stderr.iter().find(|l| l.contains(" events (")).unwrap_or_else(|| panic!("no summary: {:?}", self.stderr));
+        let summary = self.summary();
         summary
             .split("; lost ")
             .nth(1)
@@ -502,7 +507,6 @@ pub fn port_in_proc_net_tcp(port: u16) -> bool {
     tcp_sockets().iter().any(|s| s.local_port == port && s.state != "06")
 }
 
-/// One line of /proc/net/tcp{,6}: the ports and the state, as the hex the kernel writes.
 /// One line of /proc/net/tcp{,6}: the ports, the state (hex, as the kernel prints it) and
 /// the timer columns (which timer, when it fires, how often it fired), for diagnostics.
 #[derive(Debug)]
