@@ -716,14 +716,16 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
         // costs outside the programs, and the tracer process). Only where the programs run
         // for most units of work: a few runs in a whole window make no ratio.
         let in_programs_of = |key: &str| in_programs.iter().find(|(k, _, _)| *k == key).map(|&(_, us, n)| (us, n));
+        let mut programs_vs_floor = None;
         if let (Some((ours, _)), Some((floor, floor_runs))) = (in_programs_of("tcptrace"), in_programs_of("floor")) {
             if floor > 0.0 && floor_runs >= 1.0 {
                 body.push_str(&format!("\nTime in programs, tcptrace (default events) against the floor: {:.2}x.\n", ours / floor));
+                programs_vs_floor = Some(targets::InPrograms { ours, floor });
             } else {
                 body.push_str(&format!("\nThe programs run {floor_runs:.3} times per {}: too rarely for a ratio of their time.\n", w.unit()));
             }
         }
-        targets::judge_workload(&mut judged, *w, configs, &paired, rounds);
+        targets::judge_workload(&mut judged, *w, configs, &paired, rounds, programs_vs_floor);
     }
     targets::judge_tracer(&mut judged, workloads, configs, samples, startup_ms, rss_kib);
     if !judged.is_empty() {
