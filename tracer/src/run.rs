@@ -43,16 +43,18 @@ pub(crate) fn load(cli: &Cli, config: Config) -> Result<loader::Tracer> {
     let filter = crate::filter::from_cli(cli)?;
     privileges::check().map_err(anyhow::Error::msg)?;
     let btf = loader::btf_path(cli.btf.as_ref());
+    let ring_bytes = cli.ring_buffer.unwrap_or_else(|| crate::cli::default_ring_bytes(config.events));
     let request = loader::Request {
         btf_path: &btf,
         filter,
         config,
-        sizes: loader::Sizes { ring_bytes: cli.ring_buffer, max_connections: cli.max_connections },
+        sizes: loader::Sizes { ring_bytes, max_connections: cli.max_connections },
         forced: cli.probe.forced(),
         options: cli.probe.options(),
     };
     let tracer = loader::load(&request)?;
     if cli.verbose {
+        eprintln!("tcptrace: ring buffer {} KiB{}", ring_bytes / 1024, if cli.ring_buffer.is_some() { "" } else { " (default)" });
         for c in &tracer.choices {
             let passed: Vec<String> = c.passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect();
             let why = if passed.is_empty() { String::new() } else { format!(" (passed over: {})", passed.join("; ")) };

@@ -230,3 +230,21 @@ fn table_output_sizes_and_sigterm() {
     assert_eq!(code, Some(0), "{stderr:?}");
     assert!(stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")), "{stderr:?}");
 }
+
+/// The ring buffer's size: 1 MiB by default, 4 MiB when state events are asked for (they
+/// multiply the records), and what `--ring-buffer` says whatever the events; `-v` says which.
+#[test]
+fn ring_buffer_size_follows_the_events_unless_given() {
+    let _serial = serial();
+    let cases: &[(&[&str], u64, &str)] = &[
+        (&["-e", "connect,close"], 1 << 20, "tcptrace: ring buffer 1024 KiB (default)"),
+        (&["-e", "close,state"], 4 << 20, "tcptrace: ring buffer 4096 KiB (default)"),
+        (&["-e", "close,state", "--ring-buffer", "64K"], 64 << 10, "tcptrace: ring buffer 64 KiB"),
+    ];
+    for (args, bytes, said) in cases {
+        let trace = Trace::start(args);
+        assert_eq!(trace.ring_buffer_sizes(), vec![*bytes], "{args:?}");
+        let done = trace.stop();
+        assert!(done.stderr.iter().any(|l| l == said), "{args:?}: {:?}", done.stderr);
+    }
+}

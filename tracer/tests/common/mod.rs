@@ -207,6 +207,19 @@ impl Trace {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
+    /// The sizes of the ring buffers tcptrace holds open, in bytes, from the kernel's own
+    /// account of its map fds (`/proc/<pid>/fdinfo`: `map_type` 27 is a ring buffer).
+    pub fn ring_buffer_sizes(&self) -> Vec<u64> {
+        let dir = format!("/proc/{}/fdinfo", self.child.id());
+        let field = |info: &str, name: &str| info.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string());
+        std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+            .filter(|info| field(info, "map_type:").as_deref() == Some("27"))
+            .map(|info| field(&info, "max_entries:").and_then(|v| v.parse().ok()).expect("max_entries of a map"))
+            .collect()
+    }
+
     /// Takes tcptrace's stdout, to read it (and close it) while it runs.
     pub fn take_stdout(&mut self) -> std::process::ChildStdout {
         self.child.stdout.take().expect("stdout piped")
