@@ -209,7 +209,17 @@ fn prometheus_sees_exact_counts_and_every_dashboard_panel_has_data() {
             }
             break;
         }
-        assert!(Instant::now() < deadline, "Prometheus never saw the traffic: {got:?}\n{}", prometheus.log());
+        if Instant::now() >= deadline {
+            // What tcptrace itself counted, to tell a scrape problem from an event the
+            // kernel side missed (and whether it reported a loss).
+            let own: Vec<String> = serve
+                .scrape()
+                .iter()
+                .filter(|s| s.name.contains("retransmit") || s.name.contains("lost") || s.name.contains("opened"))
+                .map(|s| format!("{s:?}"))
+                .collect();
+            panic!("Prometheus never saw the traffic: {got:?} (wanted {:?})\ntcptrace's own: {own:#?}\n{}", expected.map(|e| e.1), prometheus.log());
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
     // Rates need two samples of each new series within the 1m window.
