@@ -178,7 +178,7 @@ impl Trace {
                 Err(_) => {
                     let _ = trace.child.kill();
                     let _ = trace.child.wait();
-                    return Err(trace.stderr_seen);
+                    return Err(std::mem::take(&mut trace.stderr_seen));
                 }
             }
         }
@@ -195,10 +195,19 @@ impl Trace {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let out = self.child.wait_with_output().expect("wait for tcptrace");
+        let (status, stdout) = self.exit_status_and_stdout();
         // Until the reader thread sees EOF: tcptrace has exited, so that comes now.
         let later: Vec<String> = self.stderr.iter().collect();
-        (out.status.code(), String::from_utf8(out.stdout).expect("utf-8 output"), later)
+        (status.code(), String::from_utf8(stdout).expect("utf-8 output"), later)
+    }
+
+    /// The rest of stdout (unless taken) until tcptrace exits, and how it exited.
+    fn exit_status_and_stdout(&mut self) -> (std::process::ExitStatus, Vec<u8>) {
+        let mut stdout = Vec::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            std::io::Read::read_to_end(&mut out, &mut stdout).expect("read tcptrace's stdout");
+        }
+        (self.child.wait().expect("wait for tcptrace"), stdout)
     }
 
     /// Sends tcptrace a signal.
@@ -229,15 +238,38 @@ impl Trace {
     pub fn stop(mut self) -> Finished {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let out = self.child.wait_with_output().expect("wait for tcptrace");
+        let (status, stdout) = self.exit_status_and_stdout();
         // Until the reader thread sees EOF: tcptrace has exited, so that comes now.
-        self.stderr_seen.extend(self.stderr.iter());
-        let text = String::from_utf8(out.stdout).expect("utf-8 output");
+        let mut stderr = std::mem::take(&mut self.stderr_seen);
+        stderr.extend(self.stderr.iter());
+        let text = String::from_utf8(stdout).expect("utf-8 output");
         let events = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
             .collect();
-        Finished { events, stderr: self.stderr_seen, status: out.status }
+        Finished { events, stderr, status }
+    }
+}
+
+/// A test that fails halfway must not leave its tcptrace attached to the kernel: it would
+/// go on running its programs under every later test and benchmark on the machine.
+impl Drop for Trace {
+    fn drop(&mut self) {
+        end_child(&mut self.child);
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        end_child(&mut self.child);
+    }
+}
+
+/// Kills and reaps `child` unless it has already exited.
+fn end_child(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
