@@ -211,11 +211,11 @@ fn prometheus_sees_exact_counts_and_every_dashboard_panel_has_data() {
         }
         if Instant::now() >= deadline {
             // What tcptrace itself counted, to tell a scrape problem from an event the
-            // kernel side missed (and whether it reported a loss).
+            // kernel side missed, reported as lost, or dropped by the port filter.
             let own: Vec<String> = serve
                 .scrape()
                 .iter()
-                .filter(|s| s.name.contains("retransmit") || s.name.contains("lost") || s.name.contains("opened"))
+                .filter(|s| ["retransmit", "lost", "opened", "filtered"].iter().any(|w| s.name.contains(w)))
                 .map(|s| format!("{s:?}"))
                 .collect();
             panic!("Prometheus never saw the traffic: {got:?} (wanted {:?})\ntcptrace's own: {own:#?}\n{}", expected.map(|e| e.1), prometheus.log());
