@@ -175,11 +175,8 @@ impl Trace {
                         return Ok(trace);
                     }
                 }
-                Err(_) => {
-                    let _ = trace.child.kill();
-                    let _ = trace.child.wait();
-                    return Err(std::mem::take(&mut trace.stderr_seen));
-                }
+                // Dropping `trace` ends the child.
+                Err(_) => return Err(std::mem::take(&mut trace.stderr_seen)),
             }
         }
     }
@@ -190,8 +187,7 @@ impl Trace {
         let deadline = std::time::Instant::now() + START_TIMEOUT;
         while self.child.try_wait().expect("poll tcptrace").is_none() {
             if std::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("tcptrace did not exit on its own");
+                panic!("tcptrace did not exit on its own"); // the drop ends the child
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -230,17 +230,16 @@ pub(super) fn judge_tracer(
             });
         }
         if let Some(default) = index(configs, "tcptrace") {
-            let these = &samples[churn][default];
-            let rate = median(these.iter().filter_map(|s| s.events.map(|n| n as f64 / s.seconds)).collect());
+            // Events per second under churn: the median over a configuration's rounds.
+            let rate_of = |ci: usize| median(samples[churn][ci].iter().filter_map(|s| s.events.map(|n| n as f64 / s.seconds)).collect());
+            let rate = rate_of(default);
             // Losses in any configuration count, each named with the rate it ran at.
             let mut lost = 0;
             let mut where_lost = Vec::new();
             for &ci in &ours {
-                let these = &samples[churn][ci];
-                let n: u64 = these.iter().filter_map(|s| s.lost).sum();
+                let n: u64 = samples[churn][ci].iter().filter_map(|s| s.lost).sum();
                 if n > 0 {
-                    let rate = median(these.iter().filter_map(|s| s.events.map(|e| e as f64 / s.seconds)).collect());
-                    where_lost.push(format!("{} lost {n} at {rate:.0} events/s", configs[ci].name));
+                    where_lost.push(format!("{} lost {n} at {:.0} events/s", configs[ci].name, rate_of(ci)));
                 }
                 lost += n;
             }
