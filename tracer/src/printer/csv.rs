@@ -35,7 +35,8 @@ pub(super) fn event<W: Write>(out: &mut W, e: &Event) -> io::Result<()> {
         }
         match value.get(column) {
             None | Some(Value::Null) => {}
-            Some(Value::String(s)) => push_quoted(&mut line, s),
+            // Control characters escaped: a process name is anyone's to choose.
+            Some(Value::String(s)) => push_quoted(&mut line, &super::printable(s)),
             Some(other) => line.push_str(&other.to_string()),
         }
     }

@@ -126,6 +126,25 @@ pub(crate) fn write_column_safe<W: io::Write>(out: &mut W, s: &str) -> io::Resul
     out.write_all(column_safe(s).as_bytes())
 }
 
+/// `s` with its control characters (escape sequences, line breaks) shown as `\\xNN`: for
+/// the table and CSV, whose columns may hold spaces but must not act on a terminal.
+pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            for b in c.to_string().bytes() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 /// A comm safe for whitespace-separated columns: spaces and control bytes escaped.
 pub(crate) fn column_safe(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -324,5 +343,19 @@ TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
         assert_eq!(result_text(ConnectResult::Failed(250)), "errno250");
         assert_eq!(column_safe(""), "-");
         assert_eq!(column_safe("a\tb"), "a\\x09b");
+    }
+
+    /// A process can name itself anything; no output mode may pass its bytes to a
+    /// terminal raw (an escape sequence there would act on the reader's terminal).
+    #[test]
+    fn hostile_process_names_reach_no_output_raw() {
+        let mut e = all_kinds()[2].clone();
+        e.owner.comm = "x\u{1b}]0;pwn\u{7}\ny".into();
+        for mode in [OutputMode::Table, OutputMode::Plain, OutputMode::Json, OutputMode::Csv] {
+            let got = render(mode, std::slice::from_ref(&e));
+            assert!(!got.contains('\u{1b}') && !got.contains('\u{7}'), "{mode:?}: {got:?}");
+            assert_eq!(got.lines().count(), if mode == OutputMode::Json { 1 } else { 2 }, "{mode:?}: {got:?}");
+        }
+        assert!(render(OutputMode::Table, &[e]).contains(" x\\x1b]0;pwn\\x07\\x0ay "));
     }
 }

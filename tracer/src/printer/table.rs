@@ -44,7 +44,9 @@ pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone, s
             .map(|t| t.to_zoned(tz.clone()).strftime("%H:%M:%S%.3f").to_string())
             .unwrap_or_else(|_| "-".into()),
     };
-    let (pid, comm) = if e.owner.known() { (e.owner.pid.to_string(), e.owner.comm.as_str()) } else { ("-".into(), "-") };
+    // Any user can name a process, escape sequences and newlines included: escaped, or
+    // they would reach the terminal of whoever runs tcptrace.
+    let (pid, comm) = if e.owner.known() { (e.owner.pid.to_string(), super::printable(&e.owner.comm)) } else { ("-".into(), "-".into()) };
     let ep = &e.endpoints;
     writeln!(
         out,
