@@ -169,7 +169,11 @@ pub(crate) struct Metrics {
 impl Metrics {
     /// Registers every metric under `tcptrace_`. `max_open` bounds the table of open
     /// connections (the kernel's own connection limit).
-    pub(crate) fn new(registry: &mut Registry, extra_labels: Vec<LabelArg>, max_series: u32, max_open: u32) -> Self {
+    pub(crate) fn new(registry: &mut Registry, mut extra_labels: Vec<LabelArg>, max_series: u32, max_open: u32) -> Self {
+        // `--labels pid,pid` means pid once: a label name twice makes Prometheus reject the
+        // whole scrape.
+        let mut seen = Vec::with_capacity(extra_labels.len());
+        extra_labels.retain(|l| !seen.contains(l) && { seen.push(*l); true });
         let m = Self {
             extra_labels,
             max_series: max_series as usize,
@@ -391,5 +395,22 @@ impl Metrics {
             // The same four-tuple opened again: its close was lost. Count it once.
             stale.dec();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_asked_for_twice_is_exported_once() {
+        let mut registry = Registry::with_prefix("tcptrace");
+        let mut metrics = Metrics::new(&mut registry, vec![LabelArg::Pid, LabelArg::Rport, LabelArg::Pid], 10, 10);
+        metrics.record(&crate::printer::tests::one_of_each()[0]);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        let opened = text.lines().find(|l| l.starts_with("tcptrace_connections_opened_total{")).expect("an opened series");
+        assert_eq!(opened.matches("pid=").count(), 1, "{opened}");
+        assert!(opened.contains(r#"pid="4242""#) && opened.contains(r#"rport="8080""#), "{opened}");
     }
 }
