@@ -93,9 +93,9 @@ pub(crate) struct Cli {
     pub(crate) events: Option<Vec<EventArg>>,
 
     /// Where close events take byte counts from: the socket's own counters (free), or
-    /// per-call hooks on tcp_sendmsg/tcp_recvmsg (costs a probe per call).
-    #[arg(long, value_enum, value_name = "SOURCE", default_value = "socket")]
-    pub(crate) bytes: BytesArg,
+    /// per-call hooks on tcp_sendmsg/tcp_recvmsg (costs a probe per call) [default: socket].
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub(crate) bytes: Option<BytesArg>,
 
     /// Connections tracked at once in the kernel (LRU beyond that).
     #[arg(long, value_name = "N", default_value = "65536", value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
@@ -333,6 +333,24 @@ fn parse_ring_size(text: &str) -> Result<u32, String> {
 }
 
 impl Cli {
+    /// The options given that only the trace itself uses: `top` and `serve` refuse them
+    /// rather than ignore them.
+    pub(crate) fn trace_only_options(&self) -> Vec<&'static str> {
+        [
+            (self.events.is_some(), "--events"),
+            (self.bytes.is_some(), "--bytes"),
+            (self.output.is_some(), "--output"),
+            (self.relative, "--relative"),
+            (self.wall_clock, "--timestamp"),
+            (self.no_header, "--no-header"),
+            (self.count.is_some(), "--count"),
+            (self.list_probes, "--list-probes"),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect()
+    }
+
     /// The events asked for, with the defaults filled in.
     pub(crate) fn events(&self) -> Vec<EventArg> {
         match &self.events {

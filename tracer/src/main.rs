@@ -33,6 +33,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let subcommand = match &cli.command {
+        Some(cli::Command::Top(_)) => Some("top"),
+        Some(cli::Command::Serve(_)) => Some("serve"),
+        _ => None,
+    };
+    if let Some(name) = subcommand {
+        let ignored = cli.trace_only_options();
+        if !ignored.is_empty() {
+            let verb = if ignored.len() == 1 { "does" } else { "do" };
+            eprintln!("tcptrace: {} {verb} not apply to `tcptrace {name}` (see --help)", ignored.join(", "));
+            return ExitCode::from(2);
+        }
+    }
     match &cli.command {
         Some(cli::Command::Top(args)) => return exit_code(top::run(&cli, args)),
         Some(cli::Command::Serve(args)) => return exit_code(serve::run(&cli, args)),

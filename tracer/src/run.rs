@@ -28,7 +28,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
     }
     let config = Config {
         events: cli.events().iter().fold(0, |bits, e| bits | kind_bit(e.kind())),
-        count_calls: u32::from(cli.bytes == BytesArg::Calls),
+        count_calls: u32::from(cli.bytes == Some(BytesArg::Calls)),
         live: 0,
         count_states: 0,
     };
@@ -130,7 +130,7 @@ pub(crate) struct Losses {
     pub(crate) filtered: u64,
 }
 
-pub(crate) fn losses(source: &Source) -> Losses {
+pub(crate) fn losses(source: &crate::source::LossCounters) -> Losses {
     Losses {
         ring_full: source.counter(Counter::RingbufFull),
         read_errors: source.counter(Counter::ReadError),
@@ -153,12 +153,12 @@ impl Losses {
         ]
     }
 
-    fn lost(&self) -> u64 {
+    pub(crate) fn lost(&self) -> u64 {
         self.ring_full + self.read_errors + self.missed_runs + self.state_gaps + self.map_errors
     }
 
     /// The loss part of the summary, e.g. `lost 3 (ring buffer full 3, ...)`.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "lost {} (ring buffer full {}, kernel reads failed {}, hook runs skipped by the kernel {}, state changes out of sequence {}, map updates refused {})",
             self.lost(),
@@ -230,7 +230,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
             _ = sigterm.recv() => break,
             () = &mut deadline => break,
             _ = tick.tick() => {
-                let now = losses(&source);
+                let now = losses(&source.losses);
                 if now.lost() > lost_reported {
                     eprintln!("tcptrace: so far {}", now.describe());
                     lost_reported = now.lost();
@@ -253,7 +253,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
     // close in the gap between the two was neither printed nor tracked).
     tracer.stop_hooks();
     drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left)?;
-    let end = losses(&source);
+    let end = losses(&source.losses);
     eprintln!("{}", tally.summary(&end));
     Ok(())
 }

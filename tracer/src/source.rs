@@ -9,22 +9,34 @@ use crate::loader::Tracer;
 
 pub(crate) struct Source {
     pub(crate) ring: AsyncFd<RingBuf<MapData>>,
-    counters: PerCpuArray<MapData, u64>,
-    /// The programs whose skipped runs count as losses (see `loader::stats`).
-    programs: Vec<aya::programs::ProgramFd>,
+    pub(crate) losses: LossCounters,
 }
 
 impl Source {
     /// Must run inside the tokio runtime (the ring buffer fd is registered with it).
     pub(crate) fn new(tracer: &mut Tracer) -> anyhow::Result<Self> {
         let ring = tracer.ebpf.take_map("EVENTS").ok_or_else(|| anyhow::anyhow!("EVENTS map missing from the object"))?;
-        let counters = tracer.ebpf.take_map("COUNTERS").ok_or_else(|| anyhow::anyhow!("COUNTERS map missing from the object"))?;
         let ring = RingBuf::try_from(ring)?;
         // SAFETY: the RingBuf owns its map fd and keeps it open for as long as it lives,
         // which is as long as the AsyncFd that owns it.
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
+        Ok(Self { ring, losses: LossCounters::new(tracer)? })
+    }
+}
+
+/// The kernel's counts of what it could not deliver: per-CPU counters and the programs'
+/// skipped runs.
+pub(crate) struct LossCounters {
+    counters: PerCpuArray<MapData, u64>,
+    /// The programs whose skipped runs count as losses (see `loader::stats`).
+    programs: Vec<aya::programs::ProgramFd>,
+}
+
+impl LossCounters {
+    pub(crate) fn new(tracer: &mut Tracer) -> anyhow::Result<Self> {
+        let counters = tracer.ebpf.take_map("COUNTERS").ok_or_else(|| anyhow::anyhow!("COUNTERS map missing from the object"))?;
         let programs = crate::loader::stats::counted_programs(&tracer.ebpf);
-        Ok(Self { ring, counters: PerCpuArray::try_from(counters)?, programs })
+        Ok(Self { counters: PerCpuArray::try_from(counters)?, programs })
     }
 
     /// Program runs the kernel skipped, summed over the programs where a skip is a loss.

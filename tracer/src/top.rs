@@ -130,6 +130,9 @@ struct Source {
     socks: BpfHashMap<MapData, u64, SockInfo>,
     ring: RingBuf<MapData>,
     clock: Clock,
+    losses: crate::source::LossCounters,
+    /// Records in the ring buffer that did not decode.
+    undecodable: u64,
 }
 
 type Counts = (Owner, Endpoints, u64, u64, u32, u32);
@@ -153,13 +156,21 @@ impl Source {
     fn closed(&mut self) -> Vec<Counts> {
         let mut out = Vec::new();
         while let Some(item) = self.ring.next() {
-            if let Ok(e) = decode(&item, self.clock) {
-                if let Detail::Close(c) = e.detail {
-                    out.push((e.owner, e.endpoints, c.bytes_sent, c.bytes_received, c.total_retrans, c.srtt_us));
+            match decode(&item, self.clock) {
+                Ok(e) => {
+                    if let Detail::Close(c) = e.detail {
+                        out.push((e.owner, e.endpoints, c.bytes_sent, c.bytes_received, c.total_retrans, c.srtt_us));
+                    }
                 }
+                Err(_) => self.undecodable += 1,
             }
         }
         out
+    }
+
+    /// Events lost so far (a lost close takes its connection's last counts with it).
+    fn lost(&self) -> u64 {
+        crate::run::losses(&self.losses).lost() + self.undecodable
     }
 }
 
@@ -168,7 +179,8 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     let mut tracer = crate::run::load(cli, config)?;
     let socks = tracer.ebpf.take_map("SOCKS").context("SOCKS map missing")?;
     let ring = tracer.ebpf.take_map("EVENTS").context("EVENTS map missing")?;
-    let mut source = Source { socks: BpfHashMap::try_from(socks)?, ring: RingBuf::try_from(ring)?, clock: Clock::now() };
+    let losses = crate::source::LossCounters::new(&mut tracer)?;
+    let mut source = Source { socks: BpfHashMap::try_from(socks)?, ring: RingBuf::try_from(ring)?, clock: Clock::now(), losses, undecodable: 0 };
     if cli.verbose {
         eprintln!("tcptrace: tracing; Ctrl-C to stop");
     }
@@ -178,17 +190,27 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
         libc::signal(libc::SIGINT, handler as libc::sighandler_t);
         libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
     }
-    let result = if io::stdout().is_terminal() && !args.batch { interactive(&mut source, args) } else { batch(&mut source, args) };
+    let end = cli.duration.map(|d| Instant::now() + d);
+    let result = if io::stdout().is_terminal() && !args.batch { interactive(&mut source, args, end) } else { batch(&mut source, args, end) };
+    // Said last, after the terminal is back: what the view could not show.
+    let end = crate::run::losses(&source.losses);
+    let undecodable = if source.undecodable > 0 { format!("; {} undecodable", source.undecodable) } else { String::new() };
+    eprintln!("tcptrace: {}{undecodable}", end.describe());
     match result {
         Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => Ok(()),
         other => other,
     }
 }
 
+/// Whether to end the view: a signal, or `-d`'s time is up.
+fn should_stop(end: Option<Instant>) -> bool {
+    STOP.load(Ordering::Relaxed) || end.is_some_and(|end| Instant::now() >= end)
+}
+
 /// Sleeps until `deadline` in short steps, collecting close events; false when told to stop.
-fn wait_until(deadline: Instant, source: &mut Source, closed: &mut Vec<Counts>) -> bool {
+fn wait_until(deadline: Instant, end: Option<Instant>, source: &mut Source, closed: &mut Vec<Counts>) -> bool {
     while Instant::now() < deadline {
-        if STOP.load(Ordering::Relaxed) {
+        if should_stop(end) {
             return false;
         }
         closed.extend(source.closed());
@@ -198,20 +220,20 @@ fn wait_until(deadline: Instant, source: &mut Source, closed: &mut Vec<Counts>) 
     true
 }
 
-fn batch(source: &mut Source, args: &TopArgs) -> Result<()> {
+fn batch(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Result<()> {
     let mut tracker = Tracker::new();
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut closed = Vec::new();
     let mut next = Instant::now() + args.interval;
     for _ in 0..args.iterations.unwrap_or(u64::MAX) {
-        if !wait_until(next, source, &mut closed) {
+        if !wait_until(next, end, source, &mut closed) {
             break;
         }
         next += args.interval;
         let mut rows = tracker.rows(&source.live(), std::mem::take(&mut closed));
         sort(&mut rows, args.sort);
         let time = jiff::Zoned::now().strftime("%H:%M:%S");
-        writeln!(out, "{time} connections {}", rows.len())?;
+        writeln!(out, "{time} connections {} lost {}", rows.len(), source.lost())?;
         writeln!(out, "PID COMM LADDR LPORT RADDR RPORT TX_BPS RX_BPS TX_BYTES RX_BYTES RETRANS SRTT_US AGE_MS STATE")?;
         for r in &rows {
             let (pid, comm) = if r.owner.known() { (r.owner.pid.to_string(), crate::printer::column_safe(&r.owner.comm)) } else { ("-".into(), "-".into()) };
@@ -248,8 +270,8 @@ impl Drop for TerminalGuard {
     }
 }
 
-fn interactive(source: &mut Source, args: &TopArgs) -> Result<()> {
-    use crossterm::event::{self, Event, KeyCode, KeyEventKind};
+fn interactive(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Result<()> {
+    use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
     use ratatui::{
         layout::Constraint,
         style::{Modifier, Style},
@@ -266,23 +288,31 @@ fn interactive(source: &mut Source, args: &TopArgs) -> Result<()> {
     let mut typing = false;
     let mut rows: Vec<Row> = Vec::new();
     let mut closed = Vec::new();
+    let mut lost = 0;
     // The first reading after one interval, as top does: a rate needs two readings.
     let mut next = Instant::now() + args.interval;
+    // `-n`: readings shown so far; the view ends once the last one has been drawn.
+    let mut readings = 0;
+    let mut last_drawn = false;
     loop {
-        if STOP.load(Ordering::Relaxed) {
+        if should_stop(end) || last_drawn {
             return Ok(());
         }
         closed.extend(source.closed());
         if Instant::now() >= next {
             rows = tracker.rows(&source.live(), std::mem::take(&mut closed));
+            lost = source.lost();
             next = Instant::now() + args.interval;
+            readings += 1;
+            last_drawn = args.iterations.is_some_and(|n| readings >= n);
         }
         let mut shown: Vec<Row> = rows.iter().filter(|r| matches(r, &filter)).cloned().collect();
         sort(&mut shown, sort_key);
         terminal.draw(|frame| {
             let status = format!(
-                " tcptrace top: {} connections, sorted by {} (s: next sort, /: filter{}, q: quit){}",
+                " tcptrace top: {} connections{}, sorted by {} (s: next sort, /: filter{}, q: quit){}",
                 shown.len(),
+                if lost > 0 { format!(", {lost} events lost") } else { String::new() },
                 sort_key.name(),
                 if filter.is_empty() { String::new() } else { format!(" \"{filter}\"") },
                 if typing { format!("  filter: {filter}_") } else { String::new() }
@@ -319,6 +349,10 @@ fn interactive(source: &mut Source, args: &TopArgs) -> Result<()> {
             if let Event::Key(key) = event::read()? {
                 if key.kind != KeyEventKind::Press {
                     continue;
+                }
+                // Raw mode turns Ctrl-C into a key press rather than SIGINT.
+                if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+                    return Ok(());
                 }
                 if typing {
                     match key.code {

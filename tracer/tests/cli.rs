@@ -43,6 +43,9 @@ fn every_failure_is_one_line_with_its_exit_code() {
         (&["serve", "--max-series", "0"], None, 2, "tcptrace: invalid value '0' for '--max-series <N>'"),
         (&["serve", "--labels", "pid,bogus"], None, 2, "tcptrace: invalid value 'bogus' for '--labels <LABEL,...>'"),
         (&["serve", "--listen", "nowhere"], None, 2, "tcptrace: invalid value 'nowhere' for '--listen <ADDR:PORT>'"),
+        // Options of the trace alone are refused by top and serve, not ignored.
+        (&["-o", "json", "top"], None, 2, "tcptrace: --output does not apply to `tcptrace top` (see --help)\n"),
+        (&["-e", "close", "-n", "3", "serve"], None, 2, "tcptrace: --events, --count do not apply to `tcptrace serve` (see --help)\n"),
         (&["serve"], Some(NOBODY), 1, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON"),
         (&[], Some(NOBODY), 1, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON (missing: CAP_BPF and CAP_PERFMON)"),
         (
@@ -132,6 +135,35 @@ fn duration_stops_on_its_own_with_the_summary() {
     let event: serde_json::Value = serde_json::from_str(run.out.trim()).expect("one JSON line");
     assert_eq!(event["pid"], run.pids[0]);
     assert!(run.stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")), "{:?}", run.stderr);
+}
+
+/// `-d` ends `top` and `serve` too, each with its closing line on stderr.
+#[test]
+fn duration_ends_top_and_serve_too() {
+    let _serial = serial();
+    let probe = common::probe();
+    let runs: [(&[&str], &str); 2] = [
+        (&["top", "-b", "-i", "200ms"], "tcptrace: lost 0 ("),
+        (&["serve", "--listen", "127.0.0.1:0"], "tcptrace: "),
+    ];
+    for (args, last) in runs {
+        // `timeout`: were -d ignored, the run would end there, with 124.
+        let out = std::process::Command::new("timeout")
+            .arg("60")
+            .arg(common::tcptrace_bin())
+            .args(["-d", "1s", "--probe", &probe])
+            .args(args)
+            .output()
+            .expect("run timeout");
+        let stderr: Vec<String> = String::from_utf8_lossy(&out.stderr).lines().map(String::from).collect();
+        if args[0] == "top" && !common::calls_mode_available() {
+            common::assert_calls_mode_refused(&stderr);
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr:?}");
+        let end = stderr.last().map_or("", String::as_str);
+        assert!(end.starts_with(last) && end.contains("lost 0 (ring buffer full 0,"), "{args:?}: {stderr:?}");
+    }
 }
 
 #[test]

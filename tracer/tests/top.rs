@@ -74,6 +74,9 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
         }
     };
     let (_, snapshot) = &open;
+    // The snapshot's first line: the time, the connection count, the events lost (none).
+    let first: Vec<&str> = snapshot[0].split_whitespace().collect();
+    assert_eq!(first[1..], ["connections", "2", "lost", "0"], "{snapshot:?}");
     let rows = rows_of(snapshot);
     let client_row = rows.iter().find(|r| r["PID"] == client.to_string()).expect("client row");
     assert_eq!(client_row["COMM"], "tt-top-cli");
@@ -97,6 +100,7 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
     }
     let done = trace.stop();
     assert!(done.status.success(), "{:?}", done.stderr);
+    assert!(done.stderr.last().is_some_and(|l| l.starts_with("tcptrace: lost 0 (ring buffer full 0,")), "{:?}", done.stderr);
 }
 
 /// `-n` ends top after that many snapshots; `-s total` orders by bytes both ways.

@@ -79,3 +79,56 @@ fn the_live_table_shows_connections_sorts_filters_and_quits() {
     }
     assert!(exchange.close(), "the exchange failed");
 }
+
+/// Runs `top_args` under tmux, wrapped so that its exit status and stderr land in files;
+/// returns the session name and the two paths.
+fn start_top(name: &str, top_args: &str) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    let session = format!("tt-{name}-{}", std::process::id());
+    let dir = std::env::temp_dir();
+    let rc = dir.join(format!("{session}.rc"));
+    let err = dir.join(format!("{session}.err"));
+    let _ = std::fs::remove_file(&rc);
+    let command = format!(
+        "sh -c '{} --probe {} {top_args} 2>{}; echo $? >{}'",
+        tcptrace_bin().display(),
+        probe(),
+        err.display(),
+        rc.display()
+    );
+    let _ = tmux(&["kill-session", "-t", &session]);
+    assert!(tmux(&["new-session", "-d", "-s", &session, "-x", "200", "-y", "40", &command]).0, "tmux new-session");
+    (session, rc, err)
+}
+
+/// Waits for the wrapped command to end; its exit status and stderr.
+fn ended(session: &str, rc: &std::path::Path, err: &std::path::Path, how: &str) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tmux(&["has-session", "-t", session]).0 {
+        if Instant::now() >= deadline {
+            let _ = tmux(&["kill-session", "-t", session]);
+            panic!("tcptrace top did not end {how}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    (read(rc), read(err))
+}
+
+/// Raw mode turns Ctrl-C into a key press (no SIGINT): it must still quit. `-n` ends the
+/// view after that many readings, as `top -n` does. Either way the last line on stderr
+/// says what was lost: nothing, here.
+#[test]
+fn ctrl_c_and_a_reading_count_end_the_live_table() {
+    let _serial = serial();
+    let (session, rc, err) = start_top("topc", "top -i 200ms");
+    screen_until(&session, "status line", |s| s.contains("tcptrace top:"));
+    tmux(&["send-keys", "-t", &session, "C-c"]);
+    let (code, stderr) = ended(&session, &rc, &err, "on Ctrl-C");
+    assert_eq!(code, "0", "{stderr}");
+    assert!(stderr.lines().last().is_some_and(|l| l.starts_with("tcptrace: lost 0 (ring buffer full 0,")), "{stderr}");
+
+    let (session, rc, err) = start_top("topn", "top -i 200ms -n 3");
+    let (code, stderr) = ended(&session, &rc, &err, "after 3 readings (-n 3)");
+    assert_eq!(code, "0", "{stderr}");
+    assert!(stderr.lines().last().is_some_and(|l| l.starts_with("tcptrace: lost 0 (")), "{stderr}");
+}

@@ -52,27 +52,31 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         eprintln!("tcptrace: serving metrics on http://{}/metrics", listener.local_addr()?);
         let server = tokio::spawn(async move { axum::serve(listener, http::router(registry)).await });
         let mut source = Source::new(&mut tracer)?;
-        let result = pump(&mut source, &mut tracer, &mut metrics).await;
+        let result = pump(&mut source, &mut tracer, &mut metrics, cli.duration).await;
         server.abort();
         result
     })
 }
 
-/// Feeds events to the metrics until SIGINT or SIGTERM; loss counters every second; a
-/// summary line at the end.
-async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: &mut metrics::Metrics) -> Result<()> {
+/// Feeds events to the metrics until SIGINT or SIGTERM (or `-d`); loss counters every
+/// second; a summary line at the end.
+async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: &mut metrics::Metrics, duration: Option<std::time::Duration>) -> Result<()> {
     let clock = Clock::now();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut tally = Tally::default();
     let mut pacer = Pacer::new();
+    // Far enough never to fire when no --duration was given.
+    let deadline = tokio::time::sleep(duration.unwrap_or(std::time::Duration::from_secs(100 * 365 * 86_400)));
+    tokio::pin!(deadline);
     loop {
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
+            () = &mut deadline => break,
             _ = tick.tick() => {
-                let l = losses(source);
+                let l = losses(&source.losses);
                 for (reason, count) in l.by_reason().into_iter().chain([("undecodable", tally.undecodable)]) {
                     metrics.lost_so_far(reason, count);
                 }
@@ -90,7 +94,7 @@ async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: 
     // The same summary line as the trace's, on stderr, counted with the hooks gone.
     tracer.stop_hooks();
     drain(source.ring.get_mut(), clock, metrics, &mut tally);
-    eprintln!("{}", tally.summary(&losses(source)));
+    eprintln!("{}", tally.summary(&losses(&source.losses)));
     Ok(())
 }
 
