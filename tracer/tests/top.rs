@@ -30,7 +30,7 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
     let _serial = serial();
     let (listener, addr) = listen_v4(16);
     let port = addr.port().to_string();
-    let mut trace = match Trace::try_start(&["--port", &port, "top", "-b", "-i", "300ms"]) {
+    let mut trace = match Trace::try_start_top(&["--port", &port], &["-b", "-i", "300ms"]) {
         Ok(trace) => trace,
         Err(stderr) => return assert_calls_mode_refused(&stderr),
     };
@@ -111,7 +111,7 @@ fn iterations_and_sort_order() {
     let (small_listener, small_addr) = listen_v4(16);
     let (big_listener, big_addr) = listen_v4(16);
     let ports = [small_addr.port().to_string(), big_addr.port().to_string()];
-    let trace = match Trace::try_start(&["--port", &ports[0], "--port", &ports[1], "top", "-b", "-i", "1s", "-n", "2", "-s", "total"]) {
+    let trace = match Trace::try_start_top(&["--port", &ports[0], "--port", &ports[1]], &["-b", "-i", "1s", "-n", "2", "-s", "total"]) {
         Ok(trace) => trace,
         Err(stderr) => return assert_calls_mode_refused(&stderr),
     };

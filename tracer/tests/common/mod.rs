@@ -150,14 +150,24 @@ impl Trace {
         Self::try_start_as(family, "json", args)
     }
 
+    /// `tcptrace <args> top <top_args>`: no `-o`, which top refuses (it prints its own
+    /// snapshots, read through `take_stdout`).
+    pub fn try_start_top(args: &[&str], top_args: &[&str]) -> Result<Self, Vec<String>> {
+        let all: Vec<&str> = args.iter().copied().chain(["top"]).chain(top_args.iter().copied()).collect();
+        Self::try_start_as(&probe(), "", &all)
+    }
+
     /// Starts tcptrace with `-o format` (the other constructors parse JSON).
     pub fn start_as(format: &str, args: &[&str]) -> Self {
         Self::try_start_as(&probe(), format, args).unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
     }
 
+    /// `format` empty: no `-o` at all.
     fn try_start_as(family: &str, format: &str, args: &[&str]) -> Result<Self, Vec<String>> {
+        let output: &[&str] = if format.is_empty() { &[] } else { &["-o", format] };
         let mut child = Command::new(tcptrace_bin())
-            .args(["-o", format, "-v", "--probe", family])
+            .args(output)
+            .args(["-v", "--probe", family])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -669,10 +679,15 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(global: &[&str], serve: &[&str]) -> Self {
+        Self::start_on("127.0.0.1:0", global, serve)
+    }
+
+    /// As `start`, serving on `listen`.
+    pub fn start_on(listen: &str, global: &[&str], serve: &[&str]) -> Self {
         let mut child = Command::new(tcptrace_bin())
             .args(["-v", "--probe", &probe()])
             .args(global)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .args(serve)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
