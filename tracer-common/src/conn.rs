@@ -45,8 +45,11 @@ pub struct SockInfo {
     /// 1 once the peer acknowledged our FIN (FIN_WAIT1 -> FIN_WAIT2, CLOSING or LAST_ACK
     /// -> CLOSE): `bytes_acked` then counts it as one byte.
     pub fin_acked: u8,
+    /// 1 when the owner failed the filters: the entry stays, so that every later event of
+    /// the socket is dropped too (a removed one would come back owner-less and pass).
+    pub filtered_out: u8,
     /// Keeps the size a multiple of 8 without hidden padding.
-    pub _pad: [u8; 4],
+    pub _pad: [u8; 3],
     /// Live view only (`Config::live`): both ends, filled at the first send or receive,
     /// and the socket's retransmit count and smoothed RTT as of the last one.
     pub endpoints: crate::addr::Endpoints,
@@ -69,7 +72,8 @@ impl SockInfo {
             closed_by: 0,
             last_state: 0,
             fin_acked: 0,
-            _pad: [0; 4],
+            filtered_out: 0,
+            _pad: [0; 3],
             endpoints: crate::addr::Endpoints { saddr: [0; 16], daddr: [0; 16], sport: 0, dport: 0, family: 0, _pad: 0 },
             total_retrans: 0,
             srtt_us: 0,

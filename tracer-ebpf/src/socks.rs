@@ -98,12 +98,13 @@ pub(crate) fn get_or_track(sk: u64, old: i32, now: u64) -> Option<*mut SockInfo>
     insert_new(sk, direction, since, false, |_| {})
 }
 
-/// The owner of `sk`, or the unknown task.
+/// The owner of `sk` (the unknown task when not tracked), or `None` when its owner failed
+/// the filters: then no event of it is wanted.
 #[inline(always)]
-pub(crate) fn owner(sk: u64) -> Task {
+pub(crate) fn owner(sk: u64) -> Option<Task> {
     match SOCKS.get_ptr(&sk) {
         // SAFETY: a plain struct in a map value.
-        Some(p) => unsafe { (*p).task },
-        None => UNKNOWN_TASK,
+        Some(p) => unsafe { ((*p).filtered_out == 0).then_some((*p).task) },
+        None => Some(UNKNOWN_TASK),
     }
 }

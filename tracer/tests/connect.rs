@@ -200,3 +200,38 @@ fn list_probes_matches_what_forcing_each_family_does() {
         }
     }
 }
+
+/// A socket connected to its own address: a simultaneous open (SYN_SENT -> SYN_RECV ->
+/// ESTABLISHED), whose handshake ends from SYN_RECV. Its connect is reported like any
+/// other, and its close too, and nothing stays tracked.
+#[test]
+fn a_simultaneous_open_is_a_connect_like_any_other() {
+    let _serial = serial();
+    // A free port, released again: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let trace = Trace::start(&["-e", "connect,close", "--port", &port.to_string()]);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let (sa, len) = common::sockaddr_of(addr);
+    // SAFETY: plain system calls on our own socket with valid addresses.
+    let rc = unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(s >= 0);
+        assert_eq!(libc::bind(s, (&raw const sa).cast(), len), 0, "bind");
+        let rc = libc::connect(s, (&raw const sa).cast(), len);
+        libc::close(s);
+        rc
+    };
+    assert_eq!(rc, 0, "connect to itself");
+    common::wait_port_settled(port);
+    let done = trace.stop();
+    let me = std::process::id() as i32;
+    let connects = done.of("connect", me);
+    assert_eq!(connects.len(), 1, "{:?}", done.events);
+    assert_eq!((&connects[0]["result"], &connects[0]["lport"], &connects[0]["rport"]), (&"ok".into(), &port.into(), &port.into()));
+    let closes = done.of("close", me);
+    assert_eq!(closes.len(), 1, "{:?}", done.events);
+    assert_eq!((&closes[0]["direction"], &closes[0]["closed_by"]), (&"active".into(), &"local".into()), "{:?}", closes[0]);
+    assert_eq!(done.events.len(), 2, "{:?}", done.events);
+    let tracked = done.stderr.iter().find_map(|l| l.strip_prefix("tcptrace: connections tracked at exit: ")).unwrap_or_default();
+    assert!(tracked.starts_with("0 "), "{tracked:?} {:?}", done.stderr);
+}

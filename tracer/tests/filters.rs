@@ -227,3 +227,33 @@ fn cgroup_keeps_processes_in_that_cgroup_only() {
     let _ = std::fs::remove_dir(&dir);
     assert_only(&done, results[1].0, addr.port());
 }
+
+/// The cgroup filter drops a connection whose acceptor is outside the cgroup, though the
+/// connecting side is inside: its accept and its close on the accepting side, not just
+/// its connect. (The cgroup is known only where the owner is captured, so the accept
+/// must mark the connection; the other filters are checked again at each event.)
+#[test]
+fn cgroup_drops_what_a_process_outside_it_accepts() {
+    let _serial = serial();
+    let dir = cgroup2_root().join(format!("tt-filter-acc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("make a cgroup");
+    let (l, addr) = listener("127.0.0.1:0");
+    let inside = Peer::connector(setup(c"tt-f-cg-in", NOBODY), addr);
+    std::fs::write(dir.join("cgroup.procs"), inside.pid.to_string()).expect("move the peer into the cgroup");
+    let port = addr.port().to_string();
+    let trace = Trace::start(&["-e", "connect,accept,close", "--port", &port, "--cgroup", dir.to_str().expect("utf-8")]);
+    let results = connect_all(vec![inside]);
+    // Accepted here, by the test, outside the cgroup; the peer has exited, so both ends close.
+    let (conn, _) = l.accept().expect("accept");
+    drop(conn);
+    common::wait_port_settled(addr.port());
+    let done = trace.stop();
+    let _ = std::fs::remove_dir(&dir);
+    let peer = results[0].0;
+    assert_eq!(results[0].1, 0, "the peer's connect failed");
+    assert_eq!(done.of("connect", peer).len(), 1, "{:?}", done.events);
+    assert_eq!(done.of("close", peer).len(), 1, "{:?}", done.events);
+    assert_eq!(done.events.len(), 2, "only the peer's connect and close: {:?}", done.events);
+    assert!(filtered_count(&done).is_some_and(|n| n > 0), "the kernel filtered nothing: {:?}", done.stderr);
+}
+

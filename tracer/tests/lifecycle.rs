@@ -297,6 +297,49 @@ fn connections_older_than_tcptrace_still_get_a_close_event() {
     }
 }
 
+/// A client that resets its connection while it waits in the accept queue: accept()
+/// still returns it, already closed. Both sides' ends are reported, the accept too, and
+/// nothing stays tracked (an entry made for the dead child would never be removed, and the
+/// next socket at its address would inherit it).
+#[test]
+fn a_connection_reset_before_its_accept_leaves_nothing_tracked() {
+    let _serial = serial();
+    let (lfd, addr) = listen_v4(16);
+    let port = addr.port();
+    let trace = Trace::start(&["-e", "connect,accept,close", "--port", &port.to_string()]);
+    let s = raw::connect(&sockaddr_of(addr), libc::AF_INET);
+    assert!(s >= 0, "connect: {s}");
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: valid option buffer; our fd. SO_LINGER 0 makes close() send a reset.
+    unsafe {
+        assert_eq!(libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_LINGER, (&raw const linger).cast(), size_of::<libc::linger>() as u32), 0);
+        libc::close(s);
+    }
+    wait_port_settled(port);
+    // SAFETY: accept on our listener; the child it returns is already reset.
+    let conn = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+    assert!(conn >= 0, "accept");
+    // SAFETY: closing our fds.
+    unsafe {
+        libc::close(conn);
+        libc::close(lfd);
+    }
+    let done = trace.stop();
+    let me = std::process::id() as i32;
+    let tracked = done.stderr.iter().find_map(|l| l.strip_prefix("tcptrace: connections tracked at exit: ")).unwrap_or_else(|| panic!("{:?}", done.stderr));
+    assert!(tracked.starts_with("0 "), "left tracked: {tracked} {:?}", done.events);
+    let connect = only(done.of("connect", me), "the connect");
+    assert_eq!(connect["rport"], port);
+    let client_port = connect["lport"].as_u64().expect("lport");
+    assert_eq!(only(done.of("accept", me), "the accept")["rport"], client_port);
+    let client_close = only(done.of("close", me), "the client's close");
+    assert_eq!(client_close["closed_by"], "local");
+    let server_close = only(done.events.iter().filter(|e| e["type"] == "close" && e["lport"] == port).collect(), "the server side's close");
+    assert_eq!(server_close["rport"], client_port);
+    assert_eq!(server_close["closed_by"], "remote");
+    assert_eq!(done.events.len(), 4, "{:?}", done.events);
+}
+
 /// A connection that ends in LAST_ACK with its FIN never acknowledged: the peer shuts
 /// down its side, stops reading with its window full, and the client closes with data
 /// still queued, so its FIN waits behind that data until TCP_USER_TIMEOUT kills the

@@ -117,6 +117,25 @@ fn counters_move_by_exactly_the_traffic_made() {
     assert!(stderr.iter().any(|l| l.starts_with(&summary)), "{stderr:?}");
 }
 
+/// tcptrace's own connections, here the scrapes it serves, are left out on its side:
+/// only the scraper's (active) side is counted, never an accepted or owner-less one.
+#[test]
+fn its_own_connections_are_left_out() {
+    let _serial = serial();
+    let port = closed_port();
+    let serve = Serve::start_on(&format!("127.0.0.1:{port}"), &["--port", &port.to_string()], &[]);
+    for _ in 0..3 {
+        serve.scrape();
+    }
+    let s = serve.scrape_until("three scrapes closed", |s| sum(s, "tcptrace_connections_closed_total", &[]) >= 3.0);
+    let closes: Vec<_> = s.iter().filter(|x| x.name == "tcptrace_connections_closed_total").collect();
+    assert!(closes.iter().all(|x| x.labels.get("direction").map(String::as_str) == Some("active") && x.labels.contains_key("comm")), "{closes:#?}");
+    assert_eq!(sum(&s, "tcptrace_connections_opened_total", &[("direction", "passive")]), 0.0, "{s:#?}");
+    assert_eq!(sum(&s, "tcptrace_open_connections", &[("direction", "passive")]), 0.0, "{s:#?}");
+    let (code, stderr) = serve.terminate();
+    assert_eq!(code, Some(0), "{stderr:?}");
+}
+
 /// 5,000 distinct remote ports with `--labels rport --max-series 1000`: 1,000 label sets
 /// are kept and the events of the other 4,000 are counted as dropped.
 #[test]

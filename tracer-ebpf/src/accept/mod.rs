@@ -15,6 +15,7 @@ use crate::{
 };
 
 const IPPROTO_TCP: u16 = 6;
+const TCP_CLOSE: u8 = crate::state::TCP_CLOSE as u8;
 
 /// `sk` was just accepted by the current task.
 #[inline(always)]
@@ -24,20 +25,25 @@ pub(crate) fn on_accept(sk: u64) {
     }
     let task = current_task();
     let keep = task_wanted(&task);
-    if keep {
-        // The handshake may complete on another CPU at the same time (the child is queued
-        // for accept before its ESTABLISHED transition): whoever inserts first, the owner
-        // lands in the one entry.
-        let entry = SOCKS.get_ptr_mut(&sk).or_else(|| crate::socks::insert_new(sk, DIRECTION_PASSIVE, 0, false, |_| {}));
-        if let Some(info) = entry {
-            // SAFETY: map value of `sk`; the acceptor owns the socket now.
-            unsafe {
-                (*info).task = task;
-                (*info).direction = DIRECTION_PASSIVE;
-            }
+    // The handshake may complete on another CPU at the same time (the child is queued for
+    // accept before its ESTABLISHED transition): whoever inserts first, the owner lands in
+    // the one entry. A child reset while it waited in the queue is already CLOSE (its
+    // entry gone with it): a new entry would never be removed.
+    let entry = SOCKS
+        .get_ptr_mut(&sk)
+        .or_else(|| (sock::state::<sock::Probe>(sk) != Ok(TCP_CLOSE)).then(|| crate::socks::insert_new(sk, DIRECTION_PASSIVE, 0, false, |_| {})).flatten());
+    if let Some(info) = entry {
+        // SAFETY: map value of `sk`; the acceptor owns the socket now.
+        unsafe {
+            (*info).task = task;
+            (*info).direction = DIRECTION_PASSIVE;
+            // An acceptor the filters drop (its cgroup included) drops the whole connection.
+            (*info).filtered_out = u8::from(!keep);
         }
-    } else {
-        let _ = SOCKS.remove(&sk);
+    }
+    if !keep {
+        count(Counter::Filtered);
+        return;
     }
     let Ok(endpoints) = sock::endpoints::<sock::Probe>(sk) else {
         count(Counter::ReadError);

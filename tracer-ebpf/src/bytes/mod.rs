@@ -35,6 +35,9 @@ pub(crate) fn on_call(sk: u64, ret: i64, sent: bool, flags: i32) {
     };
     // SAFETY: map value of `sk`; sendmsg/recvmsg run with the socket locked.
     unsafe {
+        if (*info).filtered_out != 0 {
+            return;
+        }
         if sent {
             (*info).sent_bytes += ret as u64;
         } else {

@@ -42,17 +42,18 @@ pub(crate) struct ConnectArgs {
 pub(crate) fn start(sk: u64, now: u64) {
     let task = current_task();
     // Either way an entry left from an earlier connection on the same socket address
-    // (its CLOSE unseen) must go: the insert replaces it, or it is removed.
-    if !task_wanted(&task) {
-        // Not tracked at all: every later event of this socket has no owner and is dropped
-        // by the same filter.
-        let _ = SOCKS.remove(&sk);
+    // (its CLOSE unseen) is replaced.
+    let wanted = task_wanted(&task);
+    if !wanted {
+        // Marked rather than left out: every later event of the socket is dropped too.
         count(Counter::Filtered);
-        return;
     }
     let stored = crate::socks::put(sk, DIRECTION_ACTIVE, now, |info| {
         info.task = task;
-        info.syn_sent_ns = now;
+        info.filtered_out = u8::from(!wanted);
+        if wanted {
+            info.syn_sent_ns = now;
+        }
         info.last_state = crate::state::TCP_SYN_SENT as u8;
     });
     if !stored {

@@ -7,6 +7,7 @@ pub(crate) mod kprobe;
 pub(crate) mod tracepoint;
 
 use tracer_common::{
+    close::DIRECTION_ACTIVE,
     counters::Counter,
     event::EventKind,
     state::{StateEvent, STATE_SLOTS},
@@ -104,7 +105,9 @@ pub(crate) fn new_state_may_have_work(new: i32) -> bool {
 /// CLOSE (from the state left, the close event learns who closed first and whether our FIN
 /// was acked; see `close::on_close_state`). So the middle of a close (ESTABLISHED ->
 /// FIN_WAIT1 -> FIN_WAIT2, ESTABLISHED -> CLOSE_WAIT -> LAST_ACK) and a child's LISTEN ->
-/// SYN_RECV cost nothing but the call: half the changes of a short connection.
+/// SYN_RECV cost nothing but the call: half the changes of a short connection. A
+/// simultaneous open (a socket connected to itself, or two connecting to each other) goes
+/// SYN_SENT -> SYN_RECV -> ESTABLISHED: its handshake ends from SYN_RECV.
 #[inline(always)]
 pub(crate) fn has_work(old: i32, new: i32) -> bool {
     if old == new || new == TCP_LISTEN || (old == TCP_LISTEN && new == TCP_CLOSE) {
@@ -116,8 +119,9 @@ pub(crate) fn has_work(old: i32, new: i32) -> bool {
     match new {
         TCP_SYN_SENT => old == TCP_CLOSE,
         TCP_ESTABLISHED => old == TCP_SYN_SENT || old == TCP_SYN_RECV,
-        // A child that dies before ESTABLISHED has no entry to end.
-        TCP_CLOSE => old != TCP_SYN_RECV,
+        // From SYN_RECV too: a simultaneous open that fails, or a Fast Open child accepted
+        // before its handshake ended (most children that die there have no entry: cheap).
+        TCP_CLOSE => true,
         _ => false,
     }
 }
@@ -134,8 +138,15 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
     if old == TCP_CLOSE && new == TCP_SYN_SENT {
         connect::start(sk, now); // replaces an entry whose CLOSE was not seen
         if with_states {
-            state_event::<A>(sk, &socks::owner(sk), Change { old, new }, 0, now);
+            match socks::owner(sk) {
+                Some(owner) => state_event::<A>(sk, &owner, Change { old, new }, 0, now),
+                None => count(Counter::Filtered),
+            }
         }
+        return;
+    }
+    // A child that dies before ESTABLISHED, unaccepted, was never a connection.
+    if old == TCP_SYN_RECV && new == TCP_CLOSE && SOCKS.get_ptr(&sk).is_none() {
         return;
     }
     let Some(info) = socks::get_or_track(sk, old, now) else {
@@ -145,6 +156,13 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
     // SAFETY: `info` points into the map value for `sk`; programs on other CPUs touching
     // the same socket hold its lock (state changes run under it), so there is no race here.
     let info = unsafe { &mut *info };
+    if info.filtered_out != 0 {
+        // Its owner failed the filters: nothing to report, ever; forgotten at CLOSE.
+        if new == TCP_CLOSE {
+            let _ = SOCKS.remove(&sk);
+        }
+        return;
+    }
     // Only when every change comes here (`has_work`) can a missing one be seen.
     if with_states {
         if info.last_state != 0 && i32::from(info.last_state) != old {
@@ -154,12 +172,16 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
     }
 
     let mut keep_for_exit_hook = false;
-    match (old, new) {
-        (TCP_SYN_SENT, TCP_ESTABLISHED) => {
-            connect::finish::<A>(sk, info, false, now);
+    // A connect still under way: SYN_SENT, or SYN_RECV after a simultaneous open.
+    let connecting = old == TCP_SYN_SENT || (old == TCP_SYN_RECV && info.direction == DIRECTION_ACTIVE);
+    if connecting {
+        match new {
+            TCP_ESTABLISHED => {
+                connect::finish::<A>(sk, info, false, now);
+            }
+            TCP_CLOSE => keep_for_exit_hook = !connect::finish::<A>(sk, info, true, now),
+            _ => {}
         }
-        (TCP_SYN_SENT, TCP_CLOSE) => keep_for_exit_hook = !connect::finish::<A>(sk, info, true, now),
-        _ => {}
     }
     if new == TCP_ESTABLISHED {
         info.established_ns = now;
@@ -172,7 +194,7 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
 
     if new == TCP_CLOSE {
         // A connect that never got through is a connect event, not a closed connection.
-        if old != TCP_SYN_SENT && old != TCP_SYN_RECV && close::on_close_state::<A>(sk, info, old, now) {
+        if !connecting && close::on_close_state::<A>(sk, info, old, now) {
             return; // the close event waits for the socket's destruction
         }
         if !keep_for_exit_hook {
