@@ -59,7 +59,7 @@ pub(crate) struct Cli {
     /// Only connections owned by a process with this name (its comm, as `ps -o comm`
     /// shows it: the kernel keeps 15 bytes of it).
     #[arg(short, long, value_name = "NAME", value_parser = parse_comm)]
-    pub(crate) comm: Option<String>,
+    pub(crate) comm: Option<CommName>,
 
     /// Only connections owned by a process running as this user ID.
     #[arg(short, long, value_name = "UID")]
@@ -377,16 +377,17 @@ fn parse_port_range(text: &str) -> Result<PortRange, String> {
     Ok(PortRange { first, last })
 }
 
-/// A process name as the kernel keeps it: at most 15 bytes.
-fn parse_comm(text: &str) -> Result<String, String> {
+/// A process name as the kernel keeps it: its first 15 bytes, cut there even inside a
+/// character (so not always UTF-8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CommName(pub(crate) Vec<u8>);
+
+fn parse_comm(text: &str) -> Result<CommName, String> {
     if text.is_empty() || text.contains('\0') {
         return Err("a process name is not empty and has no NUL".into());
     }
-    let mut end = text.len().min(tracer_common::event::COMM_LEN - 1);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    Ok(text[..end].to_string())
+    let bytes = text.as_bytes();
+    Ok(CommName(bytes[..bytes.len().min(tracer_common::event::COMM_LEN - 1)].to_vec()))
 }
 
 /// `--duration`, `--min-latency`: a number with an optional unit (us, ms, s, m, h);
@@ -438,9 +439,13 @@ mod tests {
 
     #[test]
     fn comms_are_cut_as_the_kernel_cuts_them() {
-        assert_eq!(parse_comm("curl").as_deref(), Ok("curl"));
-        assert_eq!(parse_comm("a_very_long_process_name").as_deref(), Ok("a_very_long_pro"));
-        assert_eq!(parse_comm("ééééééééé").as_deref(), Ok("ééééééé"));
+        let cut = |s: &str| parse_comm(s).map(|c| c.0);
+        assert_eq!(cut("curl"), Ok(b"curl".to_vec()));
+        assert_eq!(cut("a_very_long_process_name"), Ok(b"a_very_long_pro".to_vec()));
+        // Fifteen bytes, the last one the first half of an é: what the kernel keeps.
+        let mut kept = "ééééééé".as_bytes().to_vec();
+        kept.push(0xc3);
+        assert_eq!(cut("ééééééééé"), Ok(kept));
         assert!(parse_comm("").is_err());
     }
 

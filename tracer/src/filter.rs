@@ -33,7 +33,7 @@ pub(crate) fn from_cli(cli: &Cli) -> Result<Filter, UsageError> {
         }
     }
     if let Some(comm) = &cli.comm {
-        filter.comm[..comm.len()].copy_from_slice(comm.as_bytes());
+        filter.comm[..comm.0.len()].copy_from_slice(&comm.0);
         filter.has_comm = 1;
     }
     if let Some(uid) = cli.uid {

@@ -120,7 +120,7 @@ pub(crate) fn has_work(old: i32, new: i32) -> bool {
         TCP_SYN_SENT => old == TCP_CLOSE,
         TCP_ESTABLISHED => old == TCP_SYN_SENT || old == TCP_SYN_RECV,
         // From SYN_RECV too: a simultaneous open that fails, or a Fast Open child accepted
-        // before its handshake ended (most children that die there have no entry: cheap).
+        // before its handshake ended (children rarely die there).
         TCP_CLOSE => true,
         _ => false,
     }
@@ -143,10 +143,6 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
                 None => count(Counter::Filtered),
             }
         }
-        return;
-    }
-    // A child that dies before ESTABLISHED, unaccepted, was never a connection.
-    if old == TCP_SYN_RECV && new == TCP_CLOSE && SOCKS.get_ptr(&sk).is_none() {
         return;
     }
     let Some(info) = socks::get_or_track(sk, old, now) else {
@@ -193,8 +189,10 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
     }
 
     if new == TCP_CLOSE {
-        // A connect that never got through is a connect event, not a closed connection.
-        if !connecting && close::on_close_state::<A>(sk, info, old, now) {
+        // A connect that never got through is a connect event, not a closed connection;
+        // a child that died in SYN_RECV unaccepted was never a connection at all.
+        let never_open = connecting || (old == TCP_SYN_RECV && info.task.pid == 0);
+        if !never_open && close::on_close_state::<A>(sk, info, old, now) {
             return; // the close event waits for the socket's destruction
         }
         if !keep_for_exit_hook {
