@@ -340,6 +340,53 @@ fn a_connection_reset_before_its_accept_leaves_nothing_tracked() {
     assert_eq!(done.events.len(), 4, "{:?}", done.events);
 }
 
+/// An abortive close (SO_LINGER 0) with per-call counting: the close event waits for the
+/// socket's destruction, and by then tcp_disconnect() has cleared the remote end, the RTT
+/// and the retransmit count. The event still has them as they were at CLOSE, with the
+/// bytes (and so the port filter still keeps it).
+#[test]
+fn an_abortive_close_keeps_its_remote_end_with_per_call_counting() {
+    let _serial = serial();
+    let (lfd, addr) = listen_v4(16);
+    let port = addr.port();
+    let trace = match Trace::try_start(&["-e", "close", "--bytes", "calls", "--port", &port.to_string()]) {
+        Ok(trace) => trace,
+        Err(stderr) => return assert_calls_mode_refused(&stderr),
+    };
+    assert!(calls_mode_available(), "per-call counting attached where it should not");
+    let s = raw::connect(&sockaddr_of(addr), libc::AF_INET);
+    assert!(s >= 0, "connect: {s}");
+    // SAFETY: accept on our listener.
+    let conn = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+    assert!(conn >= 0, "accept");
+    let mut buf = vec![0u8; 4096];
+    assert!(raw::write_exactly(s, &[b'a'; 4096], 1_000) && raw::read_exactly(conn, &mut buf, 1_000));
+    let mut local: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_in>() as u32;
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: valid buffers; our fds. SO_LINGER 0 makes close() abort the connection.
+    unsafe {
+        assert_eq!(libc::getsockname(s, (&raw mut local).cast(), &raw mut len), 0);
+        assert_eq!(libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_LINGER, (&raw const linger).cast(), size_of::<libc::linger>() as u32), 0);
+        libc::close(s);
+    }
+    assert_eq!(raw::read_to_eof(conn, &mut buf), None, "the reset reaches the server");
+    // SAFETY: closing our fds.
+    unsafe {
+        libc::close(conn);
+        libc::close(lfd);
+    }
+    wait_port_settled(port);
+    let done = trace.stop();
+    let client_port = u16::from_be(local.sin_port);
+    let client = only(done.events.iter().filter(|e| e["type"] == "close" && e["lport"] == client_port).collect(), "the client's close");
+    assert_eq!(client["rport"], port, "{client}");
+    assert_eq!(client["raddr"], "127.0.0.1", "{client}");
+    assert_eq!((&client["bytes_sent"], &client["bytes_received"]), (&1_000.into(), &0.into()), "{client}");
+    assert_eq!((&client["bytes_from"], &client["closed_by"]), (&"calls".into(), &"local".into()), "{client}");
+    assert_ne!(client["srtt_us"], 0, "{client}");
+}
+
 /// A connection that ends in LAST_ACK with its FIN never acknowledged: the peer shuts
 /// down its side, stops reading with its window full, and the client closes with data
 /// still queued, so its FIN waits behind that data until TCP_USER_TIMEOUT kills the

@@ -28,7 +28,8 @@ pub(crate) fn tt_send_krp(ctx: RetProbeContext) -> u32 {
 #[kprobe]
 pub(crate) fn tt_recv_kp(ctx: ProbeContext) -> u32 {
     // A peek returns bytes without consuming them: not counted, so not even saved.
-    if let (Some(sk), Some(flags)) = (ctx.arg::<u64>(0), ctx.arg::<i32>(3)) {
+    let flags_at = crate::globals::recvmsg_args::flags() as usize;
+    if let (Some(sk), Some(flags)) = (ctx.arg::<u64>(0), ctx.arg::<i32>(flags_at)) {
         if flags & MSG_PEEK == 0 {
             calls::save(sk);
         }

@@ -46,6 +46,14 @@ pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, 
     // and tcp_recvmsg returned, for sockets tcptrace saw from their start.
     if config().count_calls != 0 && info.established_ns != 0 {
         info.closed_ns = now;
+        // tcp_disconnect() (an abortive close, connect(AF_UNSPEC)) clears the remote end,
+        // the RTT and the retransmit count right after this CLOSE: kept for `destroy`.
+        if sock::endpoints_into::<A>(sk, &mut info.endpoints).is_err() {
+            info.endpoints.family = 0; // read again at destroy
+        }
+        let tp = sock::tcp_sock::<A>(sk);
+        info.total_retrans = tp.and_then(sock::total_retrans::<A>).unwrap_or(0);
+        info.srtt_us = tp.and_then(sock::srtt_us::<A>).unwrap_or(0);
         return true;
     }
     emit::<A>(sk, info, now, false);
@@ -106,7 +114,16 @@ fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
     // SAFETY: `e` points at the reserved CloseEvent; every field is written below before
     // submit, or the entry is discarded.
     unsafe {
-        if !crate::emit::endpoints_wanted::<A>(sk, &mut (*e).endpoints) {
+        // Delayed to destroy: the socket as it was at CLOSE (see `on_close_state`).
+        let kept = by_calls && info.endpoints.family != 0;
+        if kept {
+            (*e).endpoints = info.endpoints;
+            if !filter.endpoints_match(info.endpoints.family, info.endpoints.sport, info.endpoints.dport) {
+                entry.discard(0);
+                count(Counter::Filtered);
+                return;
+            }
+        } else if !crate::emit::endpoints_wanted::<A>(sk, &mut (*e).endpoints) {
             entry.discard(0);
             return;
         }
@@ -130,8 +147,13 @@ fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
         let at_ns = if by_calls { crate::emit::now_ns() } else { closed_ns };
         crate::emit::fill_header(&mut (*e).header, EventKind::Close, &info.task, at_ns);
         (*e).lifetime_ns = if info.established_ns == 0 { 0 } else { closed_ns.saturating_sub(info.established_ns) };
-        (*e).total_retrans = tp.and_then(sock::total_retrans::<A>).unwrap_or(0);
-        (*e).srtt_us = tp.and_then(sock::srtt_us::<A>).unwrap_or(0);
+        if kept {
+            (*e).total_retrans = info.total_retrans;
+            (*e).srtt_us = info.srtt_us;
+        } else {
+            (*e).total_retrans = tp.and_then(sock::total_retrans::<A>).unwrap_or(0);
+            (*e).srtt_us = tp.and_then(sock::srtt_us::<A>).unwrap_or(0);
+        }
         (*e).direction = info.direction;
         (*e).closed_by = info.closed_by;
         crate::mem::zero(&raw mut (*e)._pad);

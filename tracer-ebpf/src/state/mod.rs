@@ -41,7 +41,11 @@ pub(crate) const TCP_LISTEN: i32 = 10;
 /// per-program recursion guard of raw tracepoints and trampolines), and a softirq that
 /// changes a socket's state can interrupt the program while it handles a change in process
 /// context. With one program per context, the interrupted one is not the one needed:
-/// softirqs do not nest, and BPF tracing runs with preemption off. Whether the socket is
+/// softirqs do not nest, and tracepoint programs run with preemption off. (An fentry
+/// program only has migration off: on a fully preemptible kernel, `preempt=full`, a task
+/// preempted inside the owner side makes the kernel skip another task's change on that
+/// CPU, and that skip is not told apart from the expected ones; the default voluntary
+/// preemption of distribution kernels has no such window.) Whether the socket is
 /// owned (`sk->sk_lock.owned`) cannot change during the transition (it is made under the
 /// socket's lock), so exactly one of the two takes each event, in whatever order the
 /// kernel runs them. One window is left: the softirq side also runs (and returns at once)

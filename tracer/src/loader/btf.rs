@@ -19,6 +19,11 @@ const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
 const KIND_TYPE_TAG: u32 = 18;
+const KIND_FUNC: u32 = 12;
+const KIND_FUNC_PROTO: u32 = 13;
+/// How deep anonymous members may nest: C code has a handful of levels; a file that says
+/// more (or loops) is not well-formed.
+const MAX_NESTING: u32 = 32;
 
 struct Member {
     name_off: u32,
@@ -30,8 +35,9 @@ struct Member {
 struct Type {
     kind: u32,
     name_off: u32,
-    /// For modifiers and typedefs: the type they refer to.
+    /// For modifiers and typedefs: the type they refer to; for a function, its prototype.
     ref_type: u32,
+    /// A struct's or union's members; a function prototype's parameters (offset 0).
     members: Vec<Member>,
     /// Enumerators of an enum: (name offset, value).
     values: Vec<(u32, i64)>,
@@ -113,7 +119,13 @@ impl Btf {
                     }
                     vlen * 12
                 }
-                13 => vlen * 8,  // FUNC_PROTO
+                KIND_FUNC_PROTO => {
+                    for i in 0..vlen {
+                        let p = at + i * 8;
+                        members.push(Member { name_off: u32_at(type_data, p)?, type_id: u32_at(type_data, p + 4)?, bit_offset: 0 });
+                    }
+                    vlen * 8
+                }
                 15 => vlen * 12, // DATASEC
                 _ => 0,
             };
@@ -150,12 +162,15 @@ impl Btf {
     }
 
     /// Finds `name` among the members of struct/union `id`, looking inside anonymous
-    /// members too. Returns (bit offset, member type id).
-    fn find_member(&self, id: u32, name: &str) -> Option<(u32, u32)> {
+    /// members too (at most `MAX_NESTING` deep). Returns (bit offset, member type id).
+    fn find_member(&self, id: u32, name: &str, depth: u32) -> Option<(u32, u32)> {
         let t = self.types.get(self.resolve(id) as usize)?;
+        if depth > MAX_NESTING || !matches!(t.kind, KIND_STRUCT | KIND_UNION) {
+            return None;
+        }
         for m in &t.members {
             if m.name_off == 0 {
-                if let Some((off, ty)) = self.find_member(m.type_id, name) {
+                if let Some((off, ty)) = self.find_member(m.type_id, name, depth + 1) {
                     return Some((m.bit_offset + off, ty));
                 }
             } else if self.name(m.name_off) == name.as_bytes() {
@@ -163,6 +178,14 @@ impl Btf {
             }
         }
         None
+    }
+
+    /// The names of function `function`'s parameters, in order, from its prototype.
+    pub(crate) fn params(&self, function: &str) -> Result<Vec<String>, Error> {
+        let missing = || Error::MissingField(format!("function {function}"));
+        let func = self.types.iter().find(|t| t.kind == KIND_FUNC && self.name(t.name_off) == function.as_bytes()).ok_or_else(missing)?;
+        let proto = self.types.get(func.ref_type as usize).filter(|t| t.kind == KIND_FUNC_PROTO).ok_or_else(missing)?;
+        Ok(proto.members.iter().map(|m| String::from_utf8_lossy(self.name(m.name_off)).into_owned()).collect())
     }
 
     /// The value of enumerator `name` in `enum enum_name`.
@@ -180,7 +203,7 @@ impl Btf {
         let mut id = self.find_struct(name).ok_or_else(missing)?;
         let mut bits = 0;
         for field in path {
-            let (off, ty) = self.find_member(id, field).ok_or_else(missing)?;
+            let (off, ty) = self.find_member(id, field, 0).ok_or_else(missing)?;
             bits += off;
             id = ty;
         }
@@ -195,9 +218,11 @@ impl Btf {
 mod tests {
     use super::*;
 
-    /// Builds a BTF blob: `struct outer { int a; union { int b; struct { short c; short d; }; }; }`.
+    /// Builds a BTF blob: `struct outer { int a; union { int b; struct { short c; short d; }; }; }`,
+    /// an enum, a struct whose anonymous member is itself (not well-formed), and the two
+    /// prototypes `tcp_recvmsg` has had.
     fn sample() -> Vec<u8> {
-        let strings = b"\0int\0outer\0a\0b\0c\0d\0short\0flags\0FLAG_X\0FLAG_Y\0".to_vec();
+        let strings = b"\0int\0outer\0a\0b\0c\0d\0short\0flags\0FLAG_X\0FLAG_Y\0loop\0sk\0msg\0len\0nonblock\0addr_len\0old_recvmsg\0new_recvmsg\0".to_vec();
         let s = |name: &str| -> u32 {
             let pos = strings.windows(name.len() + 2).position(|w| w[0] == 0 && &w[1..=name.len()] == name.as_bytes() && w[name.len() + 1] == 0);
             pos.map(|p| p as u32 + 1).expect("string present")
@@ -214,6 +239,19 @@ mod tests {
         push(&[0, (KIND_UNION << 24) | 2, 4, s("b"), 1, 0, 0, 3, 0]); // 4: anon union
         push(&[s("outer"), (KIND_STRUCT << 24) | 2, 8, s("a"), 1, 0, 0, 4, 32]); // 5: outer
         push(&[s("flags"), (KIND_ENUM << 24) | 2, 4, s("FLAG_X"), 0, s("FLAG_Y"), 7]); // 6: enum
+        push(&[s("loop"), (KIND_STRUCT << 24) | 1, 4, 0, 7, 0]); // 7: struct loop { struct loop; }
+        let names = ["sk", "msg", "len", "nonblock", "flags", "addr_len"];
+        let proto = |params: &[&str]| -> Vec<u32> {
+            let mut words = vec![0, (KIND_FUNC_PROTO << 24) | params.len() as u32, 1];
+            for p in params {
+                words.extend([s(p), 1]);
+            }
+            words
+        };
+        push(&proto(&names)); // 8: before 5.19
+        push(&[s("old_recvmsg"), KIND_FUNC << 24, 8]); // 9
+        push(&proto(&[names[0], names[1], names[2], names[4], names[5]])); // 10: 5.19 on
+        push(&[s("new_recvmsg"), KIND_FUNC << 24, 10]); // 11
         let mut blob = Vec::new();
         blob.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         blob.extend_from_slice(&[1, 0]);
@@ -237,6 +275,24 @@ mod tests {
         assert_eq!(btf.enum_value("flags", "FLAG_Y").ok(), Some(7));
         assert_eq!(btf.enum_value("flags", "FLAG_X").ok(), Some(0));
         assert!(btf.enum_value("flags", "FLAG_Z").is_err());
+    }
+
+    #[test]
+    fn a_member_loop_is_a_missing_member_not_a_crash() {
+        let btf = Btf::parse(&sample()).expect("valid sample");
+        assert!(btf.member_offset("loop", &["x"]).is_err());
+    }
+
+    /// `tcp_recvmsg` lost its `nonblock` argument in 5.19: `flags` moved, and so did an
+    /// fexit program's return value.
+    #[test]
+    fn recvmsg_argument_positions_follow_the_prototype() {
+        use tracer_common::offsets::RecvmsgArgs;
+        let btf = Btf::parse(&sample()).expect("valid sample");
+        assert_eq!(btf.params("new_recvmsg").expect("params"), ["sk", "msg", "len", "flags", "addr_len"]);
+        assert_eq!(crate::loader::recvmsg_args(&btf, "old_recvmsg").ok(), Some(RecvmsgArgs { flags: 4, count: 6 }));
+        assert_eq!(crate::loader::recvmsg_args(&btf, "new_recvmsg").ok(), Some(RecvmsgArgs { flags: 3, count: 5 }));
+        assert!(crate::loader::recvmsg_args(&btf, "no_such_function").is_err());
     }
 
     #[test]

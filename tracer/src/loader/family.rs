@@ -263,12 +263,14 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         }
         (Hook::Retransmit, HookFamily::Tracepoint) => return retransmit_tracepoint(ebpf, facts, options),
         (Hook::Bytes, HookFamily::Fentry) => {
+            facts.recvmsg.as_ref().map_err(Clone::clone)?;
             let btf = facts.aya_btf()?;
             fexit(ebpf, btf, "tt_send_fexit", "tcp_sendmsg")?;
             fexit(ebpf, btf, "tt_recv_fexit", "tcp_recvmsg")?;
             fentry(ebpf, btf, "tt_dstr_fent", "tcp_v4_destroy_sock")
         }
         (Hook::Bytes, HookFamily::Kprobe) => {
+            facts.recvmsg.as_ref().map_err(Clone::clone)?;
             kprobe(ebpf, "tt_send_kp", &["tcp_sendmsg"])?;
             kprobe(ebpf, "tt_send_krp", &["tcp_sendmsg"])?;
             kprobe(ebpf, "tt_recv_kp", &["tcp_recvmsg"])?;

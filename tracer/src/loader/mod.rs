@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use aya::{Ebpf, EbpfLoader};
 use tracer_common::{
     filter::{Config, Filter},
-    offsets::{LengthTpOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets, OFFSET_ABSENT},
+    offsets::{LengthTpOffsets, RecvmsgArgs, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets, OFFSET_ABSENT},
 };
 
 pub(crate) use family::{Hook, HookFamily};
@@ -46,6 +46,9 @@ pub(crate) enum Error {
 pub(crate) struct KernelFacts {
     pub(crate) sock: SockOffsets,
     pub(crate) task: Result<TaskOffsets, String>,
+    /// `tcp_recvmsg`'s argument positions, for the per-call hooks of the fentry and kprobe
+    /// families.
+    pub(crate) recvmsg: Result<RecvmsgArgs, String>,
     pub(crate) state_tp: Result<StateTpOffsets, String>,
     pub(crate) accept_tp: Result<SyscallTpOffsets, String>,
     pub(crate) length_tp: Result<LengthTpOffsets, String>,
@@ -97,6 +100,7 @@ impl KernelFacts {
             icsk_timeout: optional(icsk(&["icsk_timeout"]).or_else(|_| icsk(&["icsk_retransmit_timer", "expires"]))),
         };
         let task = task_offsets(&btf).map_err(|e| e.to_string());
+        let recvmsg = recvmsg_args(&btf, "tcp_recvmsg").map_err(|e| e.to_string());
         // Our parse of the BTF goes before aya's: holding both at once would double the
         // peak memory (vmlinux BTF is several MB, and parsed it is more).
         drop(btf);
@@ -111,6 +115,7 @@ impl KernelFacts {
         Ok(Self {
             sock,
             task,
+            recvmsg,
             state_tp,
             accept_tp,
             length_tp,
@@ -148,6 +153,14 @@ fn embedded_offset(btf: &btf::Btf, outer: &str, path_to_sock: &[&str], member: &
         return Err(Error::MissingField(format!("struct {outer} with its sock at offset 0")));
     }
     btf.member_offset(outer, &[member])
+}
+
+/// Where `function` (`tcp_recvmsg`) takes its `flags`, and how many arguments it takes:
+/// both moved in 5.19 (see `RecvmsgArgs`).
+pub(crate) fn recvmsg_args(btf: &btf::Btf, function: &str) -> Result<RecvmsgArgs, Error> {
+    let params = btf.params(function)?;
+    let flags = params.iter().position(|p| p == "flags").ok_or_else(|| Error::MissingField(format!("argument flags of {function}")))?;
+    Ok(RecvmsgArgs { flags: flags as u32, count: params.len() as u32 })
 }
 
 fn task_offsets(btf: &btf::Btf) -> Result<TaskOffsets, Error> {
@@ -230,6 +243,7 @@ pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config,
     let retrans_tp = facts.retrans_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
     let destroy_tp = facts.destroy_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
     let task = facts.task.clone().unwrap_or(TaskOffsets::ABSENT);
+    let recvmsg = facts.recvmsg.clone().unwrap_or(RecvmsgArgs::ABSENT);
     EbpfLoader::new()
         // `new()` has parsed the kernel's BTF for CO-RE relocations, which this object has
         // none of (every offset comes in through the globals below). Dropped before the
@@ -243,6 +257,7 @@ pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config,
         .override_global("LENGTH_TP_OFFSETS", &length_tp, true)
         .override_global("RETRANS_TP_OFFSETS", &retrans_tp, true)
         .override_global("TASK_OFFSETS", &task, true)
+        .override_global("RECVMSG_ARGS", &recvmsg, true)
         .override_global("DESTROY_TP_OFFSETS", &destroy_tp, true)
         .map_max_entries("EVENTS", sizes.ring_bytes)
         .map_max_entries("SOCKS", sizes.max_connections)
