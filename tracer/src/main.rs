@@ -68,6 +68,8 @@ fn main() -> ExitCode {
 fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`tcptrace | head`, `--list-probes | head -1`): a normal end.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("tcptrace: {err:#}");
             ExitCode::from(if err.downcast_ref::<filter::UsageError>().is_some() { 2 } else { 1 })

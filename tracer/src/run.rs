@@ -87,10 +87,7 @@ fn trace(cli: &Cli, tracer: &mut loader::Tracer) -> Result<()> {
             Err(e) => eprintln!("tcptrace: cannot read the connection map: {e:#}"),
         }
     }
-    match result {
-        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => Ok(()),
-        other => other,
-    }
+    result
 }
 
 /// What went through, and what did not, for the summary line (the trace's and `serve`'s).
@@ -205,10 +202,19 @@ fn drain<W: Write>(
     Ok(*left == Some(0))
 }
 
+/// Whether the reader of our stdout has gone: a pipe whose reading end is closed polls
+/// as POLLERR (a terminal that hung up, as POLLHUP). Files and terminals poll as neither.
+fn reader_gone() -> bool {
+    let mut stdout = libc::pollfd { fd: libc::STDOUT_FILENO, events: 0, revents: 0 };
+    // SAFETY: one valid pollfd; a zero timeout never blocks.
+    let ready = unsafe { libc::poll(&raw mut stdout, 1, 0) };
+    ready == 1 && stdout.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
 /// Moves events until SIGINT/SIGTERM, flushing after each drain of the ring buffer, then
 /// prints a one-line summary on stderr.
 async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mut loader::Tracer, verbose: bool, stop: Stop) -> Result<()> {
-    let clock = Clock::now();
+    let mut clock = Clock::now();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -234,6 +240,13 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
                 if now.lost() > lost_reported {
                     eprintln!("tcptrace: so far {}", now.describe());
                     lost_reported = now.lost();
+                }
+                // The wall clock may have been stepped (NTP) or the machine suspended
+                // (the kernel's monotonic clock stops meanwhile): times follow it.
+                clock = Clock::now();
+                // `tcptrace | head` on a quiet machine: no write would ever fail.
+                if reader_gone() {
+                    return Err(io::Error::from(io::ErrorKind::BrokenPipe).into());
                 }
             }
             guard = source.ring.readable_mut() => {

@@ -196,10 +196,7 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     let end = crate::run::losses(&source.losses);
     let undecodable = if source.undecodable > 0 { format!("; {} undecodable", source.undecodable) } else { String::new() };
     eprintln!("tcptrace: {}{undecodable}", end.describe());
-    match result {
-        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => Ok(()),
-        other => other,
-    }
+    result
 }
 
 /// Whether to end the view: a signal, or `-d`'s time is up.

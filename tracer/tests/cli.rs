@@ -205,6 +205,16 @@ fn a_reader_that_goes_away_ends_tcptrace_quietly() {
     assert_eq!(code, Some(0), "{stderr:?}");
     // Nothing but what -v (which the harness passes) always says at exit.
     assert!(stderr.iter().all(|l| l.starts_with("tcptrace: connections tracked at exit")), "{stderr:?}");
+
+    // On a quiet machine no write fails: tcptrace notices the reader's end by itself.
+    let mut trace = Trace::start_as("plain", &["-e", "connect", "--port", &port]);
+    let mut reader = std::io::BufReader::new(trace.take_stdout());
+    let mut header = String::new();
+    reader.read_line(&mut header).expect("read the header");
+    drop(reader);
+    let (code, _, stderr) = trace.wait_for_exit();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    assert!(stderr.iter().all(|l| l.starts_with("tcptrace: connections tracked at exit")), "{stderr:?}");
 }
 
 #[test]
