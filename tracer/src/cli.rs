@@ -65,11 +65,13 @@ pub(crate) struct Cli {
     #[arg(short, long, value_name = "UID")]
     pub(crate) uid: Option<u32>,
 
-    /// Only IPv4 connections.
+    /// Only IPv4 sockets. An IPv4 peer of a dual-stack listener (bound to `[::]`, as Go
+    /// and Java servers are by default) is on an IPv6 socket, shown as `::ffff:a.b.c.d`
+    /// (as `ss` shows it), so -6 keeps it and -4 does not.
     #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
     pub(crate) ipv4: bool,
 
-    /// Only IPv6 connections.
+    /// Only IPv6 sockets (IPv4-mapped addresses included: see --ipv4).
     #[arg(short = '6', long = "ipv6")]
     pub(crate) ipv6: bool,
 
@@ -174,7 +176,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9433")]
     pub(crate) listen: std::net::SocketAddr,
 
-    /// Labels to add to the per-connection metrics, besides `comm` and `rport_class`
+    /// Labels to add to the per-connection metrics, besides `comm` and `service_port`
     /// (comma-separated). Each multiplies the number of series: see --max-series.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LABEL,...")]
     pub(crate) labels: Vec<LabelArg>,

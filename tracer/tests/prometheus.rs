@@ -160,7 +160,7 @@ fn dashboard_queries(dashboard: &Value) -> Vec<String> {
         .into_iter()
         .map(|e| {
             let mut e = e.replace("$__rate_interval", "1m").replace("${__rate_interval}", "1m").replace("$__interval", "15s");
-            for var in ["instance", "comm", "rport_class"] {
+            for var in ["instance", "comm", "service_port"] {
                 e = e.replace(&format!("${{{var}:regex}}"), ".*").replace(&format!("${{{var}}}"), ".*").replace(&format!("${var}"), ".*");
             }
             e

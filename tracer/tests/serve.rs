@@ -64,7 +64,7 @@ fn counters_move_by_exactly_the_traffic_made() {
     assert_eq!(count("tcptrace_connections_opened_total", &[("comm", "ttfail"), ("result", "failed")]), FAILED as f64);
     assert_eq!(count("tcptrace_connections_opened_total", &[]), 2.0 * n + FAILED as f64, "nothing else counted");
     assert_eq!(
-        count("tcptrace_connect_failures_total", &[("comm", "ttfail"), ("errno", "ECONNREFUSED"), ("rport_class", "ephemeral")]),
+        count("tcptrace_connect_failures_total", &[("comm", "ttfail"), ("errno", "ECONNREFUSED"), ("service_port", "ephemeral")]),
         FAILED as f64
     );
     // Bytes, both ways, exactly as sent.

@@ -1,7 +1,7 @@
 //! The metrics `tcptrace serve` exposes, and how each event moves them.
 //!
 //! Cardinality: every per-connection metric carries the same *label set* (`comm`,
-//! `rport_class`, and whatever `--labels` adds) and a few bounded labels of its own
+//! `service_port`, and whatever `--labels` adds) and a few bounded labels of its own
 //! (`direction`, `result`, `errno`, ...). At most `--max-series` label sets are kept;
 //! an event that would start another is counted in `tcptrace_series_dropped_total`
 //! and not recorded, so memory stays bounded whatever the traffic looks like.
@@ -73,6 +73,18 @@ impl HistogramSlot {
 
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
+/// `net.ipv4.ip_local_port_range` (which IPv6 shares), or the kernel's default range when
+/// it cannot be read.
+fn ephemeral_ports() -> std::ops::RangeInclusive<u16> {
+    parse_port_range(&std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default()).unwrap_or(32768..=60999)
+}
+
+fn parse_port_range(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
+    let mut ports = text.split_whitespace().map(str::parse::<u16>);
+    let (Some(Ok(first)), Some(Ok(last))) = (ports.next(), ports.next()) else { return None };
+    (first <= last).then_some(first..=last)
+}
+
 /// Label set number `series` of `all`, followed by `more`.
 fn full_labels(all: &[Labels], series: u32, more: Labels) -> Labels {
     let mut labels = all[series as usize].clone();
@@ -96,10 +108,9 @@ fn lifetime_histogram() -> Histogram {
 struct SeriesKey {
     /// None when the owner is unknown (the label is left out).
     comm: Option<crate::event::Comm>,
-    /// The remote port's class (the `rport_class` label): the number for a well-known port
-    /// (below 1024), else None for `ephemeral`, so that one label stays bounded whatever
-    /// ports clients use.
-    well_known_rport: Option<u16>,
+    /// The server side's port (the `service_port` label), None for `ephemeral`: see
+    /// `Metrics::service_port`.
+    service_port: Option<u16>,
     pid: Option<u32>,
     lport: Option<u16>,
     raddr: Option<std::net::IpAddr>,
@@ -114,8 +125,8 @@ impl SeriesKey {
         if let Some(comm) = &self.comm {
             labels.push(("comm", comm.to_string()));
         }
-        let rport_class = self.well_known_rport.map_or_else(|| "ephemeral".to_string(), |p| p.to_string());
-        labels.push(("rport_class", rport_class));
+        let service_port = self.service_port.map_or_else(|| "ephemeral".to_string(), |p| p.to_string());
+        labels.push(("service_port", service_port));
         for extra in extra_labels {
             let (name, value) = match extra {
                 LabelArg::Pid => ("pid", self.pid.map(|p| p.to_string())),
@@ -148,6 +159,8 @@ pub(crate) struct Metrics {
     /// Connections seen opening and not yet closed, with their open gauge.
     open: FastMap<Endpoints, Gauge>,
     max_open: usize,
+    /// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`).
+    ephemeral: std::ops::RangeInclusive<u16>,
     warned_full: bool,
 
     opened: Family<Labels, Counter>,
@@ -184,6 +197,7 @@ impl Metrics {
             gauges: FastMap::default(),
             open: FastMap::default(),
             max_open: max_open as usize,
+            ephemeral: ephemeral_ports(),
             warned_full: false,
             opened: Family::default(),
             connect_failures: Family::default(),
@@ -259,13 +273,33 @@ impl Metrics {
         self.filtered.inc_by(count.saturating_sub(self.filtered.get()));
     }
 
+    /// The port of the connection's server side, the one that tells services apart: the
+    /// remote port of a connection this host opened, the local port of one it accepted;
+    /// where the event does not say which (retransmits, connections older than tcptrace),
+    /// the local port if only it lies outside the ephemeral range. None (`ephemeral`) when
+    /// that port is a remote one inside the range, so the label stays bounded whatever
+    /// ports clients use; a local one is a listening port, and those are few.
+    fn service_port(&self, event: &Event) -> Option<u16> {
+        let ep = &event.endpoints;
+        let local = match &event.detail {
+            Detail::Accept => true,
+            Detail::Connect { .. } => false,
+            Detail::Close(c) if c.direction != Direction::Unknown => c.direction == Direction::Passive,
+            _ => !self.ephemeral.contains(&ep.lport) && self.ephemeral.contains(&ep.rport),
+        };
+        match local {
+            true => Some(ep.lport),
+            false => (!self.ephemeral.contains(&ep.rport)).then_some(ep.rport),
+        }
+    }
+
     /// What sets `event`'s label set apart, with nothing allocated: the per-event lookup.
     fn series_key(&self, event: &Event) -> SeriesKey {
         let owner = event.owner.known().then_some(&event.owner);
         let ep = &event.endpoints;
         let mut key = SeriesKey {
             comm: owner.map(|o| o.comm.clone()).filter(|c| !c.is_empty()),
-            well_known_rport: (ep.rport < 1024).then_some(ep.rport),
+            service_port: self.service_port(event),
             pid: None,
             lport: None,
             raddr: None,
@@ -412,5 +446,31 @@ mod tests {
         let opened = text.lines().find(|l| l.starts_with("tcptrace_connections_opened_total{")).expect("an opened series");
         assert_eq!(opened.matches("pid=").count(), 1, "{opened}");
         assert!(opened.contains(r#"pid="4242""#) && opened.contains(r#"rport="8080""#), "{opened}");
+    }
+
+    /// The service port: the listening side's, whichever side this host is.
+    #[test]
+    fn service_port_is_the_server_sides_port() {
+        let mut registry = Registry::default();
+        let mut metrics = Metrics::new(&mut registry, Vec::new(), 10, 10);
+        metrics.ephemeral = 32768..=60999;
+        let events = crate::printer::tests::one_of_each();
+        let with_ports = |i: usize, lport: u16, rport: u16| {
+            let mut e = events[i].clone();
+            e.endpoints.lport = lport;
+            e.endpoints.rport = rport;
+            metrics.service_port(&e)
+        };
+        // 0: a connect; 2: an accept; 3: an active close; 5: a retransmit (no direction).
+        assert_eq!(with_ports(0, 40000, 5432), Some(5432));
+        assert_eq!(with_ports(0, 40000, 45000), None, "a remote port in the ephemeral range");
+        assert_eq!(with_ports(2, 8080, 45000), Some(8080));
+        assert_eq!(with_ports(2, 45000, 45001), Some(45000), "a listening port, even in the range");
+        assert_eq!(with_ports(3, 40000, 443), Some(443));
+        assert_eq!(with_ports(5, 443, 50000), Some(443), "local port outside the range, remote inside");
+        assert_eq!(with_ports(5, 50000, 6379), Some(6379));
+        assert_eq!(parse_port_range("32768\t60999\n"), Some(32768..=60999));
+        assert_eq!(parse_port_range("9 1"), None);
+        assert_eq!(parse_port_range(""), None);
     }
 }
