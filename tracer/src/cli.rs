@@ -161,7 +161,7 @@ pub(crate) enum Command {
     /// Print the man page (roff), made from this command line's own definition.
     Man,
     /// A live table of the busiest connections (batch snapshots when not on a terminal).
-    /// Keys: s sorts by the next column, / filters (Enter keeps, Esc clears), q quits.
+    /// Keys: s sorts by the next column, / filters (Enter keeps, Esc clears), q or Ctrl-C quits.
     /// The main command's filters apply: `tcptrace --port 443 top`.
     Top(TopArgs),
     /// Serve Prometheus/OpenMetrics metrics over HTTP (`/metrics`, `/healthz`) until
