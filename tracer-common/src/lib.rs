@@ -30,7 +30,6 @@ mod pod {
     unsafe impl aya::Pod for crate::offsets::SyscallTpOffsets {}
     unsafe impl aya::Pod for crate::offsets::LengthTpOffsets {}
     unsafe impl aya::Pod for crate::offsets::TaskOffsets {}
-    unsafe impl aya::Pod for crate::offsets::RecvmsgArgs {}
     unsafe impl aya::Pod for crate::offsets::RetransTpOffsets {}
     unsafe impl aya::Pod for crate::filter::Config {}
     unsafe impl aya::Pod for crate::conn::SockInfo {}

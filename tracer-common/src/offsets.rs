@@ -186,21 +186,3 @@ impl TaskOffsets {
         sk: OFFSET_ABSENT,
     };
 }
-
-/// Where `tcp_recvmsg`'s arguments are. Linux 5.19 dropped its `nonblock` argument:
-/// `(sk, msg, len, nonblock, flags, addr_len)` before, `(sk, msg, len, flags, addr_len)`
-/// since; so the position of `flags`, and of an fexit program's return value (right after
-/// the last argument), come from the prototype in BTF.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RecvmsgArgs {
-    /// Index of the `flags` argument.
-    pub flags: u32,
-    /// How many arguments it takes.
-    pub count: u32,
-}
-
-impl RecvmsgArgs {
-    pub const ABSENT: Self = Self { flags: OFFSET_ABSENT, count: OFFSET_ABSENT };
-}
-

@@ -4,27 +4,40 @@ use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id};
 
 use crate::maps::CALL_ARGS;
 
+/// Which function's call: each has its own entry per thread, because one can run inside
+/// another on the same thread (a retransmit timer's softirq interrupting `tcp_sendmsg`
+/// runs as the interrupted thread; `release_sock` runs deferred timer work inside the
+/// call), and a shared entry would be overwritten, then taken by the wrong return.
+#[derive(Clone, Copy)]
+pub(crate) enum Call {
+    Send = 1,
+    Recv = 2,
+    Retransmit = 3,
+    LossProbe = 4,
+}
+
 /// The thread's id; in the idle task (tid 0 on every CPU, softirq work) the CPU instead,
-/// which cannot change under a softirq.
+/// which cannot change under a softirq. The call's kind in bits 48-55.
 #[inline(always)]
-fn key() -> u64 {
+fn key(call: Call) -> u64 {
     let tid = bpf_get_current_pid_tgid() & 0xffff_ffff;
-    if tid == 0 {
+    let base = if tid == 0 {
         // SAFETY: no preconditions.
         (1 << 63) | u64::from(unsafe { bpf_get_smp_processor_id() })
     } else {
         tid
-    }
+    };
+    base | (call as u64) << 48
 }
 
 #[inline(always)]
-pub(crate) fn save(sk: u64) {
-    let _ = CALL_ARGS.insert(&key(), &sk, 0);
+pub(crate) fn save(call: Call, sk: u64) {
+    let _ = CALL_ARGS.insert(&key(call), &sk, 0);
 }
 
 #[inline(always)]
-pub(crate) fn take() -> Option<u64> {
-    let k = key();
+pub(crate) fn take(call: Call) -> Option<u64> {
+    let k = key(call);
     // SAFETY: a u64 map value.
     let sk = unsafe { *CALL_ARGS.get_ptr(&k)? };
     let _ = CALL_ARGS.remove(&k);

@@ -4,7 +4,7 @@
 use tracer_common::{
     event::{kind_bit, EventKind},
     filter::{Config, Filter},
-    offsets::{LengthTpOffsets, RecvmsgArgs, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets},
+    offsets::{LengthTpOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets},
 };
 
 #[unsafe(no_mangle)]
@@ -35,9 +35,6 @@ static DESTROY_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets::ABSENT;
 #[unsafe(no_mangle)]
 static TASK_OFFSETS: TaskOffsets = TaskOffsets::ABSENT;
 
-#[unsafe(no_mangle)]
-static RECVMSG_ARGS: RecvmsgArgs = RecvmsgArgs::ABSENT;
-
 macro_rules! getter {
     ($name:ident, $global:ident, $ty:ty) => {
         #[inline(always)]
@@ -66,11 +63,6 @@ macro_rules! field_getters {
 pub(crate) mod sock_off {
     field_getters!(SOCK_OFFSETS: family, state, sport, dport, daddr, rcv_saddr, v6_daddr, v6_rcv_saddr, err, protocol, owned, flags,
         sock_done_bit, bytes_acked, bytes_sent, bytes_retrans, bytes_received, total_retrans, srtt_us, icsk_pending, icsk_timeout);
-}
-
-/// `RECVMSG_ARGS`, field by field.
-pub(crate) mod recvmsg_args {
-    field_getters!(RECVMSG_ARGS: flags, count);
 }
 
 /// `TASK_OFFSETS`, field by field.

@@ -57,7 +57,7 @@ pub(crate) static STATE_BUSY: PerCpuArray<u32> = PerCpuArray::with_max_entries(1
 pub(crate) static CONNECT_ARGS: LruHashMap<u32, ConnectArgs> = LruHashMap::with_max_entries(16_384, 0);
 
 /// The `struct sock *` argument of a kprobe'd call until its kretprobe runs, keyed by
-/// `calls::key()` (thread, or CPU for the idle task). Inserted: kprobe entries of
+/// `calls::key()` (thread, or CPU for the idle task, and which call). Inserted: kprobe entries of
 /// `tcp_sendmsg`, `tcp_recvmsg`, `tcp_retransmit_skb`, `tcp_send_loss_probe`, `inet_csk_accept` (none: it
 /// returns the sock). Deleted and read: the matching kretprobe.
 #[map]

@@ -2,7 +2,8 @@
 //!
 //! `int tcp_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)`
 //! `int tcp_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len)`
-//! (5.19+; before, `int nonblock` came before `flags`: see `RecvmsgArgs`)
+//! (5.19 on; before, `int nonblock` came before `flags`: the `6` variants below, which the
+//! loader picks from the prototype in BTF. A context's offsets must be constants.)
 //! https://github.com/torvalds/linux/blob/v6.1/net/ipv4/tcp.c#L1479
 
 use aya_ebpf::{macros::fexit, programs::FExitContext};
@@ -15,9 +16,13 @@ pub(crate) fn tt_send_fexit(ctx: FExitContext) -> u32 {
 
 #[fexit(function = "tcp_recvmsg")]
 pub(crate) fn tt_recv_fexit(ctx: FExitContext) -> u32 {
-    use crate::globals::recvmsg_args;
-    // Positions from BTF; the loader attaches this only when it found them.
-    let (flags, count) = (recvmsg_args::flags() as usize, recvmsg_args::count() as usize);
-    super::on_call(ctx.arg(0), i64::from(ctx.arg::<i32>(count)), false, ctx.arg(flags));
+    super::on_call(ctx.arg(0), i64::from(ctx.arg::<i32>(5)), false, ctx.arg(3));
+    0
+}
+
+/// `tcp_recvmsg(sk, msg, len, nonblock, flags, addr_len)`, before 5.19.
+#[fexit(function = "tcp_recvmsg")]
+pub(crate) fn tt_recv_fexit6(ctx: FExitContext) -> u32 {
+    super::on_call(ctx.arg(0), i64::from(ctx.arg::<i32>(6)), false, ctx.arg(4));
     0
 }

@@ -5,21 +5,21 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 
-use crate::calls;
+use crate::calls::{self, Call};
 
 const MSG_PEEK: i32 = 2;
 
 #[kprobe]
 pub(crate) fn tt_send_kp(ctx: ProbeContext) -> u32 {
     if let Some(sk) = ctx.arg::<u64>(0) {
-        calls::save(sk);
+        calls::save(Call::Send, sk);
     }
     0
 }
 
 #[kretprobe]
 pub(crate) fn tt_send_krp(ctx: RetProbeContext) -> u32 {
-    if let Some(sk) = calls::take() {
+    if let Some(sk) = calls::take(Call::Send) {
         super::on_call(sk, i64::from(ctx.ret::<i32>()), true, 0);
     }
     0
@@ -27,19 +27,30 @@ pub(crate) fn tt_send_krp(ctx: RetProbeContext) -> u32 {
 
 #[kprobe]
 pub(crate) fn tt_recv_kp(ctx: ProbeContext) -> u32 {
+    recv_entry(ctx.arg::<u64>(0), ctx.arg::<i32>(3));
+    0
+}
+
+/// `tcp_recvmsg(sk, msg, len, nonblock, flags, addr_len)`, before 5.19 (see `fentry.rs`).
+#[kprobe]
+pub(crate) fn tt_recv_kp6(ctx: ProbeContext) -> u32 {
+    recv_entry(ctx.arg::<u64>(0), ctx.arg::<i32>(4));
+    0
+}
+
+#[inline(always)]
+fn recv_entry(sk: Option<u64>, flags: Option<i32>) {
     // A peek returns bytes without consuming them: not counted, so not even saved.
-    let flags_at = crate::globals::recvmsg_args::flags() as usize;
-    if let (Some(sk), Some(flags)) = (ctx.arg::<u64>(0), ctx.arg::<i32>(flags_at)) {
+    if let (Some(sk), Some(flags)) = (sk, flags) {
         if flags & MSG_PEEK == 0 {
-            calls::save(sk);
+            calls::save(Call::Recv, sk);
         }
     }
-    0
 }
 
 #[kretprobe]
 pub(crate) fn tt_recv_krp(ctx: RetProbeContext) -> u32 {
-    if let Some(sk) = calls::take() {
+    if let Some(sk) = calls::take(Call::Recv) {
         super::on_call(sk, i64::from(ctx.ret::<i32>()), false, 0);
     }
     0

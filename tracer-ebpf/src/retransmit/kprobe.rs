@@ -5,19 +5,19 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 
-use crate::calls;
+use crate::calls::{self, Call};
 
 #[kprobe]
 pub(crate) fn tt_rtx_kp(ctx: ProbeContext) -> u32 {
     if let Some(sk) = ctx.arg::<u64>(0) {
-        calls::save(sk);
+        calls::save(Call::Retransmit, sk);
     }
     0
 }
 
 #[kretprobe]
 pub(crate) fn tt_rtx_krp(ctx: RetProbeContext) -> u32 {
-    if let Some(sk) = calls::take() {
+    if let Some(sk) = calls::take(Call::Retransmit) {
         if ctx.ret::<i32>() == 0 {
             super::on_retransmit::<crate::sock::Probe>(sk, false);
         }
@@ -30,14 +30,14 @@ pub(crate) fn tt_rtx_krp(ctx: RetProbeContext) -> u32 {
 pub(crate) fn tt_tlp_kp(ctx: ProbeContext) -> u32 {
     if let Some(sk) = ctx.arg::<u64>(0) {
         super::loss_probe_entry(sk);
-        calls::save(sk);
+        calls::save(Call::LossProbe, sk);
     }
     0
 }
 
 #[kretprobe]
 pub(crate) fn tt_tlp_krp(_ctx: RetProbeContext) -> u32 {
-    if let Some(sk) = calls::take() {
+    if let Some(sk) = calls::take(Call::LossProbe) {
         super::loss_probe_exit(sk);
     }
     0

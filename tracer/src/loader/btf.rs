@@ -287,12 +287,16 @@ mod tests {
     /// fexit program's return value.
     #[test]
     fn recvmsg_argument_positions_follow_the_prototype() {
-        use tracer_common::offsets::RecvmsgArgs;
+        use crate::loader::RecvmsgArgs;
         let btf = Btf::parse(&sample()).expect("valid sample");
         assert_eq!(btf.params("new_recvmsg").expect("params"), ["sk", "msg", "len", "flags", "addr_len"]);
         assert_eq!(crate::loader::recvmsg_args(&btf, "old_recvmsg").ok(), Some(RecvmsgArgs { flags: 4, count: 6 }));
         assert_eq!(crate::loader::recvmsg_args(&btf, "new_recvmsg").ok(), Some(RecvmsgArgs { flags: 3, count: 5 }));
         assert!(crate::loader::recvmsg_args(&btf, "no_such_function").is_err());
+        // Each prototype has its programs; an unknown one has none.
+        assert_eq!(RecvmsgArgs { flags: 3, count: 5 }.programs(), Ok(("tt_recv_fexit", "tt_recv_kp")));
+        assert_eq!(RecvmsgArgs { flags: 4, count: 6 }.programs(), Ok(("tt_recv_fexit6", "tt_recv_kp6")));
+        assert!(RecvmsgArgs { flags: 2, count: 4 }.programs().is_err());
     }
 
     #[test]

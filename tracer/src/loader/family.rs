@@ -206,8 +206,8 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::Retransmit, HookFamily::Fentry) => &["tt_rtx_fexit", "tt_tlp_fent", "tt_tlp_fexit"],
         (Hook::Retransmit, HookFamily::Kprobe) => &["tt_rtx_kp", "tt_rtx_krp", "tt_tlp_kp", "tt_tlp_krp"],
         (Hook::Retransmit, HookFamily::Tracepoint) => &["tt_rtx_btf", "tt_rtx_tp"],
-        (Hook::Bytes, HookFamily::Fentry) => &["tt_send_fexit", "tt_recv_fexit", "tt_dstr_fent"],
-        (Hook::Bytes, HookFamily::Kprobe) => &["tt_send_kp", "tt_send_krp", "tt_recv_kp", "tt_recv_krp", "tt_dstr_kp"],
+        (Hook::Bytes, HookFamily::Fentry) => &["tt_send_fexit", "tt_recv_fexit", "tt_recv_fexit6", "tt_dstr_fent"],
+        (Hook::Bytes, HookFamily::Kprobe) => &["tt_send_kp", "tt_send_krp", "tt_recv_kp", "tt_recv_kp6", "tt_recv_krp", "tt_dstr_kp"],
         (Hook::Bytes, HookFamily::Tracepoint) => &["tt_send_tp", "tt_recv_tp", "tt_dstr_tp"],
     }
 }
@@ -263,17 +263,17 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         }
         (Hook::Retransmit, HookFamily::Tracepoint) => return retransmit_tracepoint(ebpf, facts, options),
         (Hook::Bytes, HookFamily::Fentry) => {
-            facts.recvmsg.as_ref().map_err(Clone::clone)?;
+            let (recv, _) = facts.recvmsg.clone()?.programs()?;
             let btf = facts.aya_btf()?;
             fexit(ebpf, btf, "tt_send_fexit", "tcp_sendmsg")?;
-            fexit(ebpf, btf, "tt_recv_fexit", "tcp_recvmsg")?;
+            fexit(ebpf, btf, recv, "tcp_recvmsg")?;
             fentry(ebpf, btf, "tt_dstr_fent", "tcp_v4_destroy_sock")
         }
         (Hook::Bytes, HookFamily::Kprobe) => {
-            facts.recvmsg.as_ref().map_err(Clone::clone)?;
+            let (_, recv) = facts.recvmsg.clone()?.programs()?;
             kprobe(ebpf, "tt_send_kp", &["tcp_sendmsg"])?;
             kprobe(ebpf, "tt_send_krp", &["tcp_sendmsg"])?;
-            kprobe(ebpf, "tt_recv_kp", &["tcp_recvmsg"])?;
+            kprobe(ebpf, recv, &["tcp_recvmsg"])?;
             kprobe(ebpf, "tt_recv_krp", &["tcp_recvmsg"])?;
             kprobe(ebpf, "tt_dstr_kp", &["tcp_v4_destroy_sock"])
         }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use aya::{Ebpf, EbpfLoader};
 use tracer_common::{
     filter::{Config, Filter},
-    offsets::{LengthTpOffsets, RecvmsgArgs, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets, OFFSET_ABSENT},
+    offsets::{LengthTpOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets, OFFSET_ABSENT},
 };
 
 pub(crate) use family::{Hook, HookFamily};
@@ -155,8 +155,30 @@ fn embedded_offset(btf: &btf::Btf, outer: &str, path_to_sock: &[&str], member: &
     btf.member_offset(outer, &[member])
 }
 
-/// Where `function` (`tcp_recvmsg`) takes its `flags`, and how many arguments it takes:
-/// both moved in 5.19 (see `RecvmsgArgs`).
+/// Where `tcp_recvmsg` takes its `flags`, and how many arguments it takes. Linux 5.19
+/// dropped its `nonblock` argument: `(sk, msg, len, nonblock, flags, addr_len)` before,
+/// `(sk, msg, len, flags, addr_len)` since. The kernel programs read a context at constant
+/// offsets only, so there is one program per prototype, and these pick it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RecvmsgArgs {
+    /// Index of the `flags` argument.
+    pub(crate) flags: u32,
+    /// How many arguments it takes (an fexit program's return value comes next).
+    pub(crate) count: u32,
+}
+
+impl RecvmsgArgs {
+    /// Which of the per-call programs read these positions: (fexit, kprobe).
+    pub(crate) fn programs(self) -> Result<(&'static str, &'static str), String> {
+        match (self.flags, self.count) {
+            (3, 5) => Ok(("tt_recv_fexit", "tt_recv_kp")),
+            (4, 6) => Ok(("tt_recv_fexit6", "tt_recv_kp6")),
+            _ => Err(format!("tcp_recvmsg takes flags as argument {} of {}: no program for that prototype", self.flags, self.count)),
+        }
+    }
+}
+
+/// `function`'s (`tcp_recvmsg`'s) argument positions, from its prototype in BTF.
 pub(crate) fn recvmsg_args(btf: &btf::Btf, function: &str) -> Result<RecvmsgArgs, Error> {
     let params = btf.params(function)?;
     let flags = params.iter().position(|p| p == "flags").ok_or_else(|| Error::MissingField(format!("argument flags of {function}")))?;
@@ -243,7 +265,6 @@ pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config,
     let retrans_tp = facts.retrans_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
     let destroy_tp = facts.destroy_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
     let task = facts.task.clone().unwrap_or(TaskOffsets::ABSENT);
-    let recvmsg = facts.recvmsg.clone().unwrap_or(RecvmsgArgs::ABSENT);
     EbpfLoader::new()
         // `new()` has parsed the kernel's BTF for CO-RE relocations, which this object has
         // none of (every offset comes in through the globals below). Dropped before the
@@ -257,7 +278,6 @@ pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config,
         .override_global("LENGTH_TP_OFFSETS", &length_tp, true)
         .override_global("RETRANS_TP_OFFSETS", &retrans_tp, true)
         .override_global("TASK_OFFSETS", &task, true)
-        .override_global("RECVMSG_ARGS", &recvmsg, true)
         .override_global("DESTROY_TP_OFFSETS", &destroy_tp, true)
         .map_max_entries("EVENTS", sizes.ring_bytes)
         .map_max_entries("SOCKS", sizes.max_connections)
