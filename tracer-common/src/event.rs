@@ -40,11 +40,15 @@ pub struct EventHeader {
     pub uid: u32,
     /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC; userspace converts to wall-clock time.
     pub ts_ns: u64,
+    /// Which socket (the kernel's address of it, used as an opaque id and never shown):
+    /// the same for every event of a connection, where its four addresses and ports may
+    /// be another connection's too, in another network namespace.
+    pub sock: u64,
     /// NUL-padded task name.
     pub comm: [u8; COMM_LEN],
 }
 
-const _: () = assert!(core::mem::size_of::<EventHeader>() == 40);
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 48);
 
 /// Bit of each kind in `Config::events`: which events the user asked for.
 #[must_use]

@@ -55,18 +55,19 @@ fn current_comm() -> [u8; COMM_LEN] {
 /// time: the caller's own clock reading where it has one (a clock read costs about as
 /// much as a map lookup here).
 #[inline(always)]
-pub(crate) fn fill_header(out: &mut EventHeader, kind: EventKind, task: &Task, at_ns: u64) {
+pub(crate) fn fill_header(out: &mut EventHeader, kind: EventKind, task: &Task, at_ns: u64, sk: u64) {
     out.kind = kind as u32;
     out.pid = task.pid;
     out.tid = task.tid;
     out.uid = task.uid;
     out.ts_ns = at_ns;
+    out.sock = sk;
     out.comm = task.comm;
 }
 
 #[inline(always)]
-pub(crate) fn header(kind: EventKind, task: &Task, at_ns: u64) -> EventHeader {
-    EventHeader { kind: kind as u32, pid: task.pid, tid: task.tid, uid: task.uid, ts_ns: at_ns, comm: task.comm }
+pub(crate) fn header(kind: EventKind, task: &Task, at_ns: u64, sk: u64) -> EventHeader {
+    EventHeader { kind: kind as u32, pid: task.pid, tid: task.tid, uid: task.uid, ts_ns: at_ns, sock: sk, comm: task.comm }
 }
 
 /// Sends one event, written field by field straight into the ring buffer by `fill` (a
@@ -92,6 +93,7 @@ pub(crate) fn header_if_wanted(
     owner: &Task,
     endpoints: &tracer_common::addr::Endpoints,
     at_ns: u64,
+    sk: u64,
 ) -> Option<EventHeader> {
     if !crate::globals::wants(kind) {
         return None;
@@ -101,7 +103,7 @@ pub(crate) fn header_if_wanted(
         count(Counter::Filtered);
         return None;
     }
-    Some(header(kind, owner, at_ns))
+    Some(header(kind, owner, at_ns, sk))
 }
 
 /// Reads the endpoints of `sk` into a reserved event's `out` and applies the port and

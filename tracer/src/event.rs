@@ -197,6 +197,9 @@ pub(crate) const KINDS: [&str; 5] = ["accept", "close", "connect", "retransmit",
 pub(crate) struct Event {
     /// Nanoseconds since the Unix epoch.
     pub(crate) time_ns: u64,
+    /// Which socket, as an opaque id (`EventHeader::sock`): tells apart connections with
+    /// the same addresses and ports in different network namespaces. Never printed.
+    pub(crate) sock: u64,
     pub(crate) owner: Owner,
     pub(crate) endpoints: Endpoints,
     pub(crate) detail: Detail,

@@ -42,7 +42,7 @@ struct Row {
     closed: bool,
 }
 
-/// What the last reading saw of a connection.
+/// What the last reading saw of a connection (by socket: see `Event::sock`).
 struct Seen {
     tx: u64,
     rx: u64,
@@ -51,7 +51,7 @@ struct Seen {
 
 /// Rows from one reading of `SOCKS` plus the close events of the interval.
 struct Tracker {
-    seen: HashMap<Endpoints, Seen>,
+    seen: HashMap<u64, Seen>,
     last: Instant,
 }
 
@@ -60,14 +60,14 @@ impl Tracker {
         Self { seen: HashMap::new(), last: Instant::now() }
     }
 
-    fn rows(&mut self, live: &[(Owner, Endpoints, u64, u64, u32, u32)], closed: Vec<(Owner, Endpoints, u64, u64, u32, u32)>) -> Vec<Row> {
+    fn rows(&mut self, live: &[Counts], closed: Vec<Counts>) -> Vec<Row> {
         let now = Instant::now();
         let secs = now.duration_since(self.last).as_secs_f64().max(1e-3);
         self.last = now;
         let mut rows = Vec::new();
         let mut still = HashMap::new();
-        let mut row = |owner: &Owner, ep: &Endpoints, tx: u64, rx: u64, retrans: u32, srtt_us: u32, closed: bool| {
-            let before = self.seen.remove(ep);
+        let mut row = |sock: u64, owner: &Owner, ep: &Endpoints, tx: u64, rx: u64, retrans: u32, srtt_us: u32, closed: bool| {
+            let before = self.seen.remove(&sock);
             let (tx0, rx0, since) = before.map_or((0, 0, now), |s| (s.tx, s.rx, s.since));
             rows.push(Row {
                 owner: owner.clone(),
@@ -82,14 +82,14 @@ impl Tracker {
                 closed,
             });
             if !closed {
-                still.insert(*ep, Seen { tx, rx, since });
+                still.insert(sock, Seen { tx, rx, since });
             }
         };
-        for (owner, ep, tx, rx, retrans, srtt) in live {
-            row(owner, ep, *tx, *rx, *retrans, *srtt, false);
+        for (sock, owner, ep, tx, rx, retrans, srtt) in live {
+            row(*sock, owner, ep, *tx, *rx, *retrans, *srtt, false);
         }
-        for (owner, ep, tx, rx, retrans, srtt) in &closed {
-            row(owner, ep, *tx, *rx, *retrans, *srtt, true);
+        for (sock, owner, ep, tx, rx, retrans, srtt) in &closed {
+            row(*sock, owner, ep, *tx, *rx, *retrans, *srtt, true);
         }
         self.seen = still;
         rows
@@ -135,7 +135,8 @@ struct Source {
     undecodable: u64,
 }
 
-type Counts = (Owner, Endpoints, u64, u64, u32, u32);
+/// One connection's figures: (socket, owner, endpoints, sent, received, retransmits, RTT).
+type Counts = (u64, Owner, Endpoints, u64, u64, u32, u32);
 
 impl Source {
     fn live(&self) -> Vec<Counts> {
@@ -143,11 +144,11 @@ impl Source {
             .iter()
             .filter_map(Result::ok)
             .filter(|(_, info)| info.endpoints.family != 0)
-            .filter_map(|(_, info)| {
+            .filter_map(|(sock, info)| {
                 let ep = decode::endpoints(&info.endpoints).ok()?;
                 let t = &info.task;
                 let owner = decode::owner_of(t.pid, t.tid, t.uid, &t.comm);
-                Some((owner, ep, info.sent_bytes, info.received_bytes, info.total_retrans, info.srtt_us))
+                Some((sock, owner, ep, info.sent_bytes, info.received_bytes, info.total_retrans, info.srtt_us))
             })
             .collect()
     }
@@ -159,7 +160,7 @@ impl Source {
             match decode(&item, self.clock) {
                 Ok(e) => {
                     if let Detail::Close(c) = e.detail {
-                        out.push((e.owner, e.endpoints, c.bytes_sent, c.bytes_received, c.total_retrans, c.srtt_us));
+                        out.push((e.sock, e.owner, e.endpoints, c.bytes_sent, c.bytes_received, c.total_retrans, c.srtt_us));
                     }
                 }
                 Err(_) => self.undecodable += 1,
@@ -385,9 +386,27 @@ mod tests {
     use super::*;
 
     fn counts(port: u16, tx: u64, rx: u64) -> Counts {
+        counts_of(u64::from(port), port, tx, rx)
+    }
+
+    fn counts_of(sock: u64, port: u16, tx: u64, rx: u64) -> Counts {
         let owner = Owner { pid: 7, tid: 7, uid: 0, comm: "x".into() };
         let ip = "127.0.0.1".parse().expect("ip");
-        (owner, Endpoints { laddr: ip, lport: port, raddr: ip, rport: 80 }, tx, rx, 0, 0)
+        (sock, owner, Endpoints { laddr: ip, lport: port, raddr: ip, rport: 80 }, tx, rx, 0, 0)
+    }
+
+    /// Two network namespaces can each hold a connection with the same addresses and
+    /// ports: two rows, each with its own rate.
+    #[test]
+    fn connections_alike_but_for_their_socket_are_two_rows() {
+        let mut t = Tracker::new();
+        t.rows(&[counts_of(1, 9, 100, 0), counts_of(2, 9, 1_000, 0)], Vec::new());
+        t.last = Instant::now() - Duration::from_secs(1);
+        let rows = t.rows(&[counts_of(1, 9, 200, 0), counts_of(2, 9, 1_000, 0)], Vec::new());
+        let mut rates: Vec<u64> = rows.iter().map(|r| r.tx_rate.round() as u64).collect();
+        rates.sort_unstable();
+        assert_eq!(rates.len(), 2);
+        assert!(rates[0] == 0 && (99..=101).contains(&rates[1]), "{rows:?}");
     }
 
     #[test]

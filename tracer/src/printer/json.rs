@@ -146,6 +146,7 @@ mod tests {
         let local: IpAddr = "127.0.0.1".parse().expect("addr");
         Event {
             time_ns: 1,
+            sock: 1,
             owner: Owner { pid: 1, tid: 1, uid: 0, comm: "x".into() },
             endpoints: Endpoints { laddr: local, lport: 1, raddr: local, rport: 2 },
             detail,

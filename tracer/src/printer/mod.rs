@@ -184,6 +184,7 @@ pub(crate) mod tests {
         Event {
             // 2026-11-25T12:00:01.5Z
             time_ns: 1_795_608_001_500_000_000,
+            sock: 0xffff_8880_0000_1000,
             owner,
             endpoints: Endpoints { laddr: l, lport: 51_234, raddr: r, rport: 8080 },
             detail,

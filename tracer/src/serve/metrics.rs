@@ -20,7 +20,7 @@ use prometheus_client::{
 
 use crate::{
     cli::LabelArg,
-    event::{ConnectResult, Detail, Direction, ClosedBy, Endpoints, Event, errno_name},
+    event::{ConnectResult, Detail, Direction, ClosedBy, Event, errno_name},
 };
 
 /// A label set: names and values, in a fixed order.
@@ -156,8 +156,9 @@ pub(crate) struct Metrics {
     histograms: FastMap<(u32, HistogramSlot), Histogram>,
     /// Open-connection gauges, by (label set, direction).
     gauges: FastMap<(u32, &'static str), Gauge>,
-    /// Connections seen opening and not yet closed, with their open gauge.
-    open: FastMap<Endpoints, Gauge>,
+    /// Connections seen opening and not yet closed, by socket (`Event::sock`: two network
+    /// namespaces can hold the same four-tuple at once), with their open gauge.
+    open: FastMap<u64, Gauge>,
     max_open: usize,
     /// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`).
     ephemeral: std::ops::RangeInclusive<u16>,
@@ -379,7 +380,7 @@ impl Metrics {
             Detail::Connect { latency, result: ConnectResult::Ok } => {
                 self.counter(series, CounterSlot::Opened { direction: "active", result: "ok" }).inc();
                 self.histogram(series, HistogramSlot::ConnectLatency).observe(latency.as_secs_f64());
-                self.opening(event.endpoints, series, "active");
+                self.opening(event.sock, series, "active");
             }
             Detail::Connect { result: ConnectResult::Failed(errno), .. } => {
                 self.counter(series, CounterSlot::Opened { direction: "active", result: "failed" }).inc();
@@ -387,7 +388,7 @@ impl Metrics {
             }
             Detail::Accept => {
                 self.counter(series, CounterSlot::Opened { direction: "passive", result: "ok" }).inc();
-                self.opening(event.endpoints, series, "passive");
+                self.opening(event.sock, series, "passive");
             }
             Detail::Close(c) => {
                 let direction = match c.direction {
@@ -406,7 +407,7 @@ impl Metrics {
                 if let Some(lifetime) = c.lifetime {
                     self.histogram(series, HistogramSlot::Lifetime { direction }).observe(lifetime.as_secs_f64());
                 }
-                if let Some(gauge) = self.open.remove(&event.endpoints) {
+                if let Some(gauge) = self.open.remove(&event.sock) {
                     gauge.dec();
                 }
             }
@@ -419,14 +420,14 @@ impl Metrics {
     }
 
     /// A connection seen opening: counted open until its close event.
-    fn opening(&mut self, endpoints: Endpoints, series: u32, direction: &'static str) {
+    fn opening(&mut self, sock: u64, series: u32, direction: &'static str) {
         if self.open.len() >= self.max_open {
             return;
         }
         let gauge = self.open_gauge(series, direction).clone();
         gauge.inc();
-        if let Some(stale) = self.open.insert(endpoints, gauge) {
-            // The same four-tuple opened again: its close was lost. Count it once.
+        if let Some(stale) = self.open.insert(sock, gauge) {
+            // The same socket opened again: its close was lost. Count it once.
             stale.dec();
         }
     }
@@ -473,4 +474,33 @@ mod tests {
         assert_eq!(parse_port_range("9 1"), None);
         assert_eq!(parse_port_range(""), None);
     }
+
+    /// Two sockets with the same addresses and ports (two network namespaces): both are
+    /// open until each closes.
+    #[test]
+    fn open_connections_are_counted_by_socket_not_by_addresses() {
+        let mut registry = Registry::with_prefix("tcptrace");
+        let mut metrics = Metrics::new(&mut registry, Vec::new(), 10, 10);
+        let events = crate::printer::tests::one_of_each();
+        let with_sock = |i: usize, sock: u64| {
+            let mut e = events[i].clone();
+            e.sock = sock;
+            e
+        };
+        let open = |registry: &Registry| {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
+            let line = text.lines().find(|l| l.starts_with("tcptrace_open_connections{")).map(str::to_string);
+            line.and_then(|l| l.rsplit(' ').next().and_then(|v| v.parse::<i64>().ok()))
+        };
+        // 0: a connect; 3: its close (active).
+        metrics.record(&with_sock(0, 1));
+        metrics.record(&with_sock(0, 2));
+        assert_eq!(open(&registry), Some(2));
+        metrics.record(&with_sock(3, 1));
+        assert_eq!(open(&registry), Some(1));
+        metrics.record(&with_sock(3, 2));
+        assert_eq!(open(&registry), Some(0));
+    }
 }
+
