@@ -151,6 +151,8 @@ fn full_story(server_closes_first: bool) {
     let t = transfer(server_closes_first, addr.port(), lfd);
     // SAFETY: closing our listener.
     unsafe { libc::close(lfd) };
+    // The last steps to CLOSE run in softirq, maybe after both processes exited.
+    wait_port_settled(addr.port());
 
     assert_closes(&by_socket.stop(), &t, server_closes_first, "socket");
     match by_calls {
@@ -217,6 +219,8 @@ fn retransmitted_syns_are_reported_and_counted_like_tcp_info() {
     assert!((1..100).contains(&kernel_count), "TCP_INFO total_retrans of the second client: {kernel_count}");
     // SAFETY: closing our listener.
     unsafe { libc::close(lfd) };
+    // The clients' last steps to CLOSE run in softirq, maybe after they exited.
+    wait_port_settled(addr.port());
     let done = trace.stop();
 
     let retransmits = done.of("retransmit", second);
@@ -280,6 +284,7 @@ fn connections_older_than_tcptrace_still_get_a_close_event() {
         libc::close(lfd);
     }
     assert_eq!(wait_child(client), 0);
+    wait_port_settled(addr.port());
     let done = trace.stop();
 
     let closes: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "close").collect();
