@@ -111,9 +111,13 @@ impl Tally {
         let kinds: Vec<String> =
             crate::event::KINDS.iter().zip(self.per_kind).filter(|&(_, n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
         let kinds = if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
-        let undecodable = if self.undecodable > 0 { format!("; {} undecodable", self.undecodable) } else { String::new() };
-        format!("tcptrace: {seen} events{kinds}; {}; filtered in the kernel {}{undecodable}", end.describe(), end.filtered)
+        format!("tcptrace: {seen} events{kinds}; {}; filtered in the kernel {}{}", end.describe(), end.filtered, undecodable_note(self.undecodable))
     }
+}
+
+/// "; N undecodable" for the exit summaries, or nothing when every record decoded.
+pub(crate) fn undecodable_note(undecodable: u64) -> String {
+    if undecodable > 0 { format!("; {undecodable} undecodable") } else { String::new() }
 }
 
 /// Losses as the kernel side counted them.

@@ -195,8 +195,7 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     let result = if io::stdout().is_terminal() && !args.batch { interactive(&mut source, args, end) } else { batch(&mut source, args, end) };
     // Said last, after the terminal is back: what the view could not show.
     let end = crate::run::losses(&source.losses);
-    let undecodable = if source.undecodable > 0 { format!("; {} undecodable", source.undecodable) } else { String::new() };
-    eprintln!("tcptrace: {}{undecodable}", end.describe());
+    eprintln!("tcptrace: {}{}", end.describe(), crate::run::undecodable_note(source.undecodable));
     result
 }
 

@@ -211,20 +211,39 @@ fn cgroup2_root() -> PathBuf {
         .expect("a cgroup2 file system is mounted")
 }
 
+/// A cgroup made for one test with one process moved into it; removed when dropped, by
+/// which time the test has reaped that process and the cgroup is empty.
+struct TestCgroup(PathBuf);
+
+impl TestCgroup {
+    fn holding(name: &str, pid: i32) -> Self {
+        let dir = cgroup2_root().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("make a cgroup");
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).expect("move the peer into the cgroup");
+        Self(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8")
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 #[test]
 fn cgroup_keeps_processes_in_that_cgroup_only() {
     let _serial = serial();
-    let dir = cgroup2_root().join(format!("tt-filter-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("make a cgroup");
     let (_l, addr) = listener("127.0.0.1:0");
     let inside = Peer::connector(setup(c"tt-f-cg-in", NOBODY), addr);
     let outside = Peer::connector(setup(c"tt-f-cg-out", NOBODY), addr);
-    std::fs::write(dir.join("cgroup.procs"), inside.pid.to_string()).expect("move the peer into the cgroup");
-    let trace = Trace::start(&["-e", "connect", "--cgroup", dir.to_str().expect("utf-8")]);
+    let cgroup = TestCgroup::holding("tt-filter", inside.pid);
+    let trace = Trace::start(&["-e", "connect", "--cgroup", cgroup.path()]);
     let results = connect_all(vec![outside, inside]);
     let done = trace.stop();
-    // The peers are reaped: the cgroup is empty and can go.
-    let _ = std::fs::remove_dir(&dir);
     assert_only(&done, results[1].0, addr.port());
 }
 
@@ -235,20 +254,17 @@ fn cgroup_keeps_processes_in_that_cgroup_only() {
 #[test]
 fn cgroup_drops_what_a_process_outside_it_accepts() {
     let _serial = serial();
-    let dir = cgroup2_root().join(format!("tt-filter-acc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("make a cgroup");
     let (l, addr) = listener("127.0.0.1:0");
     let inside = Peer::connector(setup(c"tt-f-cg-in", NOBODY), addr);
-    std::fs::write(dir.join("cgroup.procs"), inside.pid.to_string()).expect("move the peer into the cgroup");
+    let cgroup = TestCgroup::holding("tt-filter-acc", inside.pid);
     let port = addr.port().to_string();
-    let trace = Trace::start(&["-e", "connect,accept,close", "--port", &port, "--cgroup", dir.to_str().expect("utf-8")]);
+    let trace = Trace::start(&["-e", "connect,accept,close", "--port", &port, "--cgroup", cgroup.path()]);
     let results = connect_all(vec![inside]);
     // Accepted here, by the test, outside the cgroup; the peer has exited, so both ends close.
     let (conn, _) = l.accept().expect("accept");
     drop(conn);
     common::wait_port_settled(addr.port());
     let done = trace.stop();
-    let _ = std::fs::remove_dir(&dir);
     let peer = results[0].0;
     assert_eq!(results[0].1, 0, "the peer's connect failed");
     assert_eq!(done.of("connect", peer).len(), 1, "{:?}", done.events);

@@ -61,7 +61,8 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
 /// Feeds events to the metrics until SIGINT or SIGTERM (or `-d`); loss counters every
 /// second; a summary line at the end.
 async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: &mut metrics::Metrics, duration: Option<std::time::Duration>) -> Result<()> {
-    let mut clock = Clock::now();
+    // Decoding needs a clock, but no metric uses an event's wall-clock time: taken once.
+    let clock = Clock::now();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -81,7 +82,6 @@ async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: 
                     metrics.lost_so_far(reason, count);
                 }
                 metrics.filtered_so_far(l.filtered);
-                clock = Clock::now(); // wall-clock steps and suspends, as in the trace
             }
             guard = source.ring.readable_mut() => {
                 let mut guard = guard?;
