@@ -18,6 +18,12 @@ pub enum Counter {
     /// A per-connection map update failed (the kernel refused the insert): the
     /// transition was not recorded.
     MapError = 5,
+    /// Entries put in `SOCKS` (new keys only). With `Untracked`, what userspace needs to
+    /// tell how many entries the LRU map dropped on its own (`--max-connections` reached):
+    /// inserted - removed - still there.
+    Tracked = 6,
+    /// Entries taken out of `SOCKS` by the programs.
+    Untracked = 7,
 }
 
 /// Number of slots in `COUNTERS`.

@@ -13,12 +13,16 @@ use crate::maps::{COUNTERS, EVENTS};
 
 pub(crate) use tracer_common::conn::Task;
 
-/// Adds one to a counter slot on this CPU.
+/// Adds one to a counter slot on this CPU. Atomically: a softirq's program can interrupt
+/// a process-context one between the load and the store of a plain `+= 1` on the same
+/// slot, and one of the two counts would be lost (`SOCKS`'s insert and remove counts must
+/// balance exactly).
 #[inline(always)]
 pub(crate) fn count(counter: Counter) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
-        // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
-        unsafe { *slot += 1 };
+        // SAFETY: a valid, aligned u64 in this CPU's slot of the map; BPF_ATOMIC | BPF_ADD
+        // (any kernel with BPF: the old BPF_XADD), without fetch.
+        unsafe { core::arch::asm!("lock *(u64 *)({slot} + 0) += {one}", slot = in(reg) slot, one = in(reg) 1u64, options(nostack)) };
     }
 }
 

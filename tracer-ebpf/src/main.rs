@@ -6,6 +6,8 @@
 //! Userspace picks one family per hook at run time (see `tracer/src/loader/family.rs`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// `asm!` for the atomic add of `emit::count`: core has no fetch_add on this target.
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 #![cfg_attr(not(target_arch = "bpf"), allow(dead_code, unused_imports))]
 #![deny(clippy::panic, clippy::indexing_slicing)]
 

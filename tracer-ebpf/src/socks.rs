@@ -7,7 +7,9 @@ use tracer_common::{
     conn::Task,
 };
 
-use crate::maps::SOCKS;
+use tracer_common::counters::Counter;
+
+use crate::{emit::count, maps::SOCKS};
 
 pub(crate) const UNKNOWN_TASK: Task = Task::UNKNOWN;
 
@@ -15,23 +17,23 @@ pub(crate) const UNKNOWN_TASK: Task = Task::UNKNOWN;
 const BPF_NOEXIST: u64 = 1;
 
 /// Inserts a fresh entry for `sk` built by `init` in per-CPU scratch space, and returns
-/// a pointer to the map's entry for `sk`. Unless `replace`, an entry that another CPU
-/// inserted meanwhile is kept, not overwritten (a passive socket can be accepted on one
-/// CPU while its handshake completes on another, and each may be first to insert), and
-/// the pointer is to that one. `None` if the map refused.
+/// a pointer to the map's entry for `sk`. An entry that another CPU inserted meanwhile is
+/// kept, not overwritten (a passive socket can be accepted on one CPU while its handshake
+/// completes on another, and each may be first to insert), and the pointer is to that
+/// one. `None` if the map refused.
 #[inline(always)]
-pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, replace: bool, init: impl FnOnce(&mut SockInfo)) -> Option<*mut SockInfo> {
+pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&mut SockInfo)) -> Option<*mut SockInfo> {
     // SAFETY: the scratch slot is this program's alone until `with_scratch` returns.
     let inserted = with_scratch(|scratch| unsafe {
         fresh(scratch, direction, state_since_ns);
         init(&mut *scratch);
-        SOCKS.insert(&sk, &*scratch, if replace { 0 } else { BPF_NOEXIST })
+        SOCKS.insert(&sk, &*scratch, BPF_NOEXIST).is_ok()
     })?;
-    match inserted {
-        Ok(()) => SOCKS.get_ptr_mut(&sk),
-        Err(_) if !replace => SOCKS.get_ptr_mut(&sk), // someone else's: use it
-        Err(_) => None,
+    if inserted {
+        count(Counter::Tracked);
     }
+    // On failure, someone else's entry (or none, if the map refused).
+    SOCKS.get_ptr_mut(&sk)
 }
 
 /// Stores a fresh entry for `sk` built by `init`, replacing any: for callers that do not
@@ -43,9 +45,25 @@ pub(crate) fn put(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce
     with_scratch(|scratch| unsafe {
         fresh(scratch, direction, state_since_ns);
         init(&mut *scratch);
-        SOCKS.insert(&sk, &*scratch, 0).is_ok()
+        // A new key first, so that only new keys are counted; a key still there (its
+        // CLOSE unseen, or kept for a hook after CLOSE) is then replaced, uncounted.
+        if SOCKS.insert(&sk, &*scratch, BPF_NOEXIST).is_ok() {
+            count(Counter::Tracked);
+            true
+        } else {
+            SOCKS.insert(&sk, &*scratch, 0).is_ok()
+        }
     })
     .unwrap_or(false)
+}
+
+/// Takes `sk` out of `SOCKS`, counted (see `Counter::Untracked`). Every removal goes
+/// through here.
+#[inline(always)]
+pub(crate) fn forget(sk: u64) {
+    if SOCKS.remove(&sk).is_ok() {
+        count(Counter::Untracked);
+    }
 }
 
 /// Runs `build` on this CPU's `NEW_SOCK` slot for the current nesting level. A program
@@ -95,7 +113,7 @@ pub(crate) fn get_or_track(sk: u64, old: i32, now: u64) -> Option<*mut SockInfo>
     } else {
         (DIRECTION_UNKNOWN, 0)
     };
-    insert_new(sk, direction, since, false, |_| {})
+    insert_new(sk, direction, since, |_| {})
 }
 
 /// The owner of `sk` (the unknown task when not tracked), or `None` when its owner failed

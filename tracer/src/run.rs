@@ -128,46 +128,64 @@ pub(crate) struct Losses {
     pub(crate) missed_runs: u64,
     pub(crate) state_gaps: u64,
     pub(crate) map_errors: u64,
+    /// Connections whose owner the kernel's full connection table forgot (see
+    /// `LossCounters::forgotten_at_least`): their later events lack it, or never come.
+    pub(crate) forgotten: u64,
     pub(crate) filtered: u64,
 }
 
+/// The losses so far, while the hooks run (forgotten connections: a lower bound).
 pub(crate) fn losses(source: &crate::source::LossCounters) -> Losses {
+    Losses { forgotten: source.forgotten_at_least(), ..counted_losses(source) }
+}
+
+/// The losses at the end, exact: only once the hooks are gone.
+pub(crate) fn final_losses(source: &crate::source::LossCounters) -> Losses {
+    Losses { forgotten: source.forgotten_at_exit(), ..counted_losses(source) }
+}
+
+fn counted_losses(source: &crate::source::LossCounters) -> Losses {
     Losses {
         ring_full: source.counter(Counter::RingbufFull),
         read_errors: source.counter(Counter::ReadError),
         missed_runs: source.missed_runs(),
         state_gaps: source.counter(Counter::StateGap),
         map_errors: source.counter(Counter::MapError),
+        forgotten: 0,
         filtered: source.counter(Counter::Filtered),
     }
 }
 
 impl Losses {
     /// Each reason with its count, named as `tcptrace serve` labels them.
-    pub(crate) const fn by_reason(&self) -> [(&'static str, u64); 5] {
+    pub(crate) const fn by_reason(&self) -> [(&'static str, u64); 6] {
         [
             ("ring_buffer_full", self.ring_full),
             ("kernel_read_failed", self.read_errors),
             ("hook_run_skipped", self.missed_runs),
             ("state_out_of_sequence", self.state_gaps),
             ("map_update_refused", self.map_errors),
+            ("connection_table_full", self.forgotten),
         ]
     }
 
     pub(crate) fn lost(&self) -> u64 {
-        self.ring_full + self.read_errors + self.missed_runs + self.state_gaps + self.map_errors
+        self.ring_full + self.read_errors + self.missed_runs + self.state_gaps + self.map_errors + self.forgotten
     }
 
-    /// The loss part of the summary, e.g. `lost 3 (ring buffer full 3, ...)`.
+    /// The loss part of the summary, e.g. `lost 3 (ring buffer full 3, ...)`; a hint
+    /// when the connection table was too small.
     pub(crate) fn describe(&self) -> String {
+        let hint = if self.forgotten > 0 { "; raise --max-connections" } else { "" };
         format!(
-            "lost {} (ring buffer full {}, kernel reads failed {}, hook runs skipped by the kernel {}, state changes out of sequence {}, map updates refused {})",
+            "lost {} (ring buffer full {}, kernel reads failed {}, hook runs skipped by the kernel {}, state changes out of sequence {}, map updates refused {}, connections forgotten with the table full {}{hint})",
             self.lost(),
             self.ring_full,
             self.read_errors,
             self.missed_runs,
             self.state_gaps,
-            self.map_errors
+            self.map_errors,
+            self.forgotten
         )
     }
 }
@@ -270,7 +288,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
     // close in the gap between the two was neither printed nor tracked).
     tracer.stop_hooks();
     drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left)?;
-    let end = losses(&source.losses);
+    let end = final_losses(&source.losses);
     eprintln!("{}", tally.summary(&end));
     Ok(())
 }

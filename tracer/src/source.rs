@@ -30,13 +30,46 @@ pub(crate) struct LossCounters {
     counters: PerCpuArray<MapData, u64>,
     /// The programs whose skipped runs count as losses (see `loader::stats`).
     programs: Vec<aya::programs::ProgramFd>,
+    /// A handle of our own on `SOCKS` (`top` takes the tracer's), to count its entries.
+    socks: aya::maps::HashMap<MapData, u64, tracer_common::conn::SockInfo>,
+    /// Its size: `--max-connections`.
+    socks_capacity: u64,
 }
 
 impl LossCounters {
     pub(crate) fn new(tracer: &mut Tracer) -> anyhow::Result<Self> {
         let counters = tracer.ebpf.take_map("COUNTERS").ok_or_else(|| anyhow::anyhow!("COUNTERS map missing from the object"))?;
         let programs = crate::loader::stats::counted_programs(&tracer.ebpf);
-        Ok(Self { counters: PerCpuArray::try_from(counters)?, programs })
+        let socks = match tracer.ebpf.map("SOCKS") {
+            Some(aya::maps::Map::LruHashMap(data)) => data.info()?,
+            _ => anyhow::bail!("SOCKS map missing from the object"),
+        };
+        let socks_capacity = u64::from(socks.max_entries());
+        let socks = aya::maps::HashMap::try_from(aya::maps::Map::LruHashMap(MapData::from_id(socks.id())?))?;
+        Ok(Self { counters: PerCpuArray::try_from(counters)?, programs, socks, socks_capacity })
+    }
+
+    /// Connections the LRU `SOCKS` dropped to make room for new ones (`--max-connections`
+    /// reached; their owners forgotten), at least: entries the programs put in, minus
+    /// those they took out, beyond what the map can hold. Exact once the hooks are gone
+    /// (`forgotten_at_exit`).
+    pub(crate) fn forgotten_at_least(&self) -> u64 {
+        self.tracked_balance().saturating_sub(self.socks_capacity)
+    }
+
+    /// Connections `SOCKS` dropped, exactly: put in, minus taken out, minus still there.
+    /// Only with the hooks gone: a removal between the two readings would count as a drop.
+    pub(crate) fn forgotten_at_exit(&self) -> u64 {
+        let balance = self.tracked_balance();
+        let present = self.socks.keys().filter(Result::is_ok).count() as u64;
+        balance.saturating_sub(present)
+    }
+
+    /// Entries put in minus entries taken out. Puts are read first: a removal made between
+    /// the two readings can only make this smaller, never report a drop that was not.
+    fn tracked_balance(&self) -> u64 {
+        let tracked = self.counter(Counter::Tracked);
+        tracked.saturating_sub(self.counter(Counter::Untracked))
     }
 
     /// Program runs the kernel skipped, summed over the programs where a skip is a loss.

@@ -178,9 +178,9 @@ impl Source {
 pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     let config = Config { events: kind_bit(EventKind::Close), count_calls: 1, live: 1, count_states: 0 };
     let mut tracer = crate::run::load(cli, config)?;
+    let losses = crate::source::LossCounters::new(&mut tracer)?;
     let socks = tracer.ebpf.take_map("SOCKS").context("SOCKS map missing")?;
     let ring = tracer.ebpf.take_map("EVENTS").context("EVENTS map missing")?;
-    let losses = crate::source::LossCounters::new(&mut tracer)?;
     let mut source = Source { socks: BpfHashMap::try_from(socks)?, ring: RingBuf::try_from(ring)?, clock: Clock::now(), losses, undecodable: 0 };
     if cli.verbose {
         eprintln!("tcptrace: tracing; Ctrl-C to stop");
@@ -194,7 +194,8 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     let end = cli.duration.map(|d| Instant::now() + d);
     let result = if io::stdout().is_terminal() && !args.batch { interactive(&mut source, args, end) } else { batch(&mut source, args, end) };
     // Said last, after the terminal is back: what the view could not show.
-    let end = crate::run::losses(&source.losses);
+    tracer.stop_hooks();
+    let end = crate::run::final_losses(&source.losses);
     eprintln!("tcptrace: {}{}", end.describe(), crate::run::undecodable_note(source.undecodable));
     result
 }

@@ -586,3 +586,87 @@ fn load_of_20000_connections_loses_nothing_and_leaks_nothing() {
         .collect();
     assert!(wrong.is_empty(), "events with a pid that made none of this traffic: {wrong:?}");
 }
+
+/// The kernel's connection table (`--max-connections`, LRU) drops its oldest entries when
+/// more connections are open at once than it holds. tcptrace must say how many, exactly:
+/// each dropped connection has lost its owner, so its close comes without a pid. The same
+/// connections with the default table lose nothing.
+#[test]
+fn a_full_connection_table_is_reported_exactly() {
+    const OPEN: usize = 1_500; // both ends tracked: 3,000 entries
+    const SMALL_TABLE: usize = 1_024; // the least --max-connections takes
+    let _serial = serial();
+    let (small, small_port, holder) = hold_connections_open(OPEN, &["--max-connections", &SMALL_TABLE.to_string()]);
+    let (default, default_port, default_holder) = hold_connections_open(OPEN, &[]);
+
+    for (done, port, pid) in [(&small, small_port, holder), (&default, default_port, default_holder)] {
+        // Every event comes; an owner is either right or missing, never wrong.
+        assert_eq!(done.of("connect", pid).len(), OPEN, "{}", done.summary());
+        assert_eq!(done.of("accept", pid).len(), OPEN, "{}", done.summary());
+        let closes: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "close" && (e["lport"] == port || e["rport"] == port)).collect();
+        assert_eq!(closes.len(), 2 * OPEN, "{}", done.summary());
+        assert!(closes.iter().all(|e| e["pid"].is_null() || e["pid"] == pid), "a close with a wrong owner");
+    }
+    let ownerless = |done: &Finished, port: u16| done.events.iter().filter(|e| e["type"] == "close" && e["pid"].is_null() && (e["lport"] == port || e["rport"] == port)).count();
+    let forgotten = |done: &Finished| -> usize {
+        let summary = done.summary();
+        summary
+            .split("connections forgotten with the table full ")
+            .nth(1)
+            .and_then(|rest| rest.split([';', ')']).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no forgotten count in {summary}"))
+    };
+    // The small table: at least what did not fit was dropped, each one a close without
+    // its owner, and nothing else lost.
+    let dropped = forgotten(&small);
+    assert!(dropped >= 2 * OPEN - SMALL_TABLE, "{}", small.summary());
+    assert_eq!(ownerless(&small, small_port), dropped, "{}", small.summary());
+    assert_eq!(small.lost(), dropped, "{}", small.summary());
+    assert!(small.summary().contains("raise --max-connections"), "{}", small.summary());
+    // The default table holds them all.
+    assert_eq!(forgotten(&default), 0, "{}", default.summary());
+    assert_eq!(ownerless(&default, default_port), 0);
+    assert_eq!(default.lost(), 0, "{}", default.summary());
+}
+
+/// One process opens `count` connections to itself, holds them all open, then closes
+/// them, under a trace with `args`: the trace, the port and the process.
+fn hold_connections_open(count: usize, args: &[&str]) -> (Finished, u16, i32) {
+    let (lfd, addr) = listen_v4(4096);
+    let port = addr.port();
+    let mut trace_args = vec!["-e", "connect,accept,close"];
+    trace_args.extend_from_slice(args);
+    let port_arg = port.to_string();
+    trace_args.extend_from_slice(&["--port", &port_arg]);
+    let trace = Trace::start(&trace_args);
+    let sa = sockaddr_of(addr);
+    let mut fds: Vec<i32> = Vec::with_capacity(2 * count);
+    let holder = fork_with(c"tt-table", move || {
+        let limit = libc::rlimit { rlim_cur: 8192, rlim_max: 8192 };
+        // SAFETY: raw system calls on our own fds and a valid rlimit.
+        unsafe {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) != 0 {
+                return 70;
+            }
+            for _ in 0..count {
+                let c = raw::connect(&sa, libc::AF_INET);
+                let s = libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC);
+                if c < 0 || s < 0 {
+                    return 71;
+                }
+                fds.push(c); // within capacity: no allocation in the child
+                fds.push(s);
+            }
+            for &fd in &fds {
+                libc::close(fd);
+            }
+        }
+        0
+    });
+    assert_eq!(wait_child(holder), 0, "the connection holder failed");
+    // SAFETY: closing our listener.
+    unsafe { libc::close(lfd) };
+    wait_port_settled(port);
+    (trace.stop(), port, holder)
+}

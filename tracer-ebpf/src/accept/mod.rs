@@ -29,9 +29,13 @@ pub(crate) fn on_accept(sk: u64) {
     // accept before its ESTABLISHED transition): whoever inserts first, the owner lands in
     // the one entry. A child reset while it waited in the queue is already CLOSE (its
     // entry gone with it): a new entry would never be removed.
-    let entry = SOCKS
-        .get_ptr_mut(&sk)
-        .or_else(|| (sock::state::<sock::Probe>(sk) != Ok(TCP_CLOSE)).then(|| crate::socks::insert_new(sk, DIRECTION_PASSIVE, 0, false, |_| {})).flatten());
+    // (A match, not Option combinators: their nested Option made LLVM store an undefined
+    // register, which the verifier refuses.)
+    let entry = match SOCKS.get_ptr_mut(&sk) {
+        Some(found) => Some(found),
+        None if sock::state::<sock::Probe>(sk) != Ok(TCP_CLOSE) => crate::socks::insert_new(sk, DIRECTION_PASSIVE, 0, |_| {}),
+        None => None,
+    };
     if let Some(info) = entry {
         // SAFETY: map value of `sk`; the acceptor owns the socket now.
         unsafe {

@@ -28,7 +28,7 @@ pub(crate) fn on_call(sk: u64, ret: i64, sent: bool, flags: i32) {
             if !crate::emit::task_wanted(&task) {
                 return;
             }
-            let Some(info) = crate::socks::insert_new(sk, DIRECTION_UNKNOWN, 0, false, |i| i.task = task) else { return };
+            let Some(info) = crate::socks::insert_new(sk, DIRECTION_UNKNOWN, 0, |i| i.task = task) else { return };
             info
         }
         None => return,

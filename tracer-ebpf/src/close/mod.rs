@@ -68,7 +68,7 @@ pub(crate) fn destroy(sk: u64) {
     };
     // SAFETY: a plain struct in a map value, copied before the delete.
     let info = unsafe { *info };
-    let _ = crate::maps::SOCKS.remove(&sk);
+    crate::socks::forget(sk);
     if info.closed_ns != 0 {
         emit::<sock::Probe>(sk, &info, info.closed_ns, true);
     }

@@ -57,7 +57,7 @@ pub(crate) fn start(sk: u64, now: u64) {
         info.last_state = crate::state::TCP_SYN_SENT as u8;
     });
     if !stored {
-        let _ = SOCKS.remove(&sk);
+        crate::socks::forget(sk);
         count(Counter::MapError);
     }
 }
@@ -149,7 +149,7 @@ pub(crate) fn exit(ret: i64) {
         Some(entry) => {
             // SAFETY: plain struct.
             let started = unsafe { (*entry).syn_sent_ns };
-            let _ = SOCKS.remove(&args.sk);
+            crate::socks::forget(args.sk);
             if started == 0 { 0 } else { now_ns().saturating_sub(started) }
         }
         None => 0,

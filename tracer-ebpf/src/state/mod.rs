@@ -16,7 +16,7 @@ use tracer_common::{
 use crate::{
     close, connect,
     emit::{count, now_ns},
-    maps::{SOCKS, STATE_BUSY, STATE_COUNTS},
+    maps::{STATE_BUSY, STATE_COUNTS},
     sock::{self, Access},
     socks,
 };
@@ -159,7 +159,7 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
     if info.filtered_out != 0 {
         // Its owner failed the filters: nothing to report, ever; forgotten at CLOSE.
         if new == TCP_CLOSE {
-            let _ = SOCKS.remove(&sk);
+            crate::socks::forget(sk);
         }
         return;
     }
@@ -200,7 +200,7 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
             return; // the close event waits for the socket's destruction
         }
         if !keep_for_exit_hook {
-            let _ = SOCKS.remove(&sk);
+            crate::socks::forget(sk);
         }
     }
 }

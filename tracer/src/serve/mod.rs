@@ -95,7 +95,7 @@ async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: 
     // The same summary line as the trace's, on stderr, counted with the hooks gone.
     tracer.stop_hooks();
     drain(source.ring.get_mut(), clock, metrics, &mut tally);
-    eprintln!("{}", tally.summary(&losses(&source.losses)));
+    eprintln!("{}", tally.summary(&crate::run::final_losses(&source.losses)));
     Ok(())
 }
 
