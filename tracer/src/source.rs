@@ -40,12 +40,13 @@ impl LossCounters {
     pub(crate) fn new(tracer: &mut Tracer) -> anyhow::Result<Self> {
         let counters = tracer.ebpf.take_map("COUNTERS").ok_or_else(|| anyhow::anyhow!("COUNTERS map missing from the object"))?;
         let programs = crate::loader::stats::counted_programs(&tracer.ebpf);
-        let socks = match tracer.ebpf.map("SOCKS") {
-            Some(aya::maps::Map::LruHashMap(data)) => data.info()?,
-            _ => anyhow::bail!("SOCKS map missing from the object"),
+        let Some(aya::maps::Map::LruHashMap(socks)) = tracer.ebpf.map("SOCKS") else {
+            anyhow::bail!("SOCKS map missing from the object");
         };
-        let socks_capacity = u64::from(socks.max_entries());
-        let socks = aya::maps::HashMap::try_from(aya::maps::Map::LruHashMap(MapData::from_id(socks.id())?))?;
+        let socks_capacity = u64::from(socks.info()?.max_entries());
+        // A duplicate of the map's fd (opening it by id would take CAP_SYS_ADMIN).
+        let socks = MapData::from_fd(std::os::fd::AsFd::as_fd(socks.fd()).try_clone_to_owned()?)?;
+        let socks = aya::maps::HashMap::try_from(aya::maps::Map::LruHashMap(socks))?;
         Ok(Self { counters: PerCpuArray::try_from(counters)?, programs, socks, socks_capacity })
     }
 
