@@ -166,3 +166,46 @@ fn label_sets_stop_at_max_series_and_the_rest_are_counted() {
     let warned = stderr.iter().filter(|l| l.contains("--max-series 1000 reached")).count();
     assert_eq!(warned, 1, "one warning, not one per drop: {stderr:?}");
 }
+
+/// More connections open at once than `--max-connections` holds: the exporter counts the
+/// ones the kernel's table forgot as lost (`connection_table_full`), at least what did not
+/// fit while they are open, and says the exact number at exit: one per close that came
+/// without its owner.
+#[test]
+fn a_full_connection_table_shows_as_a_loss() {
+    const OPEN: usize = 1_500; // both ends tracked: 3,000 entries
+    const TABLE: usize = 1_024;
+    let _serial = serial();
+    let limit = libc::rlimit { rlim_cur: 8192, rlim_max: 8192 };
+    // SAFETY: a valid rlimit for our own process (two fds per connection).
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) }, 0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let serve = Serve::start(&["--port", &port.to_string(), "--max-connections", &TABLE.to_string()], &[]);
+    let held: Vec<(std::net::TcpStream, std::net::TcpStream)> = (0..OPEN)
+        .map(|_| {
+            let client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            (client, listener.accept().expect("accept").0)
+        })
+        .collect();
+    let full = [("reason", "connection_table_full")];
+    let while_open = serve.scrape_until("the table's drops counted", |s| sum(s, "tcptrace_events_lost_total", &full) >= (2 * OPEN - TABLE) as f64);
+    drop(held);
+    common::wait_port_settled(port);
+    let s = serve.scrape_until("every connection closed", |s| sum(s, "tcptrace_connections_closed_total", &[]) == 2.0 * OPEN as f64);
+    let ownerless: f64 = s.iter().filter(|x| x.name == "tcptrace_connections_closed_total" && !x.labels.contains_key("comm")).map(|x| x.value).sum();
+    let (code, stderr) = serve.terminate();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    let summary = stderr.iter().find(|l| l.contains(" events (")).unwrap_or_else(|| panic!("no summary: {stderr:?}"));
+    let forgotten: f64 = summary
+        .split("connections forgotten with the table full ")
+        .nth(1)
+        .and_then(|rest| rest.split([';', ')']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no forgotten count in {summary}"));
+    assert_eq!(ownerless, forgotten, "{summary}");
+    assert!(sum(&while_open, "tcptrace_events_lost_total", &full) <= forgotten, "{summary}");
+    // Nothing else was lost.
+    let other_losses: f64 = s.iter().filter(|x| x.name == "tcptrace_events_lost_total" && x.labels.get("reason").is_some_and(|r| r != "connection_table_full")).map(|x| x.value).sum();
+    assert_eq!(other_losses, 0.0, "{summary}");
+}
