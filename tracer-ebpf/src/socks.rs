@@ -5,9 +5,8 @@ pub(crate) use tracer_common::conn::SockInfo;
 use tracer_common::{
     close::{DIRECTION_PASSIVE, DIRECTION_UNKNOWN},
     conn::Task,
+    counters::Counter,
 };
-
-use tracer_common::counters::Counter;
 
 use crate::{emit::count, maps::SOCKS};
 
@@ -24,15 +23,12 @@ const BPF_NOEXIST: u64 = 1;
 #[inline(always)]
 pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&mut SockInfo)) -> Option<*mut SockInfo> {
     // SAFETY: the scratch slot is this program's alone until `with_scratch` returns.
-    let inserted = with_scratch(|scratch| unsafe {
+    with_scratch(|scratch| unsafe {
         fresh(scratch, direction, state_since_ns);
         init(&mut *scratch);
-        SOCKS.insert(&sk, &*scratch, BPF_NOEXIST).is_ok()
+        insert_if_new(sk, &*scratch)
     })?;
-    if inserted {
-        count(Counter::Tracked);
-    }
-    // On failure, someone else's entry (or none, if the map refused).
+    // Ours, or when the insert failed, someone else's (or none, if the map refused).
     SOCKS.get_ptr_mut(&sk)
 }
 
@@ -45,16 +41,23 @@ pub(crate) fn put(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce
     with_scratch(|scratch| unsafe {
         fresh(scratch, direction, state_since_ns);
         init(&mut *scratch);
-        // A new key first, so that only new keys are counted; a key still there (its
-        // CLOSE unseen, or kept for a hook after CLOSE) is then replaced, uncounted.
-        if SOCKS.insert(&sk, &*scratch, BPF_NOEXIST).is_ok() {
-            count(Counter::Tracked);
-            true
-        } else {
-            SOCKS.insert(&sk, &*scratch, 0).is_ok()
-        }
+        // A key still there (its CLOSE unseen, or kept for a hook after CLOSE) is
+        // replaced, uncounted: it is not a new entry.
+        insert_if_new(sk, &*scratch) || SOCKS.insert(&sk, &*scratch, 0).is_ok()
     })
     .unwrap_or(false)
+}
+
+/// Puts `value` in `SOCKS` under `sk` if the key is new, counted (see `Counter::Tracked`):
+/// every insert of a new key goes through here. False if the key was there or the map
+/// refused.
+#[inline(always)]
+fn insert_if_new(sk: u64, value: &SockInfo) -> bool {
+    let inserted = SOCKS.insert(&sk, value, BPF_NOEXIST).is_ok();
+    if inserted {
+        count(Counter::Tracked);
+    }
+    inserted
 }
 
 /// Takes `sk` out of `SOCKS`, counted (see `Counter::Untracked`). Every removal goes

@@ -608,15 +608,7 @@ fn a_full_connection_table_is_reported_exactly() {
         assert!(closes.iter().all(|e| e["pid"].is_null() || e["pid"] == pid), "a close with a wrong owner");
     }
     let ownerless = |done: &Finished, port: u16| done.events.iter().filter(|e| e["type"] == "close" && e["pid"].is_null() && (e["lport"] == port || e["rport"] == port)).count();
-    let forgotten = |done: &Finished| -> usize {
-        let summary = done.summary();
-        summary
-            .split("connections forgotten with the table full ")
-            .nth(1)
-            .and_then(|rest| rest.split([';', ')']).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no forgotten count in {summary}"))
-    };
+    let forgotten = |done: &Finished| common::forgotten_in(done.summary());
     // The small table: at least what did not fit was dropped, each one a close without
     // its owner, and nothing else lost.
     let dropped = forgotten(&small);

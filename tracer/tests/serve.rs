@@ -196,13 +196,8 @@ fn a_full_connection_table_shows_as_a_loss() {
     let ownerless: f64 = s.iter().filter(|x| x.name == "tcptrace_connections_closed_total" && !x.labels.contains_key("comm")).map(|x| x.value).sum();
     let (code, stderr) = serve.terminate();
     assert_eq!(code, Some(0), "{stderr:?}");
-    let summary = stderr.iter().find(|l| l.contains(" events (")).unwrap_or_else(|| panic!("no summary: {stderr:?}"));
-    let forgotten: f64 = summary
-        .split("connections forgotten with the table full ")
-        .nth(1)
-        .and_then(|rest| rest.split([';', ')']).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no forgotten count in {summary}"));
+    let summary = common::summary_in(&stderr);
+    let forgotten = common::forgotten_in(summary) as f64;
     assert_eq!(ownerless, forgotten, "{summary}");
     assert!(sum(&while_open, "tcptrace_events_lost_total", &full) <= forgotten, "{summary}");
     // Nothing else was lost.

@@ -503,4 +503,3 @@ mod tests {
         assert_eq!(open(&registry), Some(0));
     }
 }
-

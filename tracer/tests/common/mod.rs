@@ -115,7 +115,7 @@ impl Finished {
 
     /// tcptrace's summary line on stderr (`N events (...); lost N (...); ...`).
     pub fn summary(&self) -> &str {
-        self.stderr.iter().find(|l| l.contains(" events (")).unwrap_or_else(|| panic!("no summary: {:?}", self.stderr))
+        summary_in(&self.stderr)
     }
 
     /// The events tcptrace said it lost, from its summary on stderr (`; lost N (...)`):
@@ -129,6 +129,22 @@ impl Finished {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no loss count in {summary}"))
     }
+}
+
+/// The summary line among tcptrace's stderr lines (the trace's and `serve`'s).
+pub fn summary_in(stderr: &[String]) -> &str {
+    stderr.iter().find(|l| l.contains(" events (")).unwrap_or_else(|| panic!("no summary: {stderr:?}"))
+}
+
+/// The connections a summary says the full connection table forgot
+/// (`connections forgotten with the table full N`).
+pub fn forgotten_in(summary: &str) -> usize {
+    summary
+        .split("connections forgotten with the table full ")
+        .nth(1)
+        .and_then(|rest| rest.split([';', ')']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no forgotten count in {summary}"))
 }
 
 impl Trace {
