@@ -30,6 +30,19 @@ pub(crate) struct Options {
     /// Run only these integration test binaries (comma-separated, like `serve,prometheus`).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Run only the tests whose names contain this (passed to every test binary, host and
+    /// VM), like `accepts_by_many`.
+    #[arg(long, value_parser = test_name_filter)]
+    filter: Option<String>,
+}
+
+/// A filter goes into the VM's shell script unquoted: letters, digits, `_` and `:` only.
+fn test_name_filter(text: &str) -> Result<String, String> {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?}: a test name filter takes letters, digits, '_' and ':'"))
+    }
 }
 
 /// Builds the integration test binaries and returns their paths.
@@ -79,6 +92,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             crate::run_cmd(
                 Command::new(bin)
                     .arg("--test-threads=1")
+                    .args(opts.filter.iter())
                     .env("TT_PROBE", family)
                     .env("TT_EXPECT_AUTO", "tracepoint")
                     .env("TCPTRACE_BIN", &tcptrace),
@@ -116,7 +130,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         payloads.push(vm::Payload { name: name.clone(), path: bin.clone() });
         names.push(name);
     }
-    vm::run(&root.join("target/vm"), &payloads, &names)
+    vm::run(&root.join("target/vm"), &payloads, &names, opts.filter.as_deref())
 }
 
 pub(crate) fn vm_exec(command: &str) -> Result<()> {

@@ -27,7 +27,8 @@ pub(crate) const VM_FAMILIES: [&str; 5] = ["fentry", "kprobe", "tracepoint", "ra
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 
-fn init_script(tests: &[String], modules: &[PathBuf]) -> String {
+/// `filter`: a test name filter for every test binary (checked to need no quoting).
+fn init_script(tests: &[String], filter: Option<&str>, modules: &[PathBuf]) -> String {
     let mut s = String::from(
         "#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -52,8 +53,9 @@ echo TT-BOOTED $(uname -r)
         for fam in VM_FAMILIES {
             s.push_str(&format!(
                 "echo TT-START {test} {fam}\n\
-                 TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft TT_IP=/tt/ip TT_PROMETHEUS=/tt/prometheus-server /tt/{test} --test-threads=1\n\
-                 echo TT-RESULT {test} {fam} rc=$?\n"
+                 TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft TT_IP=/tt/ip TT_PROMETHEUS=/tt/prometheus-server /tt/{test} --test-threads=1 {filter}\n\
+                 echo TT-RESULT {test} {fam} rc=$?\n",
+                filter = filter.unwrap_or_default()
             ));
         }
     }
@@ -62,14 +64,14 @@ echo TT-BOOTED $(uname -r)
 }
 
 /// Boots the kernel with `payloads` (tcptrace plus test binaries named in `tests`).
-pub(crate) fn run(work: &Path, payloads: &[Payload], tests: &[String]) -> Result<()> {
-    let log = boot(work, payloads, |modules| init_script(tests, modules))?;
+pub(crate) fn run(work: &Path, payloads: &[Payload], tests: &[String], filter: Option<&str>) -> Result<()> {
+    let log = boot(work, payloads, |modules| init_script(tests, filter, modules))?;
     verdict(&log, tests)
 }
 
 /// Boots with tcptrace and runs one shell command (for debugging in the VM).
 pub(crate) fn exec(work: &Path, payloads: &[Payload], command: &str) -> Result<()> {
-    let script = |modules: &[PathBuf]| init_script(&[], modules).replace("echo TT-DONE", &format!("{command}\necho TT-DONE"));
+    let script = |modules: &[PathBuf]| init_script(&[], None, modules).replace("echo TT-DONE", &format!("{command}\necho TT-DONE"));
     boot(work, payloads, script).map(drop)
 }
 
