@@ -58,8 +58,7 @@ pub(crate) static CONNECT_ARGS: LruHashMap<u32, ConnectArgs> = LruHashMap::with_
 
 /// The `struct sock *` argument of a kprobe'd call until its kretprobe runs, keyed by
 /// `calls::key()` (thread, or CPU for the idle task, and which call). Inserted: kprobe entries of
-/// `tcp_sendmsg`, `tcp_recvmsg`, `tcp_retransmit_skb`, `tcp_send_loss_probe`, `inet_csk_accept` (none: it
-/// returns the sock). Deleted and read: the matching kretprobe.
+/// `tcp_sendmsg`, `tcp_recvmsg`, `tcp_retransmit_skb`, `tcp_send_loss_probe`. Deleted and read: the matching kretprobe.
 #[map]
 pub(crate) static CALL_ARGS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16_384, 0);
 

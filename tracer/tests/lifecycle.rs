@@ -662,3 +662,79 @@ fn hold_connections_open(count: usize, args: &[&str]) -> (Finished, u16, i32) {
     wait_port_settled(port);
     (trace.stop(), port, holder)
 }
+
+/// More threads asleep in accept() at once than a kretprobe has instances for (the kernel
+/// gives one max(10, 2 x CPUs) and makes no more: each call holds one while it sleeps, and
+/// a call that finds none is not seen returning). Thread pools that block in accept() are
+/// common; every accept must still be reported, each with the thread that made it.
+#[test]
+fn accepts_by_many_threads_asleep_in_accept_are_all_reported() {
+    const THREADS: usize = 24;
+    let _serial = serial();
+    let (lfd, addr) = listen_v4(64);
+    let port = addr.port();
+    let trace = Trace::start(&["-e", "accept", "--port", &port.to_string()]);
+    let acceptors: Vec<_> = (0..THREADS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                // SAFETY: accept on the listener, which outlives every thread.
+                let fd = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+                // SAFETY: no preconditions.
+                (unsafe { libc::gettid() }, fd)
+            })
+        })
+        .collect();
+    wait_until_asleep_in_accept(THREADS);
+    let clients: Vec<i32> = (0..THREADS).map(|_| raw::connect(&sockaddr_of(addr), libc::AF_INET)).collect();
+    assert!(clients.iter().all(|&c| c >= 0), "connect failed: {clients:?}");
+    // Which thread accepted which client, by the client's port.
+    let mut accepted: Vec<(i32, u16)> = acceptors
+        .into_iter()
+        .map(|t| {
+            let (tid, fd) = t.join().expect("an acceptor panicked");
+            assert!(fd >= 0, "accept failed");
+            let client_port = common::peer_port(fd);
+            // SAFETY: closing our fd.
+            unsafe { libc::close(fd) };
+            (tid, client_port)
+        })
+        .collect();
+    for fd in clients.into_iter().chain([lfd]) {
+        // SAFETY: closing our fds.
+        unsafe { libc::close(fd) };
+    }
+    wait_port_settled(port);
+    let done = trace.stop();
+    let me = std::process::id() as i32;
+    let mut reported: Vec<(i32, u16)> = done
+        .of("accept", me)
+        .iter()
+        .map(|e| (e["tid"].as_i64().expect("tid") as i32, e["rport"].as_u64().expect("rport") as u16))
+        .collect();
+    accepted.sort_unstable();
+    reported.sort_unstable();
+    assert_eq!(reported, accepted, "{}", done.summary());
+    assert_eq!(done.lost(), 0, "{}", done.summary());
+}
+
+/// Waits until `count` threads of this process sleep inside accept4(2):
+/// `/proc/self/task/*/syscall` gives a thread's system call number only while it is blocked
+/// in one ("running" otherwise), so each counted thread is past the accept hook's entry.
+fn wait_until_asleep_in_accept(count: usize) {
+    let accept4 = libc::SYS_accept4.to_string();
+    let asleep = || {
+        std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .filter_map(Result::ok)
+                    .filter(|t| std::fs::read_to_string(t.path().join("syscall")).is_ok_and(|s| s.split(' ').next() == Some(accept4.as_str())))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while asleep() < count {
+        assert!(std::time::Instant::now() < deadline, "only {} of {count} threads reached accept()", asleep());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

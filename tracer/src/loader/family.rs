@@ -93,7 +93,7 @@ impl Hook {
             (Self::State, HookFamily::Kprobe) => "kprobe tcp_set_state",
             (Self::State, HookFamily::Tracepoint) => "tracepoint sock:inet_sock_set_state (BTF-typed; raw, then classic, where refused)",
             (Self::Accept, HookFamily::Fentry) => "fexit inet_csk_accept",
-            (Self::Accept, HookFamily::Kprobe) => "kretprobe inet_csk_accept",
+            (Self::Accept, HookFamily::Kprobe) => "kprobe security_sock_graft (the accepted socket joined to its file)",
             (Self::Accept, HookFamily::Tracepoint) => "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table)",
             (Self::Retransmit, HookFamily::Fentry) => "fexit tcp_retransmit_skb; fentry+fexit tcp_send_loss_probe",
             (Self::Retransmit, HookFamily::Kprobe) => "kprobe+kretprobe tcp_retransmit_skb, tcp_send_loss_probe",
@@ -201,7 +201,7 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::State, HookFamily::Kprobe) => &["tt_state_kp"],
         (Hook::State, HookFamily::Tracepoint) => &STATE_TP_PROGRAMS,
         (Hook::Accept, HookFamily::Fentry) => &["tt_acc_fexit"],
-        (Hook::Accept, HookFamily::Kprobe) => &["tt_acc_krp"],
+        (Hook::Accept, HookFamily::Kprobe) => &["tt_acc_kp"],
         (Hook::Accept, HookFamily::Tracepoint) => &["tt_acc_tp"],
         (Hook::Retransmit, HookFamily::Fentry) => &["tt_rtx_fexit", "tt_tlp_fent", "tt_tlp_fexit"],
         (Hook::Retransmit, HookFamily::Kprobe) => &["tt_rtx_kp", "tt_rtx_krp", "tt_tlp_kp", "tt_tlp_krp"],
@@ -243,7 +243,8 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             let btf = facts.aya_btf()?;
             fexit(ebpf, btf, "tt_acc_fexit", "inet_csk_accept")
         }
-        (Hook::Accept, HookFamily::Kprobe) => kprobe(ebpf, "tt_acc_krp", &["inet_csk_accept"]),
+        // Not a kretprobe on inet_csk_accept: see tracer-ebpf/src/accept/kprobe.rs.
+        (Hook::Accept, HookFamily::Kprobe) => kprobe(ebpf, "tt_acc_kp", &["security_sock_graft"]),
         (Hook::Accept, HookFamily::Tracepoint) => {
             facts.accept_tp.as_ref().map_err(Clone::clone)?;
             facts.task.as_ref().map_err(Clone::clone)?;
