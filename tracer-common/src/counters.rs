@@ -24,7 +24,12 @@ pub enum Counter {
     Tracked = 6,
     /// Entries taken out of `SOCKS` by the programs.
     Untracked = 7,
+    /// A kprobe'd call whose kretprobe did not run, found when the same thread makes the
+    /// same call again: the kernel had no kretprobe instance for it (a kretprobe has
+    /// max(10, 2 x CPUs); a call that sleeps holds one) or skipped the run. What that
+    /// return would have counted is lost. Reported among the hook runs the kernel skipped.
+    ReturnUnseen = 8,
 }
 
 /// Number of slots in `COUNTERS`.
-pub const COUNTER_SLOTS: u32 = 8;
+pub const COUNTER_SLOTS: u32 = 16;

@@ -2,7 +2,14 @@
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id};
 
-use crate::maps::CALL_ARGS;
+use tracer_common::counters::Counter;
+
+use crate::{emit::count, maps::CALL_ARGS};
+
+/// `BPF_NOEXIST`: insert only if the key is absent.
+const BPF_NOEXIST: u64 = 1;
+/// `-EEXIST`: the key is there.
+const EEXIST: i64 = -17;
 
 /// Which function's call: each has its own entry per thread, because one can run inside
 /// another on the same thread (a retransmit timer's softirq interrupting `tcp_sendmsg`
@@ -30,9 +37,18 @@ fn key(call: Call) -> u64 {
     base | (call as u64) << 48
 }
 
+/// At a call's entry. A key still there from this thread's previous call of the same
+/// function means that call's return was never seen: counted (`Counter::ReturnUnseen`),
+/// then replaced. (Only a thread that calls again shows it; a last call that returned
+/// nothing loses nothing.)
 #[inline(always)]
 pub(crate) fn save(call: Call, sk: u64) {
-    let _ = CALL_ARGS.insert(&key(call), &sk, 0);
+    let k = key(call);
+    if let Err(err) = CALL_ARGS.insert(&k, &sk, BPF_NOEXIST) {
+        if i64::from(err) == EEXIST && CALL_ARGS.insert(&k, &sk, 0).is_ok() {
+            count(Counter::ReturnUnseen);
+        }
+    }
 }
 
 #[inline(always)]

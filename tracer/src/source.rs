@@ -73,9 +73,10 @@ impl LossCounters {
         tracked.saturating_sub(self.counter(Counter::Untracked))
     }
 
-    /// Program runs the kernel skipped, summed over the programs where a skip is a loss.
+    /// Program runs the kernel skipped: summed over the programs where a skip is a loss,
+    /// and the kretprobe runs the programs found missing (see `Counter::ReturnUnseen`).
     pub(crate) fn missed_runs(&self) -> u64 {
-        crate::loader::stats::total_misses(&self.programs)
+        crate::loader::stats::total_misses(&self.programs) + self.counter(Counter::ReturnUnseen)
     }
 
     /// The sum over CPUs of one counter.

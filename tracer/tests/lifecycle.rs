@@ -684,7 +684,7 @@ fn accepts_by_many_threads_asleep_in_accept_are_all_reported() {
             })
         })
         .collect();
-    wait_until_asleep_in_accept(THREADS);
+    wait_until_asleep_in(libc::SYS_accept4, THREADS);
     let clients: Vec<i32> = (0..THREADS).map(|_| raw::connect(&sockaddr_of(addr), libc::AF_INET)).collect();
     assert!(clients.iter().all(|&c| c >= 0), "connect failed: {clients:?}");
     // Which thread accepted which client, by the client's port.
@@ -717,24 +717,100 @@ fn accepts_by_many_threads_asleep_in_accept_are_all_reported() {
     assert_eq!(done.lost(), 0, "{}", done.summary());
 }
 
-/// Waits until `count` threads of this process sleep inside accept4(2):
+/// Waits until `count` threads of this process sleep inside the system call `nr`:
 /// `/proc/self/task/*/syscall` gives a thread's system call number only while it is blocked
-/// in one ("running" otherwise), so each counted thread is past the accept hook's entry.
-fn wait_until_asleep_in_accept(count: usize) {
-    let accept4 = libc::SYS_accept4.to_string();
+/// in one ("running" otherwise), so each counted thread is past the hook at its entry.
+fn wait_until_asleep_in(nr: libc::c_long, count: usize) {
+    let nr = nr.to_string();
     let asleep = || {
         std::fs::read_dir("/proc/self/task")
             .map(|tasks| {
                 tasks
                     .filter_map(Result::ok)
-                    .filter(|t| std::fs::read_to_string(t.path().join("syscall")).is_ok_and(|s| s.split(' ').next() == Some(accept4.as_str())))
+                    .filter(|t| std::fs::read_to_string(t.path().join("syscall")).is_ok_and(|s| s.split(' ').next() == Some(nr.as_str())))
                     .count()
             })
             .unwrap_or(0)
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while asleep() < count {
-        assert!(std::time::Instant::now() < deadline, "only {} of {count} threads reached accept()", asleep());
+        assert!(std::time::Instant::now() < deadline, "only {} of {count} threads asleep in system call {nr}", asleep());
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Per-call byte counting with more threads asleep in recv() at once than a kretprobe has
+/// instances for (the kprobe family counts what `tcp_recvmsg` returns with one): a call
+/// that got none is never seen returning and its bytes are lost. Each such call must be
+/// counted as a lost hook run, one for each connection whose received bytes fall short;
+/// families without kretprobes lose nothing.
+#[test]
+fn per_call_counting_with_many_threads_asleep_in_recv_counts_what_it_misses() {
+    const THREADS: usize = 24;
+    const SENT: usize = 1_000;
+    let _serial = serial();
+    let (lfd, addr) = listen_v4(64);
+    let port = addr.port();
+    let trace = match Trace::try_start(&["-e", "close", "--bytes", "calls", "--port", &port.to_string()]) {
+        Ok(trace) => trace,
+        Err(stderr) => return assert_calls_mode_refused(&stderr),
+    };
+    assert!(calls_mode_available(), "per-call counting attached where it should not");
+    let clients: Vec<i32> = (0..THREADS).map(|_| raw::connect(&sockaddr_of(addr), libc::AF_INET)).collect();
+    assert!(clients.iter().all(|&c| c >= 0), "connect failed: {clients:?}");
+    let readers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            // SAFETY: accept on our listener; the connections are queued already.
+            let fd = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+            assert!(fd >= 0, "accept");
+            std::thread::spawn(move || {
+                // Everything up to the end of the stream, then the end itself (a call
+                // that returns 0). recv(), not read(): the test's other threads sleep
+                // in read() (tcptrace's output), and the wait below tells them apart.
+                let mut buf = [0u8; 4096];
+                let mut received = Some(0);
+                loop {
+                    // SAFETY: a valid buffer; our fd.
+                    match unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) } {
+                        0 => break,
+                        n if n < 0 => {
+                            received = None;
+                            break;
+                        }
+                        n => received = received.map(|r| r + n as usize),
+                    }
+                }
+                // SAFETY: closing our fd.
+                unsafe { libc::close(fd) };
+                received
+            })
+        })
+        .collect();
+    wait_until_asleep_in(libc::SYS_recvfrom, THREADS);
+    for &c in &clients {
+        assert!(raw::write_exactly(c, &[b'r'; SENT], SENT));
+    }
+    for c in clients.into_iter().chain([lfd]) {
+        // SAFETY: closing our fds.
+        unsafe { libc::close(c) };
+    }
+    for reader in readers {
+        assert_eq!(reader.join().expect("a reader panicked"), Some(SENT));
+    }
+    wait_port_settled(port);
+    let done = trace.stop();
+    let closes = |local_port: bool| -> Vec<&Value> {
+        done.events.iter().filter(|e| e["type"] == "close" && (if local_port { e["lport"] == port } else { e["rport"] == port })).collect()
+    };
+    let (servers, clients) = (closes(true), closes(false));
+    assert_eq!((servers.len(), clients.len()), (THREADS, THREADS), "{}", done.summary());
+    assert!(clients.iter().all(|c| c["bytes_sent"] == SENT && c["bytes_from"] == "calls"), "{clients:?}");
+    // Each server side received SENT bytes, counted, or lost with its call's return.
+    assert!(servers.iter().all(|s| s["bytes_received"] == SENT || s["bytes_received"] == 0), "{servers:?}");
+    let short = servers.iter().filter(|s| s["bytes_received"] == 0).count();
+    assert_eq!(common::skipped_in(done.summary()), short, "{}", done.summary());
+    assert_eq!(done.lost(), short, "{}", done.summary());
+    if effective_family() != "kprobe" {
+        assert_eq!(short, 0, "{}", done.summary());
     }
 }

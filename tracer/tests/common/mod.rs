@@ -139,12 +139,22 @@ pub fn summary_in(stderr: &[String]) -> &str {
 /// The connections a summary says the full connection table forgot
 /// (`connections forgotten with the table full N`).
 pub fn forgotten_in(summary: &str) -> usize {
+    count_in(summary, "connections forgotten with the table full ")
+}
+
+/// The hook runs a summary says the kernel skipped (`hook runs skipped by the kernel N`).
+pub fn skipped_in(summary: &str) -> usize {
+    count_in(summary, "hook runs skipped by the kernel ")
+}
+
+/// The number after `label` in a summary's loss list.
+fn count_in(summary: &str, label: &str) -> usize {
     summary
-        .split("connections forgotten with the table full ")
+        .split(label)
         .nth(1)
-        .and_then(|rest| rest.split([';', ')']).next())
+        .and_then(|rest| rest.split([',', ';', ')']).next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no forgotten count in {summary}"))
+        .unwrap_or_else(|| panic!("no {label:?} count in {summary}"))
 }
 
 impl Trace {
