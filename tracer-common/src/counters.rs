@@ -24,10 +24,11 @@ pub enum Counter {
     Tracked = 6,
     /// Entries taken out of `SOCKS` by the programs.
     Untracked = 7,
-    /// A kprobe'd call whose kretprobe did not run, found when the same thread makes the
-    /// same call again: the kernel had no kretprobe instance for it (a kretprobe has
-    /// max(10, 2 x CPUs); a call that sleeps holds one) or skipped the run. What that
-    /// return would have counted is lost. Reported among the hook runs the kernel skipped.
+    /// A kprobe'd call whose return was never seen, found when the same thread makes the
+    /// same call again on a connection tcptrace reports: the kretprobe had no instance
+    /// for it (it has max(10, 2 x possible CPUs); a call asleep holds one), its run was
+    /// skipped, or a nested call took its key. What that return would have counted is
+    /// lost. Reported among the hook runs the kernel skipped.
     ReturnUnseen = 8,
 }
 

@@ -4,12 +4,10 @@ use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id};
 
 use tracer_common::counters::Counter;
 
-use crate::{emit::count, maps::CALL_ARGS};
-
-/// `BPF_NOEXIST`: insert only if the key is absent.
-const BPF_NOEXIST: u64 = 1;
-/// `-EEXIST`: the key is there.
-const EEXIST: i64 = -17;
+use crate::{
+    emit::count,
+    maps::{CALL_ARGS, SOCKS},
+};
 
 /// Which function's call: each has its own entry per thread, because one can run inside
 /// another on the same thread (a retransmit timer's softirq interrupting `tcp_sendmsg`
@@ -38,17 +36,41 @@ fn key(call: Call) -> u64 {
 }
 
 /// At a call's entry. A key still there from this thread's previous call of the same
-/// function means that call's return was never seen: counted (`Counter::ReturnUnseen`),
-/// then replaced. (Only a thread that calls again shows it; a last call that returned
-/// nothing loses nothing.)
+/// function means that call's return was never seen (the kretprobe had no instance left
+/// for it, or its run was skipped), or a nested call of the same function on this thread
+/// took its key; either way what that return would have counted is lost:
+/// counted as `Counter::ReturnUnseen` when that call was on a connection tcptrace reports,
+/// then replaced. Only a thread that calls again shows it: a missed last call of a thread,
+/// or one found after its connection was closed, goes uncounted (README says so).
 #[inline(always)]
 pub(crate) fn save(call: Call, sk: u64) {
     let k = key(call);
-    if let Err(err) = CALL_ARGS.insert(&k, &sk, BPF_NOEXIST) {
-        if i64::from(err) == EEXIST && CALL_ARGS.insert(&k, &sk, 0).is_ok() {
-            count(Counter::ReturnUnseen);
+    match CALL_ARGS.get_ptr_mut(&k) {
+        Some(left) => {
+            // SAFETY: a u64 map value of this thread's own key.
+            let missed_sk = unsafe { core::ptr::replace(left, sk) };
+            if reported(missed_sk) {
+                count(Counter::ReturnUnseen);
+            }
+        }
+        None => {
+            let _ = CALL_ARGS.insert(&k, &sk, 0);
         }
     }
+}
+
+/// Whether events of `sk` are reported: tracked, its owner wanted, its ends too.
+#[inline(always)]
+fn reported(sk: u64) -> bool {
+    // SAFETY: a plain struct in a map value.
+    let Some(wanted) = SOCKS.get_ptr(&sk).map(|info| unsafe { (*info).filtered_out == 0 }) else {
+        return false;
+    };
+    let filter = crate::globals::filter();
+    if !wanted || !filter.has_endpoint_rules() {
+        return wanted;
+    }
+    crate::sock::endpoints::<crate::sock::Probe>(sk).is_ok_and(|ep| filter.endpoints_match(ep.family, ep.sport, ep.dport))
 }
 
 #[inline(always)]

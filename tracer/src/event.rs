@@ -61,7 +61,8 @@ impl Comm {
 
     pub(crate) fn as_str(&self) -> &str {
         let bytes = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
-        // SAFETY: `push` writes whole UTF-8 encoded characters only, and `len` ends the last.
+        // SAFETY: `push` and `from_kernel`'s ASCII copy write whole UTF-8 encoded characters
+        // only, and `len` ends the last.
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 }

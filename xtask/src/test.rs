@@ -31,7 +31,8 @@ pub(crate) struct Options {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Run only the tests whose names contain this (passed to every test binary, host and
-    /// VM), like `accepts_by_many`.
+    /// VM), like `accepts_by_many`; the unit tests and the benchmark's short mode are
+    /// skipped. A filter that matches no test runs none, and passes.
     #[arg(long, value_parser = test_name_filter)]
     filter: Option<String>,
 }
@@ -74,7 +75,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     crate::build_ebpf::run(ci)?;
     let root = workspace_root();
 
-    if !opts.vm_only {
+    if !opts.vm_only && opts.filter.is_none() {
         eprintln!("xtask: unit tests");
         crate::run_cmd(Command::new("cargo").current_dir(&root).args(["test", "--workspace", "--lib", "--bins"]))?;
     }
@@ -100,7 +101,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         }
     }
 
-    if !opts.vm_only {
+    if !opts.vm_only && opts.filter.is_none() {
         // The benchmark's short mode, so that it cannot rot (its numbers are not checked).
         eprintln!("xtask: benchmark, short mode");
         crate::bench::run(&crate::bench::Options { quick: true, configs: Vec::new(), workload: None, rounds: None })?;

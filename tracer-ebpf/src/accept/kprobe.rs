@@ -5,11 +5,13 @@
 //!
 //! Not a kretprobe on `inet_csk_accept` (as the fexit program is): a kretprobe has
 //! max(10, 2 x CPUs) instances, a call holds one for as long as it sleeps waiting for a
-//! connection, and a call that finds none is never seen returning, uncounted before
-//! Linux 6.7. A pool of threads asleep in accept() would lose its accepts silently. An
-//! entry probe holds nothing. Other families (unix, vsock, ...) graft too: `on_accept`
-//! keeps TCP only. Kernels built without LSM have no such function: then the tracepoint
-//! family takes the hook.
+//! connection, and a call that finds none is never seen returning (the kernel counts it
+//! only where tcptrace cannot read it). A pool of threads asleep in accept() would lose
+//! its accepts silently. An entry probe holds nothing. Other families (unix, vsock, ...)
+//! graft too: `on_accept` keeps TCP only. An MPTCP subflow is joined to its file without
+//! this hook, so it gets no owner here (README). Kernels built without
+//! `CONFIG_SECURITY_NETWORK` have no such function: then the tracepoint family takes the
+//! hook.
 
 use aya_ebpf::{macros::kprobe, programs::ProbeContext};
 

@@ -21,7 +21,9 @@ const TCP_CLOSE: u8 = crate::state::TCP_CLOSE as u8;
 #[inline(always)]
 pub(crate) fn on_accept(sk: u64) {
     if sk == 0 || sock::protocol::<sock::Probe>(sk) != Ok(IPPROTO_TCP) {
-        return; // failed accept, or not TCP (inet_csk_accept also serves DCCP)
+        // A failed accept (fexit), or not TCP: inet_csk_accept also serves DCCP, and
+        // security_sock_graft (kprobe) every family's accept.
+        return;
     }
     let task = current_task();
     let keep = task_wanted(&task);

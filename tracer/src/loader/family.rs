@@ -214,6 +214,17 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
 
 const CONNECT_FUNCS: [&str; 2] = ["tcp_v4_connect", "tcp_v6_connect"];
 
+/// Entry probes that leave a thread's key for a return probe (tracer-ebpf/src/calls.rs).
+/// A key its return probe never takes counts as a lost return at the thread's next call,
+/// so the return probe is attached first and unloaded last (`Tracer::stop_hooks`): a
+/// call that begins between the two would otherwise look like one.
+pub(crate) const ENTRY_PROBES: [&str; 5] = ["tt_send_kp", "tt_recv_kp", "tt_recv_kp6", "tt_rtx_kp", "tt_tlp_kp"];
+
+/// The return probes of `ENTRY_PROBES`: a run of theirs the kernel skips is found and
+/// counted by the programs (`Counter::ReturnUnseen`), so the kernel's own count of those
+/// skips (Linux 6.7+) is left out (see `stats::counted_programs`), never counted twice.
+pub(crate) const RETURN_PROBES: [&str; 4] = ["tt_send_krp", "tt_recv_krp", "tt_rtx_krp", "tt_tlp_krp"];
+
 /// Loads and attaches `hook` with `family`; returns where it hooked in.
 fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFamily, options: Options) -> Result<&'static str, String> {
     let attached = match (hook, family) {
@@ -257,10 +268,11 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             fexit(ebpf, btf, "tt_tlp_fexit", "tcp_send_loss_probe")
         }
         (Hook::Retransmit, HookFamily::Kprobe) => {
-            kprobe(ebpf, "tt_rtx_kp", &["tcp_retransmit_skb"])?;
+            // Each return probe before its entry probe (see `ENTRY_PROBES`).
             kprobe(ebpf, "tt_rtx_krp", &["tcp_retransmit_skb"])?;
-            kprobe(ebpf, "tt_tlp_kp", &["tcp_send_loss_probe"])?;
-            kprobe(ebpf, "tt_tlp_krp", &["tcp_send_loss_probe"])
+            kprobe(ebpf, "tt_rtx_kp", &["tcp_retransmit_skb"])?;
+            kprobe(ebpf, "tt_tlp_krp", &["tcp_send_loss_probe"])?;
+            kprobe(ebpf, "tt_tlp_kp", &["tcp_send_loss_probe"])
         }
         (Hook::Retransmit, HookFamily::Tracepoint) => return retransmit_tracepoint(ebpf, facts, options),
         (Hook::Bytes, HookFamily::Fentry) => {
@@ -272,10 +284,10 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         }
         (Hook::Bytes, HookFamily::Kprobe) => {
             let (_, recv) = facts.recvmsg.clone()?.programs()?;
-            kprobe(ebpf, "tt_send_kp", &["tcp_sendmsg"])?;
             kprobe(ebpf, "tt_send_krp", &["tcp_sendmsg"])?;
-            kprobe(ebpf, recv, &["tcp_recvmsg"])?;
+            kprobe(ebpf, "tt_send_kp", &["tcp_sendmsg"])?;
             kprobe(ebpf, "tt_recv_krp", &["tcp_recvmsg"])?;
+            kprobe(ebpf, recv, &["tcp_recvmsg"])?;
             kprobe(ebpf, "tt_dstr_kp", &["tcp_v4_destroy_sock"])
         }
         (Hook::Bytes, HookFamily::Tracepoint) => {
@@ -418,5 +430,13 @@ mod tests {
         dedup.sort_unstable();
         dedup.dedup();
         assert_eq!(dedup.len(), all.len());
+    }
+
+    #[test]
+    fn entry_and_return_probes_are_kprobe_family_programs() {
+        let kprobe_family: Vec<&str> = Hook::ALL.into_iter().flat_map(|hook| programs(hook, HookFamily::Kprobe)).copied().collect();
+        for name in ENTRY_PROBES.iter().chain(&RETURN_PROBES) {
+            assert!(kprobe_family.contains(name), "{name}");
+        }
     }
 }

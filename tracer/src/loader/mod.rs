@@ -306,8 +306,13 @@ impl Tracer {
     /// send an event or end a `SOCKS` entry): a drain that follows sees everything emitted.
     /// The maps stay, for a last read.
     pub(crate) fn stop_hooks(&mut self) {
-        for (_, program) in self.ebpf.programs_mut() {
-            let _unloaded = family::unload(program);
+        // Entry probes first: see `family::ENTRY_PROBES`.
+        for entry_first in [true, false] {
+            for (name, program) in self.ebpf.programs_mut() {
+                if family::ENTRY_PROBES.contains(&name) == entry_first {
+                    let _unloaded = family::unload(program);
+                }
+            }
         }
         wait_for_programs_in_flight();
     }
