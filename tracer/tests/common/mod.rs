@@ -543,7 +543,10 @@ pub mod raw {
 pub fn wait_port_settled(port: u16) {
     // 06 TIME_WAIT, 07 CLOSE, 0A LISTEN.
     let busy = || -> Vec<TcpSocket> {
-        tcp_sockets().into_iter().filter(|s| (s.local_port == port || s.remote_port == port) && !matches!(s.state.as_str(), "06" | "07" | "0A")).collect()
+        tcp_sockets()
+            .into_iter()
+            .filter(|s| (s.local_port == port || s.remote_port == port) && !matches!(s.state.as_str(), "06" | "07" | "0A") && !s.is_time_wait_minisock())
+            .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -581,7 +584,7 @@ pub fn peer_port(fd: i32) -> u16 {
 
 /// Whether a full socket (any state but TIME_WAIT, 06) with this local port is open.
 pub fn port_in_proc_net_tcp(port: u16) -> bool {
-    tcp_sockets().iter().any(|s| s.local_port == port && s.state != "06")
+    tcp_sockets().iter().any(|s| s.local_port == port && s.state != "06" && !s.is_time_wait_minisock())
 }
 
 /// One line of /proc/net/tcp{,6}: the ports, the state (hex, as the kernel prints it) and
@@ -591,8 +594,18 @@ struct TcpSocket {
     local_port: u16,
     remote_port: u16,
     state: String,
-    #[allow(dead_code)] // read through Debug only
     timer: String,
+}
+
+impl TcpSocket {
+    /// A time-wait mini-socket: the full socket is gone (its CLOSE came and went) and the
+    /// kernel keeps only this for the connection's last packets. Its state column is its
+    /// substate, which is FIN_WAIT2 (05) for an orphan closed before the peer's FIN, for up
+    /// to `tcp_fin_timeout` (60 s) when that FIN is lost (once in a rare while under the
+    /// 20,000-connection load in the VM); only time-wait sockets show timer 3.
+    fn is_time_wait_minisock(&self) -> bool {
+        self.timer.starts_with("03:")
+    }
 }
 
 /// Every TCP socket the kernel lists now, IPv4 and IPv6 (lines it cannot parse are left out).
