@@ -32,6 +32,8 @@ pub struct SockOffsets {
     pub protocol: u32,
     /// `sk_lock.owned` (int): a task holds the socket (process context).
     pub owned: u32,
+    /// `sk_socket` (`struct socket *`): NULL for a listener's child until it is accepted.
+    pub socket: u32,
     /// `__sk_common.skc_flags` (`sk_flags`, unsigned long): `SOCK_DONE` is set when the
     /// peer's FIN arrives.
     pub flags: u32,
@@ -71,6 +73,7 @@ impl SockOffsets {
             err: OFFSET_ABSENT,
             protocol: OFFSET_ABSENT,
             owned: OFFSET_ABSENT,
+            socket: OFFSET_ABSENT,
             flags: OFFSET_ABSENT,
             sock_done_bit: OFFSET_ABSENT,
             bytes_acked: OFFSET_ABSENT,

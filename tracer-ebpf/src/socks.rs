@@ -103,6 +103,14 @@ unsafe fn fresh(dst: *mut SockInfo, direction: u8, state_since_ns: u64) {
     }
 }
 
+/// Clears an entry found stale in place to `SockInfo::unknown(direction, state_since_ns)`
+/// (the key stays: the insert and removal counts are untouched).
+#[inline(always)]
+pub(crate) fn renew(info: &mut SockInfo, direction: u8, state_since_ns: u64) {
+    // SAFETY: a map value the caller holds exclusively (under the socket's lock).
+    unsafe { fresh(info, direction, state_since_ns) };
+}
+
 /// The entry for `sk`, creating an owner-less one when there is none. `None` only if the
 /// map refused the insert (then the caller works from a stack copy).
 #[inline(always)]

@@ -88,6 +88,7 @@ impl KernelFacts {
             err: sk(&["sk_err"])?,
             protocol: sk(&["sk_protocol"])?,
             owned: sk(&["sk_lock", "owned"])?,
+            socket: sk(&["sk_socket"])?,
             flags: optional(sk(&["__sk_common", "skc_flags"])),
             sock_done_bit: optional(btf.enum_value("sock_flags", "SOCK_DONE").map(|v| v as u32)),
             bytes_acked: optional(tcp("bytes_acked")),

@@ -147,6 +147,11 @@ pub fn skipped_in(summary: &str) -> usize {
     count_in(summary, "hook runs skipped by the kernel ")
 }
 
+/// The state changes a summary says were missed (`state changes out of sequence N`).
+pub fn gaps_in(summary: &str) -> usize {
+    count_in(summary, "state changes out of sequence ")
+}
+
 /// The number after `label` in a summary's loss list.
 fn count_in(summary: &str, label: &str) -> usize {
     summary
@@ -852,4 +857,40 @@ fn unchunk(mut body: &str) -> String {
         body = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Pins the calling thread to the CPU it runs on: the kernel's allocator then hands out
+/// the socket addresses this thread's connections free, last freed first.
+pub fn pin_to_one_cpu() {
+    // SAFETY: a zeroed cpu_set_t is valid; the calls only touch this thread's affinity.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        assert!(cpu >= 0, "sched_getcpu");
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        assert_eq!(libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set), 0, "sched_setaffinity");
+    }
+}
+
+/// The running tracer's connection map (`SOCKS`), opened by id: the newest such map.
+pub fn connection_map() -> aya::maps::HashMap<aya::maps::MapData, u64, tracer_common::conn::SockInfo> {
+    let id = aya::maps::loaded_maps()
+        .filter_map(Result::ok)
+        .filter(|m| m.name_as_str() == Some("SOCKS"))
+        .map(|m| m.id())
+        .max()
+        .expect("no SOCKS map loaded");
+    let data = aya::maps::MapData::from_id(id).expect("open SOCKS by id");
+    aya::maps::HashMap::try_from(aya::maps::Map::LruHashMap(data)).expect("SOCKS as a hash map")
+}
+
+/// Nanoseconds of CLOCK_MONOTONIC, the programs' clock.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: a zeroed timespec is valid; clock_gettime fills it.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        assert_eq!(libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts), 0);
+        ts
+    };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
