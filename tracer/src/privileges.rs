@@ -34,6 +34,29 @@ pub(crate) fn check() -> Result<(), String> {
     }
 }
 
+/// A note for attach failures that were permission errors (EACCES) while tcptrace held
+/// CAP_BPF and CAP_PERFMON without CAP_SYS_ADMIN, on a kernel with
+/// `kernel.perf_event_paranoid` above 2: Debian's kernels (`SECURITY_PERF_EVENTS_RESTRICT`)
+/// then keep `perf_event_open`, which kprobes and classic tracepoints attach through, for
+/// CAP_SYS_ADMIN alone. `None` when that is not the cause.
+pub(crate) fn perf_events_note(reasons: &str) -> Option<String> {
+    if !reasons.contains("(os error 13)") {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").ok()?;
+    perf_events_note_for(effective_caps(&status)?, paranoid.trim().parse().ok()?)
+}
+
+fn perf_events_note_for(caps: u64, paranoid: i32) -> Option<String> {
+    (paranoid > 2 && caps >> CAP_SYS_ADMIN & 1 == 0).then(|| {
+        format!(
+            "kernel.perf_event_paranoid is {paranoid}, which on this kernel keeps perf events (kprobes, tracepoints) for CAP_SYS_ADMIN: \
+             add it, set the sysctl to 2, or let --probe auto pick hooks attached without perf events"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +70,13 @@ mod tests {
         assert_eq!(missing(0), Some("CAP_BPF and CAP_PERFMON"));
         assert_eq!(missing(1 << CAP_BPF), Some("CAP_PERFMON"));
         assert_eq!(missing(1 << CAP_PERFMON), Some("CAP_BPF"));
+    }
+
+    #[test]
+    fn the_perf_events_note_is_for_paranoid_3_without_sys_admin_only() {
+        let bpf_perfmon = 1 << CAP_BPF | 1 << CAP_PERFMON;
+        assert!(perf_events_note_for(bpf_perfmon, 3).is_some_and(|n| n.starts_with("kernel.perf_event_paranoid is 3, ")));
+        assert_eq!(perf_events_note_for(bpf_perfmon, 2), None);
+        assert_eq!(perf_events_note_for(bpf_perfmon | 1 << CAP_SYS_ADMIN, 3), None);
     }
 }

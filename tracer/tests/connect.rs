@@ -307,3 +307,61 @@ fn a_childs_handshake_on_a_freed_sockets_stale_entry_is_no_connect() {
     assert_eq!(common::gaps_in(done.summary()), 1, "{}", done.summary());
     assert_eq!(done.lost(), 1, "{}", done.summary());
 }
+
+/// Root's uid with CAP_BPF and CAP_PERFMON alone (what a container runtime grants, and
+/// what the README asks for), with `kernel.perf_event_paranoid` at 2 (the upstream
+/// default): every hook attaches on the family under test, and a connection is reported as
+/// usual, its connect and accept with this pid and both ports.
+#[test]
+fn bpf_and_perfmon_capabilities_alone_are_enough_to_trace() {
+    let _serial = serial();
+    let _paranoid = common::Sysctl::set("kernel.perf_event_paranoid", "2");
+    let trace = |args: &[&str]| Trace::try_start_with_capabilities(BPF_PERFMON, args);
+    assert_traces_one_connection(trace);
+}
+
+/// The same at `kernel.perf_event_paranoid` 3, which Debian's kernels take to keep
+/// perf_event_open for CAP_SYS_ADMIN (upstream ones, like the host's, read it as 2). Hooks
+/// that attach through perf events (kprobes, classic tracepoints) are refused there: the
+/// error says why and what to do, in one line. Families that need none trace as usual.
+#[test]
+fn perf_events_kept_for_sys_admin_are_named_when_a_hook_needs_them() {
+    let _serial = serial();
+    let _paranoid = common::Sysctl::set("kernel.perf_event_paranoid", "3");
+    let refused = common::perf_events_need_sys_admin() && effective_family() != "fentry";
+    let trace = |args: &[&str]| Trace::try_start_with_capabilities(BPF_PERFMON, args);
+    if !refused {
+        assert_traces_one_connection(trace);
+        return;
+    }
+    let Err(stderr) = trace(&["-e", "connect,accept"]) else { panic!("traced with perf events refused") };
+    assert_eq!(stderr.len(), 1, "one line: {stderr:?}");
+    let line = &stderr[0];
+    assert!(line.starts_with("tcptrace: hook ") && line.contains("(os error 13)"), "{line}");
+    assert!(line.contains("; kernel.perf_event_paranoid is 3, which on this kernel keeps perf events (kprobes, tracepoints) for CAP_SYS_ADMIN: "), "{line}");
+}
+
+const BPF_PERFMON: u64 = 1 << common::CAP_BPF | 1 << common::CAP_PERFMON;
+
+/// Starts a trace with `start`, runs one connection, and checks its connect and accept.
+fn assert_traces_one_connection(start: impl Fn(&[&str]) -> Result<Trace, Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let port = addr.port();
+    let trace = start(&["-e", "connect,accept", "--port", &port.to_string()]).unwrap_or_else(|e| panic!("tcptrace did not start: {e:?}"));
+    assert_eq!(trace.effective_capabilities(), BPF_PERFMON);
+    let client = std::net::TcpStream::connect(addr).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    let client_port = client.local_addr().expect("addr").port();
+    drop((client, server));
+    common::wait_port_settled(port);
+    let done = trace.stop();
+    let me = std::process::id() as i32;
+    let ends = |e: &&serde_json::Value| (e["lport"].as_u64().unwrap_or(0), e["rport"].as_u64().unwrap_or(0));
+    let connects: Vec<_> = done.of("connect", me).iter().map(ends).collect();
+    assert_eq!(connects, [(u64::from(client_port), u64::from(port))], "{:?}", done.events);
+    let accepts: Vec<_> = done.of("accept", me).iter().map(ends).collect();
+    assert_eq!(accepts, [(u64::from(port), u64::from(client_port))], "{:?}", done.events);
+    assert_eq!(done.events.len(), 2, "{:?}", done.events);
+    assert_eq!(done.lost(), 0, "{}", done.summary());
+}

@@ -370,7 +370,10 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
             }
         }
         let Some((family, target)) = chosen else {
-            let tried = passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect::<Vec<_>>().join("; ");
+            let mut tried = passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect::<Vec<_>>().join("; ");
+            if let Some(note) = crate::privileges::perf_events_note(&tried) {
+                tried = format!("{tried}; {note}");
+            }
             return Err(Error::NoFamily { hook: hook.name(), tried });
         };
         choices.push(Choice { hook, family, target, passed_over });

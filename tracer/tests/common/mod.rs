@@ -181,6 +181,19 @@ impl Trace {
         Self::try_start_as(family, "json", args)
     }
 
+    /// Starts tcptrace (JSON) still as root's uid but with no capability beyond `keep`
+    /// (numbers, as in `linux/capability.h`): the bounding set is cut to them before the
+    /// exec, which then grants root exactly those, as a container runtime does.
+    pub fn start_with_capabilities(keep: u64, args: &[&str]) -> Self {
+        Self::try_start_with_capabilities(keep, args).unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
+    }
+
+    /// Like `start_with_capabilities`, but a tcptrace that exits instead of tracing is an
+    /// `Err` with its stderr.
+    pub fn try_start_with_capabilities(keep: u64, args: &[&str]) -> Result<Self, Vec<String>> {
+        Self::spawn(&probe(), "json", args, Some(keep))
+    }
+
     /// `tcptrace <args> top <top_args>`: no `-o`, which top refuses (it prints its own
     /// snapshots, read through `take_stdout`).
     pub fn try_start_top(args: &[&str], top_args: &[&str]) -> Result<Self, Vec<String>> {
@@ -195,15 +208,18 @@ impl Trace {
 
     /// `format` empty: no `-o` at all.
     fn try_start_as(family: &str, format: &str, args: &[&str]) -> Result<Self, Vec<String>> {
+        Self::spawn(family, format, args, None)
+    }
+
+    fn spawn(family: &str, format: &str, args: &[&str], capabilities: Option<u64>) -> Result<Self, Vec<String>> {
         let output: &[&str] = if format.is_empty() { &[] } else { &["-o", format] };
-        let mut child = Command::new(tcptrace_bin())
-            .args(output)
-            .args(["-v", "--probe", family])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tcptrace");
+        let mut command = Command::new(tcptrace_bin());
+        command.args(output).args(["-v", "--probe", family]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if let Some(keep) = capabilities {
+            // SAFETY: only prctl between fork and exec, no allocation.
+            unsafe { std::os::unix::process::CommandExt::pre_exec(&mut command, move || bound_capabilities(keep)) };
+        }
+        let mut child = command.spawn().expect("spawn tcptrace");
         let rx = stderr_lines(&mut child);
         let mut trace = Self { child, stderr: rx, stderr_seen: Vec::new() };
         loop {
@@ -245,6 +261,13 @@ impl Trace {
             std::io::Read::read_to_end(&mut out, &mut stdout).expect("read tcptrace's stdout");
         }
         (self.child.wait().expect("wait for tcptrace"), stdout)
+    }
+
+    /// tcptrace's effective capabilities, from `/proc/<pid>/status`.
+    pub fn effective_capabilities(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("tcptrace's status");
+        let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:")).expect("CapEff line");
+        u64::from_str_radix(hex.trim(), 16).expect("CapEff in hex")
     }
 
     /// Sends tcptrace a signal.
@@ -893,4 +916,84 @@ pub fn monotonic_ns() -> u64 {
         ts
     };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Cuts this process's capability bounding set to the capabilities in the mask `keep`
+/// (bit N: capability N): an exec by root then grants exactly those. Async-signal-safe.
+fn bound_capabilities(keep: u64) -> std::io::Result<()> {
+    for cap in 0..64u32 {
+        // SAFETY: prctl on this process only.
+        if keep >> cap & 1 == 0 && unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0 {
+            let err = std::io::Error::last_os_error();
+            // Past the last capability the kernel knows: done.
+            if err.raw_os_error() != Some(libc::EINVAL) {
+                return Err(err);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Capability numbers, from `linux/capability.h`.
+pub const CAP_SYS_ADMIN: u32 = 21;
+pub const CAP_PERFMON: u32 = 38;
+pub const CAP_BPF: u32 = 39;
+
+/// Whether perf_event_open is refused to a root process with CAP_BPF and CAP_PERFMON
+/// alone, as Debian's kernels do when `kernel.perf_event_paranoid` is above 2: a forked
+/// child with only those capabilities tries to open a software event on itself.
+pub fn perf_events_need_sys_admin() -> bool {
+    let keep = 1u64 << CAP_BPF | 1 << CAP_PERFMON;
+    let child = fork_with(c"tt-perf-check", || {
+        if bound_capabilities(keep).is_err() {
+            return 10;
+        }
+        // struct __user_cap_header_struct and two __user_cap_data_struct (version 3).
+        let header: [u32; 2] = [0x2008_0522, 0];
+        let (low, high) = (keep as u32, (keep >> 32) as u32);
+        let data: [u32; 6] = [low, low, 0, high, high, 0]; // effective, permitted, inheritable
+        // SAFETY: valid header and data for capset(2) on this process.
+        if unsafe { libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()) } != 0 {
+            return 11;
+        }
+        // A perf_event_attr of 128 bytes: type PERF_TYPE_SOFTWARE, size, config
+        // PERF_COUNT_SW_DUMMY; counting only (no sampling), disabled.
+        let mut attr = [0u64; 16];
+        attr[0] = 1 | 128 << 32;
+        attr[1] = 9;
+        attr[5] = 1; // the `disabled` bit
+        // SAFETY: a valid attr; pid 0 (this process), any CPU, no group.
+        let fd = unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), 0, -1, -1, 0) };
+        match fd {
+            0.. => 0,
+            _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EACCES) => 1,
+            _ => 12,
+        }
+    });
+    match wait_child(child) {
+        0 => false,
+        1 => true,
+        other => panic!("the perf event check failed in its step {other}"),
+    }
+}
+
+/// Sets a sysctl (`kernel.perf_event_paranoid`) for as long as the guard lives.
+pub struct Sysctl {
+    path: String,
+    old: String,
+}
+
+impl Sysctl {
+    pub fn set(name: &str, value: &str) -> Self {
+        let path = format!("/proc/sys/{}", name.replace('.', "/"));
+        let old = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        std::fs::write(&path, value).unwrap_or_else(|e| panic!("{path}: {e}"));
+        Self { path, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        let _restored = std::fs::write(&self.path, self.old.trim());
+    }
 }
