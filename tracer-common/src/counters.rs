@@ -14,7 +14,8 @@ pub enum Counter {
     Covered = 3,
     /// A transition whose old state is not the new state tcptrace last saw for that
     /// socket: a state change was missed somewhere (whatever the cause, on any kernel).
-    /// Also a listener's child found on an entry a freed socket left (its CLOSE missed).
+    /// Also a new socket (a listener's child, or one that connects) found on the entry
+    /// of a freed connection whose CLOSE was missed.
     StateGap = 4,
     /// A per-connection map update failed (the kernel refused the insert): the
     /// transition was not recorded.

@@ -41,11 +41,27 @@ pub(crate) fn put(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce
     with_scratch(|scratch| unsafe {
         fresh(scratch, direction, state_since_ns);
         init(&mut *scratch);
-        // A key still there (its CLOSE unseen, or kept for a hook after CLOSE) is
-        // replaced, uncounted: it is not a new entry.
-        insert_if_new(sk, &*scratch) || SOCKS.insert(&sk, &*scratch, 0).is_ok()
+        if insert_if_new(sk, &*scratch) {
+            return true;
+        }
+        // A key still there is replaced (it is not a new entry: the insert is not counted).
+        if SOCKS.get_ptr(&sk).is_some_and(|old| close_unseen(&*old)) {
+            count(Counter::StateGap);
+        }
+        SOCKS.insert(&sk, &*scratch, 0).is_ok()
     })
     .unwrap_or(false)
+}
+
+/// Whether an entry found where a new connection starts tells of a connection whose CLOSE
+/// tcptrace never saw (a hook run the kernel skipped; kprobes share one recursion guard,
+/// and Linux before 6.7 does not count those skips), so that its close event is lost: it
+/// was established, reported (not filtered out), and not closed. A CLOSE seen removes the
+/// entry, or keeps it with its time for a hook that runs later (`closed_ns`); a connect
+/// that failed is kept without ever having been established.
+#[inline(always)]
+fn close_unseen(old: &SockInfo) -> bool {
+    old.established_ns != 0 && old.closed_ns == 0 && old.filtered_out == 0
 }
 
 /// Puts `value` in `SOCKS` under `sk` if the key is new, counted (see `Counter::Tracked`):

@@ -41,8 +41,8 @@ pub(crate) struct ConnectArgs {
 #[inline(always)]
 pub(crate) fn start(sk: u64, now: u64) {
     let task = current_task();
-    // Either way an entry left from an earlier connection on the same socket address
-    // (its CLOSE unseen) is replaced.
+    // Either way an entry left from an earlier connection on the same socket address is
+    // replaced (and if its CLOSE was never seen, counted: see `socks::put`).
     let wanted = task_wanted(&task);
     if !wanted {
         // Marked rather than left out: every later event of the socket is dropped too.

@@ -164,8 +164,11 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
         // Linux before 6.7 does not count those skips), and whose address the kernel gave
         // to this child. Taken as the child's own, it made a connect event with the old
         // owner. A simultaneous open, the other way an active entry reaches SYN_RECV,
-        // always has its socket. Counted as the missed change it is.
-        count(Counter::StateGap);
+        // always has its socket. Counted as the missed change it is, if its owner was
+        // reported (the port filters are not checked: its ends are gone).
+        if info.filtered_out == 0 {
+            count(Counter::StateGap);
+        }
         socks::renew(info, DIRECTION_PASSIVE, if old == TCP_LISTEN { now } else { 0 });
     }
     if info.filtered_out != 0 {
