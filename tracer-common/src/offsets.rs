@@ -32,7 +32,8 @@ pub struct SockOffsets {
     pub protocol: u32,
     /// `sk_lock.owned` (int): a task holds the socket (process context).
     pub owned: u32,
-    /// `sk_socket` (`struct socket *`): NULL for a listener's child until it is accepted.
+    /// `sk_socket` (`struct socket *`): NULL for a listener's child until it is accepted,
+    /// and for a socket its owner closed (orphaned).
     pub socket: u32,
     /// `__sk_common.skc_flags` (`sk_flags`, unsigned long): `SOCK_DONE` is set when the
     /// peer's FIN arrives.

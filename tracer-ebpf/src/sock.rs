@@ -178,8 +178,8 @@ pub(crate) fn owned<A: Access>(sk: u64) -> Result<bool, ReadError> {
     read::<A, i32>(sk, sock_off::owned()).map(|o| o != 0)
 }
 
-/// Whether `sk->sk_socket` is set: a socket made by socket(), or an accepted one; a
-/// listener's child has none until it is accepted.
+/// Whether `sk->sk_socket` is set: a socket made by socket(), or an accepted one, until
+/// its owner closes it; a listener's child has none until it is accepted.
 #[inline(always)]
 pub(crate) fn has_socket<A: Access>(sk: u64) -> Result<bool, ReadError> {
     read::<A, u64>(sk, sock_off::socket()).map(|s| s != 0)

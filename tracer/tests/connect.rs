@@ -241,7 +241,7 @@ fn a_simultaneous_open_is_a_connect_like_any_other() {
 /// gives the freed address to a new socket, is not taken for the new one's own, and the
 /// lost close is counted:
 /// - a listener's child ending its handshake on it made a connect event with the old owner;
-/// - a connect starting on it replaced it, uncounted.
+/// - a connect starting on it replaced it, and the lost close went uncounted.
 ///
 /// Such entries are planted here by hand in the tracer's connection map (the skip itself
 /// cannot be provoked), as established connections, keyed by the addresses of a
@@ -252,12 +252,13 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
     use tracer_common::{close::DIRECTION_ACTIVE, conn::SockInfo};
     const STALE_PID: u32 = 999_999;
     let _serial = serial();
-    common::pin_to_one_cpu();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let port = addr.port();
     let trace = Trace::start(&["-e", "connect,accept,close", "--port", &port.to_string()]);
     let mut socks = common::connection_map();
+    // After the start: tcptrace must not inherit the pinning.
+    common::pin_to_one_cpu();
     let me = std::process::id();
     let mut planted: Vec<u64> = Vec::new();
     let (mut tries, mut client_hits, mut child_hits) = (0, 0, 0);

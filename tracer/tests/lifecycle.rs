@@ -118,7 +118,7 @@ fn assert_state_sequences(done: &Finished, t: &Transfer, server_closes_first: bo
     // accept, which comes after the handshake).
     // On 6.1 the child's birth (LISTEN -> SYN_RECV) is traced before its peer address is
     // copied in, so that one event has remote port 0; this test makes one connection only.
-    let server: Vec<&Value> = done
+    let mut server: Vec<&Value> = done
         .events
         .iter()
         .filter(|e| {
@@ -127,6 +127,18 @@ fn assert_state_sequences(done: &Finished, t: &Transfer, server_closes_first: bo
                 && (e["rport"] == client_port || (e["rport"] == 0 && e["old_state"] == "LISTEN"))
         })
         .collect();
+    // The handshake's last ACK and the first data segment, handled at once on two CPUs,
+    // can make two children (each `tcp_check_req` clones one): the one that loses the race
+    // into the established hash is closed at once, never a connection. Its SYN_RECV ->
+    // CLOSE (and its birth, where seen) are real changes, rare, and not this connection's.
+    let is = |e: &&Value, old: &str, new: &str| e["old_state"] == old && e["new_state"] == new;
+    if let Some(i) = server.iter().position(|e| is(e, "SYN_RECV", "CLOSE")) {
+        server.remove(i);
+        if server.iter().filter(|e| is(e, "LISTEN", "SYN_RECV")).count() == 2 {
+            let born = server.iter().position(|e| is(e, "LISTEN", "SYN_RECV")).unwrap_or(0);
+            server.remove(born);
+        }
+    }
     // The child is born in SYN_RECV by inet_sk_set_state(), which only the tracepoint sees;
     // tcp_set_state() (fentry, kprobe) starts at SYN_RECV -> ESTABLISHED.
     let mut want: Vec<String> = Vec::new();
@@ -390,6 +402,68 @@ fn an_abortive_close_keeps_its_remote_end_with_per_call_counting() {
     assert_eq!((&client["bytes_sent"], &client["bytes_received"]), (&1_000.into(), &0.into()), "{client}");
     assert_eq!((&client["bytes_from"], &client["closed_by"]), (&"calls".into(), &"local".into()), "{client}");
     assert_ne!(client["srtt_us"], 0, "{client}");
+}
+
+/// A socket that connects again after `connect(AF_UNSPEC)` (an abortive disconnect), with
+/// per-call counting: the first connection's close event waits for the socket's
+/// destruction, which never comes before the second connection starts on the same socket.
+/// It is sent then, with the first connection's own bytes; the second has its own.
+#[test]
+fn a_socket_that_connects_again_after_a_disconnect_has_both_closes_with_per_call_counting() {
+    let _serial = serial();
+    let (lfd, addr) = listen_v4(16);
+    let port = addr.port();
+    let trace = match Trace::try_start(&["-e", "connect,close", "--bytes", "calls", "--port", &port.to_string()]) {
+        Ok(trace) => trace,
+        Err(stderr) => return assert_calls_mode_refused(&stderr),
+    };
+    assert!(calls_mode_available(), "per-call counting attached where it should not");
+    let target = sockaddr_of(addr);
+    let s = raw::connect(&target, libc::AF_INET);
+    assert!(s >= 0, "connect: {s}");
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: accept on our listener.
+    let accept = || unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+    let first = accept();
+    assert!(first >= 0, "accept");
+    assert!(raw::write_exactly(s, &[b'a'; 4096], 1_000) && raw::read_exactly(first, &mut buf, 1_000));
+    let first_port = common::local_port(s);
+    let unspec = libc::sockaddr { sa_family: libc::AF_UNSPEC as libc::sa_family_t, sa_data: [0; 14] };
+    // SAFETY: connect on our own socket with valid addresses.
+    unsafe {
+        assert_eq!(libc::connect(s, &raw const unspec, size_of::<libc::sockaddr>() as u32), 0, "disconnect");
+    }
+    assert_eq!(raw::read_to_eof(first, &mut buf), None, "the reset reaches the server");
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(libc::connect(s, (&raw const target.0).cast(), target.1), 0, "connect again");
+    }
+    let second = accept();
+    assert!(second >= 0, "accept again");
+    assert!(raw::write_exactly(s, &[b'b'; 4096], 2_000) && raw::read_exactly(second, &mut buf, 2_000));
+    let second_port = common::local_port(s);
+    // SAFETY: closing our fds.
+    unsafe {
+        libc::close(s);
+        assert_eq!(raw::read_to_eof(second, &mut buf), Some(0), "the client's FIN");
+        for fd in [first, second, lfd] {
+            libc::close(fd);
+        }
+    }
+    wait_port_settled(port);
+    let done = trace.stop();
+    let me = std::process::id() as i32;
+    let connects: Vec<_> = done.of("connect", me).iter().map(|e| e["lport"].clone()).collect();
+    assert_eq!(connects, [first_port, second_port], "{:?}", done.events);
+    let closes: Vec<_> = done
+        .of("close", me)
+        .iter()
+        .filter(|e| e["rport"] == port)
+        .map(|e| (e["lport"].clone(), e["bytes_sent"].clone(), e["closed_by"].clone(), e["bytes_from"].clone()))
+        .collect();
+    let want = |lport: u16, sent: u64| (lport.into(), sent.into(), "local".into(), "calls".into());
+    assert_eq!(closes, [want(first_port, 1_000), want(second_port, 2_000)], "{:?}", done.events);
+    assert_eq!(done.lost(), 0, "{}", done.summary());
 }
 
 /// A connection that ends in LAST_ACK with its FIN never acknowledged: the peer shuts

@@ -5,7 +5,12 @@ pub(crate) mod fentry;
 pub(crate) mod kprobe;
 pub(crate) mod tracepoint;
 
-use tracer_common::{accept::AcceptEvent, close::DIRECTION_PASSIVE, counters::Counter, event::EventKind};
+use tracer_common::{
+    accept::AcceptEvent,
+    close::{DIRECTION_ACTIVE, DIRECTION_PASSIVE},
+    counters::Counter,
+    event::EventKind,
+};
 
 use crate::{
     emit::{count, current_task, header_if_wanted, send, task_wanted},
@@ -34,6 +39,19 @@ pub(crate) fn on_accept(sk: u64) {
     // (A match, not Option combinators: their nested Option made LLVM store an undefined
     // register, which the verifier refuses.)
     let entry = match SOCKS.get_ptr_mut(&sk) {
+        // SAFETY: map value of `sk`.
+        Some(found) if unsafe { (*found).direction } == DIRECTION_ACTIVE => {
+            // An active socket's entry on a child: a freed socket's, whose CLOSE was never
+            // seen (see `state::on_change`, which finds the same when the handshake ends
+            // first). Counted, and cleared before the owner goes in.
+            // SAFETY: as above.
+            let stale = unsafe { &mut *found };
+            if stale.filtered_out == 0 {
+                count(Counter::StateGap);
+            }
+            crate::socks::renew(stale, DIRECTION_PASSIVE, 0);
+            Some(found)
+        }
         Some(found) => Some(found),
         None if sock::state::<sock::Probe>(sk) != Ok(TCP_CLOSE) => crate::socks::insert_new(sk, DIRECTION_PASSIVE, 0, |_| {}),
         None => None,

@@ -74,6 +74,23 @@ pub(crate) fn destroy(sk: u64) {
     }
 }
 
+/// Sends now a close event that waits for `sk`'s destruction (per-call counting), because
+/// the socket connects again (after `connect(AF_UNSPEC)`): no call can add to the old
+/// connection's counts any more, and the new connection's entry is about to replace it.
+/// Not inlined: the copy of the entry gets a frame of its own.
+#[inline(never)]
+pub(crate) fn flush_waiting(sk: u64) {
+    let Some(info) = crate::maps::SOCKS.get_ptr(&sk) else {
+        return;
+    };
+    // SAFETY: a plain struct in a map value, copied before the delete.
+    let info = unsafe { *info };
+    if info.closed_ns != 0 {
+        crate::socks::forget(sk);
+        emit::<sock::Probe>(sk, &info, info.closed_ns, true);
+    }
+}
+
 /// Which side started the close, from the state the socket leaves for CLOSE: a local
 /// close passes through FIN_WAIT1 (then FIN_WAIT2 or CLOSING), a remote one through
 /// CLOSE_WAIT (then LAST_ACK). Read here rather than tracked along the way, so the states

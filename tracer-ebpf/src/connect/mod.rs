@@ -42,7 +42,11 @@ pub(crate) struct ConnectArgs {
 pub(crate) fn start(sk: u64, now: u64) {
     let task = current_task();
     // Either way an entry left from an earlier connection on the same socket address is
-    // replaced (and if its CLOSE was never seen, counted: see `socks::put`).
+    // replaced (and if its CLOSE was never seen, counted: see `socks::put`); a close event
+    // still waiting in it goes first.
+    if crate::globals::config().count_calls != 0 {
+        crate::close::flush_waiting(sk);
+    }
     let wanted = task_wanted(&task);
     if !wanted {
         // Marked rather than left out: every later event of the socket is dropped too.

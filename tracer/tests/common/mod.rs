@@ -610,6 +610,19 @@ pub fn peer_port(fd: i32) -> u16 {
     }
 }
 
+/// The local port of a socket fd.
+pub fn local_port(fd: i32) -> u16 {
+    // SAFETY: all-zero sockaddr_storage is valid; getsockname fills it. The port is at the
+    // same offset in sockaddr_in and sockaddr_in6.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        assert_eq!(libc::getsockname(fd, (&raw mut ss).cast(), &raw mut len), 0);
+        let sin: libc::sockaddr_in = std::ptr::read((&raw const ss).cast());
+        u16::from_be(sin.sin_port)
+    }
+}
+
 /// Whether a full socket (any state but TIME_WAIT, 06) with this local port is open.
 pub fn port_in_proc_net_tcp(port: u16) -> bool {
     tcp_sockets().iter().any(|s| s.local_port == port && s.state != "06" && !s.is_time_wait_minisock())
@@ -919,8 +932,27 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// Cuts this process's capability bounding set to the capabilities in the mask `keep`
-/// (bit N: capability N): an exec by root then grants exactly those. Async-signal-safe.
+/// (bit N: capability N), and empties its inheritable and ambient sets (an exec by root
+/// adds those to what the bounding set allows): an exec by root then grants exactly
+/// `keep`. Async-signal-safe.
 fn bound_capabilities(keep: u64) -> std::io::Result<()> {
+    // SAFETY: prctl and capget/capset on this process only, with valid buffers.
+    unsafe {
+        if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // struct __user_cap_header_struct and two __user_cap_data_struct (version 3):
+        // effective, permitted, inheritable.
+        let header: [u32; 2] = [0x2008_0522, 0];
+        let mut data = [0u32; 6];
+        if libc::syscall(libc::SYS_capget, header.as_ptr(), data.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        (data[2], data[5]) = (0, 0);
+        if libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
     for cap in 0..64u32 {
         // SAFETY: prctl on this process only.
         if keep >> cap & 1 == 0 && unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0 {
