@@ -103,7 +103,7 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "N", default_value = "65536", value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
     pub(crate) max_connections: u32,
 
-    /// Ring buffer size in bytes (K and M suffixes allowed): a power of two, 4K at least
+    /// Ring buffer size in bytes (K, M and G suffixes allowed): a power of two, 4K to 1G
     /// [default: 1M; 4M with state events].
     #[arg(long, value_name = "SIZE", value_parser = parse_ring_size)]
     pub(crate) ring_buffer: Option<u32>,
@@ -173,7 +173,7 @@ pub(crate) enum Command {
 pub(crate) struct ServeArgs {
     /// Address and port to serve on. Anything but a loopback address makes the metrics
     /// reachable from other hosts: that is your explicit choice.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9433")]
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9433", value_parser = parse_listen)]
     pub(crate) listen: std::net::SocketAddr,
 
     /// Labels to add to the per-connection metrics, besides `comm` and `service_port`
@@ -318,16 +318,20 @@ pub(crate) fn default_ring_bytes(events: u32) -> u32 {
     if events & kind_bit(EventKind::State) != 0 { 4 << 20 } else { 1 << 20 }
 }
 
-/// `--ring-buffer`: bytes with an optional K/M suffix; the kernel needs a power-of-two
+/// `--ring-buffer`: bytes with an optional K/M/G suffix; the kernel needs a power-of-two
 /// multiple of the page size.
 fn parse_ring_size(text: &str) -> Result<u32, String> {
     let (digits, unit) = match text.as_bytes().last() {
         Some(b'K' | b'k') => (&text[..text.len() - 1], 1024),
         Some(b'M' | b'm') => (&text[..text.len() - 1], 1024 * 1024),
+        Some(b'G' | b'g') => (&text[..text.len() - 1], 1024 * 1024 * 1024),
         _ => (text, 1),
     };
-    let n: u64 = digits.parse().map_err(|_| format!("{text:?} is not a size (like 256K or 4M)"))?;
-    let bytes = n.checked_mul(unit).filter(|b| *b <= 1 << 30).ok_or("larger than 1G")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{text:?} is not a size (like 256K or 4M)"));
+    }
+    // Digits that overflow are a size too, only far too large.
+    let bytes = digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)).filter(|b| *b <= 1 << 30).ok_or("larger than 1G")?;
     if bytes < 4096 || !bytes.is_power_of_two() {
         return Err("must be a power of two of at least 4K (4096 bytes)".into());
     }
@@ -361,6 +365,12 @@ impl Cli {
             None => vec![EventArg::Connect, EventArg::Accept, EventArg::Close, EventArg::Retransmit],
         }
     }
+}
+
+/// `--listen`: an IP address and a port; no name lookups (a name could mean several
+/// addresses, and the exporter binds one).
+fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse().map_err(|_| format!("{:?} is not an IP address and port (like 127.0.0.1:9433 or [::1]:9433)", text))
 }
 
 /// A port (`80`) or an inclusive range (`8000-8100`); port 0 is not a port.
@@ -404,7 +414,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "us" | "µs" => n / 1_000_000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use ms, s, m or h)")),
+        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use us, ms, s, m or h)")),
     };
     std::time::Duration::try_from_secs_f64(seconds)
         .ok()
@@ -481,6 +491,11 @@ mod tests {
         assert_eq!(parse_ring_size("4096"), Ok(4096));
         assert_eq!(parse_ring_size("256K"), Ok(256 * 1024));
         assert_eq!(parse_ring_size("8M"), Ok(8 * 1024 * 1024));
+        assert_eq!(parse_ring_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_ring_size("2G"), Err("larger than 1G".into()));
+        assert_eq!(parse_ring_size("99999999999999999999K"), Err("larger than 1G".into()));
+        assert!(parse_ring_size("K").is_err_and(|e| e.contains("is not a size")));
+        assert!(parse_ring_size("-4K").is_err_and(|e| e.contains("is not a size")));
         assert!(parse_ring_size("3000").is_err());
         assert!(parse_ring_size("2K").is_err());
         assert!(parse_ring_size("12K").is_err());

@@ -16,6 +16,7 @@ pub(crate) struct UsageError(pub(crate) String);
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 pub(crate) fn from_cli(cli: &Cli) -> Result<Filter, UsageError> {
+    options_apply_to_events(cli)?;
     let mut filter = Filter { self_pid: std::process::id(), ..Filter::ANY };
     if cli.pid.len() > MAX_PIDS {
         return Err(UsageError(format!("at most {MAX_PIDS} --pid values")));
@@ -57,11 +58,27 @@ pub(crate) fn from_cli(cli: &Cli) -> Result<Filter, UsageError> {
     Ok(filter)
 }
 
+/// Options that act on one kind of event need it among those asked for with `-e`: left
+/// alone they would do nothing, silently (`--failed -e close` would print every close).
+fn options_apply_to_events(cli: &Cli) -> Result<(), UsageError> {
+    use crate::cli::{BytesArg, EventArg};
+    let Some(events) = &cli.events else { return Ok(()) };
+    let needs = [
+        (cli.failed, "--failed", EventArg::Connect, "connect"),
+        (cli.min_latency.is_some(), "--min-latency", EventArg::Connect, "connect"),
+        (cli.bytes.is_some_and(|b| b != BytesArg::Socket), "--bytes calls", EventArg::Close, "close"),
+    ];
+    match needs.into_iter().find(|(given, _, kind, _)| *given && !events.contains(kind)) {
+        Some((_, option, _, name)) => Err(UsageError(format!("{option} applies to {name} events, and -e leaves them out"))),
+        None => Ok(()),
+    }
+}
+
 /// The id the kernel gives a cgroup v2 (what `bpf_get_current_cgroup_id` returns): the
 /// inode number of its directory in the cgroup2 file system.
 fn cgroup_id(path: &Path) -> Result<u64, UsageError> {
     use std::os::{linux::fs::MetadataExt, unix::ffi::OsStrExt};
-    let unknown = |why: &str| UsageError(format!("unknown cgroup path {}: {why}", path.display()));
+    let unknown = |why: &str| UsageError(format!("unknown cgroup path {}: {why}", crate::loader::shown(path)));
     let meta = std::fs::metadata(path).map_err(|e| unknown(&e.to_string()))?;
     if !meta.is_dir() {
         return Err(unknown("not a directory"));

@@ -1,6 +1,15 @@
 //! `tcptrace`: parse the command line, load and attach the kernel programs, print events.
 //! Exit codes: 0 success (and a closed stdout pipe), 1 run-time failure, 2 usage error.
 
+/// `eprintln!` that never panics: with stderr gone (`tcptrace -v 2>&1 | head -1`, a full
+/// disk) there is nowhere left to say anything, and the trace goes on regardless.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _unsaid = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod decode;
 mod event;
@@ -26,10 +35,7 @@ fn main() -> ExitCode {
                 let _printed = err.print();
                 return ExitCode::SUCCESS;
             }
-            // clap's message spans several lines (tips, usage): keep the first, one line.
-            let text = err.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("tcptrace: {} (see --help)", first.trim_start_matches("error: "));
+            say!("tcptrace: {} (see --help)", one_line_usage_error(&err.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -42,7 +48,7 @@ fn main() -> ExitCode {
         let ignored = cli.trace_only_options();
         if !ignored.is_empty() {
             let verb = if ignored.len() == 1 { "does" } else { "do" };
-            eprintln!("tcptrace: {} {verb} not apply to `tcptrace {name}` (see --help)", ignored.join(", "));
+            say!("tcptrace: {} {verb} not apply to `tcptrace {name}` (see --help)", ignored.join(", "));
             return ExitCode::from(2);
         }
     }
@@ -56,7 +62,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("tcptrace: {err}");
+                say!("tcptrace: {err}");
                 ExitCode::from(1)
             }
         };
@@ -71,7 +77,7 @@ fn exit_code(result: anyhow::Result<()>) -> ExitCode {
         // The reader went away (`tcptrace | head`, `--list-probes | head -1`): a normal end.
         Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("tcptrace: {err:#}");
+            say!("tcptrace: {err:#}");
             ExitCode::from(if err.downcast_ref::<filter::UsageError>().is_some() { 2 } else { 1 })
         }
     }
@@ -84,10 +90,39 @@ fn print_generated(command: &cli::Command) -> std::io::Result<()> {
     let mut definition = cli::Cli::command();
     match command {
         cli::Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut definition, "tcptrace", &mut out);
-            Ok(())
+            // Into memory first: `generate` panics when it cannot write.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut definition, "tcptrace", &mut script);
+            std::io::Write::write_all(&mut out, &script).and_then(|()| std::io::Write::flush(&mut out))
         }
         cli::Command::Man => clap_mangen::Man::new(definition).render(&mut out),
         cli::Command::Top(_) | cli::Command::Serve(_) => Ok(()),
+    }
+}
+
+/// clap's message on one line: what is wrong, and the lines that say what would be right
+/// (the arguments missing, the possible values, a tip), without the usage and the pointer
+/// to --help that follow.
+fn one_line_usage_error(text: &str) -> String {
+    let words: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let line = words.join(" ");
+    let line = line.trim_start_matches("error: ");
+    if line.is_empty() { "invalid arguments".to_string() } else { line.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn usage_errors_keep_what_would_be_right_on_one_line() {
+        let missing = "error: the following required arguments were not provided:\n  <SHELL>\n\nUsage: tcptrace completions <SHELL>\n\nFor more information, try '--help'.\n";
+        assert_eq!(super::one_line_usage_error(missing), "the following required arguments were not provided: <SHELL>");
+        let value = "error: invalid value 'xml' for '--output <FORMAT>'\n  [possible values: table, plain, json, csv]\n\nFor more information, try '--help'.\n";
+        assert_eq!(super::one_line_usage_error(value), "invalid value 'xml' for '--output <FORMAT>' [possible values: table, plain, json, csv]");
+        assert_eq!(super::one_line_usage_error(""), "invalid arguments");
     }
 }

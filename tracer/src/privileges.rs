@@ -39,22 +39,20 @@ pub(crate) fn check() -> Result<(), String> {
 /// `kernel.perf_event_paranoid` above 2: Debian's kernels (`SECURITY_PERF_EVENTS_RESTRICT`)
 /// then keep `perf_event_open`, which kprobes and classic tracepoints attach through, for
 /// CAP_SYS_ADMIN alone. `None` when that is not the cause.
-pub(crate) fn perf_events_note(reasons: &str) -> Option<String> {
+/// `forced`: one family was asked for (`--probe`), so `--probe auto` is a way out.
+pub(crate) fn perf_events_note(reasons: &str, forced: bool) -> Option<String> {
     if !reasons.contains("(os error 13)") {
         return None;
     }
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").ok()?;
-    perf_events_note_for(effective_caps(&status)?, paranoid.trim().parse().ok()?)
+    perf_events_note_for(effective_caps(&status)?, paranoid.trim().parse().ok()?, forced)
 }
 
-fn perf_events_note_for(caps: u64, paranoid: i32) -> Option<String> {
-    (paranoid > 2 && caps >> CAP_SYS_ADMIN & 1 == 0).then(|| {
-        format!(
-            "kernel.perf_event_paranoid is {paranoid}, which on this kernel keeps perf events (kprobes, tracepoints) for CAP_SYS_ADMIN: \
-             add it, set the sysctl to 2, or let --probe auto pick hooks attached without perf events"
-        )
-    })
+fn perf_events_note_for(caps: u64, paranoid: i32, forced: bool) -> Option<String> {
+    let ways_out = if forced { "add it, set the sysctl to 2, or let --probe auto pick hooks attached without perf events" } else { "add it, or set the sysctl to 2" };
+    (paranoid > 2 && caps >> CAP_SYS_ADMIN & 1 == 0)
+        .then(|| format!("kernel.perf_event_paranoid is {paranoid}, which on this kernel keeps perf events (kprobes, tracepoints) for CAP_SYS_ADMIN: {ways_out}"))
 }
 
 #[cfg(test)]
@@ -75,8 +73,11 @@ mod tests {
     #[test]
     fn the_perf_events_note_is_for_paranoid_3_without_sys_admin_only() {
         let bpf_perfmon = 1 << CAP_BPF | 1 << CAP_PERFMON;
-        assert!(perf_events_note_for(bpf_perfmon, 3).is_some_and(|n| n.starts_with("kernel.perf_event_paranoid is 3, ")));
-        assert_eq!(perf_events_note_for(bpf_perfmon, 2), None);
-        assert_eq!(perf_events_note_for(bpf_perfmon | 1 << CAP_SYS_ADMIN, 3), None);
+        let forced = perf_events_note_for(bpf_perfmon, 3, true).unwrap_or_default();
+        assert!(forced.starts_with("kernel.perf_event_paranoid is 3, ") && forced.ends_with(", or let --probe auto pick hooks attached without perf events"));
+        // Already automatic: no advice to be.
+        assert!(perf_events_note_for(bpf_perfmon, 3, false).is_some_and(|n| n.ends_with(": add it, or set the sysctl to 2")));
+        assert_eq!(perf_events_note_for(bpf_perfmon, 2, true), None);
+        assert_eq!(perf_events_note_for(bpf_perfmon | 1 << CAP_SYS_ADMIN, 3, true), None);
     }
 }

@@ -54,11 +54,11 @@ pub(crate) fn load(cli: &Cli, config: Config) -> Result<loader::Tracer> {
     };
     let tracer = loader::load(&request)?;
     if cli.verbose {
-        eprintln!("tcptrace: ring buffer {} KiB{}", ring_bytes / 1024, if cli.ring_buffer.is_some() { "" } else { " (default)" });
+        say!("tcptrace: ring buffer {} KiB{}", ring_bytes / 1024, if cli.ring_buffer.is_some() { "" } else { " (default)" });
         for c in &tracer.choices {
             let passed: Vec<String> = c.passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect();
             let why = if passed.is_empty() { String::new() } else { format!(" (passed over: {})", passed.join("; ")) };
-            eprintln!("tcptrace: hook {}: {} [{}]{why}", c.hook.name(), c.family, c.target);
+            say!("tcptrace: hook {}: {} [{}]{why}", c.hook.name(), c.family, c.target);
         }
     }
     Ok(tracer)
@@ -83,8 +83,8 @@ fn trace(cli: &Cli, tracer: &mut loader::Tracer) -> Result<()> {
         // Connections the kernel still tracks: after every traced connection has closed,
         // this is back to zero (the map is bounded anyway; this shows nothing leaks).
         match tracked_connections(tracer) {
-            Ok((all, owned)) => eprintln!("tcptrace: connections tracked at exit: {all} ({owned} with a known owner)"),
-            Err(e) => eprintln!("tcptrace: cannot read the connection map: {e:#}"),
+            Ok((all, owned)) => say!("tcptrace: connections tracked at exit: {all} ({owned} with a known owner)"),
+            Err(e) => say!("tcptrace: cannot read the connection map: {e:#}"),
         }
     }
     result
@@ -250,7 +250,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
     printer.header()?;
     printer.flush()?;
     if verbose {
-        eprintln!("tcptrace: tracing; Ctrl-C to stop");
+        say!("tcptrace: tracing; Ctrl-C to stop");
     }
     loop {
         tokio::select! {
@@ -260,7 +260,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
             _ = tick.tick() => {
                 let now = losses(&source.losses);
                 if now.lost() > lost_reported {
-                    eprintln!("tcptrace: so far {}", now.describe());
+                    say!("tcptrace: so far {}", now.describe());
                     lost_reported = now.lost();
                 }
                 // The wall clock may have been stepped (NTP) or the machine suspended
@@ -289,7 +289,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
     tracer.stop_hooks();
     drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left)?;
     let end = final_losses(&source.losses);
-    eprintln!("{}", tally.summary(&end));
+    say!("{}", tally.summary(&end));
     Ok(())
 }
 
@@ -304,7 +304,7 @@ fn tracked_connections(tracer: &loader::Tracer) -> Result<(usize, usize)> {
         all += 1;
         owned += usize::from(info.task.pid != 0);
         if std::env::var_os("TT_DEBUG_SOCKS").is_some() {
-            eprintln!("tcptrace: tracked {info:?}");
+            say!("tcptrace: tracked {info:?}");
         }
     }
     Ok((all, owned))

@@ -183,7 +183,7 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     let ring = tracer.ebpf.take_map("EVENTS").context("EVENTS map missing")?;
     let mut source = Source { socks: BpfHashMap::try_from(socks)?, ring: RingBuf::try_from(ring)?, clock: Clock::now(), losses, undecodable: 0 };
     if cli.verbose {
-        eprintln!("tcptrace: tracing; Ctrl-C to stop");
+        say!("tcptrace: tracing; Ctrl-C to stop");
     }
     let handler: extern "C" fn(libc::c_int) = on_signal;
     // SAFETY: installing a handler that only stores to an atomic.
@@ -196,7 +196,7 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     // Said last, after the terminal is back: what the view could not show.
     tracer.stop_hooks();
     let end = crate::run::final_losses(&source.losses);
-    eprintln!("tcptrace: {}{}", end.describe(), crate::run::undecodable_note(source.undecodable));
+    say!("tcptrace: {}{}", end.describe(), crate::run::undecodable_note(source.undecodable));
     result
 }
 

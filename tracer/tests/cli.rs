@@ -43,6 +43,24 @@ fn every_failure_is_one_line_with_its_exit_code() {
         (&["serve", "--max-series", "0"], None, 2, "tcptrace: invalid value '0' for '--max-series <N>'"),
         (&["serve", "--labels", "pid,bogus"], None, 2, "tcptrace: invalid value 'bogus' for '--labels <LABEL,...>'"),
         (&["serve", "--listen", "nowhere"], None, 2, "tcptrace: invalid value 'nowhere' for '--listen <ADDR:PORT>'"),
+        (
+            &["serve", "--listen", "localhost:9433"],
+            None,
+            2,
+            "tcptrace: invalid value 'localhost:9433' for '--listen <ADDR:PORT>': \"localhost:9433\" is not an IP address and port (like 127.0.0.1:9433 or [::1]:9433) (see --help)\n",
+        ),
+        // What clap says on the lines after the first stays, on the one line.
+        (&["completions"], None, 2, "tcptrace: the following required arguments were not provided: <SHELL> (see --help)\n"),
+        (&["-o", "xml"], None, 2, "tcptrace: invalid value 'xml' for '--output <FORMAT>' [possible values: table, plain, json, csv] (see --help)\n"),
+        (&["--ring-buffer", "2G"], None, 2, "tcptrace: invalid value '2G' for '--ring-buffer <SIZE>': larger than 1G (see --help)\n"),
+        (&["--min-latency", "5ns"], None, 2, "tcptrace: invalid value '5ns' for '--min-latency <DURATION>': unknown unit \"ns\" in \"5ns\" (use us, ms, s, m or h)"),
+        // Options that act on events left out by -e would do nothing: refused.
+        (&["--failed", "-e", "close"], None, 2, "tcptrace: --failed applies to connect events, and -e leaves them out (see --help)\n"),
+        (&["--min-latency", "1ms", "-e", "accept,close"], None, 2, "tcptrace: --min-latency applies to connect events, and -e leaves them out (see --help)\n"),
+        (&["--bytes", "calls", "-e", "connect"], None, 2, "tcptrace: --bytes calls applies to close events, and -e leaves them out (see --help)\n"),
+        // A newline in a path stays on the one line.
+        (&["--cgroup", "/nonexistent/a\nb"], None, 2, "tcptrace: unknown cgroup path /nonexistent/a\\nb: No such file or directory"),
+        (&["--btf", "/nonexistent/a\nb"], None, 1, "tcptrace: cannot read kernel BTF at /nonexistent/a\\nb: No such file or directory"),
         // Options of the trace alone are refused by top and serve, not ignored.
         (&["-o", "json", "top"], None, 2, "tcptrace: --output does not apply to `tcptrace top` (see --help)\n"),
         (&["-e", "close", "-n", "3", "serve"], None, 2, "tcptrace: --events, --count do not apply to `tcptrace serve` (see --help)\n"),
@@ -73,6 +91,34 @@ fn every_failure_is_one_line_with_its_exit_code() {
     // The hook that fails says why each family was refused.
     let (_, _, err) = run_to_end(no_family, None);
     assert!(err.contains("no hook family attaches on this kernel"), "{err}");
+}
+
+/// Nothing panics when stdout or stderr cannot be written (a full disk, a reader gone):
+/// the one-line error where there is somewhere to write it, and the usual exit codes.
+#[test]
+fn a_full_or_closed_output_stream_never_panics() {
+    let _serial = serial();
+    let probe = common::probe();
+    let run = |args: &[&str], stdout: std::process::Stdio, stderr: std::process::Stdio| {
+        let out = std::process::Command::new(common::tcptrace_bin())
+            .args(["--probe", &probe])
+            .args(args)
+            .stdout(stdout)
+            .stderr(stderr)
+            .output()
+            .expect("run tcptrace");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let full = || std::process::Stdio::from(std::fs::File::create("/dev/full").expect("/dev/full"));
+    let piped = std::process::Stdio::piped;
+    let (code, err) = run(&["completions", "bash"], full(), piped());
+    assert_eq!((code, err.as_str()), (Some(1), "tcptrace: No space left on device (os error 28)\n"));
+    // Usage errors, the trace's own lines (-v, the summary) and top's: nowhere to go.
+    assert_eq!(run(&["-p", "x"], piped(), full()).0, Some(2));
+    assert_eq!(run(&["-v", "-d", "1"], std::process::Stdio::null(), full()).0, Some(0));
+    // top: refused (1) where per-call counting cannot attach, as elsewhere.
+    let top = if common::calls_mode_available() { 0 } else { 1 };
+    assert_eq!(run(&["top", "-b", "-n", "1"], std::process::Stdio::null(), full()).0, Some(top));
 }
 
 /// A loopback listener and its port, as the filters take it.

@@ -204,3 +204,41 @@ fn a_full_connection_table_shows_as_a_loss() {
     let other_losses: f64 = s.iter().filter(|x| x.name == "tcptrace_events_lost_total" && x.labels.get("reason").is_some_and(|r| r != "connection_table_full")).map(|x| x.value).sum();
     assert_eq!(other_losses, 0.0, "{summary}");
 }
+
+/// Clients that open connections and never finish a request cannot keep them, nor take the
+/// exporter's file descriptors: at most 128 connections are served at once (more are
+/// closed as they arrive), a request's headers must come within 10 s (the connection is
+/// closed after that), and scrapes work again once the holders are gone.
+#[test]
+fn connections_that_never_finish_a_request_are_closed() {
+    use std::io::{Read, Write};
+    let _serial = serial();
+    let serve = Serve::start_on("127.0.0.1:0", &[], &[]);
+    let connect = || {
+        let s = std::net::TcpStream::connect(serve.addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(40))).expect("timeout");
+        s
+    };
+    // Half a request line on each: every slot taken.
+    let holders: Vec<std::net::TcpStream> = (0..128)
+        .map(|_| {
+            let mut s = connect();
+            s.write_all(b"GET /metr").expect("send");
+            s
+        })
+        .collect();
+    // Closed as soon as it is taken: end of stream (well before the 40 s read timeout).
+    let mut buf = [0u8; 64];
+    let mut extra = connect();
+    assert_eq!(extra.read(&mut buf).map_err(|e| e.kind()), Ok(0), "a connection beyond the slots is closed");
+    // Each holder's connection ends (whatever the server says first); one still open
+    // after 40 s fails the read with WouldBlock.
+    for (i, mut held) in holders.into_iter().enumerate() {
+        let end = held.read_to_end(&mut Vec::new()).map_err(|e| e.kind());
+        assert!(!matches!(end, Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)), "holder {i}: {end:?}");
+    }
+    let (status, body) = common::http_get(serve.addr, "/healthz");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (code, stderr) = serve.terminate();
+    assert_eq!(code, Some(0), "{stderr:?}");
+}

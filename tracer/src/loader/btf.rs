@@ -56,8 +56,8 @@ fn u32_at(data: &[u8], at: usize) -> Option<u32> {
 
 impl Btf {
     pub(crate) fn from_file(path: &Path) -> Result<Self, Error> {
-        let data = std::fs::read(path).map_err(|why| Error::NoBtf { path: path.display().to_string(), why })?;
-        Self::parse(&data).ok_or_else(|| Error::BadBtf(path.display().to_string()))
+        let data = std::fs::read(path).map_err(|why| Error::NoBtf { path: super::shown(path), why })?;
+        Self::parse(&data).ok_or_else(|| Error::BadBtf(super::shown(path)))
     }
 
     /// Parses little-endian BTF; `None` when the data is not well-formed.

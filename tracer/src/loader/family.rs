@@ -111,7 +111,7 @@ impl Hook {
 /// `TCPTRACE_VERIFIER_LOG=1` to have the whole error, log included, on stderr).
 pub(crate) fn one_line(err: &dyn std::error::Error) -> String {
     if std::env::var_os("TCPTRACE_VERIFIER_LOG").is_some() {
-        eprintln!("tcptrace: {err}");
+        say!("tcptrace: {err}");
     }
     let mut text = err.to_string();
     if let Some(cut) = text.find(". Verifier output:") {

@@ -31,6 +31,8 @@ pub(crate) enum Error {
     BadBtf(String),
     #[error("this kernel has no {0}")]
     MissingField(String),
+    #[error("the BTF in {path} has no {what}")]
+    MissingInFile { path: String, what: String },
     #[error("tracefs is not mounted and mounting it failed: {0}")]
     NoTracefs(std::io::Error),
     #[error("cannot read the format of tracepoint {tracepoint}: {source}")]
@@ -63,12 +65,25 @@ pub(crate) struct KernelFacts {
 }
 
 /// An offset this kernel may lack: absent rather than an error.
+/// A path for a one-line message: control characters (a newline in a name) escaped.
+pub(crate) fn shown(path: &Path) -> String {
+    path.display().to_string().escape_debug().to_string()
+}
+
 fn optional(r: Result<u32, Error>) -> u32 {
     r.unwrap_or(OFFSET_ABSENT)
 }
 
 impl KernelFacts {
     pub(crate) fn read(btf_path: &Path) -> Result<Self, Error> {
+        Self::read_with(btf_path).map_err(|e| match e {
+            // What a file given with --btf lacks says nothing about the kernel.
+            Error::MissingField(what) if btf_path != Path::new(SYS_BTF) => Error::MissingInFile { path: shown(btf_path), what },
+            other => other,
+        })
+    }
+
+    fn read_with(btf_path: &Path) -> Result<Self, Error> {
         let btf = btf::Btf::from_file(btf_path)?;
         let sk = |path: &[&str]| btf.member_offset("sock", path);
         let tcp = |member: &str| embedded_offset(&btf, "tcp_sock", &["inet_conn", "icsk_inet", "sk"], member);
@@ -371,7 +386,7 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
         }
         let Some((family, target)) = chosen else {
             let mut tried = passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect::<Vec<_>>().join("; ");
-            if let Some(note) = crate::privileges::perf_events_note(&tried) {
+            if let Some(note) = crate::privileges::perf_events_note(&tried, req.forced.is_some()) {
                 tried = format!("{tried}; {note}");
             }
             return Err(Error::NoFamily { hook: hook.name(), tried });

@@ -327,7 +327,7 @@ impl Metrics {
             self.series_dropped.inc();
             if !self.warned_full {
                 self.warned_full = true;
-                eprintln!(
+                say!(
                     "tcptrace: --max-series {} reached: events with new label values are dropped and counted in tcptrace_series_dropped_total",
                     self.max_series
                 );

@@ -47,10 +47,10 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         if !args.listen.ip().is_loopback() {
-            eprintln!("tcptrace: metrics are reachable from other hosts on {} (--listen)", args.listen);
+            say!("tcptrace: metrics are reachable from other hosts on {} (--listen)", args.listen);
         }
-        eprintln!("tcptrace: serving metrics on http://{}/metrics", listener.local_addr()?);
-        let server = tokio::spawn(async move { axum::serve(listener, http::router(registry)).await });
+        say!("tcptrace: serving metrics on http://{}/metrics", listener.local_addr()?);
+        let server = tokio::spawn(http::serve(listener, http::router(registry)));
         let mut source = Source::new(&mut tracer)?;
         let result = pump(&mut source, &mut tracer, &mut metrics, cli.duration).await;
         server.abort();
@@ -95,7 +95,7 @@ async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: 
     // The same summary line as the trace's, on stderr, counted with the hooks gone.
     tracer.stop_hooks();
     drain(source.ring.get_mut(), clock, metrics, &mut tally);
-    eprintln!("{}", tally.summary(&crate::run::final_losses(&source.losses)));
+    say!("{}", tally.summary(&crate::run::final_losses(&source.losses)));
     Ok(())
 }
 
