@@ -599,25 +599,24 @@ pub fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t
 
 /// The remote port of a connected socket fd.
 pub fn peer_port(fd: i32) -> u16 {
-    // SAFETY: all-zero sockaddr_storage is valid; getpeername fills it. The port is at the
-    // same offset in sockaddr_in and sockaddr_in6.
-    unsafe {
-        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
-        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        assert_eq!(libc::getpeername(fd, (&raw mut ss).cast(), &raw mut len), 0);
-        let sin: libc::sockaddr_in = std::ptr::read((&raw const ss).cast());
-        u16::from_be(sin.sin_port)
-    }
+    port_by(fd, libc::getpeername)
 }
 
 /// The local port of a socket fd.
 pub fn local_port(fd: i32) -> u16 {
-    // SAFETY: all-zero sockaddr_storage is valid; getsockname fills it. The port is at the
+    port_by(fd, libc::getsockname)
+}
+
+type NameCall = unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32;
+
+/// The port of the address `call` (getsockname, getpeername) gives for `fd`.
+fn port_by(fd: i32, call: NameCall) -> u16 {
+    // SAFETY: all-zero sockaddr_storage is valid; the call fills it. The port is at the
     // same offset in sockaddr_in and sockaddr_in6.
     unsafe {
         let mut ss: libc::sockaddr_storage = std::mem::zeroed();
         let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        assert_eq!(libc::getsockname(fd, (&raw mut ss).cast(), &raw mut len), 0);
+        assert_eq!(call(fd, (&raw mut ss).cast(), &raw mut len), 0);
         let sin: libc::sockaddr_in = std::ptr::read((&raw const ss).cast());
         u16::from_be(sin.sin_port)
     }
