@@ -32,7 +32,9 @@ EXAMPLES:
 /// Trace TCP connections as they happen: which process, which addresses, how long the
 /// handshake took, and how it ended.
 #[derive(Parser, Debug)]
-#[command(name = "tcptrace", version, after_help = EXAMPLES)]
+// Negative numbers are values, so that `--port -80` is refused as the port it is not, not
+// as an unknown flag `-8`.
+#[command(name = "tcptrace", version, after_help = EXAMPLES, allow_negative_numbers = true)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Option<Command>,

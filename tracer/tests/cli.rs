@@ -32,6 +32,8 @@ fn every_failure_is_one_line_with_its_exit_code() {
         (&["--cgroup", "/tmp"], Some(NOBODY), 2, "tcptrace: unknown cgroup path /tmp: not in a cgroup v2 file system (see --help)"),
         (&["-p1", "-p2", "-p3", "-p4", "-p5", "-p6", "-p7", "-p8", "-p9"], None, 2, "tcptrace: at most 8 --pid values (see --help)"),
         (&["-p", "abc"], None, 2, "tcptrace: invalid value 'abc' for '--pid <PID>'"),
+        (&["-p", "-1"], None, 2, "tcptrace: invalid value '-1' for '--pid <PID>'"),
+        (&["--port", "-80"], None, 2, "tcptrace: invalid value '-80' for '--port <PORTS>': \"-80\" is not a port or a range of ports"),
         (&["-e", "bogus"], None, 2, "tcptrace: invalid value 'bogus' for '--events <LIST>'"),
         (&["--probe", "uprobe"], None, 2, "tcptrace: invalid value 'uprobe' for '--probe <FAMILY>'"),
         (&["--ring-buffer", "2K"], None, 2, "tcptrace: invalid value '2K' for '--ring-buffer <SIZE>': must be a power of two"),

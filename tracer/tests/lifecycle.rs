@@ -366,11 +366,7 @@ fn an_abortive_close_keeps_its_remote_end_with_per_call_counting() {
     let _serial = serial();
     let (lfd, addr) = listen_v4(16);
     let port = addr.port();
-    let trace = match Trace::try_start(&["-e", "close", "--bytes", "calls", "--port", &port.to_string()]) {
-        Ok(trace) => trace,
-        Err(stderr) => return assert_calls_mode_refused(&stderr),
-    };
-    assert!(calls_mode_available(), "per-call counting attached where it should not");
+    let Some(trace) = Trace::start_per_call(&["-e", "close", "--bytes", "calls", "--port", &port.to_string()]) else { return };
     let s = raw::connect(&sockaddr_of(addr), libc::AF_INET);
     assert!(s >= 0, "connect: {s}");
     // SAFETY: accept on our listener.
@@ -413,11 +409,7 @@ fn a_socket_that_connects_again_after_a_disconnect_has_both_closes_with_per_call
     let _serial = serial();
     let (lfd, addr) = listen_v4(16);
     let port = addr.port();
-    let trace = match Trace::try_start(&["-e", "connect,close", "--bytes", "calls", "--port", &port.to_string()]) {
-        Ok(trace) => trace,
-        Err(stderr) => return assert_calls_mode_refused(&stderr),
-    };
-    assert!(calls_mode_available(), "per-call counting attached where it should not");
+    let Some(trace) = Trace::start_per_call(&["-e", "connect,close", "--bytes", "calls", "--port", &port.to_string()]) else { return };
     let target = sockaddr_of(addr);
     let s = raw::connect(&target, libc::AF_INET);
     assert!(s >= 0, "connect: {s}");
@@ -825,11 +817,7 @@ fn per_call_counting_with_many_threads_asleep_in_recv_counts_what_it_misses() {
     let _serial = serial();
     let (lfd, addr) = listen_v4(1024);
     let port = addr.port();
-    let trace = match Trace::try_start(&["-e", "close", "--bytes", "calls", "--port", &port.to_string()]) {
-        Ok(trace) => trace,
-        Err(stderr) => return assert_calls_mode_refused(&stderr),
-    };
-    assert!(calls_mode_available(), "per-call counting attached where it should not");
+    let Some(trace) = Trace::start_per_call(&["-e", "close", "--bytes", "calls", "--port", &port.to_string()]) else { return };
     let clients: Vec<i32> = (0..threads).map(|_| raw::connect(&sockaddr_of(addr), libc::AF_INET)).collect();
     assert!(clients.iter().all(|&c| c >= 0), "connect failed: {clients:?}");
     let readers: Vec<_> = (0..threads)

@@ -181,6 +181,21 @@ impl Trace {
         Self::try_start_as(family, "json", args)
     }
 
+    /// Starts a trace whose `args` ask for per-call byte counting where it can attach; where
+    /// it cannot (see `calls_mode_available`), checks the one-line refusal and gives `None`.
+    pub fn start_per_call(args: &[&str]) -> Option<Self> {
+        match Self::try_start(args) {
+            Ok(trace) => {
+                assert!(calls_mode_available(), "per-call counting attached where it should not");
+                Some(trace)
+            }
+            Err(stderr) => {
+                assert_calls_mode_refused(&stderr);
+                None
+            }
+        }
+    }
+
     /// Starts tcptrace (JSON) still as root's uid but with no capability beyond `keep`
     /// (numbers, as in `linux/capability.h`): the bounding set is cut to them before the
     /// exec, which then grants root exactly those, as a container runtime does.
