@@ -44,8 +44,9 @@ pub(crate) fn put(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce
         if insert_if_new(sk, &*scratch) {
             return true;
         }
-        // A key still there is replaced (it is not a new entry: the insert is not counted).
-        if SOCKS.get_ptr(&sk).is_some_and(|old| close_unseen(&*old)) {
+        // A key still there is replaced (it is not a new entry: the insert is not counted),
+        // and what it still owed is counted lost (see `owed_an_event`).
+        if SOCKS.get_ptr(&sk).is_some_and(|old| owed_an_event(&*old)) {
             count(Counter::StateGap);
         }
         SOCKS.insert(&sk, &*scratch, 0).is_ok()
@@ -53,15 +54,17 @@ pub(crate) fn put(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce
     .unwrap_or(false)
 }
 
-/// Whether an entry found where a new connection starts tells of a connection whose CLOSE
-/// tcptrace never saw (a hook run the kernel skipped; kprobes share one recursion guard,
-/// and Linux before 6.7 does not count those skips), so that its close event is lost: it
-/// was established, reported (not filtered out), and not closed. A CLOSE seen removes the
-/// entry, or keeps it with its time for a hook that runs later (`closed_ns`); a connect
-/// that failed is kept without ever having been established.
+/// Whether a stale entry, found where a new connection starts, owed an event that is now
+/// lost. A socket's entry goes at its CLOSE (or, per-call counting, at its destruction or
+/// next connect), so one found under the address of a new socket, or of one connecting
+/// anew, is a freed socket's whose CLOSE tcptrace never saw: a hook run the kernel skipped
+/// (kprobes share one recursion guard, and Linux before 6.7 does not count those skips),
+/// and the kernel gave its address to the new socket. It owed its close, or its connect's
+/// outcome, unless its owner was filtered out or it was a listener's child that never
+/// finished its handshake nor was accepted (never a connection: see `state::on_change`).
 #[inline(always)]
-fn close_unseen(old: &SockInfo) -> bool {
-    old.established_ns != 0 && old.closed_ns == 0 && old.filtered_out == 0
+fn owed_an_event(old: &SockInfo) -> bool {
+    old.filtered_out == 0 && (old.direction != DIRECTION_PASSIVE || old.established_ns != 0 || old.task.pid != 0)
 }
 
 /// Puts `value` in `SOCKS` under `sk` if the key is new, counted (see `Counter::Tracked`):
@@ -119,12 +122,16 @@ unsafe fn fresh(dst: *mut SockInfo, direction: u8, state_since_ns: u64) {
     }
 }
 
-/// Clears an entry found stale in place to `SockInfo::unknown(direction, state_since_ns)`
-/// (the key stays: the insert and removal counts are untouched).
+/// Clears in place a stale entry (see `owed_an_event`) that a listener's child found
+/// under its address, counting what it owed; the key stays, so the insert and removal
+/// counts are untouched.
 #[inline(always)]
-pub(crate) fn renew(info: &mut SockInfo, direction: u8, state_since_ns: u64) {
+pub(crate) fn reclaim_for_child(info: &mut SockInfo, state_since_ns: u64) {
+    if owed_an_event(info) {
+        count(Counter::StateGap);
+    }
     // SAFETY: a map value the caller holds exclusively (under the socket's lock).
-    unsafe { fresh(info, direction, state_since_ns) };
+    unsafe { fresh(info, DIRECTION_PASSIVE, state_since_ns) };
 }
 
 /// The entry for `sk`, creating an owner-less one when there is none. `None` only if the

@@ -264,13 +264,13 @@ fn retransmitted_syns_are_reported_and_counted_like_tcp_info() {
     // which tcptrace must then have reported as lost.
     if done.lost() == 0 {
         assert_eq!(last_syn, kernel_count, "last SYN retransmit vs TCP_INFO, nothing reported lost: {retransmits:?}");
-        assert_eq!(count(&close), kernel_count + fins_seen, "close event vs TCP_INFO and the FINs resent after it");
+        assert_eq!(count(close), kernel_count + fins_seen, "close event vs TCP_INFO and the FINs resent after it");
         for (i, f) in fins.iter().enumerate() {
             assert_eq!(count(f), kernel_count + i as i64 + 1, "{fins:?}");
         }
     } else {
         assert!(last_syn <= kernel_count, "{retransmits:?}");
-        assert!(count(&close) >= kernel_count + fins_seen, "close event vs TCP_INFO: {close:?}");
+        assert!(count(close) >= kernel_count + fins_seen, "close event vs TCP_INFO: {close:?}");
     }
 }
 

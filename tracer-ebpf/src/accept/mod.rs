@@ -43,13 +43,9 @@ pub(crate) fn on_accept(sk: u64) {
         Some(found) if unsafe { (*found).direction } == DIRECTION_ACTIVE => {
             // An active socket's entry on a child: a freed socket's, whose CLOSE was never
             // seen (see `state::on_change`, which finds the same when the handshake ends
-            // first). Counted, and cleared before the owner goes in.
+            // first). Cleared before the owner goes in.
             // SAFETY: as above.
-            let stale = unsafe { &mut *found };
-            if stale.filtered_out == 0 {
-                count(Counter::StateGap);
-            }
-            crate::socks::renew(stale, DIRECTION_PASSIVE, 0);
+            crate::socks::reclaim_for_child(unsafe { &mut *found }, 0);
             Some(found)
         }
         Some(found) => Some(found),

@@ -60,33 +60,29 @@ pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, 
     false
 }
 
-/// The socket is being destroyed (`tcp_v4_destroy_sock`, also for IPv6).
+/// The socket is being destroyed (`tcp_v4_destroy_sock`, also for IPv6): its entry goes,
+/// and a close event waiting in it (per-call counting) is sent.
 #[inline(always)]
 pub(crate) fn destroy(sk: u64) {
-    let Some(info) = crate::maps::SOCKS.get_ptr(&sk) else {
-        return;
-    };
-    // SAFETY: a plain struct in a map value, copied before the delete.
-    let info = unsafe { *info };
-    crate::socks::forget(sk);
-    if info.closed_ns != 0 {
-        emit::<sock::Probe>(sk, &info, info.closed_ns, true);
-    }
+    send_waiting(sk, true);
 }
 
-/// Sends now a close event that waits for `sk`'s destruction (per-call counting), because
-/// the socket connects again (after `connect(AF_UNSPEC)`): no call can add to the old
-/// connection's counts any more, and the new connection's entry is about to replace it.
+/// Sends a close event waiting in `sk`'s entry for the socket's destruction (per-call
+/// counting), and forgets the entry: when `destroyed`, or when the socket connects again
+/// (after `connect(AF_UNSPEC)`; then no call can add to the old connection's counts any
+/// more, and an entry without a waiting close is left for the new connection to replace).
 /// Not inlined: the copy of the entry gets a frame of its own.
 #[inline(never)]
-pub(crate) fn flush_waiting(sk: u64) {
+pub(crate) fn send_waiting(sk: u64, destroyed: bool) {
     let Some(info) = crate::maps::SOCKS.get_ptr(&sk) else {
         return;
     };
     // SAFETY: a plain struct in a map value, copied before the delete.
     let info = unsafe { *info };
-    if info.closed_ns != 0 {
+    if destroyed || info.closed_ns != 0 {
         crate::socks::forget(sk);
+    }
+    if info.closed_ns != 0 {
         emit::<sock::Probe>(sk, &info, info.closed_ns, true);
     }
 }

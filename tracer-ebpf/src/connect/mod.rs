@@ -45,7 +45,7 @@ pub(crate) fn start(sk: u64, now: u64) {
     // replaced (and if its CLOSE was never seen, counted: see `socks::put`); a close event
     // still waiting in it goes first.
     if crate::globals::config().count_calls != 0 {
-        crate::close::flush_waiting(sk);
+        crate::close::send_waiting(sk, false);
     }
     let wanted = task_wanted(&task);
     if !wanted {

@@ -160,16 +160,10 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
     if child && info.direction != DIRECTION_PASSIVE && sock::has_socket::<A>(sk) == Ok(false) {
         // A listener's child (no socket until it is accepted) starting or ending its
         // handshake on an entry it did not make: a freed socket's, whose CLOSE tcptrace
-        // never saw (a hook run the kernel skipped: kprobes share one recursion guard, and
-        // Linux before 6.7 does not count those skips), and whose address the kernel gave
-        // to this child. Taken as the child's own, it made a connect event with the old
-        // owner. A simultaneous open, the other way an active entry reaches SYN_RECV,
-        // always has its socket. Counted as the missed change it is, if its owner was
-        // reported (the port filters are not checked: its ends are gone).
-        if info.filtered_out == 0 {
-            count(Counter::StateGap);
-        }
-        socks::renew(info, DIRECTION_PASSIVE, if old == TCP_LISTEN { now } else { 0 });
+        // never saw (see `socks::owed_an_event`). Taken as the child's own, it made a
+        // connect event with the old owner. A simultaneous open, the other way an active entry reaches SYN_RECV,
+        // always has its socket.
+        socks::reclaim_for_child(info, if old == TCP_LISTEN { now } else { 0 });
     }
     if info.filtered_out != 0 {
         // Its owner failed the filters: nothing to report, ever; forgotten at CLOSE.

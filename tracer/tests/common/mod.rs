@@ -945,6 +945,10 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// capget/capset's `struct __user_cap_header_struct`: version 3 (two 32-bit data
+/// structs), this process (pid 0).
+const CAPABILITY_HEADER: [u32; 2] = [0x2008_0522, 0];
+
 /// Cuts this process's capability bounding set to the capabilities in the mask `keep`
 /// (bit N: capability N), and empties its inheritable and ambient sets (an exec by root
 /// adds those to what the bounding set allows): an exec by root then grants exactly
@@ -955,9 +959,8 @@ fn bound_capabilities(keep: u64) -> std::io::Result<()> {
         if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        // struct __user_cap_header_struct and two __user_cap_data_struct (version 3):
-        // effective, permitted, inheritable.
-        let header: [u32; 2] = [0x2008_0522, 0];
+        // Two __user_cap_data_struct: effective, permitted, inheritable.
+        let header = CAPABILITY_HEADER;
         let mut data = [0u32; 6];
         if libc::syscall(libc::SYS_capget, header.as_ptr(), data.as_mut_ptr()) != 0 {
             return Err(std::io::Error::last_os_error());
@@ -994,8 +997,7 @@ pub fn perf_events_need_sys_admin() -> bool {
         if bound_capabilities(keep).is_err() {
             return 10;
         }
-        // struct __user_cap_header_struct and two __user_cap_data_struct (version 3).
-        let header: [u32; 2] = [0x2008_0522, 0];
+        let header = CAPABILITY_HEADER;
         let (low, high) = (keep as u32, (keep >> 32) as u32);
         let data: [u32; 6] = [low, low, 0, high, high, 0]; // effective, permitted, inheritable
         // SAFETY: valid header and data for capset(2) on this process.
