@@ -179,7 +179,8 @@ fn count_prints_that_many_events_then_exits_zero() {
 #[test]
 fn duration_stops_on_its_own_with_the_summary() {
     let _serial = serial();
-    let run = trace_connects("json", &["-d", "2s"], 1);
+    // Long enough for a fork and a connect on the emulated VM.
+    let run = trace_connects("json", &["-d", if common::in_vm() { "6s" } else { "2s" }], 1);
     let event: serde_json::Value = serde_json::from_str(run.out.trim()).expect("one JSON line");
     assert_eq!(event["pid"], run.pids[0]);
     assert!(run.stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")), "{:?}", run.stderr);

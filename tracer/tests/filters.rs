@@ -181,10 +181,10 @@ fn min_latency_keeps_slow_handshakes_only() {
     let trace = Trace::start(&["--min-latency", "500ms", "--port", &slow.port().to_string(), "--port", &fast.port().to_string()]);
     let quick_pid = quick.pid;
     assert_eq!(quick.go_and_wait(), 0);
-    // Free the queue a little later than the first SYN so the retransmission gets in.
+    // Free the queue once the first SYN was dropped and sent again.
     let late_pid = late.pid;
     let drain = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        common::wait_syn_resent(slow.port());
         let first = slow_l.accept().expect("accept the filler");
         let second = slow_l.accept().expect("accept the slow one");
         (first, second, slow_l)

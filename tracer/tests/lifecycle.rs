@@ -6,7 +6,10 @@ mod common;
 
 use std::{ffi::CStr, time::Duration};
 
-use common::{assert_calls_mode_refused, calls_mode_available, effective_family, fork_with, in_vm, listen_v4, raw, serial, sockaddr_of, wait_child, wait_port_settled, Finished, Trace};
+use common::{
+    assert_calls_mode_refused, calls_mode_available, effective_family, fork_with, in_vm, listen_v4, raw, serial, sockaddr_of, wait_accept_queue, wait_child,
+    wait_port_settled, wait_syn_resent, Finished, Trace,
+};
 use serde_json::Value;
 
 const CLIENT_SENDS: usize = 1_000_003;
@@ -204,7 +207,7 @@ fn retransmitted_syns_are_reported_and_counted_like_tcp_info() {
         }
         0
     });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_accept_queue(lfd, 1);
     let second = fork_with(c"tt-rtx", move || {
         // The queue is full: this SYN is dropped and retransmitted until there is room.
         let s = raw::connect(&sa, libc::AF_INET);
@@ -216,8 +219,9 @@ fn retransmitted_syns_are_reported_and_counted_like_tcp_info() {
         unsafe { libc::close(s) };
         retrans as i32
     });
-    // Let the first SYN retransmission (1 s) happen against the full queue, then make room.
-    std::thread::sleep(Duration::from_millis(1_500));
+    // Let the first SYN retransmission (after 1 s) happen against the full queue, then
+    // make room.
+    wait_syn_resent(addr.port());
     for _ in 0..2 {
         // SAFETY: accepting and closing on our own listener.
         unsafe {

@@ -103,32 +103,42 @@ fn percent_encode(text: &str) -> String {
 
 /// SYN retransmissions, made without a lossy link: a listener with a backlog of 0 holds
 /// one unaccepted connection, so the kernel drops the next SYN (its accept queue is full).
-/// The SYN goes again after 1 s (dropped too) and after 3 s, by when one connection was
-/// accepted (at 2 s) and it gets through: two, unless this thread woke late. Returns the
-/// kernel's own count for the connection (`tcpi_total_retrans`), what Prometheus must show.
+/// Once that SYN has gone again, one connection is accepted and the next SYN gets through.
+/// Made by this thread under the name `RETRANSMITTER` (the acceptor's too), and closed
+/// so that nothing is left to resend: returns the kernel's own final count over the four
+/// sockets (`tcpi_total_retrans`), what Prometheus must show for that name.
 fn syn_retransmits(listener: i32, addr: SocketAddr) -> u32 {
-    let first = std::net::TcpStream::connect(addr).expect("first connect");
-    let second = std::thread::spawn(move || std::net::TcpStream::connect(addr).expect("second connect"));
-    std::thread::sleep(Duration::from_secs(2));
+    use std::os::fd::IntoRawFd;
+    let mut old_name = [0u8; 16];
+    // SAFETY: prctl on this thread, with a 16-byte buffer and a NUL-terminated name.
+    unsafe {
+        libc::prctl(libc::PR_GET_NAME, old_name.as_mut_ptr());
+        libc::prctl(libc::PR_SET_NAME, RETRANSMITTER.as_ptr());
+    }
+    let first = std::net::TcpStream::connect(addr).expect("first connect").into_raw_fd();
+    common::wait_accept_queue(listener, 1);
+    // A thread takes its creator's name.
+    let second = std::thread::spawn(move || std::net::TcpStream::connect(addr).expect("second connect").into_raw_fd());
+    common::wait_syn_resent(addr.port());
     // SAFETY: accepting on our own listener.
     let accepted = unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) };
     assert!(accepted >= 0);
     let second = second.join().expect("second connect thread");
-    use std::os::fd::AsRawFd;
-    let retransmits = common::raw::total_retrans(second.as_raw_fd()).expect("TCP_INFO");
-    assert!(retransmits >= 1, "the SYN was never dropped");
-    // SAFETY: our own fds.
+    // SAFETY: as above.
     let accepted_second = unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) };
     assert!(accepted_second >= 0);
-    drop((first, second));
-    // SAFETY: closing our own fds.
+    let retransmits = common::close_counted(first, accepted) + common::close_counted(second, accepted_second);
+    assert!(retransmits >= 1, "the SYN was never dropped");
+    // SAFETY: closing our own listener; the thread's name back, from the buffer above.
     unsafe {
-        libc::close(accepted);
-        libc::close(accepted_second);
         libc::close(listener);
+        libc::prctl(libc::PR_SET_NAME, old_name.as_ptr());
     }
     retransmits
 }
+
+/// The name of the task that makes and accepts the retransmitting connections.
+const RETRANSMITTER: &std::ffi::CStr = c"ttpr";
 
 /// Every PromQL expression in the dashboard: panel targets, and the template variables'
 /// queries (`label_values(m, l)` is Grafana's, so it runs as `group by (l) (m)`).
@@ -196,7 +206,8 @@ fn prometheus_sees_exact_counts_and_every_dashboard_panel_has_data() {
         (r#"sum(tcptrace_connect_failures_total{comm="ttpf",errno="ECONNREFUSED"})"#, FAILED as f64),
         (r#"sum(tcptrace_sent_bytes_total{comm="ttpc"})"#, n * CLIENT_SENDS as f64),
         (r#"sum(tcptrace_received_bytes_total{comm="ttpc"})"#, n * SERVER_SENDS as f64),
-        (r#"sum(tcptrace_retransmitted_segments_total{kind="retransmit"})"#, f64::from(retransmits)),
+        // Both kinds: the kernel counts tail loss probes among its retransmissions.
+        (r#"sum(tcptrace_retransmitted_segments_total{comm="ttpr"})"#, f64::from(retransmits)),
     ];
     // Prometheus scrapes every second: wait until every figure has arrived, then it must
     // be exact (a counter past its figure fails here too).

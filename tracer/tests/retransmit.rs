@@ -76,9 +76,9 @@ struct Run {
 
 /// Sets up the two namespaces and the veth link, with `rules` (an nft script) in the
 /// server's; the client sends `request` bytes, the server replies `reply` bytes; once the
-/// leader has removed the rules (so that the close is lossless and the connection's count
-/// final) the client reads `tcpi_total_retrans` and both close. Reports their pids and
-/// that count.
+/// leader has removed the rules (so that the close is lossless) the client closes its
+/// side, the server its own at the client's FIN, and the client reads its final
+/// `tcpi_total_retrans` once the server's FIN has come. Reports their pids and that count.
 fn over_lossy_link(port: u16, rules: &str, request: usize, reply: usize) -> Run {
     // Buffers for the forked sides, which must not allocate.
     let mut server_buf = vec![0u8; 64 * 1024];
@@ -136,6 +136,12 @@ fn over_lossy_link(port: u16, rules: &str, request: usize, reply: usize) -> Run 
                 }
                 if libc::write(data_done[1], byte.as_ptr().cast(), 1) != 1 || !raw::read_exactly(may_close[0], &mut byte, 1) {
                     return 244;
+                }
+                // Our FIN first, and the server's at our EOF, which acknowledges ours: then
+                // nothing of ours is left to resend (a count read before could miss a FIN
+                // that a slow machine resends), and the socket has reached CLOSE.
+                if libc::shutdown(s, libc::SHUT_WR) != 0 || raw::read_to_eof(s, &mut client_buf) != Some(0) {
+                    return 247;
                 }
                 let Some(retrans) = raw::total_retrans(s) else { return 245 };
                 libc::close(s);
@@ -284,25 +290,31 @@ fn a_lost_last_segment_is_resent_by_a_tail_loss_probe_and_marked_so() {
     let port = test_port() + 1;
     let trace = Trace::start(&["-e", "close,retransmit", "--port", &port.to_string()]);
     // `numgen inc` counts from 0: only the first data packet to the port is dropped.
-    let Run { client, kernel_count, .. } = over_lossy_link(port, &drop_rule(port, "numgen inc mod 1000000 == 0"), REQUEST, REPLY);
+    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, "numgen inc mod 1000000 == 0"), REQUEST, REPLY);
     settle();
     let done = trace.stop();
-    assert_eq!(kernel_count, 1, "the request was not dropped exactly once");
+    assert!(kernel_count >= 1, "the request was not dropped: the netns rules did not apply");
 
-    let retransmits: Vec<_> = done.events.iter().filter(|e| e["type"] == "retransmit").collect();
-    assert_eq!(retransmits.len(), 1, "{retransmits:?}");
-    let r = retransmits[0];
-    assert_eq!(r["pid"], client);
+    // The dropped request, resent by a probe: the client's first retransmission. A slow
+    // machine can add more (an RTO when the probe's ACK came late, a FIN resent), each an
+    // event of its own: as many as the kernel counted, and in its order.
+    let from_client = done.of("retransmit", client);
+    let counts: Vec<u64> = from_client.iter().filter_map(|r| r["total_retrans"].as_u64()).collect();
+    assert_eq!(counts, (1..=u64::from(kernel_count)).collect::<Vec<_>>(), "vs TCP_INFO's {kernel_count}: {from_client:?}");
+    let r = from_client[0];
     assert_eq!(r["comm"], "tt-lossy-cli");
     assert_eq!(r["raddr"], SERVER_ADDR);
     assert_eq!(r["rport"], port);
     assert_eq!(r["state"], "ESTABLISHED");
-    assert_eq!(r["total_retrans"], 1);
     assert_eq!(r["tail_loss_probe"], true, "{r}");
     let close = done.of("close", client);
     assert_eq!(close.len(), 1, "{:?}", done.events);
-    assert_eq!(close[0]["total_retrans"], 1);
+    assert_eq!(close[0]["total_retrans"], kernel_count);
     assert_eq!(close[0]["bytes_sent"], REQUEST);
+    // Whatever else retransmitted on this port was the server, and says so.
+    for r in done.events.iter().filter(|e| e["type"] == "retransmit" && e["pid"] != client) {
+        assert_eq!(r["pid"], server, "retransmit with a stranger's pid: {r}");
+    }
 }
 
 #[test]

@@ -88,9 +88,13 @@ fn counters_move_by_exactly_the_traffic_made() {
     // five changes (from CLOSE or LISTEN to CLOSE), a refused connect through two, and
     // nothing else on the machine is counted. The child's birth, LISTEN -> SYN_RECV, is
     // made by inet_sk_set_state(), which only the tracepoint sees (not tcp_set_state()).
-    let births = if effective_family() == "tracepoint" { n } else { 0.0 };
+    // The handshake's last ACK and the first data, handled at once on two CPUs, can make
+    // a second child, closed at once (SYN_RECV -> CLOSE; see lifecycle.rs): rare, real.
+    let twins = count("tcptrace_state_transitions_total", &[("from", "SYN_RECV"), ("to", "CLOSE")]);
+    assert!(twins <= n, "more children closed in SYN_RECV than connections: {twins}");
+    let births = if effective_family() == "tracepoint" { n + twins } else { 0.0 };
     assert_eq!(count("tcptrace_state_transitions_total", &[("from", "LISTEN")]), births);
-    assert_eq!(count("tcptrace_state_transitions_total", &[]), 9.0 * n + births + 2.0 * FAILED as f64);
+    assert_eq!(count("tcptrace_state_transitions_total", &[]), 9.0 * n + births + twins + 2.0 * FAILED as f64);
     assert_eq!(count("tcptrace_events_lost_total", &[]), 0.0);
     assert_eq!(count("tcptrace_series_dropped_total", &[]), 0.0);
     // Which family each hook took, as -v says it.

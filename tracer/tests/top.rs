@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{assert_calls_mode_refused, calls_mode_available, listen_v4, serial, HeldExchange, Trace};
+use common::{assert_calls_mode_refused, calls_mode_available, in_vm, listen_v4, serial, HeldExchange, Trace};
 
 const CLIENT_SENDS: usize = 1_000_003;
 const SERVER_SENDS: usize = 77_777;
@@ -111,7 +111,10 @@ fn iterations_and_sort_order() {
     let (small_listener, small_addr) = listen_v4(16);
     let (big_listener, big_addr) = listen_v4(16);
     let ports = [small_addr.port().to_string(), big_addr.port().to_string()];
-    let trace = match Trace::try_start_top(&["--port", &ports[0], "--port", &ports[1]], &["-b", "-i", "1s", "-n", "2", "-s", "total"]) {
+    // The second snapshot must come after both exchanges: a fork and 300 KB through
+    // per-call hooks take seconds on the emulated VM.
+    let interval = if in_vm() { "5s" } else { "1s" };
+    let trace = match Trace::try_start_top(&["--port", &ports[0], "--port", &ports[1]], &["-b", "-i", interval, "-n", "2", "-s", "total"]) {
         Ok(trace) => trace,
         Err(stderr) => return assert_calls_mode_refused(&stderr),
     };

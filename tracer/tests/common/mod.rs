@@ -566,14 +566,31 @@ pub mod raw {
 
     /// `tcpi_total_retrans` of a connected socket (TCP_INFO offset 100, stable ABI).
     pub fn total_retrans(fd: i32) -> Option<u32> {
+        tcp_info_u32(fd, 100)
+    }
+
+    /// The connections waiting in a listener's accept queue (`tcpi_unacked`, which
+    /// TCP_INFO gives a listening socket for that). Async-signal-safe.
+    pub fn accept_queue_len(listener: i32) -> Option<u32> {
+        tcp_info_u32(listener, 24)
+    }
+
+    /// The socket's TCP state (`tcpi_state`, as in the kernel: 7 is CLOSE).
+    /// Async-signal-safe.
+    pub fn tcp_state(fd: i32) -> Option<u8> {
+        tcp_info_u32(fd, 0).map(|word| u32::to_ne_bytes(word)[0])
+    }
+
+    /// The 32-bit word at byte `offset` of the socket's `struct tcp_info`.
+    fn tcp_info_u32(fd: i32, offset: usize) -> Option<u32> {
         let mut info = [0u8; 256];
         let mut len = info.len() as libc::socklen_t;
         // SAFETY: valid buffer and length.
         let rc = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &raw mut len) };
-        if rc != 0 || len < 104 {
+        if rc != 0 || (len as usize) < offset + 4 {
             return None;
         }
-        Some(u32::from_ne_bytes([info[100], info[101], info[102], info[103]]))
+        Some(u32::from_ne_bytes([info[offset], info[offset + 1], info[offset + 2], info[offset + 3]]))
     }
 }
 
@@ -606,6 +623,55 @@ pub fn wait_port_settled(port: u16) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Polls `done` every 10 ms until it holds; after `START_TIMEOUT`, panics with `what`.
+/// For what the kernel does in its own time (a queue filling, a timer firing): waiting
+/// for the event itself, not for a guess at how long it takes on a slow machine.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while !done() {
+        assert!(Instant::now() < deadline, "still waiting, after {START_TIMEOUT:?}, for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `listener`'s accept queue holds `n` connections.
+pub fn wait_accept_queue(listener: i32, n: u32) {
+    wait_until(&format!("{n} connection(s) in the accept queue"), || raw::accept_queue_len(listener) == Some(n));
+}
+
+/// Waits until a connect to `port` (a socket in SYN_SENT, 02) has sent its SYN again.
+pub fn wait_syn_resent(port: u16) {
+    wait_until(&format!("a SYN to port {port} sent again"), || {
+        tcp_sockets().iter().any(|s| s.remote_port == port && s.state == "02" && s.retransmits > 0)
+    });
+}
+
+/// Closes a connection between two sockets of this process so that neither has anything
+/// left to resend, and returns the sum of their final `tcpi_total_retrans`. The client's
+/// FIN goes first; the server's, sent at its EOF, acknowledges it; the server is closed
+/// once the client's ACK of that has reached it (its state is CLOSE). A count read before
+/// a close misses a FIN that a slow machine resends.
+pub fn close_counted(client: i32, server: i32) -> u32 {
+    let mut buf = [0u8; 4096];
+    // SAFETY: shutting down our own sockets.
+    assert_eq!(unsafe { libc::shutdown(client, libc::SHUT_WR) }, 0);
+    assert_eq!(raw::read_to_eof(server, &mut buf), Some(0), "the server's EOF");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::shutdown(server, libc::SHUT_WR) }, 0);
+    assert_eq!(raw::read_to_eof(client, &mut buf), Some(0), "the client's EOF");
+    wait_until("the server's last ACK", || raw::tcp_state(server) == Some(TCP_CLOSE));
+    let total = [client, server].map(|fd| raw::total_retrans(fd).expect("TCP_INFO")).iter().sum();
+    // SAFETY: closing our own sockets.
+    unsafe {
+        libc::close(client);
+        libc::close(server);
+    }
+    total
+}
+
+/// `TCP_CLOSE` in the kernel's numbering (`tcpi_state`).
+const TCP_CLOSE: u8 = 7;
 
 /// The sockaddr for `addr`, ready for `raw::connect` in a forked child.
 pub fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -650,6 +716,9 @@ struct TcpSocket {
     remote_port: u16,
     state: String,
     timer: String,
+    /// How often its timer fired unanswered (`icsk_retransmits`): for a socket in
+    /// SYN_SENT, how often its SYN was sent again.
+    retransmits: u32,
 }
 
 impl TcpSocket {
@@ -676,6 +745,7 @@ fn tcp_sockets() -> Vec<TcpSocket> {
                 remote_port: port_of(f.get(2)?)?,
                 state: (*f.get(3)?).to_string(),
                 timer: format!("{} retransmits={}", f.get(5)?, f.get(6)?),
+                retransmits: u32::from_str_radix(f.get(6)?, 16).ok()?,
             })
         })
         .collect()
