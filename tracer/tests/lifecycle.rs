@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::{ffi::CStr, time::Duration};
+use std::ffi::CStr;
 
 use common::{
     assert_calls_mode_refused, calls_mode_available, effective_family, fork_with, in_vm, listen_v4, raw, serial, sockaddr_of, wait_accept_queue, wait_child,
@@ -533,11 +533,7 @@ fn close_in_last_ack_with_the_fin_unacknowledged_counts_only_acknowledged_data()
     assert_eq!(wait_child(client), 0, "client failed");
     let client_port = common::peer_port(conn);
     // The client's socket is gone once its user timeout fired (a second or two).
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while common::port_in_proc_net_tcp(client_port) {
-        assert!(std::time::Instant::now() < deadline, "the client's socket did not time out");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_until("the client's socket to time out", || !common::port_in_proc_net_tcp(client_port));
     let mut queued: libc::c_int = 0;
     // SAFETY: FIONREAD into a valid int on our own fd.
     assert_eq!(unsafe { libc::ioctl(conn, libc::FIONREAD, &raw mut queued) }, 0);
@@ -820,11 +816,7 @@ fn wait_until_asleep_in(nr: libc::c_long, count: usize) {
             })
             .unwrap_or(0)
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while asleep() < count {
-        assert!(std::time::Instant::now() < deadline, "only {} of {count} threads asleep in system call {nr}", asleep());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_until(&format!("{count} threads asleep in system call {nr}"), || asleep() >= count);
 }
 
 /// Per-call byte counting with more threads asleep in recv() at once than a kretprobe has
