@@ -15,7 +15,7 @@ pub enum Counter {
     /// A transition whose old state is not the new state tcptrace last saw for that
     /// socket: a state change was missed somewhere (whatever the cause, on any kernel).
     /// Also a new socket (a listener's child, or one that connects) found on the entry
-    /// of a freed connection whose CLOSE was missed.
+    /// of a freed connection whose CLOSE was missed, when that entry still owed an event.
     StateGap = 4,
     /// A per-connection map update failed (the kernel refused the insert): the
     /// transition was not recorded.

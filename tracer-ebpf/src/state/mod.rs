@@ -161,8 +161,8 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
         // A listener's child (no socket until it is accepted) starting or ending its
         // handshake on an entry it did not make: a freed socket's, whose CLOSE tcptrace
         // never saw (see `socks::owed_an_event`). Taken as the child's own, it made a
-        // connect event with the old owner. A simultaneous open, the other way an active entry reaches SYN_RECV,
-        // always has its socket.
+        // connect event with the old owner. A simultaneous open, the other way an active
+        // entry reaches SYN_RECV, always has its socket.
         socks::reclaim_for_child(info, if old == TCP_LISTEN { now } else { 0 });
     }
     if info.filtered_out != 0 {
