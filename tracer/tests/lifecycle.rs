@@ -28,8 +28,7 @@ fn transfer(server_closes_first: bool, server_port: u16, lfd: i32) -> Transfer {
     let mut server_buf = vec![0u8; 64 * 1024];
     let server_data = vec![b's'; 64 * 1024];
     let server_pid = fork_with(c"tt-server", move || {
-        // SAFETY: raw system calls on our own fds.
-        let c = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+        let c = raw::accept(lfd);
         if c < 0 || !raw::read_exactly(c, &mut server_buf, CLIENT_SENDS) || !raw::write_exactly(c, &server_data, SERVER_SENDS) {
             return 10;
         }
@@ -225,7 +224,7 @@ fn retransmitted_syns_are_reported_and_counted_like_tcp_info() {
     for _ in 0..2 {
         // SAFETY: accepting and closing on our own listener.
         unsafe {
-            let c = libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC);
+            let c = raw::accept(lfd);
             assert!(c >= 0, "accept failed");
             libc::close(c);
         }
@@ -303,8 +302,8 @@ fn connections_older_than_tcptrace_still_get_a_close_event() {
         unsafe { libc::close(s) };
         0
     });
-    // SAFETY: accept on our listener before tcptrace starts.
-    let conn = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+    // Accepted before tcptrace starts.
+    let conn = raw::accept(lfd);
     assert!(conn >= 0);
     let trace = Trace::start(&["-e", "close", "--port", &addr.port().to_string()]);
     assert!(raw::write_exactly(fds[1], b"g", 1));
@@ -355,8 +354,8 @@ fn a_connection_reset_before_its_accept_leaves_nothing_tracked() {
         libc::close(s);
     }
     wait_port_settled(port);
-    // SAFETY: accept on our listener; the child it returns is already reset.
-    let conn = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+    // The child it returns is already reset.
+    let conn = raw::accept(lfd);
     assert!(conn >= 0, "accept");
     // SAFETY: closing our fds.
     unsafe {
@@ -389,19 +388,12 @@ fn an_abortive_close_keeps_its_remote_end_with_per_call_counting() {
     let (lfd, addr) = listen_v4(16);
     let port = addr.port();
     let Some(trace) = Trace::start_per_call(&["-e", "close", "--bytes", "calls", "--port", &port.to_string()]) else { return };
-    let s = raw::connect(&sockaddr_of(addr), libc::AF_INET);
-    assert!(s >= 0, "connect: {s}");
-    // SAFETY: accept on our listener.
-    let conn = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
-    assert!(conn >= 0, "accept");
     let mut buf = vec![0u8; 4096];
-    assert!(raw::write_exactly(s, &[b'a'; 4096], 1_000) && raw::read_exactly(conn, &mut buf, 1_000));
-    let mut local: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_in>() as u32;
+    let (s, conn) = connected_after_sending(lfd, &sockaddr_of(addr), 1_000, &mut buf);
+    let client_port = common::local_port(s);
     let linger = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: valid buffers; our fds. SO_LINGER 0 makes close() abort the connection.
     unsafe {
-        assert_eq!(libc::getsockname(s, (&raw mut local).cast(), &raw mut len), 0);
         assert_eq!(libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_LINGER, (&raw const linger).cast(), size_of::<libc::linger>() as u32), 0);
         libc::close(s);
     }
@@ -413,13 +405,23 @@ fn an_abortive_close_keeps_its_remote_end_with_per_call_counting() {
     }
     wait_port_settled(port);
     let done = trace.stop();
-    let client_port = u16::from_be(local.sin_port);
     let client = only(done.events.iter().filter(|e| e["type"] == "close" && e["lport"] == client_port).collect(), "the client's close");
     assert_eq!(client["rport"], port, "{client}");
     assert_eq!(client["raddr"], "127.0.0.1", "{client}");
     assert_eq!((&client["bytes_sent"], &client["bytes_received"]), (&1_000.into(), &0.into()), "{client}");
     assert_eq!((&client["bytes_from"], &client["closed_by"]), (&"calls".into(), &"local".into()), "{client}");
     assert_ne!(client["srtt_us"], 0, "{client}");
+}
+
+/// A connection from a new socket to our listener `lfd` at `target`, over which the
+/// client sent `bytes` that the server read (into `buf`): (client, server).
+fn connected_after_sending(lfd: i32, target: &(libc::sockaddr_storage, libc::socklen_t), bytes: usize, buf: &mut [u8]) -> (i32, i32) {
+    let s = raw::connect(target, libc::AF_INET);
+    assert!(s >= 0, "connect: {s}");
+    let conn = raw::accept(lfd);
+    assert!(conn >= 0, "accept");
+    assert!(raw::write_exactly(s, &[b'a'; 4096], bytes) && raw::read_exactly(conn, buf, bytes));
+    (s, conn)
 }
 
 /// A socket that connects again after `connect(AF_UNSPEC)` (an abortive disconnect), with
@@ -433,14 +435,8 @@ fn a_socket_that_connects_again_after_a_disconnect_has_both_closes_with_per_call
     let port = addr.port();
     let Some(trace) = Trace::start_per_call(&["-e", "connect,close", "--bytes", "calls", "--port", &port.to_string()]) else { return };
     let target = sockaddr_of(addr);
-    let s = raw::connect(&target, libc::AF_INET);
-    assert!(s >= 0, "connect: {s}");
     let mut buf = vec![0u8; 4096];
-    // SAFETY: accept on our listener.
-    let accept = || unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
-    let first = accept();
-    assert!(first >= 0, "accept");
-    assert!(raw::write_exactly(s, &[b'a'; 4096], 1_000) && raw::read_exactly(first, &mut buf, 1_000));
+    let (s, first) = connected_after_sending(lfd, &target, 1_000, &mut buf);
     let first_port = common::local_port(s);
     let unspec = libc::sockaddr { sa_family: libc::AF_UNSPEC as libc::sa_family_t, sa_data: [0; 14] };
     // SAFETY: connect on our own socket with valid addresses.
@@ -452,7 +448,7 @@ fn a_socket_that_connects_again_after_a_disconnect_has_both_closes_with_per_call
     unsafe {
         assert_eq!(libc::connect(s, (&raw const target.0).cast(), target.1), 0, "connect again");
     }
-    let second = accept();
+    let second = raw::accept(lfd);
     assert!(second >= 0, "accept again");
     assert!(raw::write_exactly(s, &[b'b'; 4096], 2_000) && raw::read_exactly(second, &mut buf, 2_000));
     let second_port = common::local_port(s);
@@ -525,8 +521,8 @@ fn close_in_last_ack_with_the_fin_unacknowledged_counts_only_acknowledged_data()
         }
         0
     });
-    // SAFETY: accept on our listener, then shut our side down and read nothing.
-    let conn = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+    // Accepted; then our side shut down, and nothing read.
+    let conn = raw::accept(lfd);
     assert!(conn >= 0);
     // SAFETY: shutdown of our own fd.
     assert_eq!(unsafe { libc::shutdown(conn, libc::SHUT_WR) }, 0);
@@ -566,7 +562,7 @@ fn load_of_20000_connections_loses_nothing_and_leaks_nothing() {
         for _ in 0..CLIENTS * PER_CLIENT {
             // SAFETY: accept and close on our listener.
             unsafe {
-                let c = libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC);
+                let c = raw::accept(lfd);
                 if c < 0 {
                     return 50;
                 }
@@ -727,7 +723,7 @@ fn hold_connections_open(count: usize, args: &[&str]) -> (Finished, u16, i32) {
             }
             for _ in 0..count {
                 let c = raw::connect(&sa, libc::AF_INET);
-                let s = libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC);
+                let s = raw::accept(lfd);
                 if c < 0 || s < 0 {
                     return 71;
                 }
@@ -761,8 +757,8 @@ fn accepts_by_many_threads_asleep_in_accept_are_all_reported() {
     let acceptors: Vec<_> = (0..threads)
         .map(|_| {
             std::thread::spawn(move || {
-                // SAFETY: accept on the listener, which outlives every thread.
-                let fd = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+                // The listener outlives every thread.
+                let fd = raw::accept(lfd);
                 // SAFETY: no preconditions.
                 (unsafe { libc::gettid() }, fd)
             })
@@ -836,8 +832,8 @@ fn per_call_counting_with_many_threads_asleep_in_recv_counts_what_it_misses() {
     assert!(clients.iter().all(|&c| c >= 0), "connect failed: {clients:?}");
     let readers: Vec<_> = (0..threads)
         .map(|_| {
-            // SAFETY: accept on our listener; the connections are queued already.
-            let fd = unsafe { libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+            // The connections are queued already.
+            let fd = raw::accept(lfd);
             assert!(fd >= 0, "accept");
             std::thread::spawn(move || {
                 // Everything up to the end of the stream, then the end itself (a call

@@ -64,12 +64,12 @@ pub(crate) struct KernelFacts {
     btf_path: std::path::PathBuf,
 }
 
-/// An offset this kernel may lack: absent rather than an error.
 /// A path for a one-line message: control characters (a newline in a name) escaped.
 pub(crate) fn shown(path: &Path) -> String {
     path.display().to_string().escape_debug().to_string()
 }
 
+/// An offset this kernel may lack: absent rather than an error.
 fn optional(r: Result<u32, Error>) -> u32 {
     r.unwrap_or(OFFSET_ABSENT)
 }

@@ -547,6 +547,12 @@ pub mod raw {
         }
     }
 
+    /// The next connection on `listener` (close-on-exec); the fd, or -1. Async-signal-safe.
+    pub fn accept(listener: i32) -> i32 {
+        // SAFETY: accept4 with no address buffers.
+        unsafe { libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) }
+    }
+
     /// A blocking TCP connect to `addr`; the fd or -errno.
     pub fn connect(addr: &(libc::sockaddr_storage, libc::socklen_t), family: i32) -> i32 {
         // SAFETY: plain system calls with valid pointers.
