@@ -35,12 +35,14 @@ pub(crate) struct Printer<W: Write> {
     tz: jiff::tz::TimeZone,
     /// `-T`: table and plain times are seconds since this (Unix ns).
     since: Option<u64>,
+    /// The table's address column width (see `table`).
+    addr_width: usize,
 }
 
 impl<W: Write> Printer<W> {
     /// `header`: print the column header (false for `--no-header`).
     pub(crate) fn new(out: W, mode: OutputMode, tz: jiff::tz::TimeZone, header: bool) -> Self {
-        Self { out, mode, header_written: !header, tz, since: None }
+        Self { out, mode, header_written: !header, tz, since: None, addr_width: table::ADDR_WIDTH }
     }
 
     /// Table and plain output show seconds since `start_ns` (Unix ns) instead of the time
@@ -67,7 +69,7 @@ impl<W: Write> Printer<W> {
     pub(crate) fn event(&mut self, event: &Event) -> io::Result<()> {
         self.header()?;
         match self.mode {
-            OutputMode::Table => table::event(&mut self.out, event, &self.tz, self.since),
+            OutputMode::Table => table::event(&mut self.out, event, &self.tz, self.since, &mut self.addr_width),
             OutputMode::Plain => plain::event(&mut self.out, event, self.since),
             OutputMode::Json => json::event(&mut self.out, event),
             OutputMode::Csv => csv::event(&mut self.out, event),
@@ -263,6 +265,43 @@ TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
         for line in got.lines() {
             assert!(line.split_whitespace().count() >= 10, "{line}");
         }
+    }
+
+    /// A longer address widens the address columns from its row on, so the rows after it
+    /// line up with it and with each other.
+    #[test]
+    fn table_widens_address_columns_for_a_longer_address() {
+        let mut mapped = all_kinds()[2].clone();
+        mapped.endpoints.laddr = "::ffff:127.0.0.1".parse().expect("v6");
+        let got = render(OutputMode::Table, &[all_kinds()[2].clone(), mapped, all_kinds()[2].clone()]);
+        let want = "\
+TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR           RPORT DETAIL
+12:00:01.500 accept     4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  -
+12:00:01.500 accept     4242    my client        6  ::ffff:127.0.0.1 51234 10.0.0.7         8080  -
+12:00:01.500 accept     4242    my client        4  127.0.0.1        51234 10.0.0.7         8080  -
+";
+        assert_eq!(got, want);
+    }
+
+    /// What is not known is not shown as a number: `-` in plain, `?` in the table, null in
+    /// JSON, an empty cell in CSV.
+    #[test]
+    fn unknown_durations_are_never_zero() {
+        let mut close_event = all_kinds()[3].clone();
+        if let Detail::Close(c) = &mut close_event.detail {
+            c.lifetime = None;
+        }
+        let state = event(Detail::State { old: TcpState(7), new: TcpState(2), in_old: None }, false, true);
+        let events = [close_event, state];
+        let plain = render(OutputMode::Plain, &events);
+        assert!(plain.contains(" lifetime_ns=- tx_bytes="), "{plain}");
+        assert!(plain.ends_with(" old=CLOSE new=SYN_SENT in_old_ns=-\n"), "{plain}");
+        let table = render(OutputMode::Table, &events);
+        assert!(table.contains(" life=? tx=") && table.ends_with(" CLOSE->SYN_SENT after=?\n"), "{table}");
+        let json = render(OutputMode::Json, &events);
+        assert!(json.contains(r#""lifetime_ns":null,"#) && json.contains(r#""in_old_state_ns":null}"#), "{json}");
+        let csv = render(OutputMode::Csv, &events);
+        assert!(csv.contains(",active,local,,1000003,") && csv.contains(",CLOSE,SYN_SENT,,,"), "{csv}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Whitespace-separated raw values for grep, awk and sort: nine fixed columns, one token
-//! each, then the event's details as `key=value` tokens with raw numbers.
+//! each, then the event's details as `key=value` tokens with raw numbers; `-` wherever a
+//! value is unknown.
 
 use std::{
     io::{self, Write},
@@ -23,6 +24,18 @@ fn num<W: Write>(out: &mut W, n: impl itoa::Integer) -> io::Result<()> {
 fn field<W: Write>(out: &mut W, key: &str, n: impl itoa::Integer) -> io::Result<()> {
     out.write_all(key.as_bytes())?;
     num(out, n)
+}
+
+/// `key=` then the nanoseconds, or `-` when unknown (as the PID and COMM columns show it):
+/// a 0 would read as a real, instant duration.
+fn nanos_field<W: Write>(out: &mut W, key: &str, d: Option<std::time::Duration>) -> io::Result<()> {
+    match d {
+        Some(d) => field(out, key, d.as_nanos()),
+        None => {
+            out.write_all(key.as_bytes())?;
+            out.write_all(b"-")
+        }
+    }
 }
 
 fn addr<W: Write>(out: &mut W, ip: IpAddr) -> io::Result<()> {
@@ -55,7 +68,7 @@ fn detail<W: Write>(out: &mut W, d: &Detail) -> io::Result<()> {
             out.write_all(direction_text(c.direction).as_bytes())?;
             out.write_all(b" closed_by=")?;
             out.write_all(closed_by_text(c.closed_by).as_bytes())?;
-            field(out, " lifetime_ns=", c.lifetime.map_or(0, |l| l.as_nanos()))?;
+            nanos_field(out, " lifetime_ns=", c.lifetime)?;
             field(out, " tx_bytes=", c.bytes_sent)?;
             field(out, " rx_bytes=", c.bytes_received)?;
             field(out, " retrans=", c.total_retrans)?;
@@ -67,7 +80,7 @@ fn detail<W: Write>(out: &mut W, d: &Detail) -> io::Result<()> {
         }
         Detail::State { old, new, in_old } => {
             write!(out, "old={} new={}", old.name(), new.name())?;
-            field(out, " in_old_ns=", in_old.map_or(0, |d| d.as_nanos()))
+            nanos_field(out, " in_old_ns=", *in_old)
         }
         Detail::Retransmit { state, total_retrans, tail_loss_probe } => {
             write!(out, "state={}", state.name())?;

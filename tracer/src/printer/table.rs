@@ -1,4 +1,11 @@
 //! Aligned columns for a person at a terminal (bcc's column names), human units.
+//!
+//! The address columns start 15 wide (an IPv4 address) and widen for good at the first
+//! longer one (`::ffff:127.0.0.1`, any global IPv6 address): a row never pushes the
+//! columns after it out of line with the rows that follow.
+
+/// Width of LADDR and RADDR until a longer address comes.
+pub(super) const ADDR_WIDTH: usize = 15;
 
 use std::io::{self, Write};
 
@@ -37,7 +44,8 @@ fn detail(d: &Detail) -> String {
 }
 
 /// `since`: print seconds since then (`-T`) instead of the wall-clock time.
-pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone, since: Option<u64>) -> io::Result<()> {
+/// `addr_width`: the address columns' width so far, widened here for a longer address.
+pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone, since: Option<u64>, addr_width: &mut usize) -> io::Result<()> {
     let time = match since {
         Some(start) => super::relative(e.time_ns, start, 3),
         None => jiff::Timestamp::from_nanosecond(i128::from(e.time_ns))
@@ -48,17 +56,18 @@ pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone, s
     // they would reach the terminal of whoever runs tcptrace.
     let (pid, comm) = if e.owner.known() { (e.owner.pid.to_string(), super::printable(&e.owner.comm)) } else { ("-".into(), "-".into()) };
     let ep = &e.endpoints;
+    let (laddr, raddr) = (ep.laddr.to_string(), ep.raddr.to_string());
+    *addr_width = (*addr_width).max(laddr.len()).max(raddr.len());
+    let width = *addr_width;
     writeln!(
         out,
-        "{:<12} {:<10} {:<7} {:<16} {:<2} {:<15} {:<5} {:<15} {:<5} {}",
+        "{:<12} {:<10} {:<7} {:<16} {:<2} {laddr:<width$} {:<5} {raddr:<width$} {:<5} {}",
         time,
         e.kind(),
         pid,
         comm,
         ep.ip_version(),
-        ep.laddr,
         ep.lport,
-        ep.raddr,
         ep.rport,
         detail(&e.detail)
     )
