@@ -44,13 +44,7 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn now() -> Self {
-        let get = |clock| {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: valid out-pointer.
-            unsafe { libc::clock_gettime(clock, &mut ts) };
-            i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
-        };
-        Self { offset_ns: get(libc::CLOCK_REALTIME) - get(libc::CLOCK_MONOTONIC) }
+        Self { offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC) }
     }
 
     #[cfg(test)]
@@ -61,6 +55,18 @@ impl Clock {
     fn wall(self, mono_ns: u64) -> u64 {
         u64::try_from(i128::from(mono_ns) + self.offset_ns).unwrap_or(0)
     }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// Now on the kernel programs' clock (`bpf_ktime_get_ns`: CLOCK_MONOTONIC), in ns.
+pub(crate) fn monotonic_now_ns() -> u64 {
+    u64::try_from(clock_ns(libc::CLOCK_MONOTONIC)).unwrap_or(0)
 }
 
 fn owner(h: &EventHeader) -> Owner {

@@ -38,6 +38,8 @@ struct Row {
     rx_rate: f64,
     retrans: u32,
     srtt_us: u32,
+    /// Since the handshake ended, when tcptrace saw it end; otherwise (a connection older
+    /// than tcptrace) since tcptrace first showed it.
     age: Duration,
     closed: bool,
 }
@@ -66,30 +68,30 @@ impl Tracker {
         self.last = now;
         let mut rows = Vec::new();
         let mut still = HashMap::new();
-        let mut row = |sock: u64, owner: &Owner, ep: &Endpoints, tx: u64, rx: u64, retrans: u32, srtt_us: u32, closed: bool| {
-            let before = self.seen.remove(&sock);
+        let mut row = |c: &Counts, closed: bool| {
+            let before = self.seen.remove(&c.sock);
             let (tx0, rx0, since) = before.map_or((0, 0, now), |s| (s.tx, s.rx, s.since));
             rows.push(Row {
-                owner: owner.clone(),
-                endpoints: *ep,
-                tx_total: tx,
-                rx_total: rx,
-                tx_rate: tx.saturating_sub(tx0) as f64 / secs,
-                rx_rate: rx.saturating_sub(rx0) as f64 / secs,
-                retrans,
-                srtt_us,
-                age: now.duration_since(since),
+                owner: c.owner.clone(),
+                endpoints: c.endpoints,
+                tx_total: c.tx,
+                rx_total: c.rx,
+                tx_rate: c.tx.saturating_sub(tx0) as f64 / secs,
+                rx_rate: c.rx.saturating_sub(rx0) as f64 / secs,
+                retrans: c.retrans,
+                srtt_us: c.srtt_us,
+                age: c.age.unwrap_or_else(|| now.duration_since(since)),
                 closed,
             });
             if !closed {
-                still.insert(sock, Seen { tx, rx, since });
+                still.insert(c.sock, Seen { tx: c.tx, rx: c.rx, since });
             }
         };
-        for (sock, owner, ep, tx, rx, retrans, srtt) in live {
-            row(*sock, owner, ep, *tx, *rx, *retrans, *srtt, false);
+        for c in live {
+            row(c, false);
         }
-        for (sock, owner, ep, tx, rx, retrans, srtt) in &closed {
-            row(*sock, owner, ep, *tx, *rx, *retrans, *srtt, true);
+        for c in &closed {
+            row(c, true);
         }
         self.seen = still;
         rows
@@ -135,20 +137,39 @@ struct Source {
     undecodable: u64,
 }
 
-/// One connection's figures: (socket, owner, endpoints, sent, received, retransmits, RTT).
-type Counts = (u64, Owner, Endpoints, u64, u64, u32, u32);
+/// One connection's figures, from `SOCKS` or its close event.
+struct Counts {
+    /// Which socket (see `Event::sock`).
+    sock: u64,
+    owner: Owner,
+    endpoints: Endpoints,
+    tx: u64,
+    rx: u64,
+    retrans: u32,
+    srtt_us: u32,
+    /// Since the handshake ended, where tcptrace saw it end.
+    age: Option<Duration>,
+}
 
 impl Source {
     fn live(&self) -> Vec<Counts> {
+        let now_ns = decode::monotonic_now_ns();
         self.socks
             .iter()
             .filter_map(Result::ok)
             .filter(|(_, info)| info.endpoints.family != 0)
             .filter_map(|(sock, info)| {
-                let ep = decode::endpoints(&info.endpoints).ok()?;
                 let t = &info.task;
-                let owner = decode::owner_of(t.pid, t.tid, t.uid, &t.comm);
-                Some((sock, owner, ep, info.sent_bytes, info.received_bytes, info.total_retrans, info.srtt_us))
+                Some(Counts {
+                    sock,
+                    owner: decode::owner_of(t.pid, t.tid, t.uid, &t.comm),
+                    endpoints: decode::endpoints(&info.endpoints).ok()?,
+                    tx: info.sent_bytes,
+                    rx: info.received_bytes,
+                    retrans: info.total_retrans,
+                    srtt_us: info.srtt_us,
+                    age: (info.established_ns != 0).then(|| Duration::from_nanos(now_ns.saturating_sub(info.established_ns))),
+                })
             })
             .collect()
     }
@@ -160,7 +181,16 @@ impl Source {
             match decode(&item, self.clock) {
                 Ok(e) => {
                     if let Detail::Close(c) = e.detail {
-                        out.push((e.sock, e.owner, e.endpoints, c.bytes_sent, c.bytes_received, c.total_retrans, c.srtt_us));
+                        out.push(Counts {
+                            sock: e.sock,
+                            owner: e.owner,
+                            endpoints: e.endpoints,
+                            tx: c.bytes_sent,
+                            rx: c.bytes_received,
+                            retrans: c.total_retrans,
+                            srtt_us: c.srtt_us,
+                            age: c.lifetime,
+                        });
                     }
                 }
                 Err(_) => self.undecodable += 1,
@@ -192,7 +222,11 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
         libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
     }
     let end = cli.duration.map(|d| Instant::now() + d);
-    let result = if io::stdout().is_terminal() && !args.batch { interactive(&mut source, args, end) } else { batch(&mut source, args, end) };
+    let result = if io::stdout().is_terminal() && !args.batch {
+        interactive(&mut source, args, end)
+    } else {
+        batch(&mut source, args, end).context("writing the snapshots to stdout")
+    };
     // Said last, after the terminal is back: what the view could not show.
     tracer.stop_hooks();
     let end = crate::run::final_losses(&source.losses);
@@ -334,10 +368,10 @@ fn interactive(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Res
                     units::bytes(r.rx_total),
                     r.retrans.to_string(),
                     units::duration(Duration::from_micros(u64::from(r.srtt_us))),
-                    if r.closed { "closed".into() } else { units::duration(Duration::from_secs(r.age.as_secs())) },
+                    if r.closed { format!("closed {}", units::duration(r.age)) } else { units::duration(r.age) },
                 ])
             });
-            let widths = [7, 16, 22, 22, 11, 11, 10, 10, 7, 9, 8].map(Constraint::Length);
+            let widths = [7, 16, 22, 22, 11, 11, 10, 10, 7, 9, 15].map(Constraint::Length);
             let area = frame.area();
             let [top, rest] = ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
             frame.render_widget(Paragraph::new(status), top);
@@ -392,7 +426,7 @@ mod tests {
     fn counts_of(sock: u64, port: u16, tx: u64, rx: u64) -> Counts {
         let owner = Owner { pid: 7, tid: 7, uid: 0, comm: "x".into() };
         let ip = "127.0.0.1".parse().expect("ip");
-        (sock, owner, Endpoints { laddr: ip, lport: port, raddr: ip, rport: 80 }, tx, rx, 0, 0)
+        Counts { sock, owner, endpoints: Endpoints { laddr: ip, lport: port, raddr: ip, rport: 80 }, tx, rx, retrans: 0, srtt_us: 0, age: None }
     }
 
     /// Two network namespaces can each hold a connection with the same addresses and
@@ -423,6 +457,20 @@ mod tests {
         assert!(gone.closed && gone.tx_total == 50);
         let third = t.rows(&[], Vec::new());
         assert!(third.is_empty(), "closed rows are shown once: {third:?}");
+    }
+
+    /// A connection's age is from the end of its handshake where tcptrace saw it (its
+    /// close event's lifetime, once closed), else from the first reading that showed it.
+    #[test]
+    fn age_is_the_connections_own_where_known() {
+        let mut t = Tracker::new();
+        let known = Counts { age: Some(Duration::from_secs(90)), ..counts(1, 0, 0) };
+        let first = t.rows(&[known, counts(2, 0, 0)], Vec::new());
+        assert_eq!(first.iter().map(|r| r.age.as_secs()).collect::<Vec<_>>(), [90, 0]);
+        t.seen.get_mut(&2).expect("seen").since -= Duration::from_secs(5);
+        let closed = Counts { age: Some(Duration::from_secs(91)), ..counts(1, 0, 0) };
+        let second = t.rows(&[counts(2, 0, 0)], vec![closed]);
+        assert_eq!(second.iter().map(|r| (r.endpoints.lport, r.age.as_secs(), r.closed)).collect::<Vec<_>>(), [(2, 5, false), (1, 91, true)]);
     }
 
     #[test]

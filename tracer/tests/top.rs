@@ -51,6 +51,7 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
         }
     });
 
+    let before_connect = Instant::now();
     let exchange = HeldExchange::start(listener, addr, (c"tt-top-cli", c"tt-top-srv"), CLIENT_SENDS, SERVER_SENDS);
     let (client, server) = (exchange.client, exchange.server);
 
@@ -74,6 +75,7 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
         }
     };
     let (_, snapshot) = &open;
+    let open_for_at_most = before_connect.elapsed().as_millis();
     // The snapshot's first line: the time, the connection count, the events lost (none).
     let first: Vec<&str> = snapshot[0].split_whitespace().collect();
     assert_eq!(first[1..], ["connections", "2", "lost", "0"], "{snapshot:?}");
@@ -86,11 +88,22 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
     assert_eq!(server_row["COMM"], "tt-top-srv");
     assert_eq!(server_row["LPORT"], port);
     assert_eq!(rows.len(), 2, "only this port's two ends: {snapshot:?}");
+    // AGE_MS: since each end's handshake ended, which was after `before_connect`.
+    let age_ms = |r: &std::collections::HashMap<&str, &str>| r["AGE_MS"].parse::<u128>().expect("AGE_MS is a number");
+    let open_ages = [age_ms(client_row), age_ms(server_row)];
+    assert!(open_ages.iter().all(|a| *a <= open_for_at_most), "{open_ages:?} > {open_for_at_most} ms: {snapshot:?}");
 
     assert!(exchange.close(), "the exchange failed");
     loop {
         let snapshot = next(&rx);
         if ends(&snapshot, "closed").is_some() {
+            // A closed row's AGE_MS is the whole life: at least the age shown while open.
+            let lived_at_most = before_connect.elapsed().as_millis();
+            let rows = rows_of(&snapshot);
+            for (pid, open_age) in [client, server].into_iter().zip(open_ages) {
+                let row = rows.iter().find(|r| r["PID"] == pid.to_string() && r["STATE"] == "closed").expect("closed row");
+                assert!((open_age..=lived_at_most).contains(&age_ms(row)), "{pid}: {open_age}..={lived_at_most} ms: {snapshot:?}");
+            }
             break;
         }
         // Until then, the open rows must still be right.
