@@ -42,44 +42,44 @@ pub(crate) struct Cli {
     /// Only connections owned by this process (the one that connected or accepted);
     /// repeatable, up to 8. Every filter is applied in the kernel, and filters combine
     /// with AND.
-    #[arg(short, long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(global = true, short, long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) pid: Vec<u32>,
 
     /// Only connections with a port in this range on either side (80, or 8000-8100);
     /// repeatable, up to 8.
-    #[arg(long, value_name = "PORTS", value_parser = parse_port_range)]
+    #[arg(global = true, long, value_name = "PORTS", value_parser = parse_port_range)]
     pub(crate) port: Vec<PortRange>,
 
     /// Only connections whose local port is in this range; repeatable, up to 8.
-    #[arg(long, value_name = "PORTS", value_parser = parse_port_range)]
+    #[arg(global = true, long, value_name = "PORTS", value_parser = parse_port_range)]
     pub(crate) lport: Vec<PortRange>,
 
     /// Only connections whose remote port is in this range; repeatable, up to 8.
-    #[arg(long, value_name = "PORTS", value_parser = parse_port_range)]
+    #[arg(global = true, long, value_name = "PORTS", value_parser = parse_port_range)]
     pub(crate) rport: Vec<PortRange>,
 
     /// Only connections owned by a process with this name (its comm, as `ps -o comm`
     /// shows it: the kernel keeps 15 bytes of it).
-    #[arg(short, long, value_name = "NAME", value_parser = parse_comm)]
+    #[arg(global = true, short, long, value_name = "NAME", value_parser = parse_comm)]
     pub(crate) comm: Option<CommName>,
 
     /// Only connections owned by a process running as this user ID.
-    #[arg(short, long, value_name = "UID")]
+    #[arg(global = true, short, long, value_name = "UID")]
     pub(crate) uid: Option<u32>,
 
     /// Only IPv4 sockets. An IPv4 peer of a dual-stack listener (bound to `[::]`, as Go
     /// and Java servers are by default) is on an IPv6 socket, shown as `::ffff:a.b.c.d`
     /// (as `ss` shows it), so -6 keeps it and -4 does not.
-    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    #[arg(global = true, short = '4', long = "ipv4", conflicts_with = "ipv6")]
     pub(crate) ipv4: bool,
 
     /// Only IPv6 sockets (IPv4-mapped addresses included: see --ipv4).
-    #[arg(short = '6', long = "ipv6")]
+    #[arg(global = true, short = '6', long = "ipv6")]
     pub(crate) ipv6: bool,
 
     /// Only connections owned by processes in this cgroup v2 (a container, a systemd
     /// unit), e.g. /sys/fs/cgroup/system.slice/nginx.service.
-    #[arg(long, value_name = "PATH")]
+    #[arg(global = true, long, value_name = "PATH")]
     pub(crate) cgroup: Option<PathBuf>,
 
     /// Only connects whose handshake took at least this long (like 10ms, 500us, 1s).
@@ -102,12 +102,12 @@ pub(crate) struct Cli {
     pub(crate) bytes: Option<BytesArg>,
 
     /// Connections tracked at once in the kernel (LRU beyond that).
-    #[arg(long, value_name = "N", default_value = "65536", value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+    #[arg(global = true, long, value_name = "N", default_value = "65536", value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
     pub(crate) max_connections: u32,
 
     /// Ring buffer size in bytes (K, M and G suffixes allowed): a power of two, 4K to 1G
     /// [default: 1M; 4M with state events].
-    #[arg(long, value_name = "SIZE", value_parser = parse_ring_size)]
+    #[arg(global = true, long, value_name = "SIZE", value_parser = parse_ring_size)]
     pub(crate) ring_buffer: Option<u32>,
 
     /// Output format [default: table on a terminal, plain otherwise].
@@ -128,7 +128,7 @@ pub(crate) struct Cli {
     pub(crate) no_header: bool,
 
     /// Stop after this long (like 30s, 500ms, 5m, 1h; a bare number is seconds).
-    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(global = true, short, long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) duration: Option<std::time::Duration>,
 
     /// Stop after printing this many events.
@@ -137,7 +137,7 @@ pub(crate) struct Cli {
 
     /// Hook family for every hook; `auto` takes, per hook, the first of fentry, kprobe,
     /// tracepoint that works on this kernel.
-    #[arg(long, value_name = "FAMILY", default_value = "auto")]
+    #[arg(global = true, long, value_name = "FAMILY", default_value = "auto")]
     pub(crate) probe: ProbeArg,
 
     /// Try each hook family on this kernel, print what works and why not, and exit.
@@ -145,11 +145,11 @@ pub(crate) struct Cli {
     pub(crate) list_probes: bool,
 
     /// Say on stderr which hook family each hook uses, and when tracing starts.
-    #[arg(short, long)]
+    #[arg(global = true, short, long)]
     pub(crate) verbose: bool,
 
     /// Read kernel BTF from this file instead of /sys/kernel/btf/vmlinux.
-    #[arg(long, value_name = "FILE")]
+    #[arg(global = true, long, value_name = "FILE")]
     pub(crate) btf: Option<PathBuf>,
 }
 
@@ -164,10 +164,10 @@ pub(crate) enum Command {
     Man,
     /// A live table of the busiest connections (batch snapshots when not on a terminal).
     /// Keys: s sorts by the next column, / filters (Enter keeps, Esc clears), q or Ctrl-C quits.
-    /// The main command's filters apply: `tcptrace --port 443 top`.
+    /// The main command's filters apply, given before or after `top`: `tcptrace --port 443 top`.
     Top(TopArgs),
     /// Serve Prometheus/OpenMetrics metrics over HTTP (`/metrics`, `/healthz`) until
-    /// SIGINT or SIGTERM. The main command's filters apply: `tcptrace -c nginx serve`.
+    /// SIGINT or SIGTERM. The main command's filters apply, given before or after `serve`: `tcptrace -c nginx serve`.
     Serve(ServeArgs),
 }
 
@@ -231,7 +231,10 @@ pub(crate) enum SortKey {
     Rx,
     /// Bytes both ways since tcptrace first saw the connection.
     Total,
+    /// Retransmitted segments since the connection began.
     Retrans,
+    /// Time since the handshake ended (for a connection older than tcptrace, since
+    /// tcptrace first showed it); a closed connection's whole life.
     Age,
 }
 
@@ -353,6 +356,10 @@ impl Cli {
             (self.no_header, "--no-header"),
             (self.count.is_some(), "--count"),
             (self.list_probes, "--list-probes"),
+            // They pick connect events; `top` and `serve` count whole connections, so half
+            // of one would pass (its close still counted, its connect not).
+            (self.failed, "--failed"),
+            (self.min_latency.is_some(), "--min-latency"),
         ]
         .into_iter()
         .filter_map(|(given, name)| given.then_some(name))
@@ -442,6 +449,32 @@ mod tests {
         }
     }
 
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("tcptrace").chain(args.iter().copied())).expect("valid")
+    }
+
+    /// Filters and hook options go before or after `top` and `serve` alike (as users of
+    /// `kubectl` and `docker` expect); one given before keeps its value after the
+    /// subcommand, defaults included.
+    #[test]
+    fn shared_options_are_taken_on_either_side_of_a_subcommand() {
+        let port_80 = [PortRange { first: 80, last: 80 }];
+        for args in [&["top", "--port", "80", "-p", "7"][..], &["--port", "80", "-p", "7", "top"]] {
+            let cli = parse(args);
+            assert!(matches!(cli.command, Some(Command::Top(_))), "{args:?}");
+            assert_eq!((cli.port.as_slice(), cli.pid.as_slice()), (&port_80[..], &[7][..]), "{args:?}");
+        }
+        assert_eq!(parse(&["--max-connections", "2048", "serve"]).max_connections, 2048);
+        assert_eq!(parse(&["serve", "--max-connections", "2048"]).max_connections, 2048);
+        assert_eq!(parse(&["serve"]).max_connections, 65_536);
+        assert_eq!(parse(&["--probe", "tracepoint", "top", "-n", "2"]).probe, ProbeArg::Tracepoint);
+        assert!(parse(&["serve", "-d", "10s", "-v", "-4"]).verbose);
+        // Options of the trace alone stay before the subcommand, where they are refused
+        // by name (`trace_only_options`); top's own -n is not --count.
+        assert!(Cli::try_parse_from(["tcptrace", "top", "--failed"]).is_err());
+        assert_eq!(parse(&["top", "-n", "3"]).count, None);
+    }
+
     #[test]
     fn ports_and_ranges() {
         assert_eq!(parse_port_range("443"), Ok(PortRange { first: 443, last: 443 }));
@@ -465,7 +498,6 @@ mod tests {
 
     #[test]
     fn failed_and_min_latency_default_to_connect_events() {
-        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("tcptrace").chain(args.iter().copied())).expect("valid");
         assert_eq!(parse(&["--failed"]).events(), [EventArg::Connect]);
         assert_eq!(parse(&["--min-latency", "1ms"]).events(), [EventArg::Connect]);
         assert_eq!(parse(&["--failed", "-e", "connect,close"]).events(), [EventArg::Connect, EventArg::Close]);

@@ -62,7 +62,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Err(err) => {
-                say!("tcptrace: {err}");
+                say!("tcptrace: writing to stdout: {err}");
                 ExitCode::from(1)
             }
         };

@@ -233,6 +233,10 @@ fn reader_gone() -> bool {
     ready == 1 && stdout.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
+/// What a failed write to stdout says (a full disk, a closed file): the error alone
+/// ("No space left on device") would not say what was being written.
+const WRITING: &str = "writing the events to stdout";
+
 /// Moves events until SIGINT/SIGTERM, flushing after each drain of the ring buffer, then
 /// prints a one-line summary on stderr.
 async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mut loader::Tracer, verbose: bool, stop: Stop) -> Result<()> {
@@ -247,8 +251,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
     // Far enough never to fire when no --duration was given.
     let deadline = tokio::time::sleep(stop.after.unwrap_or(std::time::Duration::from_secs(100 * 365 * 86_400)));
     tokio::pin!(deadline);
-    printer.header()?;
-    printer.flush()?;
+    printer.header().and_then(|()| printer.flush()).context(WRITING)?;
     if verbose {
         say!("tcptrace: tracing; Ctrl-C to stop");
     }
@@ -273,7 +276,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
             }
             guard = source.ring.readable_mut() => {
                 let mut guard = guard?;
-                let done = drain(guard.get_inner_mut(), &mut printer, clock, &mut tally, &mut left)?;
+                let done = drain(guard.get_inner_mut(), &mut printer, clock, &mut tally, &mut left).context(WRITING)?;
                 guard.clear_ready();
                 drop(guard);
                 if done {
@@ -287,7 +290,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
     // sent, and a connection still tracked afterwards really had not ended (before, a
     // close in the gap between the two was neither printed nor tracked).
     tracer.stop_hooks();
-    drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left)?;
+    drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left).context(WRITING)?;
     let end = final_losses(&source.losses);
     say!("{}", tally.summary(&end));
     Ok(())

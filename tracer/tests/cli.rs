@@ -66,6 +66,8 @@ fn every_failure_is_one_line_with_its_exit_code() {
         // Options of the trace alone are refused by top and serve, not ignored.
         (&["-o", "json", "top"], None, 2, "tcptrace: --output does not apply to `tcptrace top` (see --help)\n"),
         (&["-e", "close", "-n", "3", "serve"], None, 2, "tcptrace: --events, --count do not apply to `tcptrace serve` (see --help)\n"),
+        (&["--failed", "top"], None, 2, "tcptrace: --failed does not apply to `tcptrace top` (see --help)\n"),
+        (&["--min-latency", "5s", "serve"], None, 2, "tcptrace: --min-latency does not apply to `tcptrace serve` (see --help)\n"),
         (&["serve"], Some(NOBODY), 1, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON"),
         (&[], Some(NOBODY), 1, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON (missing: CAP_BPF and CAP_PERFMON)"),
         (
@@ -114,7 +116,18 @@ fn a_full_or_closed_output_stream_never_panics() {
     let full = || std::process::Stdio::from(std::fs::File::create("/dev/full").expect("/dev/full"));
     let piped = std::process::Stdio::piped;
     let (code, err) = run(&["completions", "bash"], full(), piped());
-    assert_eq!((code, err.as_str()), (Some(1), "tcptrace: No space left on device (os error 28)\n"));
+    assert_eq!((code, err.as_str()), (Some(1), "tcptrace: writing to stdout: No space left on device (os error 28)\n"));
+    // The trace's events, and top's snapshots: said what was being written.
+    let (code, err) = run(&["-d", "1"], full(), piped());
+    assert_eq!((code, err.as_str()), (Some(1), "tcptrace: writing the events to stdout: No space left on device (os error 28)\n"));
+    if common::calls_mode_available() {
+        // After its usual last line, what was lost (nothing).
+        let (code, err) = run(&["top", "-b", "-n", "1", "-i", "100ms"], full(), piped());
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(code, Some(1), "{err}");
+        assert!(lines.len() == 2 && lines[0].starts_with("tcptrace: lost 0 ("), "{err}");
+        assert_eq!(lines[1], "tcptrace: writing the snapshots to stdout: No space left on device (os error 28)");
+    }
     // Usage errors, the trace's own lines (-v, the summary) and top's: nowhere to go.
     assert_eq!(run(&["-p", "x"], piped(), full()).0, Some(2));
     assert_eq!(run(&["-v", "-d", "1"], std::process::Stdio::null(), full()).0, Some(0));
