@@ -2,8 +2,10 @@
 //!
 //! `int tcp_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)`
 //! `int tcp_recvmsg(struct sock *sk, struct msghdr *msg, size_t len, int flags, int *addr_len)`
-//! (5.19 on; before, `int nonblock` came before `flags`: the `6` variants below, which the
-//! loader picks from the prototype in BTF. A context's offsets must be constants.)
+//! (5.19 on; before, `int nonblock` came before `flags`: the `6` variant below; Linux 6.18
+//! drops `addr_len`: the `4` variant. The loader picks one from the prototype in BTF. A
+//! context's offsets must be constants: an fexit program's return value follows the last
+//! argument.)
 //! https://github.com/torvalds/linux/blob/v6.1/net/ipv4/tcp.c#L1479
 
 use aya_ebpf::{macros::fexit, programs::FExitContext};
@@ -17,6 +19,13 @@ pub(crate) fn tt_send_fexit(ctx: FExitContext) -> u32 {
 #[fexit(function = "tcp_recvmsg")]
 pub(crate) fn tt_recv_fexit(ctx: FExitContext) -> u32 {
     super::on_call(ctx.arg(0), i64::from(ctx.arg::<i32>(5)), false, ctx.arg(3));
+    0
+}
+
+/// `tcp_recvmsg(sk, msg, len, flags)`, from 6.18.
+#[fexit(function = "tcp_recvmsg")]
+pub(crate) fn tt_recv_fexit4(ctx: FExitContext) -> u32 {
+    super::on_call(ctx.arg(0), i64::from(ctx.arg::<i32>(4)), false, ctx.arg(3));
     0
 }
 

@@ -296,6 +296,7 @@ mod tests {
         // Each prototype has its programs; an unknown one has none.
         assert_eq!(RecvmsgArgs { flags: 3, count: 5 }.programs(), Ok(("tt_recv_fexit", "tt_recv_kp")));
         assert_eq!(RecvmsgArgs { flags: 4, count: 6 }.programs(), Ok(("tt_recv_fexit6", "tt_recv_kp6")));
+        assert_eq!(RecvmsgArgs { flags: 3, count: 4 }.programs(), Ok(("tt_recv_fexit4", "tt_recv_kp")));
         assert!(RecvmsgArgs { flags: 2, count: 4 }.programs().is_err());
     }
 

@@ -206,7 +206,7 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::Retransmit, HookFamily::Fentry) => &["tt_rtx_fexit", "tt_tlp_fent", "tt_tlp_fexit"],
         (Hook::Retransmit, HookFamily::Kprobe) => &["tt_rtx_kp", "tt_rtx_krp", "tt_tlp_kp", "tt_tlp_krp"],
         (Hook::Retransmit, HookFamily::Tracepoint) => &["tt_rtx_btf", "tt_rtx_tp"],
-        (Hook::Bytes, HookFamily::Fentry) => &["tt_send_fexit", "tt_recv_fexit", "tt_recv_fexit6", "tt_dstr_fent"],
+        (Hook::Bytes, HookFamily::Fentry) => &["tt_send_fexit", "tt_recv_fexit", "tt_recv_fexit4", "tt_recv_fexit6", "tt_dstr_fent"],
         (Hook::Bytes, HookFamily::Kprobe) => &["tt_send_kp", "tt_send_krp", "tt_recv_kp", "tt_recv_kp6", "tt_recv_krp", "tt_dstr_kp"],
         (Hook::Bytes, HookFamily::Tracepoint) => &["tt_send_tp", "tt_recv_tp", "tt_dstr_tp"],
     }

@@ -188,6 +188,9 @@ impl RecvmsgArgs {
     pub(crate) fn programs(self) -> Result<(&'static str, &'static str), String> {
         match (self.flags, self.count) {
             (3, 5) => Ok(("tt_recv_fexit", "tt_recv_kp")),
+            // 6.18 dropped `addr_len`: the return value moves for fexit; a kretprobe
+            // reads it from a register, so the kprobe reads `flags` where it was.
+            (3, 4) => Ok(("tt_recv_fexit4", "tt_recv_kp")),
             (4, 6) => Ok(("tt_recv_fexit6", "tt_recv_kp6")),
             _ => Err(format!("tcp_recvmsg takes flags as argument {} of {}: no program for that prototype", self.flags, self.count)),
         }
