@@ -94,12 +94,18 @@ fn full_labels(all: &[Labels], series: u32, more: Labels) -> Labels {
 
 /// Connect latency: 10 µs to 10 s, 19 buckets (a factor of about 2.15).
 fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets_range(1e-5, 10.0, 19))
+    Histogram::new(round_buckets(exponential_buckets_range(1e-5, 10.0, 19)))
 }
 
 /// Connection lifetime: 1 ms to 1 h, 20 buckets.
 fn lifetime_histogram() -> Histogram {
-    Histogram::new(exponential_buckets_range(1e-3, 3600.0, 20))
+    Histogram::new(round_buckets(exponential_buckets_range(1e-3, 3600.0, 20)))
+}
+
+/// Bucket bounds to three significant digits: computed ones carry float noise
+/// (`le="0.0010000000000000005"`), which a query for `le="0.001"` would not match.
+fn round_buckets(bounds: impl Iterator<Item = f64>) -> impl Iterator<Item = f64> {
+    bounds.map(|b| format!("{b:.2e}").parse().unwrap_or(b))
 }
 
 /// One label set, as the event's values rather than label strings: equal keys make equal
@@ -142,6 +148,12 @@ impl SeriesKey {
     }
 }
 
+/// How long a passive connection that closed before its accept is remembered (see
+/// `Metrics::closed_before_accept`). One whose accept never comes (its listener closed
+/// first) must not stay: its socket's address can become a new connection's, whose
+/// accept must count.
+const CLOSED_BEFORE_ACCEPT_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(crate) struct Metrics {
     extra_labels: Vec<LabelArg>,
     max_series: usize,
@@ -160,6 +172,13 @@ pub(crate) struct Metrics {
     /// namespaces can hold the same four-tuple at once), with their open gauge.
     open: FastMap<u64, Gauge>,
     max_open: usize,
+    /// Passive connections whose close came before their accept (the client reset them
+    /// while they waited in the accept queue): their accept must not count them open, or
+    /// the gauge would never come down. By socket, with when the close came.
+    closed_before_accept: FastMap<u64, std::time::Instant>,
+    /// The last `total_retrans` each connection's retransmit event carried, by socket:
+    /// one event is one retransmitted skb, which may hold several segments.
+    retransmitted: FastMap<u64, u32>,
     /// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`).
     ephemeral: std::ops::RangeInclusive<u16>,
     warned_full: bool,
@@ -198,6 +217,8 @@ impl Metrics {
             gauges: FastMap::default(),
             open: FastMap::default(),
             max_open: max_open as usize,
+            closed_before_accept: FastMap::default(),
+            retransmitted: FastMap::default(),
             ephemeral: ephemeral_ports(),
             warned_full: false,
             opened: Family::default(),
@@ -388,7 +409,10 @@ impl Metrics {
             }
             Detail::Accept => {
                 self.counter(series, CounterSlot::Opened { direction: "passive", result: "ok" }).inc();
-                self.opening(event.sock, series, "passive");
+                let closed_at = self.closed_before_accept.remove(&event.sock);
+                if closed_at.is_none_or(|at| at.elapsed() >= CLOSED_BEFORE_ACCEPT_KEPT) {
+                    self.opening(event.sock, series, "passive");
+                }
             }
             Detail::Close(c) => {
                 let direction = match c.direction {
@@ -407,15 +431,49 @@ impl Metrics {
                 if let Some(lifetime) = c.lifetime {
                     self.histogram(series, HistogramSlot::Lifetime { direction }).observe(lifetime.as_secs_f64());
                 }
-                if let Some(gauge) = self.open.remove(&event.sock) {
-                    gauge.dec();
+                self.retransmitted.remove(&event.sock);
+                match self.open.remove(&event.sock) {
+                    Some(gauge) => {
+                        gauge.dec();
+                    }
+                    None if c.direction == Direction::Passive && !event.owner.known() => self.closed_unaccepted(event.sock),
+                    None => {}
                 }
             }
-            Detail::Retransmit { tail_loss_probe, .. } => {
+            Detail::Retransmit { tail_loss_probe, total_retrans, .. } => {
                 let kind = if *tail_loss_probe { "tail_loss_probe" } else { "retransmit" };
-                self.counter(series, CounterSlot::Retransmits { kind }).inc();
+                let segments = self.segments_retransmitted(event.sock, *total_retrans);
+                self.counter(series, CounterSlot::Retransmits { kind }).inc_by(segments);
             }
             Detail::State { .. } => {}
+        }
+    }
+
+    /// Segments one retransmit event stands for: the growth of the connection's
+    /// `total_retrans` since its last event, or since it opened (from 0) when tcptrace saw
+    /// it open. A connection older than tcptrace counts 1 for its first event: what it
+    /// retransmitted before is not this exporter's to count.
+    fn segments_retransmitted(&mut self, sock: u64, total_retrans: u32) -> u64 {
+        let before = match self.retransmitted.get(&sock) {
+            Some(last) => Some(*last),
+            None if self.open.contains_key(&sock) => Some(0),
+            None => None,
+        };
+        if before.is_some() || self.retransmitted.len() < self.max_open {
+            self.retransmitted.insert(sock, total_retrans);
+        }
+        before.map_or(1, |b| u64::from(total_retrans.saturating_sub(b)).max(1))
+    }
+
+    /// Remembers a passive connection that closed before any accept (see
+    /// `closed_before_accept`); the table is bounded as the open one is.
+    fn closed_unaccepted(&mut self, sock: u64) {
+        let now = std::time::Instant::now();
+        if self.closed_before_accept.len() >= self.max_open {
+            self.closed_before_accept.retain(|_, at| now.duration_since(*at) < CLOSED_BEFORE_ACCEPT_KEPT);
+        }
+        if self.closed_before_accept.len() < self.max_open {
+            self.closed_before_accept.insert(sock, now);
         }
     }
 
@@ -501,5 +559,88 @@ mod tests {
         assert_eq!(open(&registry), Some(1));
         metrics.record(&with_sock(3, 2));
         assert_eq!(open(&registry), Some(0));
+    }
+
+    /// The sum of every sample of the metric whose lines start with `prefix`.
+    fn sum_of(registry: &Registry, prefix: &str) -> f64 {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
+        text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    }
+
+    fn event_of(kind: usize, sock: u64, change: impl FnOnce(&mut Event)) -> Event {
+        let mut e = crate::printer::tests::one_of_each()[kind].clone();
+        e.sock = sock;
+        change(&mut e);
+        e
+    }
+
+    fn retransmit(sock: u64, total: u32) -> Event {
+        event_of(5, sock, |e| e.detail = Detail::Retransmit { state: crate::event::TcpState(1), total_retrans: total, tail_loss_probe: false })
+    }
+
+    /// One retransmit event is one skb, which may hold several segments (GSO): the counter
+    /// adds what the connection's `total_retrans` grew by, from 0 for a connection seen
+    /// opening, and 1 for the first event of one older than tcptrace.
+    #[test]
+    fn retransmitted_segments_follow_total_retrans() {
+        let mut registry = Registry::with_prefix("tcptrace");
+        let mut metrics = Metrics::new(&mut registry, Vec::new(), 10, 10);
+        let segments = |r: &Registry| sum_of(r, "tcptrace_retransmitted_segments_total{");
+        metrics.record(&event_of(0, 1, |_| {})); // connect: seen opening
+        metrics.record(&retransmit(1, 5));
+        assert_eq!(segments(&registry), 5.0);
+        metrics.record(&retransmit(1, 7));
+        assert_eq!(segments(&registry), 7.0);
+        metrics.record(&retransmit(2, 9)); // older than tcptrace
+        assert_eq!(segments(&registry), 8.0);
+        metrics.record(&retransmit(2, 12));
+        assert_eq!(segments(&registry), 11.0);
+        // After its close, a socket's address is a new connection's.
+        metrics.record(&event_of(3, 1, |_| {}));
+        metrics.record(&retransmit(1, 4));
+        assert_eq!(segments(&registry), 12.0);
+    }
+
+    /// A connection the client reset while it waited in the accept queue closes (owner
+    /// unknown) before the server accepts it: the accept must not count it open.
+    #[test]
+    fn an_accept_after_its_close_leaves_nothing_open() {
+        let mut registry = Registry::with_prefix("tcptrace");
+        let mut metrics = Metrics::new(&mut registry, Vec::new(), 10, 10);
+        let open = |r: &Registry| sum_of(r, "tcptrace_open_connections{");
+        let passive_close = |sock: u64| {
+            event_of(3, sock, |e| {
+                e.owner = crate::event::Owner { pid: 0, tid: 0, uid: 0, comm: crate::event::Comm::default() };
+                if let Detail::Close(c) = &mut e.detail {
+                    c.direction = Direction::Passive;
+                }
+            })
+        };
+        metrics.record(&passive_close(1));
+        metrics.record(&event_of(2, 1, |_| {}));
+        assert_eq!(open(&registry), 0.0);
+        assert_eq!(sum_of(&registry, "tcptrace_connections_opened_total{"), 1.0);
+        // The next accept of that socket is a new connection's.
+        metrics.record(&event_of(2, 1, |_| {}));
+        assert_eq!(open(&registry), 1.0);
+    }
+
+    /// Bucket bounds are the round numbers a query names (`le="0.001"`), not float noise.
+    #[test]
+    fn histogram_bounds_are_round() {
+        let mut registry = Registry::with_prefix("tcptrace");
+        let mut metrics = Metrics::new(&mut registry, Vec::new(), 10, 10);
+        metrics.record(&event_of(0, 1, |_| {}));
+        metrics.record(&event_of(3, 1, |_| {}));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        let bounds: Vec<&str> = text.lines().filter_map(|l| l.split("le=\"").nth(1)?.split('"').next()).collect();
+        assert!(bounds.len() > 30, "{text}");
+        for bound in ["1e-5", "0.0001", "0.001", "1.0", "10.0", "3600.0"] {
+            assert!(bounds.iter().any(|b| b.parse::<f64>().ok() == bound.parse::<f64>().ok()), "{bound}: {bounds:?}");
+        }
+        // Noise shows as a long run of zeros or nines before a stray digit.
+        assert!(bounds.iter().all(|b| !b.trim_end_matches('0').contains("0000000") && !b.contains("9999")), "{bounds:?}");
     }
 }
