@@ -128,8 +128,11 @@ pub(crate) struct Losses {
     pub(crate) missed_runs: u64,
     pub(crate) state_gaps: u64,
     pub(crate) map_errors: u64,
-    /// Connections whose owner the kernel's full connection table forgot (see
-    /// `LossCounters::forgotten_at_least`): their later events lack it, or never come.
+    /// Entries the kernel's full connection table evicted (see
+    /// `LossCounters::forgotten_at_least`): each connection's owner, lost with it, so its
+    /// later events lack it, or never come. Evictions, not connections: with every state
+    /// change followed, a connection evicted is tracked anew (owner unknown) at its next
+    /// change, and that entry can be evicted too.
     pub(crate) forgotten: u64,
     pub(crate) filtered: u64,
 }
@@ -178,7 +181,7 @@ impl Losses {
     pub(crate) fn describe(&self) -> String {
         let hint = if self.forgotten > 0 { "; raise --max-connections" } else { "" };
         format!(
-            "lost {} (ring buffer full {}, kernel reads failed {}, hook runs skipped by the kernel {}, state changes out of sequence {}, map updates refused {}, connections forgotten with the table full {}{hint})",
+            "lost {} (ring buffer full {}, kernel reads failed {}, hook runs skipped by the kernel {}, state changes out of sequence {}, map updates refused {}, entries evicted from the full connection table {}{hint})",
             self.lost(),
             self.ring_full,
             self.read_errors,

@@ -136,10 +136,10 @@ pub fn summary_in(stderr: &[String]) -> &str {
     stderr.iter().find(|l| l.contains(" events (")).unwrap_or_else(|| panic!("no summary: {stderr:?}"))
 }
 
-/// The connections a summary says the full connection table forgot
-/// (`connections forgotten with the table full N`).
+/// The entries a summary says the full connection table evicted
+/// (`entries evicted from the full connection table N`).
 pub fn forgotten_in(summary: &str) -> usize {
-    count_in(summary, "connections forgotten with the table full ")
+    count_in(summary, "entries evicted from the full connection table ")
 }
 
 /// The hook runs a summary says the kernel skipped (`hook runs skipped by the kernel N`).
