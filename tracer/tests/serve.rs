@@ -107,6 +107,16 @@ fn counters_move_by_exactly_the_traffic_made() {
     let expected: BTreeSet<(String, String)> =
         ["state", "connect", "accept", "retransmit"].iter().map(|h| ((*h).to_string(), family.clone())).collect();
     assert_eq!(hooks, expected);
+    // A client that asks for the classic text format alone gets it, with the same samples
+    // (but the count of tcptrace's own connections filtered out, which each scrape moves).
+    let (status, classic) = common::http_get_accepting(serve.addr, "/metrics", "text/plain");
+    assert_eq!(status, 200, "{classic}");
+    assert!(classic.contains("\n# TYPE tcptrace_connections_opened_total counter\n") && !classic.contains("# EOF"), "{classic}");
+    // In order: the kernel's state counts come out of a hash map.
+    let settled = |samples: Vec<common::Sample>| -> BTreeSet<String> {
+        samples.into_iter().filter(|x| x.name != "tcptrace_events_filtered_total").map(|x| format!("{x:?}")).collect()
+    };
+    assert_eq!(settled(common::parse_samples(&classic)), settled(serve.scrape()));
 
     let (code, stderr) = serve.terminate();
     assert_eq!(code, Some(0), "{stderr:?}");

@@ -959,10 +959,15 @@ pub fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
 /// A plain HTTP/1.1 GET on loopback: (status, body). Enough for our own server and
 /// Prometheus's API, which both answer with a Content-Length or close the connection.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_get_accepting(addr, path, "*/*")
+}
+
+/// As `http_get`, with this `Accept` header.
+pub fn http_get_accepting(addr: SocketAddr, path: &str, accept: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect for HTTP GET");
     s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send HTTP request");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n").expect("send HTTP request");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read HTTP response");
     let text = String::from_utf8(raw).expect("utf-8 response");
