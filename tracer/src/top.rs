@@ -359,7 +359,8 @@ fn interactive(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Res
                 let pid = if r.owner.known() { r.owner.pid.to_string() } else { "-".into() };
                 TableRow::new(vec![
                     pid,
-                    r.owner.comm.to_string(),
+                    // Escaped as in the table: a process name is anyone's to choose.
+                    crate::printer::printable(&r.owner.comm).into_owned(),
                     format!("{}:{}", ep.laddr, ep.lport),
                     format!("{}:{}", ep.raddr, ep.rport),
                     format!("{}/s", units::bytes(r.tx_rate as u64)),

@@ -129,14 +129,16 @@ pub(crate) fn write_column_safe<W: io::Write>(out: &mut W, s: &str) -> io::Resul
 }
 
 /// `s` with its control characters (escape sequences, line breaks) shown as `\\xNN`: for
-/// the table and CSV, whose columns may hold spaces but must not act on a terminal.
+/// the table and CSV, whose columns may hold spaces but must not act on a terminal. A
+/// backslash is escaped too, or a name written `a\\x09b` would read as one with a tab.
 pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    let needs_escape = |c: char| c.is_control() || c == '\\';
+    if !s.chars().any(needs_escape) {
         return s.into();
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if c.is_control() {
+        if needs_escape(c) {
             for b in c.to_string().bytes() {
                 out.push_str(&format!("\\x{b:02x}"));
             }
@@ -397,5 +399,20 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
             assert_eq!(got.lines().count(), if mode == OutputMode::Json { 1 } else { 2 }, "{mode:?}: {got:?}");
         }
         assert!(render(OutputMode::Table, &[e]).contains(" x\\x1b]0;pwn\\x07\\x0ay "));
+    }
+
+    /// A name that spells an escape (`a\x09b`, backslash included) must not print as the
+    /// name with a tab in it: every escaping mode escapes the backslash itself.
+    #[test]
+    fn a_literal_backslash_is_told_apart_from_an_escape() {
+        let mut literal = all_kinds()[2].clone();
+        literal.owner.comm = "a\\x09b".into();
+        let mut tab = literal.clone();
+        tab.owner.comm = "a\tb".into();
+        for mode in [OutputMode::Table, OutputMode::Plain, OutputMode::Csv] {
+            let (got_literal, got_tab) = (render(mode, std::slice::from_ref(&literal)), render(mode, std::slice::from_ref(&tab)));
+            assert!(got_literal.contains("a\\x5cx09b"), "{mode:?}: {got_literal:?}");
+            assert!(got_tab.contains("a\\x09b"), "{mode:?}: {got_tab:?}");
+        }
     }
 }
