@@ -1,5 +1,6 @@
 //! The kernel-side filters, built from the command line. Limits the kernel side has (how
-//! many pids and port ranges) and paths that do not resolve are usage errors (exit 2).
+//! many pids and port ranges) and paths that do not resolve (`--cgroup`, and `--btf`,
+//! checked here with them) are usage errors (exit 2).
 
 use std::path::Path;
 
@@ -17,6 +18,9 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 pub(crate) fn from_cli(cli: &Cli) -> Result<Filter, UsageError> {
     options_apply_to_events(cli)?;
+    if let Some(path) = &cli.btf {
+        btf_file(path)?;
+    }
     let mut filter = Filter { self_pid: std::process::id(), ..Filter::ANY };
     if cli.pid.len() > MAX_PIDS {
         return Err(UsageError(format!("at most {MAX_PIDS} --pid values")));
@@ -92,6 +96,17 @@ fn cgroup_id(path: &Path) -> Result<u64, UsageError> {
     Ok(meta.st_ino())
 }
 
+/// A `--btf` that names no readable file is the user's mistake, like an unknown cgroup;
+/// what the file holds is judged when it is parsed.
+fn btf_file(path: &Path) -> Result<(), UsageError> {
+    let bad = |why: &dyn std::fmt::Display| UsageError(format!("--btf {}: {why}", crate::loader::shown(path)));
+    match std::fs::File::open(path).and_then(|f| f.metadata()) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(bad(&"not a file")),
+        Err(why) => Err(bad(&why)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -128,5 +143,8 @@ mod tests {
         assert!(err.starts_with("unknown cgroup path /nonexistent: "), "{err}");
         let err = build(&["--cgroup", "/tmp"]).expect_err("not a cgroup").to_string();
         assert!(err.starts_with("unknown cgroup path /tmp: not in a cgroup v2"), "{err}");
+        let err = build(&["--btf", "/nonexistent"]).expect_err("no such BTF file").to_string();
+        assert!(err.starts_with("--btf /nonexistent: No such file"), "{err}");
+        assert_eq!(build(&["--btf", "/tmp"]).expect_err("a directory").to_string(), "--btf /tmp: not a file (see --help)");
     }
 }

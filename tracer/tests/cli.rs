@@ -62,7 +62,7 @@ fn every_failure_is_one_line_with_its_exit_code() {
         (&["--bytes", "calls", "-e", "connect"], None, 2, "tcptrace: --bytes calls applies to close events, and -e leaves them out (see --help)\n"),
         // A newline in a path stays on the one line.
         (&["--cgroup", "/nonexistent/a\nb"], None, 2, "tcptrace: unknown cgroup path /nonexistent/a\\nb: No such file or directory"),
-        (&["--btf", "/nonexistent/a\nb"], None, 1, "tcptrace: cannot read kernel BTF at /nonexistent/a\\nb: No such file or directory"),
+        (&["--btf", "/nonexistent/a\nb"], None, 2, "tcptrace: --btf /nonexistent/a\\nb: No such file or directory"),
         // Options of the trace alone are refused by top and serve, not ignored.
         (&["-o", "json", "top"], None, 2, "tcptrace: --output does not apply to `tcptrace top` (see --help)\n"),
         (&["-e", "close", "-n", "3", "serve"], None, 2, "tcptrace: --events, --count do not apply to `tcptrace serve` (see --help)\n"),
@@ -70,12 +70,11 @@ fn every_failure_is_one_line_with_its_exit_code() {
         (&["--min-latency", "5s", "serve"], None, 2, "tcptrace: --min-latency does not apply to `tcptrace serve` (see --help)\n"),
         (&["serve"], Some(NOBODY), 1, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON"),
         (&[], Some(NOBODY), 1, "tcptrace: tracing needs root, or CAP_BPF and CAP_PERFMON (missing: CAP_BPF and CAP_PERFMON)"),
-        (
-            &["--btf", "/nonexistent/vmlinux"],
-            None,
-            1,
-            "tcptrace: cannot read kernel BTF at /nonexistent/vmlinux: No such file or directory (os error 2) (the kernel needs CONFIG_DEBUG_INFO_BTF=y; --btf FILE names another copy)\n",
-        ),
+        // A --btf that names no file is a usage error, like a bad --cgroup; one that is not
+        // BTF is found when it is read.
+        (&["--btf", "/nonexistent/vmlinux"], None, 2, "tcptrace: --btf /nonexistent/vmlinux: No such file or directory (os error 2) (see --help)\n"),
+        (&["--btf", "/"], None, 2, "tcptrace: --btf /: not a file (see --help)\n"),
+        (&["--btf", "/bin/sh"], None, 1, "tcptrace: /bin/sh is not valid BTF\n"),
         (no_family, None, 1, "tcptrace: hook "),
     ];
     for (args, uid, code, start) in cases {
