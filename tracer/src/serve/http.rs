@@ -86,8 +86,12 @@ fn classic_text(openmetrics: &str) -> String {
         if line == "# EOF" || line.starts_with("# UNIT ") {
             continue;
         }
-        let meta = line.strip_prefix("# HELP ").map(|rest| ("# HELP ", rest)).or_else(|| line.strip_prefix("# TYPE ").map(|rest| ("# TYPE ", rest)));
-        match meta.and_then(|(kind, rest)| rest.split_once(' ').map(|(name, tail)| (kind, name, tail))) {
+        // A counter's HELP and TYPE lines name it without the `_total` its samples have.
+        let meta = ["# HELP ", "# TYPE "].into_iter().find_map(|kind| {
+            let (name, tail) = line.strip_prefix(kind)?.split_once(' ')?;
+            Some((kind, name, tail))
+        });
+        match meta {
             Some((kind, name, tail)) if counters.contains(name) => {
                 out.push_str(kind);
                 out.push_str(name);

@@ -479,6 +479,9 @@ impl Metrics {
 
     /// A connection seen opening: counted open until its close event.
     fn opening(&mut self, sock: u64, series: u32, direction: &'static str) {
+        // A new connection's retransmits count from 0, even where the socket's last
+        // connection left its count (its close lost).
+        self.retransmitted.remove(&sock);
         if self.open.len() >= self.max_open {
             return;
         }
@@ -539,26 +542,15 @@ mod tests {
     fn open_connections_are_counted_by_socket_not_by_addresses() {
         let mut registry = Registry::with_prefix("tcptrace");
         let mut metrics = Metrics::new(&mut registry, Vec::new(), 10, 10);
-        let events = crate::printer::tests::one_of_each();
-        let with_sock = |i: usize, sock: u64| {
-            let mut e = events[i].clone();
-            e.sock = sock;
-            e
-        };
-        let open = |registry: &Registry| {
-            let mut text = String::new();
-            prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
-            let line = text.lines().find(|l| l.starts_with("tcptrace_open_connections{")).map(str::to_string);
-            line.and_then(|l| l.rsplit(' ').next().and_then(|v| v.parse::<i64>().ok()))
-        };
+        let open = |r: &Registry| sum_of(r, "tcptrace_open_connections{");
         // 0: a connect; 3: its close (active).
-        metrics.record(&with_sock(0, 1));
-        metrics.record(&with_sock(0, 2));
-        assert_eq!(open(&registry), Some(2));
-        metrics.record(&with_sock(3, 1));
-        assert_eq!(open(&registry), Some(1));
-        metrics.record(&with_sock(3, 2));
-        assert_eq!(open(&registry), Some(0));
+        metrics.record(&event_of(0, 1, |_| {}));
+        metrics.record(&event_of(0, 2, |_| {}));
+        assert_eq!(open(&registry), 2.0);
+        metrics.record(&event_of(3, 1, |_| {}));
+        assert_eq!(open(&registry), 1.0);
+        metrics.record(&event_of(3, 2, |_| {}));
+        assert_eq!(open(&registry), 0.0);
     }
 
     /// The sum of every sample of the metric whose lines start with `prefix`.
@@ -600,6 +592,13 @@ mod tests {
         metrics.record(&event_of(3, 1, |_| {}));
         metrics.record(&retransmit(1, 4));
         assert_eq!(segments(&registry), 12.0);
+        // So is it when the old one's close was lost: a connect or accept starts from 0.
+        metrics.record(&event_of(0, 2, |_| {}));
+        metrics.record(&retransmit(2, 3));
+        assert_eq!(segments(&registry), 15.0);
+        metrics.record(&event_of(2, 1, |_| {}));
+        metrics.record(&retransmit(1, 2));
+        assert_eq!(segments(&registry), 17.0);
     }
 
     /// A connection the client reset while it waited in the accept queue closes (owner
