@@ -25,17 +25,8 @@ fn rows_of(snapshot: &[String]) -> Vec<std::collections::HashMap<&str, &str>> {
     snapshot[2..].iter().map(|line| names.iter().copied().zip(line.split_whitespace()).collect()).collect()
 }
 
-#[test]
-fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
-    let _serial = serial();
-    let (listener, addr) = listen_v4(16);
-    let port = addr.port().to_string();
-    let mut trace = match Trace::try_start_top(&["--port", &port], &["-b", "-i", "300ms"]) {
-        Ok(trace) => trace,
-        Err(stderr) => return assert_calls_mode_refused(&stderr),
-    };
-    assert!(calls_mode_available(), "top attached where per-call counting cannot");
-    // Snapshots, each a Vec of lines, from a reader thread.
+/// Batch snapshots, each a Vec of lines, from a reader thread.
+fn snapshots(trace: &mut Trace) -> mpsc::Receiver<Vec<String>> {
     let (tx, rx) = mpsc::channel::<Vec<String>>();
     let stdout = trace.take_stdout();
     std::thread::spawn(move || {
@@ -50,6 +41,20 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
             }
         }
     });
+    rx
+}
+
+#[test]
+fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
+    let _serial = serial();
+    let (listener, addr) = listen_v4(16);
+    let port = addr.port().to_string();
+    let mut trace = match Trace::try_start_top(&["--port", &port], &["-b", "-i", "300ms"]) {
+        Ok(trace) => trace,
+        Err(stderr) => return assert_calls_mode_refused(&stderr),
+    };
+    assert!(calls_mode_available(), "top attached where per-call counting cannot");
+    let rx = snapshots(&mut trace);
 
     let before_connect = Instant::now();
     let exchange = HeldExchange::start(listener, addr, (c"tt-top-cli", c"tt-top-srv"), CLIENT_SENDS, SERVER_SENDS);
@@ -146,4 +151,64 @@ fn iterations_and_sort_order() {
     comms[..2].sort_unstable();
     comms[2..].sort_unstable();
     assert_eq!(comms, ["tt-top-b-srv", "tt-top-big", "tt-top-s-srv", "tt-top-small"], "{out}");
+}
+
+/// A connection older than top shows what moved since top started, open and closed alike:
+/// its close must not bring the bytes from before (the socket's own lifetime counters).
+#[test]
+fn a_connection_older_than_top_counts_only_what_moved_since_it_started() {
+    const BEFORE: usize = 5_003;
+    const SINCE: usize = 20_011;
+    let _serial = serial();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    let exchange = |client: &mut std::net::TcpStream, server: &mut std::net::TcpStream, n: usize| {
+        use std::io::{Read, Write};
+        let mut buf = vec![0u8; n];
+        client.write_all(&vec![b'c'; n]).expect("client sends");
+        server.read_exact(&mut buf).expect("server reads");
+        server.write_all(&vec![b's'; n]).expect("server sends");
+        client.read_exact(&mut buf).expect("client reads");
+    };
+    exchange(&mut client, &mut server, BEFORE);
+    let mut trace = match Trace::try_start_top(&["--port", &port.to_string()], &["-b", "-i", "300ms"]) {
+        Ok(trace) => trace,
+        Err(stderr) => return assert_calls_mode_refused(&stderr),
+    };
+    assert!(calls_mode_available(), "top attached where per-call counting cannot");
+    let rx = snapshots(&mut trace);
+    exchange(&mut client, &mut server, SINCE);
+    let (client_port, me) = (client.local_addr().expect("addr").port().to_string(), std::process::id().to_string());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Both ends, by their local port, in `state`, once they show `SINCE` bytes each way.
+    let both = |snapshot: &[String], state: &str| -> bool {
+        let rows = rows_of(snapshot);
+        [client_port.as_str(), port.to_string().as_str()].into_iter().all(|lport| {
+            rows.iter().any(|r| {
+                r["LPORT"] == lport && r["STATE"] == state && r["PID"] == me && r["TX_BYTES"] == SINCE.to_string() && r["RX_BYTES"] == SINCE.to_string()
+            })
+        })
+    };
+    let mut seen = Vec::new();
+    let mut wait_for = |state: &str| loop {
+        let snapshot = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| panic!("no {state} rows in time: {seen:?}"));
+        // No row of this port may ever show the bytes from before top.
+        for r in rows_of(&snapshot) {
+            let total = |column: &str| r[column].parse::<usize>().expect("a byte count");
+            assert!(total("TX_BYTES") <= SINCE && total("RX_BYTES") <= SINCE, "{snapshot:?}");
+        }
+        let done = both(&snapshot, state);
+        seen = snapshot;
+        if done {
+            break;
+        }
+    };
+    wait_for("open");
+    // Closed: the close event waits for the socket's destruction, which its fd holds off.
+    drop((client, server));
+    wait_for("closed");
+    let done = trace.stop();
+    assert!(done.status.success(), "{:?}", done.stderr);
 }

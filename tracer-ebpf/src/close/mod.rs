@@ -43,8 +43,10 @@ pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, 
     });
     // Which figure: by default the socket's own counters (exact, free, and they see
     // sendfile/splice too); with per-call counting, the sum of what tcp_sendmsg accepted
-    // and tcp_recvmsg returned, for sockets tcptrace saw from their start.
-    if config().count_calls != 0 && info.established_ns != 0 {
+    // and tcp_recvmsg returned, for sockets tcptrace saw from their start, and for every
+    // socket in the live view, whose open rows showed the sums since it started.
+    let config = config();
+    if config.count_calls != 0 && (info.established_ns != 0 || config.live != 0) {
         info.closed_ns = now;
         // tcp_disconnect() (an abortive close, connect(AF_UNSPEC)) clears the remote end,
         // the RTT and the retransmit count right after this CLOSE: kept for `destroy`.
