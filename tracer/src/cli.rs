@@ -40,26 +40,29 @@ pub(crate) struct Cli {
     pub(crate) command: Option<Command>,
 
     /// Only connections owned by this process (the one that connected or accepted);
-    /// repeatable, up to 8. Every filter is applied in the kernel, and filters combine
-    /// with AND.
-    #[arg(global = true, short, long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    /// repeatable or comma-separated, up to 8. Every filter is applied in the kernel, and
+    /// filters combine with AND.
+    #[arg(global = true, short, long, value_name = "PID", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) pid: Vec<u32>,
 
     /// Only connections with a port in this range on either side (80, or 8000-8100);
-    /// repeatable, up to 8.
-    #[arg(global = true, long, value_name = "PORTS", value_parser = parse_port_range)]
+    /// repeatable or comma-separated (80,443), up to 8.
+    #[arg(global = true, long, value_name = "PORTS", value_delimiter = ',', value_parser = parse_port_range)]
     pub(crate) port: Vec<PortRange>,
 
-    /// Only connections whose local port is in this range; repeatable, up to 8.
-    #[arg(global = true, long, value_name = "PORTS", value_parser = parse_port_range)]
+    /// Only connections whose local port is in this range; repeatable or comma-separated,
+    /// up to 8.
+    #[arg(global = true, long, value_name = "PORTS", value_delimiter = ',', value_parser = parse_port_range)]
     pub(crate) lport: Vec<PortRange>,
 
-    /// Only connections whose remote port is in this range; repeatable, up to 8.
-    #[arg(global = true, long, value_name = "PORTS", value_parser = parse_port_range)]
+    /// Only connections whose remote port is in this range; repeatable or
+    /// comma-separated, up to 8.
+    #[arg(global = true, long, value_name = "PORTS", value_delimiter = ',', value_parser = parse_port_range)]
     pub(crate) rport: Vec<PortRange>,
 
-    /// Only connections owned by a process with this name (its comm, as `ps -o comm`
-    /// shows it: the kernel keeps 15 bytes of it).
+    /// Only connections owned by a process with this name: the comm of the thread that
+    /// connected or accepted, as `ps -L -o comm` shows it (a thread that renamed itself
+    /// goes by its new name). Compared on its first 15 bytes, all the kernel keeps.
     #[arg(global = true, short, long, value_name = "NAME", value_parser = parse_comm)]
     pub(crate) comm: Option<CommName>,
 
@@ -82,8 +85,9 @@ pub(crate) struct Cli {
     #[arg(global = true, long, value_name = "PATH")]
     pub(crate) cgroup: Option<PathBuf>,
 
-    /// Only connects whose handshake took at least this long (like 10ms, 500us, 1s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Only connects whose handshake took at least this long (like 10ms, 500us, 1s: a
+    /// unit is required, as tcpconnlat's bare 10 means milliseconds).
+    #[arg(long, value_name = "DURATION", value_parser = parse_latency)]
     pub(crate) min_latency: Option<std::time::Duration>,
 
     /// Only failed connects.
@@ -411,7 +415,16 @@ fn parse_comm(text: &str) -> Result<CommName, String> {
     Ok(CommName(bytes[..bytes.len().min(tracer_common::event::COMM_LEN - 1)].to_vec()))
 }
 
-/// `--duration`, `--min-latency`: a number with an optional unit (us, ms, s, m, h);
+/// `--min-latency`: a duration with its unit. Without one, `10` would be ten seconds
+/// here and ten milliseconds to a user of tcpconnlat: refused rather than guessed.
+fn parse_latency(text: &str) -> Result<std::time::Duration, String> {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("{text:?} has no unit (like {text}ms, {text}us or {text}s)"));
+    }
+    parse_duration(text)
+}
+
+/// `--duration`, `--min-latency`: a number with an optional unit (ns, us, ms, s, m, h);
 /// seconds without one.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
@@ -421,9 +434,10 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "us" | "µs" => n / 1_000_000.0,
+        "ns" => n / 1_000_000_000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use us, ms, s, m or h)")),
+        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use ns, us, ms, s, m or h)")),
     };
     std::time::Duration::try_from_secs_f64(seconds)
         .ok()
@@ -444,6 +458,9 @@ mod tests {
         assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("1500ns"), Ok(Duration::from_nanos(1500)));
+        assert_eq!(parse_latency("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_latency("10").unwrap_err(), "\"10\" has no unit (like 10ms, 10us or 10s)");
         for bad in ["", "0", "0s", "-1s", "10x", "s", "1e999", "soon"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }

@@ -131,6 +131,17 @@ mod tests {
         assert_eq!(f.self_pid, std::process::id());
     }
 
+    /// As bcc's tools take them: `-p 10,20`, `--port 80,443`.
+    #[test]
+    fn comma_separated_values_are_several() {
+        let f = build(&["-p", "10,20", "--port", "80,443,8000-8100", "--lport", "22", "--lport", "2222,3333"]).expect("valid");
+        assert_eq!((f.pid_count, f.pids[0], f.pids[1]), (2, 10, 20));
+        assert!([80, 443, 8000, 8100].iter().all(|p| f.ports.contains(*p)) && !f.ports.contains(444));
+        assert!([22, 2222, 3333].iter().all(|p| f.lports.contains(*p)) && !f.lports.contains(23));
+        let nine: Vec<String> = (1..=9).map(|p| p.to_string()).collect();
+        assert_eq!(build(&["--rport", &nine.join(",")]).expect_err("9 ports").to_string(), "at most 8 --rport values (see --help)");
+    }
+
     #[test]
     fn limits_and_bad_cgroups_are_usage_errors() {
         let pids: Vec<String> = (1..=9).map(|p| p.to_string()).collect();

@@ -55,7 +55,9 @@ fn every_failure_is_one_line_with_its_exit_code() {
         (&["completions"], None, 2, "tcptrace: the following required arguments were not provided: <SHELL> (see --help)\n"),
         (&["-o", "xml"], None, 2, "tcptrace: invalid value 'xml' for '--output <FORMAT>' [possible values: table, plain, json, csv] (see --help)\n"),
         (&["--ring-buffer", "2G"], None, 2, "tcptrace: invalid value '2G' for '--ring-buffer <SIZE>': larger than 1G (see --help)\n"),
-        (&["--min-latency", "5ns"], None, 2, "tcptrace: invalid value '5ns' for '--min-latency <DURATION>': unknown unit \"ns\" in \"5ns\" (use us, ms, s, m or h)"),
+        (&["--min-latency", "5ps"], None, 2, "tcptrace: invalid value '5ps' for '--min-latency <DURATION>': unknown unit \"ps\" in \"5ps\" (use ns, us, ms, s, m or h)"),
+        // A bare number is seconds to -d, milliseconds to tcpconnlat: refused for latency.
+        (&["--min-latency", "10"], None, 2, "tcptrace: invalid value '10' for '--min-latency <DURATION>': \"10\" has no unit (like 10ms, 10us or 10s) (see --help)\n"),
         // Options that act on events left out by -e would do nothing: refused.
         (&["--failed", "-e", "close"], None, 2, "tcptrace: --failed applies to connect events, and -e leaves them out (see --help)\n"),
         (&["--min-latency", "1ms", "-e", "accept,close"], None, 2, "tcptrace: --min-latency applies to connect events, and -e leaves them out (see --help)\n"),
