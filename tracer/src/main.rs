@@ -95,9 +95,51 @@ fn print_generated(command: &cli::Command) -> std::io::Result<()> {
             clap_complete::generate(*shell, &mut definition, "tcptrace", &mut script);
             std::io::Write::write_all(&mut out, &script).and_then(|()| std::io::Write::flush(&mut out))
         }
-        cli::Command::Man => clap_mangen::Man::new(definition).render(&mut out),
+        cli::Command::Man => man_page(definition, &mut out),
         cli::Command::Top(_) | cli::Command::Serve(_) => Ok(()),
     }
+}
+
+/// The man page: clap_mangen's sections for the main command, then a section for each
+/// subcommand with its own options (clap_mangen would only name a page per subcommand,
+/// which nothing installs), and the examples as written (it re-fills them as prose).
+fn man_page(mut definition: clap::Command, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    definition.build();
+    let examples = definition.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+    let main = clap_mangen::Man::new(definition.clone().after_help(None::<&str>).disable_help_subcommand(true));
+    main.render_title(out)?;
+    main.render_name_section(out)?;
+    main.render_synopsis_section(out)?;
+    main.render_description_section(out)?;
+    main.render_options_section(out)?;
+    for sub in definition.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+        // clap takes only 'static names here; this runs once, then the process exits.
+        let title: &'static str = format!("tcptrace {}", sub.get_name()).leak();
+        let heading: &'static str = format!("{} OPTIONS", title.to_uppercase()).leak();
+        writeln!(out, ".SH \"{}\"", title.to_uppercase())?;
+        for line in sub.get_long_about().or(sub.get_about()).map(|a| a.to_string()).unwrap_or_default().lines() {
+            writeln!(out, "{}", roff_line(line))?;
+        }
+        // Its own options only: the global ones are the main command's, above.
+        let own: Vec<clap::Arg> =
+            sub.get_arguments().filter(|a| !a.is_global_set() && !a.is_hide_set() && a.get_id() != "help").map(|a| a.clone().help_heading(heading)).collect();
+        if !own.is_empty() {
+            let page = clap_mangen::Man::new(clap::Command::new(title).args(own).disable_help_flag(true));
+            page.render_options_section(out)?;
+        }
+    }
+    writeln!(out, ".SH EXAMPLES\n.nf")?;
+    for line in examples.lines().skip_while(|l| !l.trim_start().starts_with("tcptrace")) {
+        writeln!(out, "{}", roff_line(line))?;
+    }
+    writeln!(out, ".fi")
+}
+
+/// One line of text for roff: backslashes doubled, and a leading `.` or `'` (a request to
+/// roff) made literal.
+fn roff_line(line: &str) -> String {
+    let escaped = line.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with('.') || escaped.starts_with('\'') { format!("\\&{escaped}") } else { escaped }
 }
 
 /// clap's message on one line: what is wrong, and the lines that say what would be right

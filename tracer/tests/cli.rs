@@ -292,6 +292,11 @@ fn completions_and_man_page_come_from_the_command_line_definition() {
     assert_eq!((code, err.as_str()), (0, ""));
     assert!(out.contains(".TH tcptrace 1"), "{out}");
     assert!(out.contains("\\-\\-ring\\-buffer") && out.contains("EXAMPLES"), "{out}");
+    // The subcommands' own options are on the one page, which names no other.
+    for option in ["\\-\\-max\\-series", "\\-\\-listen", "\\-\\-interval", "\\-\\-iterations"] {
+        assert!(out.contains(option), "{option}: {out}");
+    }
+    assert!(out.contains(".SH \"TCPTRACE TOP\"") && !out.contains("tcptrace\\-top(1)"), "{out}");
 }
 
 /// `-T`: the time column counts seconds from tcptrace's start.
