@@ -103,7 +103,8 @@ fn row(e: &Event) -> Row<'_> {
     Row {
         common: Common {
             kind: e.kind(),
-            time: jiff::Timestamp::from_nanosecond(i128::from(e.time_ns)).map_or_else(|_| String::new(), |t| t.to_string()),
+            // Always nine fraction digits: a fixed width sorts as text and cuts with `cut`.
+            time: jiff::Timestamp::from_nanosecond(i128::from(e.time_ns)).map_or_else(|_| String::new(), |t| format!("{t:.9}")),
             time_ns: e.time_ns,
             pid: known.then_some(e.owner.pid),
             tid: known.then_some(e.owner.tid),

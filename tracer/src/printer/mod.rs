@@ -186,7 +186,7 @@ pub(crate) mod tests {
             Owner { pid: 0, tid: 0, uid: 0, comm: Comm::default() }
         };
         Event {
-            // 2026-11-25T12:00:01.5Z
+            // 2026-11-25T12:00:01.500000000Z
             time_ns: 1_795_608_001_500_000_000,
             sock: 0xffff_8880_0000_1000,
             owner,
@@ -317,7 +317,7 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
     #[test]
     fn json_is_one_object_per_line() {
         let got = render(OutputMode::Json, &all_kinds());
-        let common = r#""time":"2026-11-25T12:00:01.5Z","time_ns":1795608001500000000,"pid":4242,"tid":4243,"uid":1000,"comm":"my client","ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080"#;
+        let common = r#""time":"2026-11-25T12:00:01.500000000Z","time_ns":1795608001500000000,"pid":4242,"tid":4243,"uid":1000,"comm":"my client","ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080"#;
         let lines: Vec<&str> = got.lines().collect();
         assert_eq!(lines.len(), 6);
         assert_eq!(
@@ -333,7 +333,7 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         );
         assert_eq!(
             lines[4],
-            r#"{"type":"state","time":"2026-11-25T12:00:01.5Z","time_ns":1795608001500000000,"pid":null,"tid":null,"uid":null,"comm":null,"ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080,"old_state":"ESTABLISHED","new_state":"FIN_WAIT1","in_old_state_ns":340000}"#
+            r#"{"type":"state","time":"2026-11-25T12:00:01.500000000Z","time_ns":1795608001500000000,"pid":null,"tid":null,"uid":null,"comm":null,"ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080,"old_state":"ESTABLISHED","new_state":"FIN_WAIT1","in_old_state_ns":340000}"#
         );
         assert_eq!(lines[5], format!(r#"{{"type":"retransmit",{common},"state":"ESTABLISHED","total_retrans":3,"tail_loss_probe":false}}"#));
     }
@@ -347,11 +347,11 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
             lines[0],
             "type,time,time_ns,pid,tid,uid,comm,ip,laddr,lport,raddr,rport,latency_ns,result,errno,error,direction,closed_by,lifetime_ns,bytes_sent,bytes_received,total_retrans,srtt_us,bytes_from,old_state,new_state,in_old_state_ns,state,tail_loss_probe"
         );
-        let common = "2026-11-25T12:00:01.5Z,1795608001500000000,4242,4243,1000,my client,4,127.0.0.1,51234,10.0.0.7,8080";
+        let common = "2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,4,127.0.0.1,51234,10.0.0.7,8080";
         assert_eq!(lines[1], format!("connect,{common},1234000,ok,,,,,,,,,,,,,,,"));
-        assert_eq!(lines[2], "connect,2026-11-25T12:00:01.5Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,1234000,failed,111,ECONNREFUSED,,,,,,,,,,,,,");
+        assert_eq!(lines[2], "connect,2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,1234000,failed,111,ECONNREFUSED,,,,,,,,,,,,,");
         assert_eq!(lines[4], format!("close,{common},,,,,active,local,1500000000,1000003,77777,2,41,socket,,,,,"));
-        assert_eq!(lines[5], "state,2026-11-25T12:00:01.5Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,");
+        assert_eq!(lines[5], "state,2026-11-25T12:00:01.500000000Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,");
         assert_eq!(lines[6], format!("retransmit,{common},,,,,,,,,,3,,,,,,ESTABLISHED,false"));
         for line in &lines {
             assert_eq!(line.matches(',').count(), 28, "{line}");
