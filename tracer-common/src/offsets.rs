@@ -57,6 +57,12 @@ pub struct SockOffsets {
     /// When that timer fires, in jiffies (unsigned long): `icsk_timeout` where the kernel
     /// has it (6.1), else `icsk_retransmit_timer.expires` (6.18 keeps only that copy).
     pub icsk_timeout: u32,
+    /// `inet_connection_sock.icsk_ca_state`, a bitfield: the byte that holds it, and
+    /// where in that byte (`icsk_ca_state_shift`, from the least significant bit) and how
+    /// wide (`icsk_ca_state_bits`: 5 since Linux 5.8, 6 before) it is.
+    pub icsk_ca_state: u32,
+    pub icsk_ca_state_shift: u32,
+    pub icsk_ca_state_bits: u32,
 }
 
 impl SockOffsets {
@@ -85,6 +91,9 @@ impl SockOffsets {
             srtt_us: OFFSET_ABSENT,
             icsk_pending: OFFSET_ABSENT,
             icsk_timeout: OFFSET_ABSENT,
+            icsk_ca_state: OFFSET_ABSENT,
+            icsk_ca_state_shift: 0,
+            icsk_ca_state_bits: 0,
         }
     }
 }

@@ -235,7 +235,9 @@ pub(crate) fn total_retrans<A: Access>(tp: TcpSock) -> Result<u32, ReadError> {
 /// Whether the socket's tail loss probe timer has fired and is being handled now:
 /// `icsk_pending` says the armed event is a loss probe, and its time has come (the timer
 /// handler returns early, re-arming, when it has not; an ACK that retransmits while the
-/// probe is still armed sees a time in the future).
+/// probe is still armed sees a time in the future). An ACK handled after that time but
+/// before the timer runs can start a recovery and retransmit, timer still due: the
+/// congestion state tells it apart, where BTF gives it (see `loss_probe_state`).
 #[inline(always)]
 pub(crate) fn loss_probe_due<A: Access>(sk: u64) -> bool {
     let Ok(TcpSock(icsk)) = A::tcp_sock(sk) else { return false };
@@ -247,7 +249,23 @@ pub(crate) fn loss_probe_due<A: Access>(sk: u64) -> bool {
     // SAFETY: no preconditions.
     let now = unsafe { aya_ebpf::helpers::bpf_jiffies64() };
     // time_after_eq(now, expires), wrap-safe as the kernel compares jiffies.
-    now.wrapping_sub(expires) as i64 >= 0
+    now.wrapping_sub(expires) as i64 >= 0 && loss_probe_state::<A>(icsk)
+}
+
+/// Whether the congestion state allows a tail loss probe: the kernel schedules one only in
+/// the Open or CWR state (`tcp_schedule_loss_probe`), and a retransmission that an ACK
+/// makes is in Recovery or Loss. True where the kernel's BTF lacks the field.
+#[inline(always)]
+fn loss_probe_state<A: Access>(icsk: u64) -> bool {
+    // `enum tcp_ca_state`, include/uapi/linux/tcp.h (also `tcpi_ca_state`).
+    const TCP_CA_OPEN: u8 = 0;
+    const TCP_CA_CWR: u8 = 2;
+    // Absent (an error here) or unreadable: the timer alone decides.
+    let Ok(byte) = read::<A, u8>(icsk, sock_off::icsk_ca_state()) else { return true };
+    // Masks as u32: the width is at most 8 (checked at load).
+    let mask = (1u32 << sock_off::icsk_ca_state_bits()) - 1;
+    let state = ((u32::from(byte) >> sock_off::icsk_ca_state_shift()) & mask) as u8;
+    state == TCP_CA_OPEN || state == TCP_CA_CWR
 }
 
 /// Smoothed RTT in µs (`srtt_us` holds it shifted left by 3).

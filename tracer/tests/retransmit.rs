@@ -275,6 +275,17 @@ fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
     // last one is the kernel's final count.
     let last = from_client.iter().filter_map(|r| r["total_retrans"].as_u64()).max();
     assert_eq!(last, Some(u64::from(kernel_count)), "retransmit events vs TCP_INFO: {from_client:?}");
+    // A tail loss probe resends one segment: its count is one more than the event before
+    // (a recovery's retransmission, made on an ACK while the probe timer was due, once
+    // passed for a probe, its count a whole batch ahead).
+    let mut before = 0;
+    for r in &from_client {
+        let count = r["total_retrans"].as_u64().expect("a count");
+        if r["tail_loss_probe"] == true {
+            assert_eq!(count, before + 1, "a probe of more than one segment: {r} in {from_client:?}");
+        }
+        before = count;
+    }
     // Whatever else retransmitted on this port was the server, and says so.
     for r in done.events.iter().filter(|e| e["type"] == "retransmit" && e["pid"] != client) {
         assert_eq!(r["pid"], server, "retransmit with a stranger's pid: {r}");

@@ -25,11 +25,21 @@ const KIND_FUNC_PROTO: u32 = 13;
 /// more (or loops) is not well-formed.
 const MAX_NESTING: u32 = 32;
 
+/// A bitfield inside one byte (see `Btf::bitfield`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bitfield {
+    pub(crate) byte: u32,
+    pub(crate) shift: u32,
+    pub(crate) width: u32,
+}
+
 struct Member {
     name_off: u32,
     type_id: u32,
     /// Offset from the start of the enclosing struct, in bits.
     bit_offset: u32,
+    /// A bitfield's width in bits (structs with BTF's kind_flag set); 0 for a whole member.
+    bitfield_size: u32,
 }
 
 struct Type {
@@ -100,6 +110,7 @@ impl Btf {
                             type_id: u32_at(type_data, m + 4)?,
                             // With kind_flag, the top 8 bits hold a bitfield's size.
                             bit_offset: if kind_flag { offset & 0x00ff_ffff } else { offset },
+                            bitfield_size: if kind_flag { offset >> 24 } else { 0 },
                         });
                     }
                     vlen * 12
@@ -122,7 +133,7 @@ impl Btf {
                 KIND_FUNC_PROTO => {
                     for i in 0..vlen {
                         let p = at + i * 8;
-                        members.push(Member { name_off: u32_at(type_data, p)?, type_id: u32_at(type_data, p + 4)?, bit_offset: 0 });
+                        members.push(Member { name_off: u32_at(type_data, p)?, type_id: u32_at(type_data, p + 4)?, bit_offset: 0, bitfield_size: 0 });
                     }
                     vlen * 8
                 }
@@ -163,18 +174,20 @@ impl Btf {
 
     /// Finds `name` among the members of struct/union `id`, looking inside anonymous
     /// members too (at most `MAX_NESTING` deep). Returns (bit offset, member type id).
-    fn find_member(&self, id: u32, name: &str, depth: u32) -> Option<(u32, u32)> {
+    /// Member `name` of type `id` (looking into anonymous members): its bit offset, its
+    /// type, and its width if it is a bitfield (else 0).
+    fn find_member(&self, id: u32, name: &str, depth: u32) -> Option<(u32, u32, u32)> {
         let t = self.types.get(self.resolve(id) as usize)?;
         if depth > MAX_NESTING || !matches!(t.kind, KIND_STRUCT | KIND_UNION) {
             return None;
         }
         for m in &t.members {
             if m.name_off == 0 {
-                if let Some((off, ty)) = self.find_member(m.type_id, name, depth + 1) {
-                    return Some((m.bit_offset + off, ty));
+                if let Some((off, ty, size)) = self.find_member(m.type_id, name, depth + 1) {
+                    return Some((m.bit_offset + off, ty, size));
                 }
             } else if self.name(m.name_off) == name.as_bytes() {
-                return Some((m.bit_offset, m.type_id));
+                return Some((m.bit_offset, m.type_id, m.bitfield_size));
             }
         }
         None
@@ -199,18 +212,38 @@ impl Btf {
 
     /// Byte offset of `path` (e.g. `["__sk_common", "skc_daddr"]`) inside `struct name`.
     pub(crate) fn member_offset(&self, name: &str, path: &[&str]) -> Result<u32, Error> {
-        let missing = || Error::MissingField(format!("struct {name}.{}", path.join(".")));
-        let mut id = self.find_struct(name).ok_or_else(missing)?;
-        let mut bits = 0;
-        for field in path {
-            let (off, ty) = self.find_member(id, field, 0).ok_or_else(missing)?;
-            bits += off;
-            id = ty;
-        }
-        if bits % 8 != 0 {
-            return Err(missing()); // a bitfield: not something we read
+        let (bits, width) = self.member_bits(name, path)?;
+        if bits % 8 != 0 || width != 0 {
+            return Err(Self::missing(name, path)); // a bitfield: see `bitfield`
         }
         Ok(bits / 8)
+    }
+
+    /// Where bitfield `path` of `struct name` lies, for one held in a single byte: that
+    /// byte's offset, the bit it starts at (from the least significant: x86 and every
+    /// little-endian target), and its width in bits.
+    pub(crate) fn bitfield(&self, name: &str, path: &[&str]) -> Result<Bitfield, Error> {
+        match self.member_bits(name, path)? {
+            (bits, width) if width != 0 && bits % 8 + width <= 8 => Ok(Bitfield { byte: bits / 8, shift: bits % 8, width }),
+            _ => Err(Self::missing(name, path)),
+        }
+    }
+
+    /// The bit offset of `path` inside `struct name`, and its width if it is a bitfield.
+    fn member_bits(&self, name: &str, path: &[&str]) -> Result<(u32, u32), Error> {
+        let mut id = self.find_struct(name).ok_or_else(|| Self::missing(name, path))?;
+        let (mut bits, mut width) = (0, 0);
+        for field in path {
+            let (off, ty, size) = self.find_member(id, field, 0).ok_or_else(|| Self::missing(name, path))?;
+            bits += off;
+            id = ty;
+            width = size;
+        }
+        Ok((bits, width))
+    }
+
+    fn missing(name: &str, path: &[&str]) -> Error {
+        Error::MissingField(format!("struct {name}.{}", path.join(".")))
     }
 }
 
@@ -222,7 +255,7 @@ mod tests {
     /// an enum, a struct whose anonymous member is itself (not well-formed), and the two
     /// prototypes `tcp_recvmsg` has had.
     fn sample() -> Vec<u8> {
-        let strings = b"\0int\0outer\0a\0b\0c\0d\0short\0flags\0FLAG_X\0FLAG_Y\0loop\0sk\0msg\0len\0nonblock\0addr_len\0old_recvmsg\0new_recvmsg\0".to_vec();
+        let strings = b"\0int\0outer\0a\0b\0c\0d\0short\0flags\0FLAG_X\0FLAG_Y\0loop\0sk\0msg\0len\0nonblock\0addr_len\0old_recvmsg\0new_recvmsg\0bits\0lo\0hi\0whole\0".to_vec();
         let s = |name: &str| -> u32 {
             let pos = strings.windows(name.len() + 2).position(|w| w[0] == 0 && &w[1..=name.len()] == name.as_bytes() && w[name.len() + 1] == 0);
             pos.map(|p| p as u32 + 1).expect("string present")
@@ -252,6 +285,9 @@ mod tests {
         push(&[s("old_recvmsg"), KIND_FUNC << 24, 8]); // 9
         push(&proto(&[names[0], names[1], names[2], names[4], names[5]])); // 10: 5.19 on
         push(&[s("new_recvmsg"), KIND_FUNC << 24, 10]); // 11
+        // 12: struct bits { u16 pad; u8 lo:5, hi:3; int whole; }, with kind_flag (as pahole
+        // writes a struct with bitfields): a member's offset word holds its width on top.
+        push(&[s("bits"), (1 << 31) | (KIND_STRUCT << 24) | 3, 8, s("lo"), 2, (5 << 24) | 16, s("hi"), 2, (3 << 24) | 21, s("whole"), 1, 32]);
         let mut blob = Vec::new();
         blob.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         blob.extend_from_slice(&[1, 0]);
@@ -275,6 +311,17 @@ mod tests {
         assert_eq!(btf.enum_value("flags", "FLAG_Y").ok(), Some(7));
         assert_eq!(btf.enum_value("flags", "FLAG_X").ok(), Some(0));
         assert!(btf.enum_value("flags", "FLAG_Z").is_err());
+    }
+
+    /// icsk_ca_state is such a bitfield: where it lies, and that it is no plain member.
+    #[test]
+    fn bitfields_within_a_byte_are_found_with_their_shift_and_width() {
+        let btf = Btf::parse(&sample()).expect("valid sample");
+        assert_eq!(btf.bitfield("bits", &["lo"]).ok(), Some(Bitfield { byte: 2, shift: 0, width: 5 }));
+        assert_eq!(btf.bitfield("bits", &["hi"]).ok(), Some(Bitfield { byte: 2, shift: 5, width: 3 }));
+        assert!(btf.member_offset("bits", &["lo"]).is_err());
+        assert!(btf.bitfield("bits", &["whole"]).is_err());
+        assert_eq!(btf.member_offset("bits", &["whole"]).ok(), Some(4));
     }
 
     #[test]

@@ -91,6 +91,10 @@ impl KernelFacts {
             embedded_offset(&btf, "inet_connection_sock", &["icsk_inet", "sk"], path[0])?;
             btf.member_offset("inet_connection_sock", path)
         };
+        // Without it, a tail loss probe is told by its timer alone (see `sock::loss_probe_due`).
+        let ca_state = embedded_offset(&btf, "inet_connection_sock", &["icsk_inet", "sk"], "icsk_pending")
+            .and_then(|_| btf.bitfield("inet_connection_sock", &["icsk_ca_state"]))
+            .ok();
         let sock = SockOffsets {
             family: sk(&["__sk_common", "skc_family"])?,
             state: sk(&["__sk_common", "skc_state"])?,
@@ -114,6 +118,9 @@ impl KernelFacts {
             srtt_us: optional(tcp("srtt_us")),
             icsk_pending: optional(icsk(&["icsk_pending"])),
             icsk_timeout: optional(icsk(&["icsk_timeout"]).or_else(|_| icsk(&["icsk_retransmit_timer", "expires"]))),
+            icsk_ca_state: ca_state.map_or(OFFSET_ABSENT, |b| b.byte),
+            icsk_ca_state_shift: ca_state.map_or(0, |b| b.shift),
+            icsk_ca_state_bits: ca_state.map_or(0, |b| b.width),
         };
         let task = task_offsets(&btf).map_err(|e| e.to_string());
         let recvmsg = recvmsg_args(&btf, "tcp_recvmsg").map_err(|e| e.to_string());
