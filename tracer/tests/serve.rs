@@ -220,9 +220,9 @@ fn a_full_connection_table_shows_as_a_loss() {
 }
 
 /// Clients that open connections and never finish a request cannot keep them, nor take the
-/// exporter's file descriptors: at most 128 connections are served at once (more are
-/// closed as they arrive), a request's headers must come within 10 s (the connection is
-/// closed after that), and scrapes work again once the holders are gone.
+/// exporter's file descriptors, nor keep a scrape out: at most 128 connections are served
+/// at once, each new one beyond that closes the oldest (said once on stderr), a request's
+/// headers must come within 10 s (the connection is closed after that).
 #[test]
 fn connections_that_never_finish_a_request_are_closed() {
     use std::io::{Read, Write};
@@ -234,19 +234,25 @@ fn connections_that_never_finish_a_request_are_closed() {
         s
     };
     // Half a request line on each: every slot taken.
-    let holders: Vec<std::net::TcpStream> = (0..128)
+    let mut holders: Vec<std::net::TcpStream> = (0..128)
         .map(|_| {
             let mut s = connect();
             s.write_all(b"GET /metr").expect("send");
             s
         })
         .collect();
-    // Closed as soon as it is taken: end of stream (well before the 40 s read timeout).
-    let mut buf = [0u8; 64];
-    let mut extra = connect();
-    assert_eq!(extra.read(&mut buf).map_err(|e| e.kind()), Ok(0), "a connection beyond the slots is closed");
-    // Each holder's connection ends (whatever the server says first); one still open
-    // after 40 s fails the read with WouldBlock.
+    // A scrape now is served, at once (well before the holders' 10 s are up)...
+    let asked = std::time::Instant::now();
+    let (status, body) = common::http_get(serve.addr, "/healthz");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5), "the scrape waited {:?}", asked.elapsed());
+    // ...and the oldest holder was closed for it: end of stream, or a reset.
+    let mut oldest = holders.remove(0);
+    let end = oldest.read(&mut [0u8; 64]).map_err(|e| e.kind());
+    assert!(matches!(end, Ok(0) | Err(std::io::ErrorKind::ConnectionReset)), "the oldest holder: {end:?}");
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5), "the oldest holder stayed {:?}", asked.elapsed());
+    // Each other holder's connection ends (whatever the server says first); one still
+    // open after 40 s fails the read with WouldBlock.
     for (i, mut held) in holders.into_iter().enumerate() {
         let end = held.read_to_end(&mut Vec::new()).map_err(|e| e.kind());
         assert!(!matches!(end, Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)), "holder {i}: {end:?}");
@@ -255,4 +261,6 @@ fn connections_that_never_finish_a_request_are_closed() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let (code, stderr) = serve.terminate();
     assert_eq!(code, Some(0), "{stderr:?}");
+    let warnings = stderr.iter().filter(|l| l.starts_with("tcptrace: more than 128 HTTP connections at once")).count();
+    assert_eq!(warnings, 1, "{stderr:?}");
 }

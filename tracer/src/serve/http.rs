@@ -20,13 +20,16 @@ const CLASSIC_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// hold its connection and the file descriptor behind it for ever. Prometheus sends a
 /// scrape's headers at once.
 pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once. More are closed as they arrive, so that clients holding
-/// connections open cannot take the file descriptors tracing needs.
+/// Connections served at once. Beyond that, each new one closes the oldest, so that clients
+/// holding connections open cannot take the file descriptors tracing needs, nor keep a
+/// scrape out: a scraper's connection, newest, is served at once.
 pub(crate) const MAX_CONNECTIONS: usize = 128;
 
 /// Serves `router` on `listener` until the task is dropped.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, router: Router) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // The connections being served, oldest first (finished ones pruned at each accept).
+    let mut served: std::collections::VecDeque<tokio::task::AbortHandle> = std::collections::VecDeque::with_capacity(MAX_CONNECTIONS + 1);
+    let mut warned = false;
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -37,17 +40,24 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, router: Router) {
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            continue; // dropped: closed at once
-        };
+        served.retain(|task| !task.is_finished());
+        if served.len() >= MAX_CONNECTIONS {
+            if !warned {
+                say!("tcptrace: more than {MAX_CONNECTIONS} HTTP connections at once: the oldest are closed as new ones come (clients holding connections open?)");
+                warned = true;
+            }
+            if let Some(oldest) = served.pop_front() {
+                oldest.abort(); // its connection is closed with the task
+            }
+        }
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
+        let task = tokio::spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
             // A client that goes away or breaks the protocol ends its own connection only.
             let _ended = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
         });
+        served.push_back(task.abort_handle());
     }
 }
 
