@@ -418,17 +418,29 @@ fn parse_comm(text: &str) -> Result<CommName, String> {
 /// `--min-latency`: a duration with its unit. Without one, `10` would be ten seconds
 /// here and ten milliseconds to a user of tcpconnlat: refused rather than guessed.
 fn parse_latency(text: &str) -> Result<std::time::Duration, String> {
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(format!("{text:?} has no unit (like {text}ms, {text}us or {text}s)"));
-    }
-    parse_duration(text)
+    duration_in(text, Unit::Required)
 }
 
-/// `--duration`, `--min-latency`: a number with an optional unit (ns, us, ms, s, m, h);
-/// seconds without one.
+/// `--duration`: a number with an optional unit (ns, us, ms, s, m, h); seconds without one.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    duration_in(text, Unit::Seconds)
+}
+
+/// What a duration without a unit means.
+#[derive(PartialEq, Eq)]
+enum Unit {
+    /// Seconds.
+    Seconds,
+    /// Nothing: an error.
+    Required,
+}
+
+fn duration_in(text: &str, bare: Unit) -> Result<std::time::Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
+    if unit.is_empty() && !number.is_empty() && bare == Unit::Required {
+        return Err(format!("{text:?} has no unit (like {text}ms, {text}us or {text}s)"));
+    }
     let n: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (like 30s, 500ms, 5m)"))?;
     let seconds = match unit {
         "" | "s" => n,

@@ -135,8 +135,9 @@ fn man_page(mut definition: clap::Command, out: &mut impl std::io::Write) -> std
     writeln!(out, ".fi")
 }
 
-/// One line of text for roff: backslashes doubled, and a leading `.` or `'` (a request to
-/// roff) made literal.
+/// One line of text for roff: a backslash written as roff's `\e`, a hyphen as `\-` (a
+/// minus sign, so options can be copied), and a leading `.` or `'` (a request to roff)
+/// made literal.
 fn roff_line(line: &str) -> String {
     let escaped = line.replace('\\', "\\e").replace('-', "\\-");
     if escaped.starts_with('.') || escaped.starts_with('\'') { format!("\\&{escaped}") } else { escaped }

@@ -87,14 +87,11 @@ impl KernelFacts {
         let btf = btf::Btf::from_file(btf_path)?;
         let sk = |path: &[&str]| btf.member_offset("sock", path);
         let tcp = |member: &str| embedded_offset(&btf, "tcp_sock", &["inet_conn", "icsk_inet", "sk"], member);
-        let icsk = |path: &[&str]| {
-            embedded_offset(&btf, "inet_connection_sock", &["icsk_inet", "sk"], path[0])?;
-            btf.member_offset("inet_connection_sock", path)
-        };
+        // The optional fields of `struct inet_connection_sock`: absent unless it embeds the sock at 0.
+        let icsk_readable = sock_at_zero(&btf, "inet_connection_sock", &["icsk_inet", "sk"]).is_ok();
+        let icsk = |path: &[&str]| if icsk_readable { btf.member_offset("inet_connection_sock", path).ok() } else { None };
         // Without it, a tail loss probe is told by its timer alone (see `sock::loss_probe_due`).
-        let ca_state = embedded_offset(&btf, "inet_connection_sock", &["icsk_inet", "sk"], "icsk_pending")
-            .and_then(|_| btf.bitfield("inet_connection_sock", &["icsk_ca_state"]))
-            .ok();
+        let ca_state = if icsk_readable { btf.bitfield("inet_connection_sock", &["icsk_ca_state"]).ok() } else { None };
         let sock = SockOffsets {
             family: sk(&["__sk_common", "skc_family"])?,
             state: sk(&["__sk_common", "skc_state"])?,
@@ -116,8 +113,8 @@ impl KernelFacts {
             bytes_received: optional(tcp("bytes_received")),
             total_retrans: optional(tcp("total_retrans")),
             srtt_us: optional(tcp("srtt_us")),
-            icsk_pending: optional(icsk(&["icsk_pending"])),
-            icsk_timeout: optional(icsk(&["icsk_timeout"]).or_else(|_| icsk(&["icsk_retransmit_timer", "expires"]))),
+            icsk_pending: icsk(&["icsk_pending"]).unwrap_or(OFFSET_ABSENT),
+            icsk_timeout: icsk(&["icsk_timeout"]).or_else(|| icsk(&["icsk_retransmit_timer", "expires"])).unwrap_or(OFFSET_ABSENT),
             icsk_ca_state: ca_state.map_or(OFFSET_ABSENT, |b| b.byte),
             icsk_ca_state_shift: ca_state.map_or(0, |b| b.shift),
             icsk_ca_state_bits: ca_state.map_or(0, |b| b.width),
@@ -172,10 +169,17 @@ impl KernelFacts {
 /// `member` of `outer`, as an offset from the `struct sock` that `outer` embeds through
 /// `path_to_sock`: tcptrace's pointers are `struct sock *`, so the embedding must be at 0.
 fn embedded_offset(btf: &btf::Btf, outer: &str, path_to_sock: &[&str], member: &str) -> Result<u32, Error> {
+    sock_at_zero(btf, outer, path_to_sock)?;
+    btf.member_offset(outer, &[member])
+}
+
+/// Whether `outer` embeds its `struct sock` (through `path_to_sock`) at offset 0, so that
+/// its fields can be read from a socket pointer (see `embedded_offset`).
+fn sock_at_zero(btf: &btf::Btf, outer: &str, path_to_sock: &[&str]) -> Result<(), Error> {
     if btf.member_offset(outer, path_to_sock)? != 0 {
         return Err(Error::MissingField(format!("struct {outer} with its sock at offset 0")));
     }
-    btf.member_offset(outer, &[member])
+    Ok(())
 }
 
 /// Where `tcp_recvmsg` takes its `flags`, and how many arguments it takes. Linux 5.19

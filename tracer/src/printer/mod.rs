@@ -12,7 +12,10 @@ mod plain;
 mod table;
 pub(crate) mod units;
 
-use std::io::{self, Write};
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+};
 
 use crate::event::{ClosedBy, ConnectResult, Direction, Event};
 
@@ -122,24 +125,36 @@ pub(crate) fn relative(time_ns: u64, start_ns: u64, digits: usize) -> String {
 /// `column_safe` written to `out`, without a copy when nothing needs escaping (the usual
 /// case).
 pub(crate) fn write_column_safe<W: io::Write>(out: &mut W, s: &str) -> io::Result<()> {
-    if !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\\') {
-        return out.write_all(s.as_bytes());
-    }
     out.write_all(column_safe(s).as_bytes())
 }
 
 /// `s` with its control characters (escape sequences, line breaks) shown as `\\xNN`: for
 /// the table and CSV, whose columns may hold spaces but must not act on a terminal. A
 /// backslash is escaped too, or a name written `a\\x09b` would read as one with a tab.
-pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    let needs_escape = |c: char| c.is_control() || c == '\\';
-    if !s.chars().any(needs_escape) {
+pub(crate) fn printable(s: &str) -> Cow<'_, str> {
+    escaped(s, |c| c.is_control() || c == '\\')
+}
+
+/// A comm safe for whitespace-separated columns: spaces escaped too, and an empty one
+/// shown as `-`.
+pub(crate) fn column_safe(s: &str) -> Cow<'_, str> {
+    if s.is_empty() {
+        return "-".into();
+    }
+    escaped(s, |c| c.is_whitespace() || c.is_control() || c == '\\')
+}
+
+/// `s` with every character `needs_escape` picks written as `\\xNN`, one per byte of its
+/// UTF-8; borrowed when there is none (the common case: no allocation per event).
+fn escaped(s: &str, needs_escape: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !s.chars().any(&needs_escape) {
         return s.into();
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         if needs_escape(c) {
-            for b in c.to_string().bytes() {
+            let mut utf8 = [0; 4];
+            for b in c.encode_utf8(&mut utf8).bytes() {
                 out.push_str(&format!("\\x{b:02x}"));
             }
         } else {
@@ -147,24 +162,6 @@ pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     out.into()
-}
-
-/// A comm safe for whitespace-separated columns: spaces and control bytes escaped.
-pub(crate) fn column_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_whitespace() || c.is_control() || c == '\\' {
-            for b in c.to_string().bytes() {
-                out.push_str(&format!("\\x{b:02x}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    if out.is_empty() {
-        out.push('-');
-    }
-    out
 }
 
 #[cfg(test)]
