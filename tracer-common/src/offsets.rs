@@ -63,6 +63,13 @@ pub struct SockOffsets {
     pub icsk_ca_state: u32,
     pub icsk_ca_state_shift: u32,
     pub icsk_ca_state_bits: u32,
+    /// `__sk_common.skc_num`: local port, host order (u16). Read only from request sockets
+    /// (a listener's half-open connection, `struct request_sock`, whose `__req_common`
+    /// the loader checks is at offset 0, so every `__sk_common` offset here applies to
+    /// it): they have no `inet_sport`.
+    pub num: u32,
+    /// `request_sock.num_retrans` (u8): SYN-ACKs resent so far, this one not yet counted.
+    pub req_num_retrans: u32,
 }
 
 impl SockOffsets {
@@ -94,6 +101,8 @@ impl SockOffsets {
             icsk_ca_state: OFFSET_ABSENT,
             icsk_ca_state_shift: 0,
             icsk_ca_state_bits: 0,
+            num: OFFSET_ABSENT,
+            req_num_retrans: OFFSET_ABSENT,
         }
     }
 }

@@ -19,6 +19,8 @@ pub(crate) enum Call {
     Recv = 2,
     Retransmit = 3,
     LossProbe = 4,
+    /// `tcp_rtx_synack`: its argument is a request socket, never in `SOCKS`.
+    SynAck = 5,
 }
 
 /// The thread's id; in the idle task (tid 0 on every CPU, softirq work) the CPU instead,
@@ -49,7 +51,7 @@ pub(crate) fn save(call: Call, sk: u64) {
         Some(left) => {
             // SAFETY: a u64 map value of this thread's own key.
             let missed_sk = unsafe { core::ptr::replace(left, sk) };
-            if reported(missed_sk) {
+            if reported(call, missed_sk) {
                 count(Counter::ReturnUnseen);
             }
         }
@@ -59,9 +61,19 @@ pub(crate) fn save(call: Call, sk: u64) {
     }
 }
 
-/// Whether events of `sk` are reported: tracked, its owner wanted, its ends too.
+/// Whether events of `sk` are reported: tracked, its owner wanted, its ends too. A
+/// request socket (`Call::SynAck`) is never tracked: its events are owner-less, so they
+/// are reported unless an owner filter is set, and its ends pass.
 #[inline(always)]
-fn reported(sk: u64) -> bool {
+fn reported(call: Call, sk: u64) -> bool {
+    if let Call::SynAck = call {
+        let filter = crate::globals::filter();
+        let mut ep = tracer_common::addr::Endpoints::default();
+        return !filter.has_owner_filter()
+            && (!filter.has_endpoint_rules()
+                || (crate::sock::request_endpoints_into::<crate::sock::Probe>(sk, &mut ep).is_ok()
+                    && filter.endpoints_match(ep.family, ep.sport, ep.dport)));
+    }
     // SAFETY: a plain struct in a map value.
     let Some(wanted) = SOCKS.get_ptr(&sk).map(|info| unsafe { (*info).filtered_out == 0 }) else {
         return false;

@@ -32,6 +32,11 @@ static RETRANS_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets::ABSENT;
 #[unsafe(no_mangle)]
 static DESTROY_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets::ABSENT;
 
+/// `tcp:tcp_retransmit_synack`: its `req` field (the request socket) as `skaddr`; `err`
+/// stays absent (it fires only for SYN-ACKs that went out).
+#[unsafe(no_mangle)]
+static SYNACK_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets::ABSENT;
+
 #[unsafe(no_mangle)]
 static TASK_OFFSETS: TaskOffsets = TaskOffsets::ABSENT;
 
@@ -62,7 +67,7 @@ macro_rules! field_getters {
 /// `SOCK_OFFSETS`, field by field.
 pub(crate) mod sock_off {
     field_getters!(SOCK_OFFSETS: family, state, sport, dport, daddr, rcv_saddr, v6_daddr, v6_rcv_saddr, err, protocol, owned, socket, flags,
-        sock_done_bit, bytes_acked, bytes_sent, bytes_retrans, bytes_received, total_retrans, srtt_us, icsk_pending, icsk_timeout, icsk_ca_state, icsk_ca_state_shift, icsk_ca_state_bits);
+        sock_done_bit, bytes_acked, bytes_sent, bytes_retrans, bytes_received, total_retrans, srtt_us, icsk_pending, icsk_timeout, icsk_ca_state, icsk_ca_state_shift, icsk_ca_state_bits, num, req_num_retrans);
 }
 
 /// `TASK_OFFSETS`, field by field.
@@ -85,6 +90,7 @@ getter!(accept_tp_offsets, ACCEPT_TP_OFFSETS, SyscallTpOffsets);
 getter!(length_tp_offsets, LENGTH_TP_OFFSETS, LengthTpOffsets);
 getter!(retrans_tp_offsets, RETRANS_TP_OFFSETS, RetransTpOffsets);
 getter!(destroy_tp_offsets, DESTROY_TP_OFFSETS, RetransTpOffsets);
+getter!(synack_tp_offsets, SYNACK_TP_OFFSETS, RetransTpOffsets);
 
 /// Did the user ask for this kind of event?
 #[inline(always)]

@@ -146,6 +146,12 @@ pub(crate) fn endpoints_into<A: Access>(sk: u64, out: &mut Endpoints) -> Result<
     // substitute: it is zeroed when the port is released, before CLOSE is announced).
     out.sport = u16::from_be(read::<A, u16>(A::tcp_sock(sk)?.0, sock_off::sport())?);
     out.dport = u16::from_be(read::<A, u16>(sk, sock_off::dport())?);
+    addresses_into::<A>(sk, out)
+}
+
+/// The two addresses of `__sk_common`, as `out.family` says to read them.
+#[inline(always)]
+fn addresses_into<A: Access>(sk: u64, out: &mut Endpoints) -> Result<(), ReadError> {
     match out.family {
         AF_INET => {
             // Network order in memory: the bytes stored as they lie, in the first four.
@@ -164,6 +170,25 @@ pub(crate) fn endpoints_into<A: Access>(sk: u64, out: &mut Endpoints) -> Result<
         _ => return Err(ReadError),
     }
     Ok(())
+}
+
+/// Both endpoints of a request socket (a listener's half-open connection): the fields of
+/// `__sk_common` alone, its local port from `skc_num` (see `SockOffsets::num`). Every
+/// field of `out` is written.
+#[inline(always)]
+pub(crate) fn request_endpoints_into<A: Access>(req: u64, out: &mut Endpoints) -> Result<(), ReadError> {
+    // SAFETY: `out` is a valid, aligned `Endpoints`.
+    unsafe { crate::mem::zero(out as *mut Endpoints) };
+    out.family = read::<A, u16>(req, sock_off::family())?;
+    out.sport = read::<A, u16>(req, sock_off::num())?;
+    out.dport = u16::from_be(read::<A, u16>(req, sock_off::dport())?);
+    addresses_into::<A>(req, out)
+}
+
+/// `request_sock.num_retrans`: the SYN-ACKs a request socket resent before this one.
+#[inline(always)]
+pub(crate) fn request_retransmits<A: Access>(req: u64) -> Result<u8, ReadError> {
+    read::<A, u8>(req, sock_off::req_num_retrans())
 }
 
 #[inline(always)]

@@ -1,6 +1,7 @@
 //! Retransmits on a lossy veth link between two private network namespaces: the server's
-//! namespace has an nftables input hook that drops data packets going to the test's port
-//! (never a SYN or FIN, whose backed-off timers would make the tests slow, not better).
+//! namespace has an nftables input hook that drops packets going to the test's port: data
+//! packets (never a SYN or FIN, whose backed-off timers would make the tests slow, not
+//! better), or the handshake's last ACK.
 //! Input, not the sender's output: a packet dropped at the sender's own output hook is an
 //! error returned to TCP, which sends it again as new data, never as a retransmission.
 //!
@@ -12,6 +13,10 @@
 //! - One small request whose first copy is dropped (`numgen inc`: the first data packet
 //!   only): with nothing more to send and no ACK coming, the sender's tail loss probe timer
 //!   sends it again. Exactly one retransmit event, marked as a tail loss probe.
+//! - A handshake whose last ACK is dropped (the first pure ACK to the port), with a client
+//!   that stays silent past the listener's SYN-ACK timeout: exactly one retransmit event,
+//!   the listener's SYN-ACK resend, owner-less, with the half-open connection's ends, and
+//!   the count the connection's close event then starts from.
 
 mod common;
 
@@ -75,11 +80,12 @@ struct Run {
 }
 
 /// Sets up the two namespaces and the veth link, with `rules` (an nft script) in the
-/// server's; the client sends `request` bytes, the server replies `reply` bytes; once the
+/// server's; the client connects, waits `pause`, and sends `request` bytes, the server
+/// replies `reply` bytes; once the
 /// leader has removed the rules (so that the close is lossless) the client closes its
 /// side, the server its own at the client's FIN, and the client reads its final
 /// `tcpi_total_retrans` once the server's FIN has come. Reports their pids and that count.
-fn over_lossy_link(port: u16, rules: &str, request: usize, reply: usize) -> Run {
+fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: usize, reply: usize) -> Run {
     // Buffers for the forked sides, which must not allocate.
     let mut server_buf = vec![0u8; 64 * 1024];
     let server_data = vec![b's'; 64 * 1024];
@@ -101,6 +107,7 @@ fn over_lossy_link(port: u16, rules: &str, request: usize, reply: usize) -> Run 
     let configure_server = [ip.as_ptr(), c"-batch".as_ptr(), server_side.as_ptr(), std::ptr::null()];
     let configure_client = [ip.as_ptr(), c"-batch".as_ptr(), client_side.as_ptr(), std::ptr::null()];
     let addr = sockaddr_of(format!("{SERVER_ADDR}:{port}").parse().expect("addr"));
+    let pause_us = u32::try_from(pause.as_micros()).expect("a pause under an hour");
 
     // Pipes, all made before the fork: [read, write].
     let mut pipes = [[0; 2]; 6];
@@ -130,6 +137,9 @@ fn over_lossy_link(port: u16, rules: &str, request: usize, reply: usize) -> Run 
                 let s = raw::connect(&addr, libc::AF_INET);
                 if s < 0 {
                     return 242;
+                }
+                if pause_us > 0 {
+                    libc::usleep(pause_us);
                 }
                 if !raw::write_exactly(s, &client_data, request) || !raw::read_exactly(s, &mut client_buf, reply) {
                     return 243;
@@ -231,12 +241,20 @@ fn test_port() -> u16 {
     20_000 + (std::process::id() % 10_000) as u16
 }
 
-fn drop_rule(port: u16, how: &str) -> String {
+/// An nft script dropping the packets to `port` that `matching` picks, in the server's
+/// input hook.
+fn drop_rule(port: u16, matching: &str) -> String {
     format!(
         "table inet tt {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    \
-         tcp dport {port} tcp flags & (syn | fin | rst) == 0 meta length > 200 {how} drop\n  }}\n}}\n"
+         tcp dport {port} {matching} drop\n  }}\n}}\n"
     )
 }
+
+/// Data packets: neither SYN, FIN nor RST, and longer than headers alone.
+const DATA: &str = "tcp flags & (syn | fin | rst) == 0 meta length > 200";
+
+/// No pause between the connect and the request.
+const AT_ONCE: std::time::Duration = std::time::Duration::ZERO;
 
 #[test]
 fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
@@ -245,7 +263,7 @@ fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
     let _serial = serial();
     let port = test_port();
     let trace = Trace::start(&["-e", "connect,accept,close,retransmit", "--port", &port.to_string()]);
-    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, "numgen random mod 100 < 10"), CLIENT_SENDS, SERVER_SENDS);
+    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, &format!("{DATA} numgen random mod 100 < 10")), AT_ONCE, CLIENT_SENDS, SERVER_SENDS);
     settle();
     let done = trace.stop();
     assert!(kernel_count > 0, "10% loss made no retransmission: the netns rules did not apply");
@@ -301,7 +319,7 @@ fn a_lost_last_segment_is_resent_by_a_tail_loss_probe_and_marked_so() {
     let port = test_port() + 1;
     let trace = Trace::start(&["-e", "close,retransmit", "--port", &port.to_string()]);
     // `numgen inc` counts from 0: only the first data packet to the port is dropped.
-    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, "numgen inc mod 1000000 == 0"), REQUEST, REPLY);
+    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, &format!("{DATA} numgen inc mod 1000000 == 0")), AT_ONCE, REQUEST, REPLY);
     settle();
     let done = trace.stop();
     assert!(kernel_count >= 1, "the request was not dropped: the netns rules did not apply");
@@ -327,6 +345,46 @@ fn a_lost_last_segment_is_resent_by_a_tail_loss_probe_and_marked_so() {
     for r in done.events.iter().filter(|e| e["type"] == "retransmit" && e["pid"] != client) {
         assert_eq!(r["pid"], server, "retransmit with a stranger's pid: {r}");
     }
+}
+
+/// The client's ACK that ends the handshake is dropped, and the client stays silent past
+/// the listener's first SYN-ACK timeout (1 s): the listener resends its SYN-ACK for a
+/// connection that has no socket yet, so no owner. The client answers the resent SYN-ACK
+/// with an ACK (not dropped: only the first pure ACK is), which ends the handshake.
+#[test]
+fn a_lost_handshake_ack_makes_the_listener_resend_its_syn_ack() {
+    const REQUEST: usize = 300;
+    const REPLY: usize = 700;
+    let _serial = serial();
+    let port = test_port() + 2;
+    let trace = Trace::start(&["-e", "close,retransmit", "--port", &port.to_string()]);
+    // Pure ACKs (no data: headers alone); `numgen inc` counts only the packets that got
+    // that far in the rule, so only the first one, the handshake's, is dropped.
+    let first_ack = "tcp flags == ack meta length < 100 numgen inc mod 1000000 == 0";
+    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, first_ack), std::time::Duration::from_secs(2), REQUEST, REPLY);
+    settle();
+    let done = trace.stop();
+    assert_eq!(kernel_count, 0, "the client resent nothing");
+    let client_close = done.of("close", client);
+    assert_eq!(client_close.len(), 1, "{:?}", done.events);
+    let server_close = done.of("close", server);
+    assert_eq!(server_close.len(), 1, "{:?}", done.events);
+    // The connection starts with the listener's resend counted (`req->num_retrans` becomes
+    // the new socket's `total_retrans`).
+    assert_eq!(server_close[0]["total_retrans"], 1, "{:?} {:?}", server_close[0], done.stderr);
+    assert_eq!(server_close[0]["bytes_received"], REQUEST);
+    let retransmits: Vec<_> = done.events.iter().filter(|e| e["type"] == "retransmit").collect();
+    assert_eq!(retransmits.len(), 1, "{retransmits:?} {:?}", done.stderr);
+    let r = retransmits[0];
+    assert_eq!(r["state"], "SYN_RECV");
+    assert_eq!(r["pid"], serde_json::Value::Null, "{r}");
+    assert_eq!(r["comm"], serde_json::Value::Null, "{r}");
+    assert_eq!(r["laddr"], SERVER_ADDR);
+    assert_eq!(r["lport"], port);
+    assert_eq!(r["raddr"], CLIENT_ADDR);
+    assert_eq!(r["rport"], client_close[0]["lport"]);
+    assert_eq!(r["total_retrans"], 1);
+    assert_eq!(r["tail_loss_probe"], false);
 }
 
 #[test]

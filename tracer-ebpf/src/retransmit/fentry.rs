@@ -34,3 +34,15 @@ pub(crate) fn tt_tlp_fexit(ctx: FExitContext) -> u32 {
     super::loss_probe_exit(ctx.arg(0));
     0
 }
+
+/// `int tcp_rtx_synack(const struct sock *sk, struct request_sock *req)`: a listener
+/// resending a SYN-ACK (its request socket's timer, or the client's SYN again), the
+/// function behind the `tcp:tcp_retransmit_synack` tracepoint.
+#[fexit(function = "tcp_rtx_synack")]
+pub(crate) fn tt_synack_fexit(ctx: FExitContext) -> u32 {
+    // Only SYN-ACKs that went out, as the tracepoint reports them.
+    if ctx.arg::<i32>(2) == 0 {
+        super::on_synack_retransmit::<crate::sock::Direct>(ctx.arg(1));
+    }
+    0
+}

@@ -42,3 +42,22 @@ pub(crate) fn tt_tlp_krp(_ctx: RetProbeContext) -> u32 {
     }
     0
 }
+
+/// `tcp_rtx_synack` (see `fentry.rs`): its request socket, carried to the return.
+#[kprobe]
+pub(crate) fn tt_synack_kp(ctx: ProbeContext) -> u32 {
+    if let Some(req) = ctx.arg::<u64>(1) {
+        calls::save(Call::SynAck, req);
+    }
+    0
+}
+
+#[kretprobe]
+pub(crate) fn tt_synack_krp(ctx: RetProbeContext) -> u32 {
+    if let Some(req) = calls::take(Call::SynAck) {
+        if ctx.ret::<i32>() == 0 {
+            super::on_synack_retransmit::<crate::sock::Probe>(req);
+        }
+    }
+    0
+}

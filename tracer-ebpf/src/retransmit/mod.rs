@@ -42,6 +42,36 @@ pub(crate) fn on_retransmit<A: Access>(sk: u64, tail_loss_probe: bool) {
     }
 }
 
+/// A listener resent the SYN-ACK of its half-open connection `req` (a request socket: the
+/// client's ACK did not come in time, or the client sent its SYN again). Such a
+/// connection has no socket, hence no owner, until its handshake ends and it is accepted:
+/// the event goes out owner-less (so owner filters drop it), in state SYN_RECV, with the
+/// SYN-ACKs resent so far, this one included (what the connection's `total_retrans`
+/// starts from once its handshake ends).
+#[inline(always)]
+pub(crate) fn on_synack_retransmit<A: Access>(req: u64) {
+    if !crate::globals::wants(EventKind::Retransmit) {
+        return;
+    }
+    let mut endpoints = tracer_common::addr::Endpoints::default();
+    if sock::request_endpoints_into::<A>(req, &mut endpoints).is_err() {
+        count(Counter::ReadError);
+        return;
+    }
+    if let Some(header) = header_if_wanted(EventKind::Retransmit, &socks::UNKNOWN_TASK, &endpoints, crate::emit::now_ns(), req) {
+        let resent_before = sock::request_retransmits::<A>(req).unwrap_or(0);
+        // SAFETY: `e` points at a reserved RetransmitEvent; every field is written.
+        send(|e: *mut RetransmitEvent| unsafe {
+            (*e).header = header;
+            (*e).endpoints = endpoints;
+            (*e).state = crate::state::TCP_SYN_RECV as u8;
+            (*e).tail_loss_probe = 0;
+            (*e)._pad = [0; 2];
+            (*e).total_retrans = u32::from(resent_before) + 1;
+        });
+    }
+}
+
 /// Tail loss probes for the fentry and kprobe families: `tcp_send_loss_probe` sends the
 /// probe through `__tcp_retransmit_skb`, which compilers inline into `tcp_retransmit_skb`
 /// (Debian's 6.1 does), so no probe on a retransmit function sees it. Instead the probe

@@ -11,7 +11,7 @@ use aya_ebpf::{
 use tracer_common::offsets::OFFSET_ABSENT;
 
 use crate::{
-    globals::retrans_tp_offsets,
+    globals::{retrans_tp_offsets, synack_tp_offsets},
     sock::{self, Direct, Probe},
 };
 
@@ -45,5 +45,26 @@ pub(crate) fn tt_rtx_btf(ctx: BtfTracePointContext) -> u32 {
     }
     let sk: u64 = ctx.arg(0);
     super::on_retransmit::<Direct>(sk, sock::loss_probe_due::<Direct>(sk));
+    0
+}
+
+/// `tcp:tcp_retransmit_synack` (Linux 4.15+): a listener resent a SYN-ACK (see
+/// `super::on_synack_retransmit`). Fires only for SYN-ACKs that went out. The request
+/// socket is read through helper calls: the record's own copy of the endpoints would
+/// need offsets for each of its fields, and its count is not in it anyway.
+#[tracepoint]
+pub(crate) fn tt_synack_tp(ctx: TracePointContext) -> u32 {
+    // SAFETY: offset from this kernel's format file; read_at checks the address.
+    if let Ok(req) = unsafe { ctx.read_at::<u64>(synack_tp_offsets().skaddr as usize) } {
+        super::on_synack_retransmit::<Probe>(req);
+    }
+    0
+}
+
+/// The same, BTF-typed: `TP_PROTO(const struct sock *sk, const struct request_sock
+/// *req)`, the request socket read with plain loads.
+#[btf_tracepoint(function = "tcp_retransmit_synack")]
+pub(crate) fn tt_synack_btf(ctx: BtfTracePointContext) -> u32 {
+    super::on_synack_retransmit::<Direct>(ctx.arg(1));
     0
 }

@@ -95,9 +95,11 @@ impl Hook {
             (Self::Accept, HookFamily::Fentry) => "fexit inet_csk_accept",
             (Self::Accept, HookFamily::Kprobe) => "kprobe security_sock_graft (the accepted socket joined to its file)",
             (Self::Accept, HookFamily::Tracepoint) => "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table)",
-            (Self::Retransmit, HookFamily::Fentry) => "fexit tcp_retransmit_skb; fentry+fexit tcp_send_loss_probe",
-            (Self::Retransmit, HookFamily::Kprobe) => "kprobe+kretprobe tcp_retransmit_skb, tcp_send_loss_probe",
-            (Self::Retransmit, HookFamily::Tracepoint) => "tracepoint tcp:tcp_retransmit_skb (BTF-typed; classic where refused)",
+            (Self::Retransmit, HookFamily::Fentry) => "fexit tcp_retransmit_skb, tcp_rtx_synack; fentry+fexit tcp_send_loss_probe",
+            (Self::Retransmit, HookFamily::Kprobe) => "kprobe+kretprobe tcp_retransmit_skb, tcp_send_loss_probe, tcp_rtx_synack",
+            (Self::Retransmit, HookFamily::Tracepoint) => {
+                "tracepoint tcp:tcp_retransmit_skb, tcp_retransmit_synack (BTF-typed; classic where refused)"
+            }
             (Self::Bytes, HookFamily::Fentry) => "fexit tcp_sendmsg, tcp_recvmsg; fentry tcp_v4_destroy_sock",
             (Self::Bytes, HookFamily::Kprobe) => "kprobe+kretprobe tcp_sendmsg, tcp_recvmsg; kprobe tcp_v4_destroy_sock",
             (Self::Bytes, HookFamily::Tracepoint) => {
@@ -203,9 +205,9 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::Accept, HookFamily::Fentry) => &["tt_acc_fexit"],
         (Hook::Accept, HookFamily::Kprobe) => &["tt_acc_kp"],
         (Hook::Accept, HookFamily::Tracepoint) => &["tt_acc_tp"],
-        (Hook::Retransmit, HookFamily::Fentry) => &["tt_rtx_fexit", "tt_tlp_fent", "tt_tlp_fexit"],
-        (Hook::Retransmit, HookFamily::Kprobe) => &["tt_rtx_kp", "tt_rtx_krp", "tt_tlp_kp", "tt_tlp_krp"],
-        (Hook::Retransmit, HookFamily::Tracepoint) => &["tt_rtx_btf", "tt_rtx_tp"],
+        (Hook::Retransmit, HookFamily::Fentry) => &["tt_rtx_fexit", "tt_tlp_fent", "tt_tlp_fexit", "tt_synack_fexit"],
+        (Hook::Retransmit, HookFamily::Kprobe) => &["tt_rtx_kp", "tt_rtx_krp", "tt_tlp_kp", "tt_tlp_krp", "tt_synack_kp", "tt_synack_krp"],
+        (Hook::Retransmit, HookFamily::Tracepoint) => &["tt_rtx_btf", "tt_synack_btf", "tt_rtx_tp", "tt_synack_tp"],
         (Hook::Bytes, HookFamily::Fentry) => &["tt_send_fexit", "tt_recv_fexit", "tt_recv_fexit4", "tt_recv_fexit6", "tt_dstr_fent"],
         (Hook::Bytes, HookFamily::Kprobe) => &["tt_send_kp", "tt_send_krp", "tt_recv_kp", "tt_recv_kp6", "tt_recv_krp", "tt_dstr_kp"],
         (Hook::Bytes, HookFamily::Tracepoint) => &["tt_send_tp", "tt_recv_tp", "tt_dstr_tp"],
@@ -218,12 +220,12 @@ const CONNECT_FUNCS: [&str; 2] = ["tcp_v4_connect", "tcp_v6_connect"];
 /// A key its return probe never takes counts as a lost return at the thread's next call,
 /// so the return probe is attached first and unloaded last (`Tracer::stop_hooks`): a
 /// call that begins between the two would otherwise look like one.
-pub(crate) const ENTRY_PROBES: [&str; 5] = ["tt_send_kp", "tt_recv_kp", "tt_recv_kp6", "tt_rtx_kp", "tt_tlp_kp"];
+pub(crate) const ENTRY_PROBES: [&str; 6] = ["tt_send_kp", "tt_recv_kp", "tt_recv_kp6", "tt_rtx_kp", "tt_tlp_kp", "tt_synack_kp"];
 
 /// The return probes of `ENTRY_PROBES`: a run of theirs the kernel skips is found and
 /// counted by the programs (`Counter::ReturnUnseen`), so the kernel's own count of those
 /// skips (Linux 6.7+) is left out (see `stats::counted_programs`), never counted twice.
-pub(crate) const RETURN_PROBES: [&str; 4] = ["tt_send_krp", "tt_recv_krp", "tt_rtx_krp", "tt_tlp_krp"];
+pub(crate) const RETURN_PROBES: [&str; 5] = ["tt_send_krp", "tt_recv_krp", "tt_rtx_krp", "tt_tlp_krp", "tt_synack_krp"];
 
 /// Loads and attaches `hook` with `family`; returns where it hooked in.
 fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFamily, options: Options) -> Result<&'static str, String> {
@@ -265,14 +267,17 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             let btf = facts.aya_btf()?;
             fexit(ebpf, btf, "tt_rtx_fexit", "tcp_retransmit_skb")?;
             fentry(ebpf, btf, "tt_tlp_fent", "tcp_send_loss_probe")?;
-            fexit(ebpf, btf, "tt_tlp_fexit", "tcp_send_loss_probe")
+            fexit(ebpf, btf, "tt_tlp_fexit", "tcp_send_loss_probe")?;
+            fexit(ebpf, btf, "tt_synack_fexit", "tcp_rtx_synack")
         }
         (Hook::Retransmit, HookFamily::Kprobe) => {
             // Each return probe before its entry probe (see `ENTRY_PROBES`).
             kprobe(ebpf, "tt_rtx_krp", &["tcp_retransmit_skb"])?;
             kprobe(ebpf, "tt_rtx_kp", &["tcp_retransmit_skb"])?;
             kprobe(ebpf, "tt_tlp_krp", &["tcp_send_loss_probe"])?;
-            kprobe(ebpf, "tt_tlp_kp", &["tcp_send_loss_probe"])
+            kprobe(ebpf, "tt_tlp_kp", &["tcp_send_loss_probe"])?;
+            kprobe(ebpf, "tt_synack_krp", &["tcp_rtx_synack"])?;
+            kprobe(ebpf, "tt_synack_kp", &["tcp_rtx_synack"])
         }
         (Hook::Retransmit, HookFamily::Tracepoint) => return retransmit_tracepoint(ebpf, facts, options),
         (Hook::Bytes, HookFamily::Fentry) => {
@@ -337,23 +342,32 @@ fn state_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> R
     }
 }
 
-pub(crate) const RETRANSMIT_TP_BTF: &str = "tracepoint tcp:tcp_retransmit_skb, BTF-typed (plain loads of the socket)";
-pub(crate) const RETRANSMIT_TP_CLASSIC: &str = "tracepoint tcp:tcp_retransmit_skb, classic (one recursion guard for all programs)";
+pub(crate) const RETRANSMIT_TP_BTF: &str = "tracepoint tcp:tcp_retransmit_skb, tcp_retransmit_synack, BTF-typed (plain loads of the socket)";
+pub(crate) const RETRANSMIT_TP_CLASSIC: &str = "tracepoint tcp:tcp_retransmit_skb, tcp_retransmit_synack, classic (one recursion guard for all programs)";
 
-/// The retransmit hook on `tcp:tcp_retransmit_skb`: BTF-typed where it loads (plain loads,
-/// and a recursion guard of its own), else classic. Both learn from the format file
-/// whether the kernel reports failed retransmissions too (its `err` field, 6.10+).
+/// Each program of the retransmit hook's tracepoint family, and its tracepoint: a
+/// listener's SYN-ACKs are sent for a request socket, not through `tcp_retransmit_skb`.
+/// (BTF-typed program, classic program, tracepoint in `tcp`).
+const RETRANSMIT_TP_PROGRAMS: [(&str, &str, &str); 2] =
+    [("tt_rtx_btf", "tt_rtx_tp", "tcp_retransmit_skb"), ("tt_synack_btf", "tt_synack_tp", "tcp_retransmit_synack")];
+
+/// The retransmit hook on `tcp:tcp_retransmit_skb` and `tcp:tcp_retransmit_synack`:
+/// BTF-typed where they load (plain loads, and a recursion guard of their own), else
+/// classic. Both learn from the format file whether the kernel reports failed
+/// retransmissions too (its `err` field, 6.10+).
 fn retransmit_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> Result<&'static str, String> {
     facts.retrans_tp.as_ref().map_err(Clone::clone)?;
+    facts.synack_tp.as_ref().map_err(Clone::clone)?;
+    let point = |name: &str| RETRANSMIT_TP_PROGRAMS.iter().find(|(btf, classic, _)| *btf == name || *classic == name).map_or("", |p| p.2);
     let mut refused = Vec::new();
     if options.btf_tracepoints {
         let btf = facts.aya_btf();
-        match all_or_none(ebpf, &["tt_rtx_btf"], |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, "tcp_retransmit_skb")) {
+        match all_or_none(ebpf, &RETRANSMIT_TP_PROGRAMS.map(|p| p.0), |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, point(name))) {
             Ok(()) => return Ok(RETRANSMIT_TP_BTF),
             Err(why) => refused.push(format!("BTF-typed: {why}")),
         }
     }
-    match tracepoint(ebpf, "tt_rtx_tp", &[("tcp", "tcp_retransmit_skb")]) {
+    match all_or_none(ebpf, &RETRANSMIT_TP_PROGRAMS.map(|p| p.1), |ebpf, name| tracepoint(ebpf, name, &[("tcp", point(name))])) {
         Ok(()) => Ok(RETRANSMIT_TP_CLASSIC),
         Err(why) => {
             refused.push(format!("classic: {why}"));

@@ -57,6 +57,8 @@ pub(crate) struct KernelFacts {
     pub(crate) retrans_tp: Result<RetransTpOffsets, String>,
     /// `tcp:tcp_destroy_sock` (same `skaddr` field as the retransmit tracepoint).
     pub(crate) destroy_tp: Result<RetransTpOffsets, String>,
+    /// `tcp:tcp_retransmit_synack`: its `req` field as `skaddr`.
+    pub(crate) synack_tp: Result<RetransTpOffsets, String>,
     /// aya's view of the same BTF (for fentry/fexit attach targets), parsed the first
     /// time a hook asks: after the object is loaded, so that its copy and the loader's
     /// are never in memory together (each is tens of MB).
@@ -90,6 +92,9 @@ impl KernelFacts {
         // The optional fields of `struct inet_connection_sock`: absent unless it embeds the sock at 0.
         let icsk_readable = sock_at_zero(&btf, "inet_connection_sock", &["icsk_inet", "sk"]).is_ok();
         let icsk = |path: &[&str]| if icsk_readable { btf.member_offset("inet_connection_sock", path).ok() } else { None };
+        // A request socket's fields are read at its `sock_common`'s offsets in `struct sock`.
+        let req_readable = sock_at_zero(&btf, "sock", &["__sk_common"]).is_ok() && matches!(btf.member_offset("request_sock", &["__req_common"]), Ok(0));
+        let for_requests = |offset: Result<u32, Error>| if req_readable { offset.unwrap_or(OFFSET_ABSENT) } else { OFFSET_ABSENT };
         // Without it, a tail loss probe is told by its timer alone (see `sock::loss_probe_due`).
         let ca_state = if icsk_readable { btf.bitfield("inet_connection_sock", &["icsk_ca_state"]).ok() } else { None };
         let sock = SockOffsets {
@@ -118,6 +123,8 @@ impl KernelFacts {
             icsk_ca_state: ca_state.map_or(OFFSET_ABSENT, |b| b.byte),
             icsk_ca_state_shift: ca_state.map_or(0, |b| b.shift),
             icsk_ca_state_bits: ca_state.map_or(0, |b| b.width),
+            num: for_requests(sk(&["__sk_common", "skc_num"])),
+            req_num_retrans: for_requests(btf.member_offset("request_sock", &["num_retrans"])),
         };
         let task = task_offsets(&btf).map_err(|e| e.to_string());
         let recvmsg = recvmsg_args(&btf, "tcp_recvmsg").map_err(|e| e.to_string());
@@ -131,7 +138,8 @@ impl KernelFacts {
         let accept_tp = root.clone().and_then(|r| accept_tp_offsets(r).map_err(|e| e.to_string()));
         let length_tp = root.clone().and_then(|r| length_tp_offsets(r).map_err(|e| e.to_string()));
         let retrans_tp = root.clone().and_then(|r| retrans_tp_offsets(r).map_err(|e| e.to_string()));
-        let destroy_tp = root.and_then(|r| destroy_tp_offsets(r).map_err(|e| e.to_string()));
+        let destroy_tp = root.clone().and_then(|r| destroy_tp_offsets(r).map_err(|e| e.to_string()));
+        let synack_tp = root.and_then(|r| synack_tp_offsets(r).map_err(|e| e.to_string()));
         Ok(Self {
             sock,
             task,
@@ -141,6 +149,7 @@ impl KernelFacts {
             length_tp,
             retrans_tp,
             destroy_tp,
+            synack_tp,
             aya_btf: std::cell::OnceCell::new(),
             btf_path: btf_path.to_path_buf(),
         })
@@ -279,6 +288,11 @@ fn destroy_tp_offsets(root: &Path) -> Result<RetransTpOffsets, Error> {
     Ok(RetransTpOffsets { skaddr: tracefs::offset_of(&fields, "tcp:tcp_destroy_sock", "skaddr", 8)?, err: OFFSET_ABSENT })
 }
 
+fn synack_tp_offsets(root: &Path) -> Result<RetransTpOffsets, Error> {
+    let fields = tracefs::format(root, "tcp", "tcp_retransmit_synack")?;
+    Ok(RetransTpOffsets { skaddr: tracefs::offset_of(&fields, "tcp:tcp_retransmit_synack", "req", 8)?, err: OFFSET_ABSENT })
+}
+
 /// Sizes the user chose.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Sizes {
@@ -294,6 +308,7 @@ pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config,
     let length_tp = facts.length_tp.clone().unwrap_or(LengthTpOffsets::ABSENT);
     let retrans_tp = facts.retrans_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
     let destroy_tp = facts.destroy_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
+    let synack_tp = facts.synack_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
     let task = facts.task.clone().unwrap_or(TaskOffsets::ABSENT);
     EbpfLoader::new()
         // `new()` has parsed the kernel's BTF for CO-RE relocations, which this object has
@@ -309,6 +324,7 @@ pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config,
         .override_global("RETRANS_TP_OFFSETS", &retrans_tp, true)
         .override_global("TASK_OFFSETS", &task, true)
         .override_global("DESTROY_TP_OFFSETS", &destroy_tp, true)
+        .override_global("SYNACK_TP_OFFSETS", &synack_tp, true)
         .map_max_entries("EVENTS", sizes.ring_bytes)
         .map_max_entries("SOCKS", sizes.max_connections)
         .load(OBJECT)

@@ -20,7 +20,7 @@ use prometheus_client::{
 
 use crate::{
     cli::LabelArg,
-    event::{ConnectResult, Detail, Direction, ClosedBy, Event, errno_name},
+    event::{ConnectResult, Detail, Direction, ClosedBy, Event, TcpState, errno_name},
 };
 
 /// A label set: names and values, in a fixed order.
@@ -267,7 +267,7 @@ impl Metrics {
             Unit::Bytes,
             m.received.clone(),
         );
-        registry.register("retransmitted_segments", "Segments retransmitted, by kind: retransmit or tail_loss_probe", m.retransmits.clone());
+        registry.register("retransmitted_segments", "Segments retransmitted, by kind: retransmit, tail_loss_probe, or syn_ack (a listener's SYN-ACK resent before the handshake ended)", m.retransmits.clone());
         registry.register("open_connections", "Connections tcptrace saw open that have not closed", m.open_connections.clone());
         registry.register("events_lost", "Events the kernel side could not deliver, by reason", m.lost.clone());
         registry.register("events_filtered", "Events dropped in the kernel by the command line's filters", m.filtered.clone());
@@ -440,6 +440,11 @@ impl Metrics {
                     None => {}
                 }
             }
+            // A listener's SYN-ACK resent for a half-open connection: its request socket is
+            // never a connection of its own here, so one segment and nothing to remember.
+            Detail::Retransmit { state, .. } if *state == TcpState::SYN_RECV && !event.owner.known() => {
+                self.counter(series, CounterSlot::Retransmits { kind: "syn_ack" }).inc();
+            }
             Detail::Retransmit { tail_loss_probe, total_retrans, .. } => {
                 let kind = if *tail_loss_probe { "tail_loss_probe" } else { "retransmit" };
                 let segments = self.segments_retransmitted(event.sock, *total_retrans);
@@ -599,6 +604,28 @@ mod tests {
         metrics.record(&event_of(2, 1, |_| {}));
         metrics.record(&retransmit(1, 2));
         assert_eq!(segments(&registry), 17.0);
+    }
+
+    /// A listener's SYN-ACK resends are one segment each, of their own kind, and leave no
+    /// entry behind: the request socket is never closed here, and the connection it becomes
+    /// has an address of its own.
+    #[test]
+    fn syn_ack_resends_count_one_segment_each_and_remember_nothing() {
+        let mut registry = Registry::with_prefix("tcptrace");
+        let mut metrics = Metrics::new(&mut registry, Vec::new(), 10, 10);
+        let syn_ack = |total| {
+            event_of(5, 9, |e| {
+                e.owner = crate::event::Owner { pid: 0, tid: 0, uid: 0, comm: crate::event::Comm::default() };
+                e.detail = Detail::Retransmit { state: TcpState::SYN_RECV, total_retrans: total, tail_loss_probe: false };
+            })
+        };
+        metrics.record(&syn_ack(1));
+        metrics.record(&syn_ack(2));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("tcptrace_retransmitted_segments_total{")).collect();
+        assert!(lines.len() == 1 && lines[0].contains("kind=\"syn_ack\"") && lines[0].ends_with(" 2"), "{lines:?}");
+        assert!(metrics.retransmitted.is_empty());
     }
 
     /// A connection the client reset while it waited in the accept queue closes (owner

@@ -77,9 +77,9 @@ pub fn effective_family() -> String {
 fn assert_state_path(family: &str, stderr: &[String]) {
     let effective = if family == "auto" { expect_auto() } else { family.to_string() };
     let (state, retransmit) = match effective.as_str() {
-        "tracepoint" => ("[tracepoint sock:inet_sock_set_state, BTF-typed ", "[tracepoint tcp:tcp_retransmit_skb, BTF-typed "),
-        "raw-tracepoint" => ("[tracepoint sock:inet_sock_set_state, raw ", "[tracepoint tcp:tcp_retransmit_skb, classic "),
-        "fentry" => ("[fentry tcp_set_state]", "[fexit tcp_retransmit_skb;"),
+        "tracepoint" => ("[tracepoint sock:inet_sock_set_state, BTF-typed ", "[tracepoint tcp:tcp_retransmit_skb, tcp_retransmit_synack, BTF-typed "),
+        "raw-tracepoint" => ("[tracepoint sock:inet_sock_set_state, raw ", "[tracepoint tcp:tcp_retransmit_skb, tcp_retransmit_synack, classic "),
+        "fentry" => ("[fentry tcp_set_state]", "[fexit tcp_retransmit_skb, tcp_rtx_synack;"),
         "kprobe" => ("[kprobe tcp_set_state]", "[kprobe+kretprobe tcp_retransmit_skb,"),
         other => panic!("unknown family {other}"),
     };
