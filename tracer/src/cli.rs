@@ -19,7 +19,7 @@ EXAMPLES:
     tcptrace -o json | jq .       # one JSON object per event
     tcptrace -o csv -d 1m > c.csv # one minute of events as CSV, with a header row
     tcptrace -n 10 -e connect     # the next ten connects, then exit
-    tcptrace | grep ' result=E'   # failed connects, from plain output
+    tcptrace -e connect --no-header | grep -v ' result=ok '   # failed connects, from plain output
     tcptrace --list-probes        # which hook families work on this kernel
     tcptrace --probe tracepoint -v  # force the tracepoint family and show the choice
     tcptrace completions bash > /etc/bash_completion.d/tcptrace
@@ -171,7 +171,7 @@ pub(crate) enum Command {
     /// The main command's filters apply, given before or after `top`: `tcptrace --port 443 top`.
     Top(TopArgs),
     /// Serve Prometheus/OpenMetrics metrics over HTTP (`/metrics`, `/healthz`) until
-    /// SIGINT or SIGTERM. The main command's filters apply, given before or after `serve`: `tcptrace -c nginx serve`.
+    /// SIGINT, SIGTERM or SIGHUP. The main command's filters apply, given before or after `serve`: `tcptrace -c nginx serve`.
     Serve(ServeArgs),
 }
 

@@ -246,6 +246,9 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
     let mut clock = Clock::now();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    // A hang-up (the terminal or ssh session gone) ends the trace as cleanly: what is
+    // buffered still reaches a file, and the summary says what was lost.
+    let mut sighup = signal(SignalKind::hangup())?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut lost_reported = 0;
     let mut tally = Tally::default();
@@ -262,6 +265,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
+            _ = sighup.recv() => break,
             () = &mut deadline => break,
             _ = tick.tick() => {
                 let now = losses(&source.losses);

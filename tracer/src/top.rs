@@ -120,7 +120,7 @@ fn matches(row: &Row, needle: &str) -> bool {
         || row.endpoints.rport.to_string() == needle
 }
 
-/// Set by SIGINT / SIGTERM.
+/// Set by SIGINT / SIGTERM / SIGHUP.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -220,6 +220,7 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     unsafe {
         libc::signal(libc::SIGINT, handler as libc::sighandler_t);
         libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+        libc::signal(libc::SIGHUP, handler as libc::sighandler_t);
     }
     let end = cli.duration.map(|d| Instant::now() + d);
     let result = if io::stdout().is_terminal() && !args.batch {

@@ -341,6 +341,26 @@ fn table_output_sizes_and_sigterm() {
     assert!(stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")), "{stderr:?}");
 }
 
+/// A hang-up (the terminal or ssh session gone, SIGHUP) ends a trace as cleanly as SIGINT:
+/// the event already read reaches the output (here a pipe, as a file would), and the
+/// summary says what was seen.
+#[test]
+fn sighup_ends_a_trace_cleanly() {
+    let _serial = serial();
+    let (listener, port) = listener_and_port();
+    let trace = Trace::start(&["-e", "connect", "--port", &port]);
+    let pids = connects(&listener, 1);
+    // The event is in the ring buffer or already read; either way it must come out.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    trace.signal(libc::SIGHUP);
+    let (code, stdout, stderr) = trace.wait_for_exit();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    let events: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(events.len(), 1, "{stdout}");
+    assert_eq!((&events[0]["type"], &events[0]["pid"]), (&serde_json::json!("connect"), &serde_json::json!(pids[0])), "{stdout}");
+    assert!(stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")), "{stderr:?}");
+}
+
 /// The ring buffer's size: 1 MiB by default, 4 MiB when state events are asked for (they
 /// multiply the records), and what `--ring-buffer` says whatever the events; `-v` says which.
 #[test]

@@ -1,5 +1,5 @@
 //! `tcptrace serve`: the metrics move by exactly what the traffic did, label sets stop at
-//! `--max-series` with the drops counted, and SIGTERM ends it cleanly. Scraped straight
+//! `--max-series` with the drops counted, and SIGTERM or SIGHUP ends it cleanly. Scraped straight
 //! from `/metrics`; tests/prometheus.rs does the same through a real Prometheus.
 
 mod common;
@@ -146,8 +146,10 @@ fn its_own_connections_are_left_out() {
     assert!(closes.iter().all(|x| x.labels.get("direction").map(String::as_str) == Some("active") && x.labels.contains_key("comm")), "{closes:#?}");
     assert_eq!(sum(&s, "tcptrace_connections_opened_total", &[("direction", "passive")]), 0.0, "{s:#?}");
     assert_eq!(sum(&s, "tcptrace_open_connections", &[("direction", "passive")]), 0.0, "{s:#?}");
-    let (code, stderr) = serve.terminate();
+    // A hang-up ends it as cleanly as SIGTERM: the summary, and exit 0.
+    let (code, stderr) = serve.end_with(libc::SIGHUP);
     assert_eq!(code, Some(0), "{stderr:?}");
+    assert!(stderr.iter().any(|l| l.starts_with("tcptrace: ") && l.contains(" events")), "{stderr:?}");
 }
 
 /// 5,000 distinct remote ports with `--labels rport --max-series 1000`: 1,000 label sets

@@ -58,13 +58,14 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     })
 }
 
-/// Feeds events to the metrics until SIGINT or SIGTERM (or `-d`); loss counters every
+/// Feeds events to the metrics until SIGINT, SIGTERM or SIGHUP (or `-d`); loss counters every
 /// second; a summary line at the end.
 async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: &mut metrics::Metrics, duration: Option<std::time::Duration>) -> Result<()> {
     // Decoding needs a clock, but no metric uses an event's wall-clock time: taken once.
     let clock = Clock::now();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut tally = Tally::default();
     let mut pacer = Pacer::new();
@@ -75,6 +76,7 @@ async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: 
         tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
+            _ = sighup.recv() => break,
             () = &mut deadline => break,
             _ = tick.tick() => {
                 let l = losses(&source.losses);

@@ -901,9 +901,14 @@ impl Serve {
     }
 
     /// SIGTERM, then the exit code and the stderr lines since start-up.
-    pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+    pub fn terminate(self) -> (Option<i32>, Vec<String>) {
+        self.end_with(libc::SIGTERM)
+    }
+
+    /// `signal`, then the exit code and the stderr lines since start-up.
+    pub fn end_with(mut self, signal: i32) -> (Option<i32>, Vec<String>) {
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, signal) };
         let status = self.child.wait().expect("wait for tcptrace serve");
         (status.code(), self.stderr.iter().collect())
     }
