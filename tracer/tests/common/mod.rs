@@ -310,9 +310,14 @@ impl Trace {
     }
 
     /// Stops tcptrace with SIGINT (it drains the ring buffer first) and parses its output.
-    pub fn stop(mut self) -> Finished {
+    pub fn stop(self) -> Finished {
+        self.stop_with(libc::SIGINT)
+    }
+
+    /// `stop`, with another signal than SIGINT.
+    pub fn stop_with(mut self, signal: i32) -> Finished {
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        unsafe { libc::kill(self.child.id() as i32, signal) };
         let (status, stdout) = self.exit_status_and_stdout();
         // Until the reader thread sees EOF: tcptrace has exited, so that comes now.
         let mut stderr = std::mem::take(&mut self.stderr_seen);
