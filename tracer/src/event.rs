@@ -157,6 +157,7 @@ pub(crate) enum BytesSource {
 pub(crate) struct TcpState(pub(crate) u32);
 
 impl TcpState {
+    pub(crate) const SYN_SENT: Self = Self(2);
     pub(crate) const SYN_RECV: Self = Self(3);
 
     pub(crate) fn name(self) -> String {

@@ -154,6 +154,28 @@ impl SeriesKey {
 /// accept must count.
 const CLOSED_BEFORE_ACCEPT_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long a handshake's retransmissions are remembered without its connection opening
+/// (see `Metrics::handshakes`): longer than Linux's default SYN and SYN-ACK retries last.
+const HANDSHAKE_KEPT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// A handshake whose retransmissions were counted before its connection opened.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Handshake {
+    /// A connect's SYNs resent: by socket, the connection's own.
+    Connect(u64),
+    /// A listener's SYN-ACKs resent: by four-tuple, as the request socket that resends
+    /// them is not the connection's.
+    Request(std::net::IpAddr, u16, std::net::IpAddr, u16),
+}
+
+impl Handshake {
+    /// Addresses canonical: a dual-stack listener's request shows an IPv4 client as
+    /// a.b.c.d, the connection it becomes as ::ffff:a.b.c.d.
+    fn request(ep: &crate::event::Endpoints) -> Self {
+        Self::Request(ep.laddr.to_canonical(), ep.lport, ep.raddr.to_canonical(), ep.rport)
+    }
+}
+
 pub(crate) struct Metrics {
     extra_labels: Vec<LabelArg>,
     max_series: usize,
@@ -179,6 +201,10 @@ pub(crate) struct Metrics {
     /// The last `total_retrans` each connection's retransmit event carried, by socket:
     /// one event is one retransmitted skb, which may hold several segments.
     retransmitted: FastMap<u64, u32>,
+    /// The same for handshakes not yet ended, with when each was last counted: what a
+    /// connection resent before it opened is in its `total_retrans`, already counted, so
+    /// its count goes on from there.
+    handshakes: FastMap<Handshake, (u32, std::time::Instant)>,
     /// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`).
     ephemeral: std::ops::RangeInclusive<u16>,
     warned_full: bool,
@@ -219,6 +245,7 @@ impl Metrics {
             max_open: max_open as usize,
             closed_before_accept: FastMap::default(),
             retransmitted: FastMap::default(),
+            handshakes: FastMap::default(),
             ephemeral: ephemeral_ports(),
             warned_full: false,
             opened: Family::default(),
@@ -307,6 +334,9 @@ impl Metrics {
             Detail::Accept => true,
             Detail::Connect { .. } => false,
             Detail::Close(c) if c.direction != Direction::Unknown => c.direction == Direction::Passive,
+            // A SYN-ACK is a listener's, a SYN a connect's.
+            Detail::Retransmit { state, .. } if *state == TcpState::SYN_RECV => true,
+            Detail::Retransmit { state, .. } if *state == TcpState::SYN_SENT => false,
             _ => !self.ephemeral.contains(&ep.lport) && self.ephemeral.contains(&ep.rport),
         };
         match local {
@@ -401,17 +431,20 @@ impl Metrics {
             Detail::Connect { latency, result: ConnectResult::Ok } => {
                 self.counter(series, CounterSlot::Opened { direction: "active", result: "ok" }).inc();
                 self.histogram(series, HistogramSlot::ConnectLatency).observe(latency.as_secs_f64());
-                self.opening(event.sock, series, "active");
+                let resent = self.handshakes.remove(&Handshake::Connect(event.sock));
+                self.opening(event.sock, series, "active", resent.map(|r| r.0));
             }
             Detail::Connect { result: ConnectResult::Failed(errno), .. } => {
                 self.counter(series, CounterSlot::Opened { direction: "active", result: "failed" }).inc();
                 self.counter(series, CounterSlot::ConnectFailure { errno: *errno }).inc();
+                self.handshakes.remove(&Handshake::Connect(event.sock));
             }
             Detail::Accept => {
                 self.counter(series, CounterSlot::Opened { direction: "passive", result: "ok" }).inc();
+                let resent = self.handshakes.remove(&Handshake::request(&event.endpoints));
                 let closed_at = self.closed_before_accept.remove(&event.sock);
                 if closed_at.is_none_or(|at| at.elapsed() >= CLOSED_BEFORE_ACCEPT_KEPT) {
-                    self.opening(event.sock, series, "passive");
+                    self.opening(event.sock, series, "passive", resent.map(|r| r.0));
                 }
             }
             Detail::Close(c) => {
@@ -432,6 +465,7 @@ impl Metrics {
                     self.histogram(series, HistogramSlot::Lifetime { direction }).observe(lifetime.as_secs_f64());
                 }
                 self.retransmitted.remove(&event.sock);
+                self.handshakes.remove(&Handshake::Connect(event.sock));
                 match self.open.remove(&event.sock) {
                     Some(gauge) => {
                         gauge.dec();
@@ -440,10 +474,19 @@ impl Metrics {
                     None => {}
                 }
             }
-            // A listener's SYN-ACK resent for a half-open connection: its request socket is
-            // never a connection of its own here, so one segment and nothing to remember.
-            Detail::Retransmit { state, .. } if *state == TcpState::SYN_RECV && !event.owner.known() => {
-                self.counter(series, CounterSlot::Retransmits { kind: "syn_ack" }).inc();
+            // A listener's SYN-ACK resent for a half-open connection: one segment, of its
+            // own kind. Counted from the first seen: a request has no event of its start.
+            Detail::Retransmit { state, total_retrans, .. } if *state == TcpState::SYN_RECV && !event.owner.known() => {
+                let segments = self.handshake_retransmitted(Handshake::request(&event.endpoints), *total_retrans, None);
+                self.counter(series, CounterSlot::Retransmits { kind: "syn_ack" }).inc_by(segments);
+            }
+            // A connect's SYN resent: counted from 0 where tcptrace saw the connect begin
+            // (its owner known), as a resend that failed to leave the host counts in
+            // `total_retrans` but has no event.
+            Detail::Retransmit { state, total_retrans, .. } if *state == TcpState::SYN_SENT => {
+                let from = event.owner.known().then_some(0);
+                let segments = self.handshake_retransmitted(Handshake::Connect(event.sock), *total_retrans, from);
+                self.counter(series, CounterSlot::Retransmits { kind: "retransmit" }).inc_by(segments);
             }
             Detail::Retransmit { tail_loss_probe, total_retrans, .. } => {
                 let kind = if *tail_loss_probe { "tail_loss_probe" } else { "retransmit" };
@@ -470,6 +513,22 @@ impl Metrics {
         before.map_or(1, |b| u64::from(total_retrans.saturating_sub(b)).max(1))
     }
 
+    /// Segments a handshake's retransmit event stands for: the growth of `total_retrans`
+    /// since its last event, else since `from` (None: 1, as for a connection older than
+    /// tcptrace). Remembered for the connection's open (see `handshakes`), in a table
+    /// bounded as the open one is, rid of handshakes that never ended once it fills.
+    fn handshake_retransmitted(&mut self, key: Handshake, total_retrans: u32, from: Option<u32>) -> u64 {
+        let now = std::time::Instant::now();
+        let before = self.handshakes.get(&key).map(|h| h.0).or(from);
+        if self.handshakes.len() >= self.max_open && !self.handshakes.contains_key(&key) {
+            self.handshakes.retain(|_, h| now.duration_since(h.1) < HANDSHAKE_KEPT);
+        }
+        if self.handshakes.len() < self.max_open || self.handshakes.contains_key(&key) {
+            self.handshakes.insert(key, (total_retrans, now));
+        }
+        before.map_or(1, |b| u64::from(total_retrans.saturating_sub(b)).max(1))
+    }
+
     /// Remembers a passive connection that closed before any accept (see
     /// `closed_before_accept`); the table is bounded as the open one is.
     fn closed_unaccepted(&mut self, sock: u64) {
@@ -482,11 +541,14 @@ impl Metrics {
         }
     }
 
-    /// A connection seen opening: counted open until its close event.
-    fn opening(&mut self, sock: u64, series: u32, direction: &'static str) {
-        // A new connection's retransmits count from 0, even where the socket's last
-        // connection left its count (its close lost).
-        self.retransmitted.remove(&sock);
+    /// A connection seen opening: counted open until its close event. Its retransmits
+    /// count from what its handshake resent (`resent`, already counted), else from 0, even
+    /// where the socket's last connection left its count (its close lost).
+    fn opening(&mut self, sock: u64, series: u32, direction: &'static str, resent: Option<u32>) {
+        match resent {
+            Some(total) => self.retransmitted.insert(sock, total),
+            None => self.retransmitted.remove(&sock),
+        };
         if self.open.len() >= self.max_open {
             return;
         }
@@ -606,16 +668,18 @@ mod tests {
         assert_eq!(segments(&registry), 17.0);
     }
 
-    /// A listener's SYN-ACK resends are one segment each, of their own kind, and leave no
-    /// entry behind: the request socket is never closed here, and the connection it becomes
-    /// has an address of its own.
+    /// A listener's SYN-ACK resends are one segment each, of their own kind, under the
+    /// listener's port; the connection they become (its accept shows the client as
+    /// ::ffff:a.b.c.d) counts on from them, as its `total_retrans` holds them.
     #[test]
-    fn syn_ack_resends_count_one_segment_each_and_remember_nothing() {
+    fn syn_ack_resends_count_once_and_the_connection_counts_on_from_them() {
         let mut registry = Registry::with_prefix("tcptrace");
         let mut metrics = Metrics::new(&mut registry, Vec::new(), 10, 10);
         let syn_ack = |total| {
             event_of(5, 9, |e| {
                 e.owner = crate::event::Owner { pid: 0, tid: 0, uid: 0, comm: crate::event::Comm::default() };
+                e.endpoints.lport = 40_000; // inside the ephemeral range, still the listener's
+                e.endpoints.rport = 51_234;
                 e.detail = Detail::Retransmit { state: TcpState::SYN_RECV, total_retrans: total, tail_loss_probe: false };
             })
         };
@@ -624,8 +688,55 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
         let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("tcptrace_retransmitted_segments_total{")).collect();
-        assert!(lines.len() == 1 && lines[0].contains("kind=\"syn_ack\"") && lines[0].ends_with(" 2"), "{lines:?}");
-        assert!(metrics.retransmitted.is_empty());
+        assert!(
+            lines.len() == 1 && lines[0].contains("kind=\"syn_ack\"") && lines[0].contains("service_port=\"40000\"") && lines[0].ends_with(" 2"),
+            "{lines:?}"
+        );
+        // The accepted socket is another address; its `total_retrans` starts at 2.
+        let mapped = |a: std::net::IpAddr| match a {
+            std::net::IpAddr::V4(v4) => std::net::IpAddr::V6(v4.to_ipv6_mapped()),
+            v6 => v6,
+        };
+        metrics.record(&event_of(2, 10, |e| {
+            e.endpoints = syn_ack(1).endpoints;
+            e.endpoints.laddr = mapped(e.endpoints.laddr);
+            e.endpoints.raddr = mapped(e.endpoints.raddr);
+        }));
+        metrics.record(&retransmit(10, 3));
+        assert_eq!(sum_of(&registry, "tcptrace_retransmitted_segments_total{"), 3.0);
+        assert!(metrics.handshakes.is_empty());
+    }
+
+    /// A connect's resent SYNs count from 0 where tcptrace saw the connect begin, so a
+    /// resend that failed to leave the host (no event, but in `total_retrans`) counts; the
+    /// connection counts on from them; one older than tcptrace counts 1 for its first.
+    #[test]
+    fn resent_syns_count_from_the_connects_start_and_the_connection_counts_on() {
+        let mut registry = Registry::with_prefix("tcptrace");
+        let mut metrics = Metrics::new(&mut registry, Vec::new(), 10, 10);
+        let segments = |r: &Registry| sum_of(r, "tcptrace_retransmitted_segments_total{");
+        let syn = |sock, total, owner_known: bool| {
+            event_of(5, sock, |e| {
+                if !owner_known {
+                    e.owner = crate::event::Owner { pid: 0, tid: 0, uid: 0, comm: crate::event::Comm::default() };
+                }
+                e.detail = Detail::Retransmit { state: TcpState::SYN_SENT, total_retrans: total, tail_loss_probe: false };
+            })
+        };
+        metrics.record(&syn(1, 2, true));
+        assert_eq!(segments(&registry), 2.0);
+        metrics.record(&syn(1, 3, true));
+        assert_eq!(segments(&registry), 3.0);
+        metrics.record(&event_of(0, 1, |_| {})); // connected
+        metrics.record(&retransmit(1, 4));
+        assert_eq!(segments(&registry), 4.0);
+        metrics.record(&syn(2, 5, false)); // connecting before tcptrace started
+        assert_eq!(segments(&registry), 5.0);
+        metrics.record(&event_of(1, 2, |_| {})); // and failed
+        metrics.record(&syn(1, 1, true)); // a close lost: the next connect starts anew
+        assert_eq!(segments(&registry), 6.0);
+        metrics.record(&event_of(3, 1, |_| {}));
+        assert!(metrics.handshakes.is_empty() && metrics.retransmitted.is_empty());
     }
 
     /// A connection the client reset while it waited in the accept queue closes (owner
