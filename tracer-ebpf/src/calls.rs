@@ -63,26 +63,24 @@ pub(crate) fn save(call: Call, sk: u64) {
 
 /// Whether events of `sk` are reported: tracked, its owner wanted, its ends too. A
 /// request socket (`Call::SynAck`) is never tracked: its events are owner-less, so they
-/// are reported unless an owner filter is set, and its ends pass.
+/// are wanted unless an owner filter is set.
 #[inline(always)]
 fn reported(call: Call, sk: u64) -> bool {
-    if let Call::SynAck = call {
-        let filter = crate::globals::filter();
-        let mut ep = tracer_common::addr::Endpoints::default();
-        return !filter.has_owner_filter()
-            && (!filter.has_endpoint_rules()
-                || (crate::sock::request_endpoints_into::<crate::sock::Probe>(sk, &mut ep).is_ok()
-                    && filter.endpoints_match(ep.family, ep.sport, ep.dport)));
-    }
-    // SAFETY: a plain struct in a map value.
-    let Some(wanted) = SOCKS.get_ptr(&sk).map(|info| unsafe { (*info).filtered_out == 0 }) else {
-        return false;
-    };
     let filter = crate::globals::filter();
+    let wanted = match call {
+        Call::SynAck => !filter.has_owner_filter(),
+        // SAFETY: a plain struct in a map value.
+        _ => SOCKS.get_ptr(&sk).is_some_and(|info| unsafe { (*info).filtered_out == 0 }),
+    };
     if !wanted || !filter.has_endpoint_rules() {
         return wanted;
     }
-    crate::sock::endpoints::<crate::sock::Probe>(sk).is_ok_and(|ep| filter.endpoints_match(ep.family, ep.sport, ep.dport))
+    let mut ep = tracer_common::addr::Endpoints::default();
+    let read = match call {
+        Call::SynAck => crate::sock::request_endpoints_into::<crate::sock::Probe>(sk, &mut ep),
+        _ => crate::sock::endpoints_into::<crate::sock::Probe>(sk, &mut ep),
+    };
+    read.is_ok() && filter.endpoints_match(ep.family, ep.sport, ep.dport)
 }
 
 #[inline(always)]

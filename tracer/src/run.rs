@@ -4,7 +4,6 @@
 use std::io::{self, IsTerminal, Write};
 
 use anyhow::{Context, Result};
-use tokio::signal::unix::{signal, SignalKind};
 use tracer_common::{
     counters::Counter,
     event::kind_bit,
@@ -17,7 +16,7 @@ use crate::{
     loader::{self, family::FALLBACK_ORDER, Hook},
     printer::{OutputMode, Printer},
     privileges,
-    source::{Pacer, Source},
+    source::{deadline, Pacer, Source, StopSignals},
 };
 
 pub(crate) fn run(cli: &Cli) -> Result<()> {
@@ -240,22 +239,17 @@ fn reader_gone() -> bool {
 /// ("No space left on device") would not say what was being written.
 const WRITING: &str = "writing the events to stdout";
 
-/// Moves events until SIGINT/SIGTERM, flushing after each drain of the ring buffer, then
+/// Moves events until a stop signal (or `-d`, or `-n`), flushing after each drain of the ring buffer, then
 /// prints a one-line summary on stderr.
 async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mut loader::Tracer, verbose: bool, stop: Stop) -> Result<()> {
     let mut clock = Clock::now();
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    // A hang-up (the terminal or ssh session gone) ends the trace as cleanly: what is
-    // buffered still reaches a file, and the summary says what was lost.
-    let mut sighup = signal(SignalKind::hangup())?;
+    let mut signals = StopSignals::new()?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut lost_reported = 0;
     let mut tally = Tally::default();
     let mut pacer = Pacer::new();
     let mut left = stop.events;
-    // Far enough never to fire when no --duration was given.
-    let deadline = tokio::time::sleep(stop.after.unwrap_or(std::time::Duration::from_secs(100 * 365 * 86_400)));
+    let deadline = deadline(stop.after);
     tokio::pin!(deadline);
     printer.header().and_then(|()| printer.flush()).context(WRITING)?;
     if verbose {
@@ -263,9 +257,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
     }
     loop {
         tokio::select! {
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-            _ = sighup.recv() => break,
+            () = signals.recv() => break,
             () = &mut deadline => break,
             _ = tick.tick() => {
                 let now = losses(&source.losses);

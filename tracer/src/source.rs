@@ -2,7 +2,10 @@
 //! per-CPU counters of what could not be delivered.
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use tokio::io::{unix::AsyncFd, Interest};
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    signal::unix::{signal, Signal, SignalKind},
+};
 use tracer_common::counters::Counter;
 
 use crate::loader::Tracer;
@@ -22,6 +25,36 @@ impl Source {
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
         Ok(Self { ring, losses: LossCounters::new(tracer)? })
     }
+}
+
+/// What ends a trace or `serve` as cleanly as its end of `-d`: SIGINT, SIGTERM, and
+/// SIGHUP (the terminal or ssh session gone), so that what is buffered still reaches its
+/// file and the summary says what was lost.
+pub(crate) struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl StopSignals {
+    /// Must run inside the tokio runtime; from then on these signals no longer kill.
+    pub(crate) fn new() -> std::io::Result<Self> {
+        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())?, hangup: signal(SignalKind::hangup())? })
+    }
+
+    /// Resolves when any of them comes.
+    pub(crate) async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+            _ = self.hangup.recv() => {}
+        }
+    }
+}
+
+/// A timer for `-d`: fires after `after`, or never (a century) without it.
+pub(crate) fn deadline(after: Option<std::time::Duration>) -> tokio::time::Sleep {
+    tokio::time::sleep(after.unwrap_or(std::time::Duration::from_secs(100 * 365 * 86_400)))
 }
 
 /// The kernel's counts of what it could not deliver: per-CPU counters and the programs'

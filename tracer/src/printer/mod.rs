@@ -122,12 +122,6 @@ pub(crate) fn relative(time_ns: u64, start_ns: u64, digits: usize) -> String {
     format!("{}.{frac:0digits$}", d / 1_000_000_000)
 }
 
-/// `column_safe` written to `out`, without a copy when nothing needs escaping (the usual
-/// case).
-pub(crate) fn write_column_safe<W: io::Write>(out: &mut W, s: &str) -> io::Result<()> {
-    out.write_all(column_safe(s).as_bytes())
-}
-
 /// `s` with its control characters (escape sequences, line breaks) shown as `\\xNN`: for
 /// the table and CSV, whose columns may hold spaces but must not act on a terminal. A
 /// backslash is escaped too, or a name written `a\\x09b` would read as one with a tab.

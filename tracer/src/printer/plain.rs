@@ -7,7 +7,7 @@ use std::{
     net::IpAddr,
 };
 
-use super::{closed_by_text, direction_text, result_text, write_column_safe};
+use super::{closed_by_text, column_safe, direction_text, result_text};
 use crate::event::{BytesSource, Detail, Event};
 
 pub(super) fn header<W: Write>(out: &mut W) -> io::Result<()> {
@@ -109,7 +109,7 @@ pub(super) fn event<W: Write>(out: &mut W, e: &Event, since: Option<u64>) -> io:
     if e.owner.known() {
         num(out, e.owner.pid)?;
         out.write_all(b" ")?;
-        write_column_safe(out, &e.owner.comm)?;
+        out.write_all(column_safe(&e.owner.comm).as_bytes())?;
     } else {
         out.write_all(b"- -")?;
     }

@@ -1,5 +1,5 @@
 //! `tcptrace serve`: the same kernel programs as the trace, with every event turned into
-//! Prometheus metrics (see `metrics`) served over HTTP (see `http`) until SIGINT or SIGTERM.
+//! Prometheus metrics (see `metrics`) served over HTTP (see `http`) until SIGINT, SIGTERM or SIGHUP.
 //! State changes are counted in the kernel instead of sent (see `states`). Dropping the
 //! tracer on the way out detaches every program.
 
@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use prometheus_client::registry::Registry;
-use tokio::signal::unix::{signal, SignalKind};
 use tracer_common::{
     event::{kind_bit, EventKind},
     filter::Config,
@@ -21,7 +20,7 @@ use crate::{
     cli::{Cli, ServeArgs},
     decode::{decode, Clock},
     run::{losses, Tally},
-    source::{Pacer, Source},
+    source::{deadline, Pacer, Source, StopSignals},
 };
 
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
@@ -63,20 +62,15 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
 async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: &mut metrics::Metrics, duration: Option<std::time::Duration>) -> Result<()> {
     // Decoding needs a clock, but no metric uses an event's wall-clock time: taken once.
     let clock = Clock::now();
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
+    let mut signals = StopSignals::new()?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut tally = Tally::default();
     let mut pacer = Pacer::new();
-    // Far enough never to fire when no --duration was given.
-    let deadline = tokio::time::sleep(duration.unwrap_or(std::time::Duration::from_secs(100 * 365 * 86_400)));
+    let deadline = deadline(duration);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-            _ = sighup.recv() => break,
+            () = signals.recv() => break,
             () = &mut deadline => break,
             _ = tick.tick() => {
                 let l = losses(&source.losses);
