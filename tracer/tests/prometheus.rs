@@ -138,6 +138,25 @@ fn syn_retransmits(listener: i32, addr: SocketAddr) -> u32 {
     retransmits
 }
 
+/// The host's retransmission counters (`nstat`'s names), for a failure's message.
+fn retransmit_counters() -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for file in ["/proc/net/snmp", "/proc/net/netstat"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        // Pairs of lines: the names, then the values, each after its "Prefix:".
+        for pair in lines.chunks(2) {
+            let [names, values] = pair else { continue };
+            for (name, value) in names.split_whitespace().zip(values.split_whitespace()).skip(1) {
+                if ["RetransSegs", "TCPSynRetrans", "TCPRetransFail", "TCPLostRetransmit"].contains(&name) {
+                    out.push((name.to_string(), value.parse().unwrap_or(0)));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The name of the task that makes and accepts the retransmitting connections.
 const RETRANSMITTER: &std::ffi::CStr = c"ttpr";
 
@@ -198,6 +217,7 @@ fn prometheus_sees_exact_counts_and_every_dashboard_panel_has_data() {
     for h in held {
         assert!(h.close(), "the exchange failed");
     }
+    let kernel_before = retransmit_counters();
     let retransmits = syn_retransmits(rtx_listener, rtx_addr);
 
     let n = CONNECTIONS as f64;
@@ -236,7 +256,14 @@ fn prometheus_sees_exact_counts_and_every_dashboard_panel_has_data() {
                 .filter(|s| ["retransmit", "lost", "opened", "filtered"].iter().any(|w| s.name.contains(w)))
                 .map(|s| format!("{s:?}"))
                 .collect();
-            panic!("Prometheus never saw the traffic: {got:?} (wanted {:?})\ntcptrace's own: {own:#?}\n{}", expected.map(|e| e.1), prometheus.log());
+            // And the host's own retransmit counters over the same time (other traffic
+            // included): a resend that failed to leave shows as TCPRetransFail.
+            let kernel: Vec<String> = retransmit_counters().iter().zip(&kernel_before).map(|((k, now), (_, then))| format!("{k} +{}", now.saturating_sub(*then))).collect();
+            panic!(
+                "Prometheus never saw the traffic: {got:?} (wanted {:?})\ntcptrace's own: {own:#?}\nthe host's counters since: {kernel:?}\n{}",
+                expected.map(|e| e.1),
+                prometheus.log()
+            );
         }
         std::thread::sleep(Duration::from_millis(500));
     }
