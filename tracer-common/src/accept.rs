@@ -11,4 +11,4 @@ pub struct AcceptEvent {
     pub endpoints: Endpoints,
 }
 
-const _: () = assert!(core::mem::size_of::<AcceptEvent>() == 88);
+const _: () = assert!(core::mem::size_of::<AcceptEvent>() == 96);

@@ -43,4 +43,4 @@ pub struct CloseEvent {
     pub _pad: [u8; 5],
 }
 
-const _: () = assert!(core::mem::size_of::<CloseEvent>() == 128);
+const _: () = assert!(core::mem::size_of::<CloseEvent>() == 136);

@@ -22,4 +22,4 @@ pub struct ConnectEvent {
     pub errno: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 104);
+const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 112);

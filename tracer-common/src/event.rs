@@ -46,9 +46,13 @@ pub struct EventHeader {
     pub sock: u64,
     /// NUL-padded task name.
     pub comm: [u8; COMM_LEN],
+    /// The socket's network namespace, as the inode number `ls -i /proc/PID/ns/net` and
+    /// `lsns` show; 0 when it could not be read.
+    pub netns: u32,
+    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<EventHeader>() == 48);
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 56);
 
 /// Bit of each kind in `Config::events`: which events the user asked for.
 #[must_use]

@@ -70,6 +70,10 @@ pub struct SockOffsets {
     pub num: u32,
     /// `request_sock.num_retrans` (u8): SYN-ACKs resent so far, this one not yet counted.
     pub req_num_retrans: u32,
+    /// `__sk_common.skc_net.net` (`struct net *`), absent without network namespaces.
+    pub net: u32,
+    /// `net.ns.inum` (unsigned int): the namespace's inode number.
+    pub net_inum: u32,
 }
 
 impl SockOffsets {
@@ -103,6 +107,8 @@ impl SockOffsets {
             icsk_ca_state_bits: 0,
             num: OFFSET_ABSENT,
             req_num_retrans: OFFSET_ABSENT,
+            net: OFFSET_ABSENT,
+            net_inum: OFFSET_ABSENT,
         }
     }
 }

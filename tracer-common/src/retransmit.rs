@@ -19,7 +19,7 @@ pub struct RetransmitEvent {
     pub total_retrans: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<RetransmitEvent>() == 96);
+const _: () = assert!(core::mem::size_of::<RetransmitEvent>() == 104);
 
 /// `ICSK_TIME_LOSS_PROBE` (include/net/inet_connection_sock.h): the value of
 /// `icsk_pending` while the tail loss probe timer is armed or running. A `#define`, so not

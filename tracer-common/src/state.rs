@@ -15,7 +15,7 @@ pub struct StateEvent {
     pub new_state: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<StateEvent>() == 104);
+const _: () = assert!(core::mem::size_of::<StateEvent>() == 112);
 
 /// `TCP_*` states are below this (12 on every kernel so far; room to spare).
 pub const STATE_SLOTS: usize = 16;

@@ -9,7 +9,10 @@ use tracer_common::{
     event::{EventHeader, EventKind, COMM_LEN},
 };
 
-use crate::maps::{COUNTERS, EVENTS};
+use crate::{
+    maps::{COUNTERS, EVENTS},
+    sock::Access,
+};
 
 pub(crate) use tracer_common::conn::Task;
 
@@ -59,7 +62,7 @@ fn current_comm() -> [u8; COMM_LEN] {
 /// time: the caller's own clock reading where it has one (a clock read costs about as
 /// much as a map lookup here).
 #[inline(always)]
-pub(crate) fn fill_header(out: &mut EventHeader, kind: EventKind, task: &Task, at_ns: u64, sk: u64) {
+pub(crate) fn fill_header<A: Access>(out: &mut EventHeader, kind: EventKind, task: &Task, at_ns: u64, sk: u64) {
     out.kind = kind as u32;
     out.pid = task.pid;
     out.tid = task.tid;
@@ -67,11 +70,23 @@ pub(crate) fn fill_header(out: &mut EventHeader, kind: EventKind, task: &Task, a
     out.ts_ns = at_ns;
     out.sock = sk;
     out.comm = task.comm;
+    out.netns = crate::sock::netns::<A>(sk);
+    out._pad = 0;
 }
 
 #[inline(always)]
-pub(crate) fn header(kind: EventKind, task: &Task, at_ns: u64, sk: u64) -> EventHeader {
-    EventHeader { kind: kind as u32, pid: task.pid, tid: task.tid, uid: task.uid, ts_ns: at_ns, sock: sk, comm: task.comm }
+pub(crate) fn header<A: Access>(kind: EventKind, task: &Task, at_ns: u64, sk: u64) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        pid: task.pid,
+        tid: task.tid,
+        uid: task.uid,
+        ts_ns: at_ns,
+        sock: sk,
+        comm: task.comm,
+        netns: crate::sock::netns::<A>(sk),
+        _pad: 0,
+    }
 }
 
 /// Sends one event, written field by field straight into the ring buffer by `fill` (a
@@ -92,7 +107,7 @@ pub(crate) fn send<T: 'static>(fill: impl FnOnce(*mut T)) {
 /// The header for an event about a connection owned by `owner`, or `None` when the user
 /// did not ask for this kind or a filter drops it (counted as filtered).
 #[inline(always)]
-pub(crate) fn header_if_wanted(
+pub(crate) fn header_if_wanted<A: Access>(
     kind: EventKind,
     owner: &Task,
     endpoints: &tracer_common::addr::Endpoints,
@@ -107,7 +122,7 @@ pub(crate) fn header_if_wanted(
         count(Counter::Filtered);
         return None;
     }
-    Some(header(kind, owner, at_ns, sk))
+    Some(header::<A>(kind, owner, at_ns, sk))
 }
 
 /// Reads the endpoints of `sk` into a reserved event's `out` and applies the port and

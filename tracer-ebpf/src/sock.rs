@@ -185,6 +185,16 @@ pub(crate) fn request_endpoints_into<A: Access>(req: u64, out: &mut Endpoints) -
     addresses_into::<A>(req, out)
 }
 
+/// The inode number of `sk`'s network namespace (a request socket's too: its
+/// `sock_common` is at a socket's offsets), 0 where it cannot be read.
+#[inline(always)]
+pub(crate) fn netns<A: Access>(sk: u64) -> u32 {
+    match read::<A, u64>(sk, sock_off::net()) {
+        Ok(net) if net != 0 => read::<A, u32>(net, sock_off::net_inum()).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// `request_sock.num_retrans`: the SYN-ACKs a request socket resent before this one.
 #[inline(always)]
 pub(crate) fn request_retransmits<A: Access>(req: u64) -> Result<u8, ReadError> {

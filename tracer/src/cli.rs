@@ -18,6 +18,7 @@ EXAMPLES:
     tcptrace -e close,state       # every state change, and a summary at close
     tcptrace -o json | jq .       # one JSON object per event
     tcptrace -o csv -d 1m > c.csv # one minute of events as CSV, with a header row
+    tcptrace -o json | jq -c 'select(.netns == 4026532177)'   # one network namespace's
     tcptrace -n 10 -e connect     # the next ten connects, then exit
     tcptrace -e connect --no-header | grep -v ' result=ok '   # failed connects, from plain output
     tcptrace --list-probes        # which hook families work on this kernel
@@ -204,6 +205,8 @@ pub(crate) enum LabelArg {
     Raddr,
     /// The remote port (not its class).
     Rport,
+    /// The socket's network namespace (its inode number): one series set per container.
+    Netns,
 }
 
 #[derive(clap::Args, Debug)]

@@ -90,7 +90,7 @@ pub(crate) fn endpoints(e: &addr::Endpoints) -> Result<Endpoints, Error> {
 }
 
 fn event(header: &EventHeader, ep: &addr::Endpoints, clock: Clock, detail: Detail) -> Result<Event, Error> {
-    Ok(Event { time_ns: clock.wall(header.ts_ns), sock: header.sock, owner: owner(header), endpoints: endpoints(ep)?, detail })
+    Ok(Event { time_ns: clock.wall(header.ts_ns), sock: header.sock, owner: owner(header), endpoints: endpoints(ep)?, netns: header.netns, detail })
 }
 
 const fn nonzero(ns: u64) -> Option<Duration> {
@@ -171,7 +171,7 @@ mod tests {
         let mut daddr = [0u8; 16];
         daddr[..4].copy_from_slice(&[10, 1, 2, 3]);
         connect::ConnectEvent {
-            header: EventHeader { kind: EventKind::Connect as u32, pid: 42, tid: 43, uid: 1000, ts_ns: 5_000, sock: 0xffff_8880_1234_5600, comm },
+            header: EventHeader { kind: EventKind::Connect as u32, pid: 42, tid: 43, uid: 1000, ts_ns: 5_000, sock: 0xffff_8880_1234_5600, comm, netns: 4_026_531_840, _pad: 0 },
             endpoints: addr::Endpoints { saddr, daddr, sport: 40_000, dport: 443, family: AF_INET, _pad: 0 },
             latency_ns: 1_234_567,
             result: CONNECT_FAILED,
@@ -189,6 +189,7 @@ mod tests {
         assert_eq!(c.endpoints.laddr.to_string(), "127.0.0.1");
         assert_eq!(c.endpoints.raddr.to_string(), "10.1.2.3");
         assert_eq!((c.endpoints.lport, c.endpoints.rport), (40_000, 443));
+        assert_eq!(c.netns, 4_026_531_840);
         assert_eq!(c.detail, Detail::Connect { latency: Duration::from_nanos(1_234_567), result: ConnectResult::Failed(111) });
     }
 

@@ -216,6 +216,8 @@ pub(crate) struct Event {
     pub(crate) sock: u64,
     pub(crate) owner: Owner,
     pub(crate) endpoints: Endpoints,
+    /// The socket's network namespace (its inode number), 0 when not known.
+    pub(crate) netns: u32,
     pub(crate) detail: Detail,
 }
 

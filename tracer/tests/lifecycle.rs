@@ -7,7 +7,7 @@ mod common;
 use std::ffi::CStr;
 
 use common::{
-    assert_calls_mode_refused, calls_mode_available, effective_family, fork_with, in_vm, listen_v4, raw, serial, sockaddr_of, wait_accept_queue, wait_child,
+    assert_calls_mode_refused, calls_mode_available, effective_family, fork_with, in_vm, listen_v4, own_netns, raw, serial, sockaddr_of, wait_accept_queue, wait_child,
     wait_port_settled, wait_syn_resent, Finished, Trace,
 };
 use serde_json::Value;
@@ -100,6 +100,10 @@ fn assert_closes(done: &Finished, t: &Transfer, server_closes_first: bool, bytes
     assert_eq!(server["closed_by"], server_closer);
     assert_eq!(server["bytes_from"], bytes_from);
     assert!(server["lifetime_ns"].as_u64().expect("lifetime known") > 0);
+    // All in this test's network namespace.
+    for e in [connect, accept, client, server] {
+        assert_eq!(e["netns"], own_netns(), "{e}");
+    }
 }
 
 fn transitions(events: &[&Value]) -> Vec<String> {
@@ -151,6 +155,7 @@ fn assert_state_sequences(done: &Finished, t: &Transfer, server_closes_first: bo
     want.extend(server_close.iter().map(ToString::to_string));
     assert_eq!(transitions(&server), want, "server (passive open)");
     assert!(server.iter().skip(2).all(|e| e["pid"] == t.server_pid), "after accept the owner is known: {server:?}");
+    assert!(client.iter().chain(&server).all(|e| e["netns"] == own_netns()), "{client:?} {server:?}");
 }
 
 /// One transfer watched by three tracers at once: socket byte counters, per-call byte

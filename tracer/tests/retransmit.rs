@@ -22,7 +22,7 @@ mod common;
 
 use std::ffi::{CStr, CString};
 
-use common::{raw, serial, sockaddr_of, wait_child, Trace};
+use common::{own_netns, raw, serial, sockaddr_of, wait_child, Trace};
 
 /// Server side of the link (the namespace with the drop rule) and client side.
 const SERVER_ADDR: &str = "192.168.77.1";
@@ -77,6 +77,9 @@ struct Run {
     client: i32,
     server: i32,
     kernel_count: u32,
+    /// The inode numbers of the client's and the server's network namespaces.
+    client_netns: u64,
+    server_netns: u64,
 }
 
 /// Sets up the two namespaces and the veth link, with `rules` (an nft script) in the
@@ -155,7 +158,8 @@ fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: 
                 }
                 let Some(retrans) = raw::total_retrans(s) else { return 245 };
                 libc::close(s);
-                if libc::write(counted[1], (&raw const retrans).cast(), 4) != 4 {
+                let report = [u64::from(retrans), own_netns()];
+                if libc::write(counted[1], report.as_ptr().cast(), 16) != 16 {
                     return 246;
                 }
                 0
@@ -198,8 +202,8 @@ fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: 
                 libc::close(c);
                 0
             });
-            let pids = [client, server];
-            libc::write(report[1], pids.as_ptr().cast(), 8);
+            let pids = [client as u64, server as u64, own_netns()];
+            libc::write(report[1], pids.as_ptr().cast(), 24);
             if libc::write(link_ready[1], byte.as_ptr().cast(), 1) != 1 || !raw::read_exactly(data_done[0], &mut byte, 1) {
                 return 74;
             }
@@ -215,22 +219,29 @@ fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: 
             }
         }
     });
-    let mut pids = [0i32; 2];
-    let mut kernel_count = 0u32;
-    // SAFETY: our ends of the pipes; the leader wrote 8 bytes, the client 4; then close all.
+    let mut pids = [0u64; 3];
+    let mut counted_report = [0u64; 2];
+    // SAFETY: our ends of the pipes; the leader wrote 24 bytes, the client 16; then close all.
     unsafe {
         libc::close(report[1]);
         libc::close(counted[1]);
-        assert_eq!(libc::read(report[0], pids.as_mut_ptr().cast(), 8), 8, "the leader failed early");
+        assert_eq!(libc::read(report[0], pids.as_mut_ptr().cast(), 24), 24, "the leader failed early");
         assert_eq!(wait_child(leader), 0, "the transfer over the lossy link failed");
-        assert_eq!(libc::read(counted[0], (&raw mut kernel_count).cast(), 4), 4);
+        assert_eq!(libc::read(counted[0], counted_report.as_mut_ptr().cast(), 16), 16);
         for p in pipes {
             libc::close(p[0]);
             libc::close(p[1]);
         }
     }
-    Run { client: pids[0], server: pids[1], kernel_count }
+    Run {
+        client: pids[0] as i32,
+        server: pids[1] as i32,
+        kernel_count: counted_report[0] as u32,
+        client_netns: counted_report[1],
+        server_netns: pids[2],
+    }
 }
+
 
 /// Both processes are gone; the last ACK of a lossless close is microseconds behind them.
 fn settle() {
@@ -263,10 +274,20 @@ fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
     let _serial = serial();
     let port = test_port();
     let trace = Trace::start(&["-e", "connect,accept,close,retransmit", "--port", &port.to_string()]);
-    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, &format!("{DATA} numgen random mod 100 < 10")), AT_ONCE, CLIENT_SENDS, SERVER_SENDS);
+    let Run { client, server, kernel_count, client_netns, server_netns } =
+        over_lossy_link(port, &drop_rule(port, &format!("{DATA} numgen random mod 100 < 10")), AT_ONCE, CLIENT_SENDS, SERVER_SENDS);
     settle();
     let done = trace.stop();
     assert!(kernel_count > 0, "10% loss made no retransmission: the netns rules did not apply");
+    // Each side's events carry its own network namespace, neither this test's.
+    assert!(client_netns != 0 && server_netns != 0 && client_netns != server_netns && client_netns != own_netns());
+    for (pid, netns) in [(client, client_netns), (server, server_netns)] {
+        let events: Vec<_> = done.events.iter().filter(|e| e["pid"] == pid).collect();
+        assert!(events.len() >= 2, "{:?}", done.events);
+        for e in events {
+            assert_eq!(e["netns"], netns, "{e}");
+        }
+    }
 
     let close = done.of("close", client);
     assert_eq!(close.len(), 1, "{:?}", done.events);
@@ -319,7 +340,7 @@ fn a_lost_last_segment_is_resent_by_a_tail_loss_probe_and_marked_so() {
     let port = test_port() + 1;
     let trace = Trace::start(&["-e", "close,retransmit", "--port", &port.to_string()]);
     // `numgen inc` counts from 0: only the first data packet to the port is dropped.
-    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, &format!("{DATA} numgen inc mod 1000000 == 0")), AT_ONCE, REQUEST, REPLY);
+    let Run { client, server, kernel_count, .. } = over_lossy_link(port, &drop_rule(port, &format!("{DATA} numgen inc mod 1000000 == 0")), AT_ONCE, REQUEST, REPLY);
     settle();
     let done = trace.stop();
     assert!(kernel_count >= 1, "the request was not dropped: the netns rules did not apply");
@@ -361,7 +382,8 @@ fn a_lost_handshake_ack_makes_the_listener_resend_its_syn_ack() {
     // Pure ACKs (no data: headers alone); `numgen inc` counts only the packets that got
     // that far in the rule, so only the first one, the handshake's, is dropped.
     let first_ack = "tcp flags == ack meta length < 100 numgen inc mod 1000000 == 0";
-    let Run { client, server, kernel_count } = over_lossy_link(port, &drop_rule(port, first_ack), std::time::Duration::from_secs(2), REQUEST, REPLY);
+    let Run { client, server, kernel_count, server_netns, .. } =
+        over_lossy_link(port, &drop_rule(port, first_ack), std::time::Duration::from_secs(2), REQUEST, REPLY);
     settle();
     let done = trace.stop();
     assert_eq!(kernel_count, 0, "the client resent nothing");
@@ -385,6 +407,8 @@ fn a_lost_handshake_ack_makes_the_listener_resend_its_syn_ack() {
     assert_eq!(r["rport"], client_close[0]["lport"]);
     assert_eq!(r["total_retrans"], 1);
     assert_eq!(r["tail_loss_probe"], false);
+    // The request socket's namespace: the listener's.
+    assert_eq!(r["netns"], server_netns, "{r}");
 }
 
 #[test]

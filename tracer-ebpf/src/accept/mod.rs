@@ -69,7 +69,7 @@ pub(crate) fn on_accept(sk: u64) {
         count(Counter::ReadError);
         return;
     };
-    if let Some(header) = header_if_wanted(EventKind::Accept, &task, &endpoints, crate::emit::now_ns(), sk) {
+    if let Some(header) = header_if_wanted::<sock::Probe>(EventKind::Accept, &task, &endpoints, crate::emit::now_ns(), sk) {
         // SAFETY: `e` points at a reserved AcceptEvent; every field is written.
         send(|e: *mut AcceptEvent| unsafe {
             (*e).header = header;

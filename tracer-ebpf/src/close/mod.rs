@@ -160,7 +160,7 @@ fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
         }
         // The moment of CLOSE, except for a close event delayed to the socket's destruction.
         let at_ns = if by_calls { crate::emit::now_ns() } else { closed_ns };
-        crate::emit::fill_header(&mut (*e).header, EventKind::Close, &info.task, at_ns, sk);
+        crate::emit::fill_header::<A>(&mut (*e).header, EventKind::Close, &info.task, at_ns, sk);
         (*e).lifetime_ns = if info.established_ns == 0 { 0 } else { closed_ns.saturating_sub(info.established_ns) };
         if kept {
             (*e).total_retrans = info.total_retrans;

@@ -108,7 +108,7 @@ pub(crate) fn finish<A: sock::Access>(sk: u64, info: &SockInfo, failed: bool, no
             entry.discard(0);
             return true;
         }
-        crate::emit::fill_header(&mut (*e).header, EventKind::Connect, &info.task, now, sk);
+        crate::emit::fill_header::<A>(&mut (*e).header, EventKind::Connect, &info.task, now, sk);
         (*e).latency_ns = latency_ns;
         (*e).result = if failed { CONNECT_FAILED } else { CONNECT_OK };
         (*e).errno = errno;
@@ -173,7 +173,7 @@ pub(crate) fn exit(ret: i64) {
         count(Counter::Filtered);
         return;
     }
-    send_connect(header(EventKind::Connect, &task, now_ns(), args.sk), endpoints, latency_ns, CONNECT_FAILED, ret.unsigned_abs() as u32);
+    send_connect(header::<sock::Probe>(EventKind::Connect, &task, now_ns(), args.sk), endpoints, latency_ns, CONNECT_FAILED, ret.unsigned_abs() as u32);
 }
 
 /// The local end from the socket, the remote end from the address passed to `connect()`

@@ -278,7 +278,7 @@ fn send_state<A: Access>(sk: u64, owner: &tracer_common::conn::Task, change: Cha
             entry.discard(0);
             return;
         }
-        crate::emit::fill_header(&mut (*e).header, EventKind::State, owner, now, sk);
+        crate::emit::fill_header::<A>(&mut (*e).header, EventKind::State, owner, now, sk);
         (*e).in_old_state_ns = in_old_state_ns;
         (*e).old_state = change.old as u32;
         (*e).new_state = change.new as u32;

@@ -125,6 +125,8 @@ impl KernelFacts {
             icsk_ca_state_bits: ca_state.map_or(0, |b| b.width),
             num: for_requests(sk(&["__sk_common", "skc_num"])),
             req_num_retrans: for_requests(btf.member_offset("request_sock", &["num_retrans"])),
+            net: optional(sk(&["__sk_common", "skc_net", "net"])),
+            net_inum: optional(btf.member_offset("net", &["ns", "inum"])),
         };
         let task = task_offsets(&btf).map_err(|e| e.to_string());
         let recvmsg = recvmsg_args(&btf, "tcp_recvmsg").map_err(|e| e.to_string());

@@ -10,8 +10,8 @@ use crate::event::Event;
 
 /// The JSON fields, common ones first, then each type's in docs/events.md order; a field
 /// two types share (`total_retrans`) has one column.
-const COLUMNS: [&str; 29] = [
-    "type", "time", "time_ns", "pid", "tid", "uid", "comm", "ip", "laddr", "lport", "raddr", "rport",
+const COLUMNS: [&str; 30] = [
+    "type", "time", "time_ns", "pid", "tid", "uid", "comm", "ip", "laddr", "lport", "raddr", "rport", "netns",
     // connect
     "latency_ns", "result", "errno", "error",
     // close

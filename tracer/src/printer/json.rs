@@ -25,6 +25,7 @@ struct Common<'a> {
     lport: u16,
     raddr: String,
     rport: u16,
+    netns: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -115,6 +116,7 @@ fn row(e: &Event) -> Row<'_> {
             lport: ep.lport,
             raddr: ep.raddr.to_string(),
             rport: ep.rport,
+            netns: (e.netns != 0).then_some(e.netns),
         },
         fields: fields(&e.detail),
     }
@@ -150,6 +152,7 @@ mod tests {
             sock: 1,
             owner: Owner { pid: 1, tid: 1, uid: 0, comm: "x".into() },
             endpoints: Endpoints { laddr: local, lport: 1, raddr: local, rport: 2 },
+            netns: 4_026_531_840,
             detail,
         }
     }

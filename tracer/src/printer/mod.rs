@@ -182,6 +182,7 @@ pub(crate) mod tests {
             sock: 0xffff_8880_0000_1000,
             owner,
             endpoints: Endpoints { laddr: l, lport: 51_234, raddr: r, rport: 8080 },
+            netns: 4_026_531_840,
             detail,
         }
     }
@@ -308,7 +309,7 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
     #[test]
     fn json_is_one_object_per_line() {
         let got = render(OutputMode::Json, &all_kinds());
-        let common = r#""time":"2026-11-25T12:00:01.500000000Z","time_ns":1795608001500000000,"pid":4242,"tid":4243,"uid":1000,"comm":"my client","ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080"#;
+        let common = r#""time":"2026-11-25T12:00:01.500000000Z","time_ns":1795608001500000000,"pid":4242,"tid":4243,"uid":1000,"comm":"my client","ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080,"netns":4026531840"#;
         let lines: Vec<&str> = got.lines().collect();
         assert_eq!(lines.len(), 6);
         assert_eq!(
@@ -324,7 +325,7 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         );
         assert_eq!(
             lines[4],
-            r#"{"type":"state","time":"2026-11-25T12:00:01.500000000Z","time_ns":1795608001500000000,"pid":null,"tid":null,"uid":null,"comm":null,"ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080,"old_state":"ESTABLISHED","new_state":"FIN_WAIT1","in_old_state_ns":340000}"#
+            r#"{"type":"state","time":"2026-11-25T12:00:01.500000000Z","time_ns":1795608001500000000,"pid":null,"tid":null,"uid":null,"comm":null,"ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080,"netns":4026531840,"old_state":"ESTABLISHED","new_state":"FIN_WAIT1","in_old_state_ns":340000}"#
         );
         assert_eq!(lines[5], format!(r#"{{"type":"retransmit",{common},"state":"ESTABLISHED","total_retrans":3,"tail_loss_probe":false}}"#));
     }
@@ -336,16 +337,16 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         assert_eq!(lines.len(), 7);
         assert_eq!(
             lines[0],
-            "type,time,time_ns,pid,tid,uid,comm,ip,laddr,lport,raddr,rport,latency_ns,result,errno,error,direction,closed_by,lifetime_ns,bytes_sent,bytes_received,total_retrans,srtt_us,bytes_from,old_state,new_state,in_old_state_ns,state,tail_loss_probe"
+            "type,time,time_ns,pid,tid,uid,comm,ip,laddr,lport,raddr,rport,netns,latency_ns,result,errno,error,direction,closed_by,lifetime_ns,bytes_sent,bytes_received,total_retrans,srtt_us,bytes_from,old_state,new_state,in_old_state_ns,state,tail_loss_probe"
         );
-        let common = "2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,4,127.0.0.1,51234,10.0.0.7,8080";
+        let common = "2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,4,127.0.0.1,51234,10.0.0.7,8080,4026531840";
         assert_eq!(lines[1], format!("connect,{common},1234000,ok,,,,,,,,,,,,,,,"));
-        assert_eq!(lines[2], "connect,2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,1234000,failed,111,ECONNREFUSED,,,,,,,,,,,,,");
+        assert_eq!(lines[2], "connect,2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,4026531840,1234000,failed,111,ECONNREFUSED,,,,,,,,,,,,,");
         assert_eq!(lines[4], format!("close,{common},,,,,active,local,1500000000,1000003,77777,2,41,socket,,,,,"));
-        assert_eq!(lines[5], "state,2026-11-25T12:00:01.500000000Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,");
+        assert_eq!(lines[5], "state,2026-11-25T12:00:01.500000000Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,4026531840,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,");
         assert_eq!(lines[6], format!("retransmit,{common},,,,,,,,,,3,,,,,,ESTABLISHED,false"));
         for line in &lines {
-            assert_eq!(line.matches(',').count(), 28, "{line}");
+            assert_eq!(line.matches(',').count(), 29, "{line}");
         }
     }
 

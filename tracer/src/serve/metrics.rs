@@ -121,6 +121,7 @@ struct SeriesKey {
     lport: Option<u16>,
     raddr: Option<std::net::IpAddr>,
     rport: Option<u16>,
+    netns: Option<u32>,
 }
 
 impl SeriesKey {
@@ -139,6 +140,7 @@ impl SeriesKey {
                 LabelArg::Lport => ("lport", self.lport.map(|p| p.to_string())),
                 LabelArg::Raddr => ("raddr", self.raddr.map(|a| a.to_string())),
                 LabelArg::Rport => ("rport", self.rport.map(|p| p.to_string())),
+                LabelArg::Netns => ("netns", self.netns.map(|n| n.to_string())),
             };
             if let Some(value) = value {
                 labels.push((name, value));
@@ -356,6 +358,7 @@ impl Metrics {
             lport: None,
             raddr: None,
             rport: None,
+            netns: None,
         };
         for extra in &self.extra_labels {
             match extra {
@@ -363,6 +366,7 @@ impl Metrics {
                 LabelArg::Lport => key.lport = Some(ep.lport),
                 LabelArg::Raddr => key.raddr = Some(ep.raddr),
                 LabelArg::Rport => key.rport = Some(ep.rport),
+                LabelArg::Netns => key.netns = (event.netns != 0).then_some(event.netns),
             }
         }
         key
@@ -568,13 +572,13 @@ mod tests {
     #[test]
     fn a_label_asked_for_twice_is_exported_once() {
         let mut registry = Registry::with_prefix("tcptrace");
-        let mut metrics = Metrics::new(&mut registry, vec![LabelArg::Pid, LabelArg::Rport, LabelArg::Pid], 10, 10);
+        let mut metrics = Metrics::new(&mut registry, vec![LabelArg::Pid, LabelArg::Rport, LabelArg::Pid, LabelArg::Netns], 10, 10);
         metrics.record(&crate::printer::tests::one_of_each()[0]);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
         let opened = text.lines().find(|l| l.starts_with("tcptrace_connections_opened_total{")).expect("an opened series");
         assert_eq!(opened.matches("pid=").count(), 1, "{opened}");
-        assert!(opened.contains(r#"pid="4242""#) && opened.contains(r#"rport="8080""#), "{opened}");
+        assert!(opened.contains(r#"pid="4242""#) && opened.contains(r#"rport="8080""#) && opened.contains(r#"netns="4026531840""#), "{opened}");
     }
 
     /// The service port: the listening side's, whichever side this host is.

@@ -651,6 +651,16 @@ pub fn wait_accept_queue(listener: i32, n: u32) {
     wait_until(&format!("{n} connection(s) in the accept queue"), || raw::accept_queue_len(listener) == Some(n));
 }
 
+/// The inode number of the calling process's network namespace; a raw system call, for
+/// forked children.
+pub fn own_netns() -> u64 {
+    // SAFETY: stat into a zeroed struct; all-zero is a valid `struct stat`.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::stat(c"/proc/self/ns/net".as_ptr(), &raw mut st) == 0 { st.st_ino } else { 0 }
+    }
+}
+
 /// Waits until a connect to `port` (a socket in SYN_SENT, 02) has sent its SYN again.
 pub fn wait_syn_resent(port: u16) {
     wait_until(&format!("a SYN to port {port} sent again"), || {
