@@ -193,8 +193,9 @@ pub(crate) struct Metrics {
     /// Open-connection gauges, by (label set, direction).
     gauges: FastMap<(u32, &'static str), Gauge>,
     /// Connections seen opening and not yet closed, by socket (`Event::sock`: two network
-    /// namespaces can hold the same four-tuple at once), with their open gauge.
-    open: FastMap<u64, Gauge>,
+    /// namespaces can hold the same four-tuple at once), with their open gauge and
+    /// whether they were accepted (their retransmits' `service_port` is then the local one).
+    open: FastMap<u64, (Gauge, bool)>,
     max_open: usize,
     /// Passive connections whose close came before their accept (the client reset them
     /// while they waited in the accept queue): their accept must not count them open, or
@@ -326,8 +327,9 @@ impl Metrics {
 
     /// The port of the connection's server side, the one that tells services apart: the
     /// remote port of a connection this host opened, the local port of one it accepted;
-    /// where the event does not say which (retransmits, connections older than tcptrace),
-    /// the local port if only it lies outside the ephemeral range. None (`ephemeral`) when
+    /// where the event does not say which (retransmits), the side the connection was seen
+    /// opening on, and for one older than tcptrace the local port if only it lies outside
+    /// the ephemeral range. None (`ephemeral`) when
     /// that port is a remote one inside the range, so the label stays bounded whatever
     /// ports clients use; a local one is a listening port, and those are few.
     fn service_port(&self, event: &Event) -> Option<u16> {
@@ -339,7 +341,10 @@ impl Metrics {
             // A SYN-ACK is a listener's, a SYN a connect's.
             Detail::Retransmit { state, .. } if *state == TcpState::SYN_RECV => true,
             Detail::Retransmit { state, .. } if *state == TcpState::SYN_SENT => false,
-            _ => !self.ephemeral.contains(&ep.lport) && self.ephemeral.contains(&ep.rport),
+            _ => match self.open.get(&event.sock) {
+                Some((_, accepted)) => *accepted,
+                None => !self.ephemeral.contains(&ep.lport) && self.ephemeral.contains(&ep.rport),
+            },
         };
         match local {
             true => Some(ep.lport),
@@ -471,7 +476,7 @@ impl Metrics {
                 self.retransmitted.remove(&event.sock);
                 self.handshakes.remove(&Handshake::Connect(event.sock));
                 match self.open.remove(&event.sock) {
-                    Some(gauge) => {
+                    Some((gauge, _)) => {
                         gauge.dec();
                     }
                     None if c.direction == Direction::Passive && !event.owner.known() => self.closed_unaccepted(event.sock),
@@ -558,7 +563,7 @@ impl Metrics {
         }
         let gauge = self.open_gauge(series, direction).clone();
         gauge.inc();
-        if let Some(stale) = self.open.insert(sock, gauge) {
+        if let Some((stale, _)) = self.open.insert(sock, (gauge, direction == "passive")) {
             // The same socket opened again: its close was lost. Count it once.
             stale.dec();
         }
@@ -605,6 +610,25 @@ mod tests {
         assert_eq!(parse_port_range("32768\t60999\n"), Some(32768..=60999));
         assert_eq!(parse_port_range("9 1"), None);
         assert_eq!(parse_port_range(""), None);
+    }
+
+    /// A retransmit says nothing of the connection's direction: where the connection was
+    /// seen opening, its service port is that of its accept or connect, so every series of
+    /// one connection has one service port (here a server on a port in the ephemeral range).
+    #[test]
+    fn a_retransmit_has_the_service_port_its_connection_opened_with() {
+        let mut registry = Registry::with_prefix("tcptrace");
+        let mut metrics = Metrics::new(&mut registry, Vec::new(), 10, 10);
+        metrics.ephemeral = 32768..=60999;
+        let ports = |e: &mut Event| {
+            e.endpoints.lport = 41_040;
+            e.endpoints.rport = 50_000;
+        };
+        metrics.record(&event_of(2, 7, ports)); // accepted
+        assert_eq!(metrics.service_port(&event_of(5, 7, ports)), Some(41_040));
+        assert_eq!(metrics.service_port(&event_of(5, 8, ports)), None, "not seen opening: by its ports");
+        metrics.record(&event_of(0, 8, ports)); // connected
+        assert_eq!(metrics.service_port(&event_of(5, 8, ports)), None, "a connect to an ephemeral-range port");
     }
 
     /// Two sockets with the same addresses and ports (two network namespaces): both are
