@@ -31,8 +31,10 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         live: 0,
         count_states: 0,
     };
+    let runtime = crate::source::runtime()?;
+    let signals = StopSignals::install(&runtime)?;
     let mut tracer = load(cli, config)?;
-    trace(cli, &mut tracer)
+    trace(cli, &mut tracer, &runtime, signals)
 }
 
 /// Checks the command line and privileges, loads the programs for `config` with the
@@ -64,7 +66,7 @@ pub(crate) fn load(cli: &Cli, config: Config) -> Result<loader::Tracer> {
 }
 
 /// The trace proper: events to stdout until a signal, the pipe's end, `-d` or `-n`.
-fn trace(cli: &Cli, tracer: &mut loader::Tracer) -> Result<()> {
+fn trace(cli: &Cli, tracer: &mut loader::Tracer, runtime: &tokio::runtime::Runtime, signals: StopSignals) -> Result<()> {
     let mode = cli.output.unwrap_or(if io::stdout().is_terminal() { OutputMode::Table } else { OutputMode::Plain });
     let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
     let mut printer = Printer::new(io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()), mode, tz, !cli.no_header);
@@ -73,10 +75,9 @@ fn trace(cli: &Cli, tracer: &mut loader::Tracer) -> Result<()> {
         printer = printer.relative_to(u64::try_from(now.as_nanos()).unwrap_or(0));
     }
     let stop = Stop { after: cli.duration, events: cli.count };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")?;
     let result = runtime.block_on(async {
         let source = Source::new(tracer)?;
-        pump(source, printer, tracer, cli.verbose, stop).await
+        pump(source, printer, tracer, cli.verbose, stop, signals).await
     });
     if cli.verbose {
         // Connections the kernel still tracks: after every traced connection has closed,
@@ -241,9 +242,8 @@ const WRITING: &str = "writing the events to stdout";
 
 /// Moves events until a stop signal (or `-d`, or `-n`), flushing after each drain of the ring buffer, then
 /// prints a one-line summary on stderr.
-async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mut loader::Tracer, verbose: bool, stop: Stop) -> Result<()> {
+async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mut loader::Tracer, verbose: bool, stop: Stop, mut signals: StopSignals) -> Result<()> {
     let mut clock = Clock::now();
-    let mut signals = StopSignals::new()?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut lost_reported = 0;
     let mut tally = Tally::default();

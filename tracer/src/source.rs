@@ -2,6 +2,7 @@
 //! per-CPU counters of what could not be delivered.
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
+use anyhow::Context;
 use tokio::{
     io::{unix::AsyncFd, Interest},
     signal::unix::{signal, Signal, SignalKind},
@@ -37,9 +38,13 @@ pub(crate) struct StopSignals {
 }
 
 impl StopSignals {
-    /// Must run inside the tokio runtime; from then on these signals no longer kill.
-    pub(crate) fn new() -> std::io::Result<Self> {
-        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())?, hangup: signal(SignalKind::hangup())? })
+    /// From now on these signals no longer kill: installed before the programs load, so
+    /// that one sent in the first moments (a supervisor's restart) still ends the run
+    /// cleanly once it starts. Each is kept until `recv` is polled in `runtime`.
+    pub(crate) fn install(runtime: &tokio::runtime::Runtime) -> anyhow::Result<Self> {
+        let _in_runtime = runtime.enter();
+        let listen = |kind| signal(kind).context("installing the signal handlers");
+        Ok(Self { interrupt: listen(SignalKind::interrupt())?, terminate: listen(SignalKind::terminate())?, hangup: listen(SignalKind::hangup())? })
     }
 
     /// Resolves when any of them comes.
@@ -50,6 +55,11 @@ impl StopSignals {
             _ = self.hangup.recv() => {}
         }
     }
+}
+
+/// The single-threaded tokio runtime the trace and `serve` run on.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")
 }
 
 /// A timer for `-d`: fires after `after`, or never (a century) without it.

@@ -207,6 +207,15 @@ impl Source {
 
 pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     let config = Config { events: kind_bit(EventKind::Close), count_calls: 1, live: 1, count_states: 0 };
+    // Before the programs load, as the trace's (see `StopSignals`): a stop signal sent in
+    // the first moments ends the view at its first look.
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    // SAFETY: installing a handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+        libc::signal(libc::SIGHUP, handler as libc::sighandler_t);
+    }
     let mut tracer = crate::run::load(cli, config)?;
     let losses = crate::source::LossCounters::new(&mut tracer)?;
     let socks = tracer.ebpf.take_map("SOCKS").context("SOCKS map missing")?;
@@ -214,13 +223,6 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     let mut source = Source { socks: BpfHashMap::try_from(socks)?, ring: RingBuf::try_from(ring)?, clock: Clock::now(), losses, undecodable: 0 };
     if cli.verbose {
         say!("tcptrace: tracing; Ctrl-C to stop");
-    }
-    let handler: extern "C" fn(libc::c_int) = on_signal;
-    // SAFETY: installing a handler that only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
-        libc::signal(libc::SIGHUP, handler as libc::sighandler_t);
     }
     let end = cli.duration.map(|d| Instant::now() + d);
     let result = if io::stdout().is_terminal() && !args.batch {

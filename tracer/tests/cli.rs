@@ -378,3 +378,50 @@ fn ring_buffer_size_follows_the_events_unless_given() {
         assert!(done.stderr.iter().any(|l| l == said), "{args:?}: {:?}", done.stderr);
     }
 }
+
+/// A stop signal that comes while tcptrace is still loading (a supervisor's restart right
+/// after a start) ends it as cleanly as one that comes later: once tracing, it exits 0
+/// with its summary. tcptrace is stopped (SIGSTOP) as soon as it catches SIGTERM, which
+/// must be before it has loaded a single program, signalled, and let go on.
+#[test]
+fn a_stop_signal_during_the_load_still_ends_the_trace_cleanly() {
+    let _serial = serial();
+    let mut child = std::process::Command::new(common::tcptrace_bin())
+        .args(["-o", "json", "--probe", &common::probe(), "-e", "connect", "--port", "9"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tcptrace");
+    let pid = child.id() as i32;
+    let catches_sigterm = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).map(|m| u64::from_str_radix(m.trim(), 16).unwrap_or(0));
+        caught.is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !catches_sigterm() {
+        assert!(std::time::Instant::now() < deadline && child.try_wait().expect("poll").is_none(), "tcptrace never caught SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let programs = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("its fds")
+        .filter(|fd| fd.as_ref().ok().and_then(|fd| std::fs::read_link(fd.path()).ok()).is_some_and(|l| l.as_os_str() == "anon_inode:bpf-prog"))
+        .count();
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+        libc::kill(pid, libc::SIGCONT);
+    }
+    assert_eq!(programs, 0, "SIGTERM was caught only once the programs were loaded");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().expect("poll").is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("tcptrace's output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("tcptrace: 0 events")), "{stderr}");
+}

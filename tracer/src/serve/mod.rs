@@ -32,6 +32,8 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     crate::filter::from_cli(cli)?;
     let listener = std::net::TcpListener::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     listener.set_nonblocking(true)?;
+    let runtime = crate::source::runtime()?;
+    let signals = StopSignals::install(&runtime)?;
     let mut tracer = crate::run::load(cli, config)?;
 
     let mut registry = Registry::with_prefix("tcptrace");
@@ -42,7 +44,6 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     registry.register_collector(Box::new(states::StateTransitions::take(&mut tracer.ebpf)?));
     let registry = Arc::new(registry);
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         if !args.listen.ip().is_loopback() {
@@ -51,7 +52,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         say!("tcptrace: serving metrics on http://{}/metrics", listener.local_addr()?);
         let server = tokio::spawn(http::serve(listener, http::router(registry)));
         let mut source = Source::new(&mut tracer)?;
-        let result = pump(&mut source, &mut tracer, &mut metrics, cli.duration).await;
+        let result = pump(&mut source, &mut tracer, &mut metrics, cli.duration, signals).await;
         server.abort();
         result
     })
@@ -59,10 +60,15 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
 
 /// Feeds events to the metrics until SIGINT, SIGTERM or SIGHUP (or `-d`); loss counters every
 /// second; a summary line at the end.
-async fn pump(source: &mut Source, tracer: &mut crate::loader::Tracer, metrics: &mut metrics::Metrics, duration: Option<std::time::Duration>) -> Result<()> {
+async fn pump(
+    source: &mut Source,
+    tracer: &mut crate::loader::Tracer,
+    metrics: &mut metrics::Metrics,
+    duration: Option<std::time::Duration>,
+    mut signals: StopSignals,
+) -> Result<()> {
     // Decoding needs a clock, but no metric uses an event's wall-clock time: taken once.
     let clock = Clock::now();
-    let mut signals = StopSignals::new()?;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut tally = Tally::default();
     let mut pacer = Pacer::new();
