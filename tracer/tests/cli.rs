@@ -386,8 +386,14 @@ fn ring_buffer_size_follows_the_events_unless_given() {
 #[test]
 fn a_stop_signal_during_the_load_still_ends_the_trace_cleanly() {
     let _serial = serial();
+    stopped_while_loading(&["-o", "json", "-e", "connect"]);
+    stopped_while_loading(&["serve", "--listen", "127.0.0.1:0"]);
+}
+
+fn stopped_while_loading(args: &[&str]) {
     let mut child = std::process::Command::new(common::tcptrace_bin())
-        .args(["-o", "json", "--probe", &common::probe(), "-e", "connect", "--port", "9"])
+        .args(["--probe", &common::probe(), "--port", "9"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -414,7 +420,7 @@ fn a_stop_signal_during_the_load_still_ends_the_trace_cleanly() {
         libc::kill(pid, libc::SIGTERM);
         libc::kill(pid, libc::SIGCONT);
     }
-    assert_eq!(programs, 0, "SIGTERM was caught only once the programs were loaded");
+    assert_eq!(programs, 0, "{args:?}: SIGTERM was caught only once the programs were loaded");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while child.try_wait().expect("poll").is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -422,6 +428,6 @@ fn a_stop_signal_during_the_load_still_ends_the_trace_cleanly() {
     let _ = child.kill();
     let output = child.wait_with_output().expect("tcptrace's output");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(stderr.lines().any(|l| l.starts_with("tcptrace: 0 events")), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("tcptrace: 0 events")), "{args:?}: {stderr}");
 }
