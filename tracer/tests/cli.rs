@@ -240,14 +240,15 @@ fn csv_has_a_header_row_unless_told_not_to() {
         }
         assert_eq!(lines.len(), 1, "{}", run.out);
         let cells: Vec<&str> = lines[0].split(',').collect();
-        assert_eq!(cells.len(), 29, "{}", run.out);
+        assert_eq!(cells.len(), 30, "{}", run.out);
         assert_eq!(cells[0], "connect");
         assert_eq!(cells[3], run.pids[0].to_string());
         assert_eq!(cells[5], NOBODY.to_string());
         assert_eq!(cells[6], "tt-cli-peer");
         assert_eq!(cells[10], "127.0.0.1");
         assert_eq!(cells[11], run.port);
-        assert_eq!(cells[13], "ok");
+        assert_eq!(cells[12], common::own_netns().to_string());
+        assert_eq!(cells[14], "ok");
     }
 }
 
