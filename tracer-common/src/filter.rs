@@ -90,7 +90,9 @@ pub struct Filter {
     pub min_latency_ns: u64,
     /// Connect events: 1 = only failed ones.
     pub failed_only: u32,
-    pub _pad: u32,
+    /// Only sockets in this network namespace (its inode number, as `lsns -t net` shows
+    /// it); 0 = any.
+    pub netns: u32,
 }
 
 impl Default for Filter {
@@ -116,7 +118,7 @@ impl Filter {
         cgroup_id: 0,
         min_latency_ns: 0,
         failed_only: 0,
-        _pad: 0,
+        netns: 0,
     };
 
     /// Whether any owner filter is set (then an unknown owner never matches).
@@ -184,12 +186,20 @@ impl Filter {
             && (self.rports.is_any() || self.rports.contains(rport))
     }
 
-    /// Whether `endpoints_match` can say no: without these filters the endpoints need
-    /// not be read to decide.
+    /// The network namespace filter; a socket whose namespace could not be read (0)
+    /// never matches one.
+    #[inline(always)]
+    #[must_use]
+    pub const fn netns_matches(&self, netns: u32) -> bool {
+        self.netns == 0 || self.netns == netns
+    }
+
+    /// Whether the socket filters (`endpoints_match`, `netns_matches`) can say no:
+    /// without them the endpoints need not be read to decide.
     #[inline(always)]
     #[must_use]
     pub const fn has_endpoint_rules(&self) -> bool {
-        self.family != 0 || !self.ports.is_any() || !self.lports.is_any() || !self.rports.is_any()
+        self.family != 0 || !self.ports.is_any() || !self.lports.is_any() || !self.rports.is_any() || self.netns != 0
     }
 
     /// The filters that only connect events have.
@@ -312,5 +322,16 @@ mod tests {
         assert!(f.connect_matches(true, 1_000));
         assert!(!f.connect_matches(false, 5_000));
         assert!(!f.connect_matches(true, 999));
+    }
+
+    #[test]
+    fn netns_filter_keeps_one_namespace_and_never_an_unread_one() {
+        assert!(Filter::ANY.netns_matches(0) && Filter::ANY.netns_matches(4026531840));
+        assert!(!Filter::ANY.has_endpoint_rules());
+        let f = Filter { netns: 4026531840, ..Filter::ANY };
+        assert!(f.has_endpoint_rules());
+        assert!(f.netns_matches(4026531840));
+        assert!(!f.netns_matches(4026532000));
+        assert!(!f.netns_matches(0));
     }
 }

@@ -80,7 +80,7 @@ fn reported(call: Call, sk: u64) -> bool {
         Call::SynAck => crate::sock::request_endpoints_into::<crate::sock::Probe>(sk, &mut ep),
         _ => crate::sock::endpoints_into::<crate::sock::Probe>(sk, &mut ep),
     };
-    read.is_ok() && filter.endpoints_match(ep.family, ep.sport, ep.dport)
+    read.is_ok() && crate::emit::socket_matches::<crate::sock::Probe>(sk, &ep)
 }
 
 #[inline(always)]

@@ -63,15 +63,7 @@ fn current_comm() -> [u8; COMM_LEN] {
 /// much as a map lookup here).
 #[inline(always)]
 pub(crate) fn fill_header<A: Access>(out: &mut EventHeader, kind: EventKind, task: &Task, at_ns: u64, sk: u64) {
-    out.kind = kind as u32;
-    out.pid = task.pid;
-    out.tid = task.tid;
-    out.uid = task.uid;
-    out.ts_ns = at_ns;
-    out.sock = sk;
-    out.comm = task.comm;
-    out.netns = crate::sock::netns::<A>(sk);
-    out._pad = 0;
+    *out = header::<A>(kind, task, at_ns, sk);
 }
 
 #[inline(always)]
@@ -118,23 +110,31 @@ pub(crate) fn header_if_wanted<A: Access>(
         return None;
     }
     let filter = crate::globals::filter();
-    if !filter.owner_matches(owner.pid, owner.uid, &owner.comm) || !filter.endpoints_match(endpoints.family, endpoints.sport, endpoints.dport) {
+    if !filter.owner_matches(owner.pid, owner.uid, &owner.comm) || !socket_matches::<A>(sk, endpoints) {
         count(Counter::Filtered);
         return None;
     }
     Some(header::<A>(kind, owner, at_ns, sk))
 }
 
-/// Reads the endpoints of `sk` into a reserved event's `out` and applies the port and
-/// family filters: false (the read error or the drop counted) when the event must be
-/// discarded.
+/// The socket filters: family and ports from `endpoints` (the ends of `sk`), and the
+/// network namespace, read only when that filter is set.
+#[inline(always)]
+pub(crate) fn socket_matches<A: Access>(sk: u64, endpoints: &tracer_common::addr::Endpoints) -> bool {
+    let filter = crate::globals::filter();
+    filter.endpoints_match(endpoints.family, endpoints.sport, endpoints.dport)
+        && (filter.netns == 0 || filter.netns_matches(crate::sock::netns::<A>(sk)))
+}
+
+/// Reads the endpoints of `sk` into a reserved event's `out` and applies the socket
+/// filters: false (the read error or the drop counted) when the event must be discarded.
 #[inline(always)]
 pub(crate) fn endpoints_wanted<A: crate::sock::Access>(sk: u64, out: &mut tracer_common::addr::Endpoints) -> bool {
     if crate::sock::endpoints_into::<A>(sk, out).is_err() {
         count(Counter::ReadError);
         return false;
     }
-    if !crate::globals::filter().endpoints_match(out.family, out.sport, out.dport) {
+    if !socket_matches::<A>(sk, out) {
         count(Counter::Filtered);
         return false;
     }

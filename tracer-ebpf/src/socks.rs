@@ -160,3 +160,21 @@ pub(crate) fn owner(sk: u64) -> Option<Task> {
         None => Some(UNKNOWN_TASK),
     }
 }
+
+/// The live view (`Config::live`, `tcptrace top`) shows every entry with known ends: reads
+/// the ends of `sk` into its entry, and when the socket filters drop it, marks the entry
+/// filtered out (no row, no later event) and returns false. A failed read leaves the ends
+/// unknown (family 0), to be read again.
+#[inline(always)]
+pub(crate) fn live_ends_wanted<A: crate::sock::Access>(sk: u64, info: &mut SockInfo) -> bool {
+    if crate::sock::endpoints_into::<A>(sk, &mut info.endpoints).is_err() {
+        info.endpoints.family = 0;
+        return true;
+    }
+    if crate::emit::socket_matches::<A>(sk, &info.endpoints) {
+        return true;
+    }
+    info.filtered_out = 1;
+    count(Counter::Filtered);
+    false
+}

@@ -18,7 +18,7 @@ EXAMPLES:
     tcptrace -e close,state       # every state change, and a summary at close
     tcptrace -o json | jq .       # one JSON object per event
     tcptrace -o csv -d 1m > c.csv # one minute of events as CSV, with a header row
-    tcptrace -o json | jq -c 'select(.netns == 4026532177)'   # one network namespace's
+    tcptrace --netns /proc/4242/ns/net  # only the network namespace of PID 4242
     tcptrace -n 10 -e connect     # the next ten connects, then exit
     tcptrace -e connect --no-header | grep -v ' result=ok '   # failed connects, from plain output
     tcptrace --list-probes        # which hook families work on this kernel
@@ -85,6 +85,12 @@ pub(crate) struct Cli {
     /// unit), e.g. /sys/fs/cgroup/system.slice/nginx.service.
     #[arg(global = true, long, value_name = "PATH")]
     pub(crate) cgroup: Option<PathBuf>,
+
+    /// Only sockets in this network namespace (a container's): its inode number (as
+    /// `lsns -t net` shows it), a namespace file (/proc/PID/ns/net), or a name from
+    /// `ip netns` (/run/netns/NAME).
+    #[arg(global = true, long, value_name = "NETNS")]
+    pub(crate) netns: Option<String>,
 
     /// Only connects whose handshake took at least this long (like 10ms, 500us, 1s: a
     /// unit is required, as tcpconnlat's bare 10 means milliseconds).

@@ -55,6 +55,9 @@ pub(crate) fn from_cli(cli: &Cli) -> Result<Filter, UsageError> {
     if let Some(path) = &cli.cgroup {
         filter.cgroup_id = cgroup_id(path)?;
     }
+    if let Some(netns) = &cli.netns {
+        filter.netns = netns_inode(netns)?;
+    }
     if let Some(min) = cli.min_latency {
         filter.min_latency_ns = u64::try_from(min.as_nanos()).unwrap_or(u64::MAX);
     }
@@ -94,6 +97,33 @@ fn cgroup_id(path: &Path) -> Result<u64, UsageError> {
         return Err(unknown("not in a cgroup v2 file system"));
     }
     Ok(meta.st_ino())
+}
+
+/// `ioctl(NS_GET_NSTYPE)` (include/uapi/linux/nsfs.h): which kind of namespace a
+/// namespace file is, as its `CLONE_NEW*` flag.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// A network namespace's inode number (how the kernel names it, and what events show in
+/// `netns`): given as that number, or read from a namespace file, by path or by its
+/// `ip netns` name.
+fn netns_inode(given: &str) -> Result<u32, UsageError> {
+    use std::os::{fd::AsRawFd, linux::fs::MetadataExt};
+    if !given.is_empty() && given.bytes().all(|b| b.is_ascii_digit()) {
+        return match given.parse::<u32>() {
+            Ok(inode) if inode != 0 => Ok(inode),
+            _ => Err(UsageError(format!("--netns {given}: not a namespace inode number (1 to {})", u32::MAX))),
+        };
+    }
+    let path = if given.contains('/') { Path::new(given).to_path_buf() } else { Path::new("/run/netns").join(given) };
+    let bad = |why: &dyn std::fmt::Display| UsageError(format!("--netns {}: {why}", crate::loader::shown(&path)));
+    let file = std::fs::File::open(&path).map_err(|e| bad(&e))?;
+    // SAFETY: an ioctl without argument on a file this function holds open.
+    let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
+    if kind != libc::CLONE_NEWNET {
+        return Err(bad(&"not a network namespace"));
+    }
+    let inode = file.metadata().map_err(|e| bad(&e))?.st_ino();
+    u32::try_from(inode).map_err(|_| bad(&"inode number out of range"))
 }
 
 /// A `--btf` that names no readable file is the user's mistake, like an unknown cgroup;
@@ -157,5 +187,24 @@ mod tests {
         let err = build(&["--btf", "/nonexistent"]).expect_err("no such BTF file").to_string();
         assert!(err.starts_with("--btf /nonexistent: No such file"), "{err}");
         assert_eq!(build(&["--btf", "/tmp"]).expect_err("a directory").to_string(), "--btf /tmp: not a file (see --help)");
+    }
+
+    #[test]
+    fn netns_is_an_inode_number_or_a_namespace_file() {
+        use std::os::linux::fs::MetadataExt;
+        let own = std::fs::metadata("/proc/self/ns/net").expect("own netns").st_ino();
+        assert_eq!(u64::from(build(&["--netns", "/proc/self/ns/net"]).expect("a netns file").netns), own);
+        assert_eq!(build(&["--netns", "4026531840"]).expect("a number").netns, 4_026_531_840);
+        assert_eq!(build(&[]).expect("no filter").netns, 0);
+        for (given, error) in [
+            ("0", "--netns 0: not a namespace inode number (1 to 4294967295) (see --help)"),
+            ("4294967296", "--netns 4294967296: not a namespace inode number (1 to 4294967295) (see --help)"),
+            ("/proc/self/ns/mnt", "--netns /proc/self/ns/mnt: not a network namespace (see --help)"),
+            ("/etc/hostname", "--netns /etc/hostname: not a network namespace (see --help)"),
+            ("/nonexistent", "--netns /nonexistent: No such file or directory (os error 2) (see --help)"),
+            ("tt-no-such-netns", "--netns /run/netns/tt-no-such-netns: No such file or directory (os error 2) (see --help)"),
+        ] {
+            assert_eq!(build(&["--netns", given]).expect_err(given).to_string(), error);
+        }
     }
 }

@@ -157,7 +157,8 @@ impl Source {
         self.socks
             .iter()
             .filter_map(Result::ok)
-            .filter(|(_, info)| info.endpoints.family != 0)
+            // Ends unknown yet, or dropped by the socket filters (see socks::live_ends_wanted).
+            .filter(|(_, info)| info.endpoints.family != 0 && info.filtered_out == 0)
             .filter_map(|(sock, info)| {
                 let t = &info.task;
                 Some(Counts {

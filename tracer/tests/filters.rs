@@ -273,3 +273,82 @@ fn cgroup_drops_what_a_process_outside_it_accepts() {
     assert!(filtered_count(&done).is_some_and(|n| n > 0), "the kernel filtered nothing: {:?}", done.stderr);
 }
 
+
+/// A peer in a network namespace of its own (loopback up), with its own listener there,
+/// waiting to connect to it and accept; returns its pid, its namespace's inode number, its
+/// listening port, and the pipe end that lets it go. Raw system calls only in the child.
+fn peer_in_own_netns(comm: &CStr) -> (i32, u64, u16, i32) {
+    let (mut report, mut go) = ([0; 2], [0; 2]);
+    // SAFETY: `ifreq` is plain data; all-zero is valid.
+    let mut lo_up: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in lo_up.ifr_name.iter_mut().zip(c"lo".to_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    lo_up.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as libc::c_short;
+    let (bind_any, bind_len) = common::sockaddr_of(([127, 0, 0, 1], 0).into());
+    // SAFETY: pipes and fork; the child makes only raw system calls on data made above.
+    unsafe {
+        assert_eq!(libc::pipe2(report.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        assert_eq!(libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        let (report_w, go_r) = (report[1], go[0]);
+        let pid = common::fork_with(comm, || {
+            let ctl = if libc::unshare(libc::CLONE_NEWNET) == 0 { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) } else { -1 };
+            if ctl < 0 || libc::ioctl(ctl, libc::SIOCSIFFLAGS, &raw const lo_up) != 0 {
+                return 200;
+            }
+            let listener = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            if libc::bind(listener, (&raw const bind_any).cast(), bind_len) != 0 || libc::listen(listener, 4) != 0 {
+                return 201;
+            }
+            let (mut bound, mut len): (libc::sockaddr_storage, libc::socklen_t) = (std::mem::zeroed(), bind_len);
+            libc::getsockname(listener, (&raw mut bound).cast(), &raw mut len);
+            let port = u16::from_be((*(&raw const bound).cast::<libc::sockaddr_in>()).sin_port);
+            let said = [common::own_netns(), u64::from(port)];
+            let mut byte = 0u8;
+            if libc::write(report_w, said.as_ptr().cast(), 16) != 16 || libc::read(go_r, (&raw mut byte).cast(), 1) != 1 {
+                return 202;
+            }
+            let client = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            if libc::connect(client, (&raw const bound).cast(), len) != 0 || libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) < 0 {
+                return 203;
+            }
+            0
+        });
+        libc::close(report_w);
+        libc::close(go_r);
+        let mut said = [0u64; 2];
+        assert!(common::raw::read_exactly(report[0], std::slice::from_raw_parts_mut(said.as_mut_ptr().cast(), 16), 16), "the peer did not make its namespace");
+        libc::close(report[0]);
+        (pid, said[0], said[1] as u16, go[1])
+    }
+}
+
+/// `--netns` keeps the sockets of one network namespace, given by inode number or by
+/// namespace file: a peer connecting and accepting in a namespace of its own is kept, with
+/// that namespace on its events; a connect and an accept in the test's namespace are not.
+#[test]
+fn netns_keeps_one_network_namespace_only() {
+    let _serial = serial();
+    for by_path in [false, true] {
+        let (l, addr) = listener("127.0.0.1:0");
+        let outside = Peer::connector(setup(c"tt-f-ns-out", NOBODY), addr);
+        let (inside, netns, inside_port, go) = peer_in_own_netns(c"tt-f-ns-in");
+        assert_ne!(netns, common::own_netns(), "the peer is in a namespace of its own");
+        let given = if by_path { format!("/proc/{inside}/ns/net") } else { netns.to_string() };
+        let trace = Trace::start(&["-e", "connect,accept", "--netns", &given]);
+        assert_eq!(connect_all(vec![outside])[0].1, 0, "the outside peer's connect failed");
+        drop(l.accept().expect("accept in the test's namespace"));
+        // SAFETY: one byte to our pipe.
+        assert_eq!(unsafe { libc::write(go, b"g".as_ptr().cast(), 1) }, 1);
+        assert_eq!(common::wait_child(inside), 0, "the peer in its own namespace failed");
+        // SAFETY: our pipe end.
+        unsafe { libc::close(go) };
+        let done = trace.stop();
+        let (connects, accepts) = (done.of("connect", inside), done.of("accept", inside));
+        assert_eq!((connects.len(), accepts.len(), done.events.len()), (1, 1, 2), "only the peer's connect and accept: {:?}", done.events);
+        assert_eq!(connects[0]["rport"], inside_port, "{:?}", done.events);
+        assert_eq!(accepts[0]["lport"], inside_port, "{:?}", done.events);
+        assert!(done.events.iter().all(|e| e["netns"] == netns), "{:?}", done.events);
+        assert!(filtered_count(&done).is_some_and(|n| n >= 2), "the outside connect and accept were not filtered: {:?}", done.stderr);
+    }
+}

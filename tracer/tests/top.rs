@@ -8,8 +8,13 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
-    sync::mpsc,
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc,
+    },
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -23,6 +28,63 @@ fn rows_of(snapshot: &[String]) -> Vec<std::collections::HashMap<&str, &str>> {
     let Some(header) = snapshot.get(1) else { return Vec::new() };
     let names: Vec<&str> = header.split_whitespace().collect();
     snapshot[2..].iter().map(|line| names.iter().copied().zip(line.split_whitespace()).collect()).collect()
+}
+
+/// Traffic on a port the filter leaves out, in this process, all through a test: one
+/// connection older than top, and one top sees open; no row of either may show.
+struct Bystander {
+    stop: Arc<AtomicBool>,
+    open_another: mpsc::Sender<()>,
+    opened: mpsc::Receiver<()>,
+    thread: JoinHandle<usize>,
+}
+
+impl Bystander {
+    /// Starts with the older connection.
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let pair = |listener: &TcpListener| {
+            let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+            (client, listener.accept().expect("accept").0)
+        };
+        let mut pairs = vec![pair(&listener)];
+        let (stop, (open_another, asked), (done, opened)) = (Arc::new(AtomicBool::new(false)), mpsc::channel(), mpsc::channel());
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut rounds_with_both = 0;
+            let mut buf = [0u8; 100];
+            while !stopping.load(Ordering::Relaxed) {
+                if asked.try_recv().is_ok() {
+                    pairs.push(pair(&listener));
+                }
+                for (client, server) in &mut pairs {
+                    client.write_all(&buf).expect("bystander sends");
+                    server.read_exact(&mut buf).expect("bystander receives");
+                    server.write_all(&buf).expect("bystander replies");
+                    client.read_exact(&mut buf).expect("bystander reads the reply");
+                }
+                if pairs.len() == 2 {
+                    rounds_with_both += 1;
+                    let _ = done.send(());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            rounds_with_both
+        });
+        Self { stop, open_another, opened, thread }
+    }
+
+    /// Opens the second connection, and returns once it has carried bytes.
+    fn open_another(&self) {
+        self.open_another.send(()).expect("bystander running");
+        self.opened.recv_timeout(Duration::from_secs(30)).expect("the bystander's second connection carried bytes");
+    }
+
+    /// How many rounds both connections exchanged bytes in.
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("bystander thread")
+    }
 }
 
 /// Batch snapshots, each a Vec of lines, from a reader thread.
@@ -49,12 +111,17 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
     let _serial = serial();
     let (listener, addr) = listen_v4(16);
     let port = addr.port().to_string();
+    let bystander = Bystander::start();
     let mut trace = match Trace::try_start_top(&["--port", &port], &["-b", "-i", "300ms"]) {
         Ok(trace) => trace,
-        Err(stderr) => return assert_calls_mode_refused(&stderr),
+        Err(stderr) => {
+            bystander.stop();
+            return assert_calls_mode_refused(&stderr);
+        }
     };
     assert!(calls_mode_available(), "top attached where per-call counting cannot");
     let rx = snapshots(&mut trace);
+    bystander.open_another();
 
     let before_connect = Instant::now();
     let exchange = HeldExchange::start(listener, addr, (c"tt-top-cli", c"tt-top-srv"), CLIENT_SENDS, SERVER_SENDS);
@@ -117,6 +184,7 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
         }
     }
     let done = trace.stop();
+    assert!(bystander.stop() > 1, "the bystander's connections carried nothing while top ran");
     assert!(done.status.success(), "{:?}", done.stderr);
     assert!(done.stderr.last().is_some_and(|l| l.starts_with("tcptrace: lost 0 (ring buffer full 0,")), "{:?}", done.stderr);
 }

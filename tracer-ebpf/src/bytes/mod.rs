@@ -44,8 +44,8 @@ pub(crate) fn on_call(sk: u64, ret: i64, sent: bool, flags: i32) {
             (*info).received_bytes += ret as u64;
         }
         if live {
-            if (*info).endpoints.family == 0 {
-                let _ = crate::sock::endpoints_into::<crate::sock::Probe>(sk, &mut (*info).endpoints);
+            if (*info).endpoints.family == 0 && !crate::socks::live_ends_wanted::<crate::sock::Probe>(sk, &mut *info) {
+                return;
             }
             let tp = crate::sock::tcp_sock::<crate::sock::Probe>(sk);
             (*info).total_retrans = tp.and_then(crate::sock::total_retrans::<crate::sock::Probe>).unwrap_or(0);

@@ -50,7 +50,12 @@ pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, 
         info.closed_ns = now;
         // tcp_disconnect() (an abortive close, connect(AF_UNSPEC)) clears the remote end,
         // the RTT and the retransmit count right after this CLOSE: kept for `destroy`.
-        if sock::endpoints_into::<A>(sk, &mut info.endpoints).is_err() {
+        if config.live != 0 {
+            // Until its destruction the live view shows it: not if the filters drop it.
+            if !crate::socks::live_ends_wanted::<A>(sk, info) {
+                return true;
+            }
+        } else if sock::endpoints_into::<A>(sk, &mut info.endpoints).is_err() {
             info.endpoints.family = 0; // read again at destroy
         }
         let tp = sock::tcp_sock::<A>(sk);
@@ -133,7 +138,7 @@ fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
         let kept = by_calls && info.endpoints.family != 0;
         if kept {
             (*e).endpoints = info.endpoints;
-            if !filter.endpoints_match(info.endpoints.family, info.endpoints.sport, info.endpoints.dport) {
+            if !crate::emit::socket_matches::<A>(sk, &info.endpoints) {
                 entry.discard(0);
                 count(Counter::Filtered);
                 return;

@@ -168,7 +168,7 @@ pub(crate) fn exit(ret: i64) {
     // task_wanted checks the owner filters (and the cgroup): only the ports are left.
     if !filter().connect_matches(true, latency_ns)
         || !task_wanted(&task)
-        || !filter().endpoints_match(endpoints.family, endpoints.sport, endpoints.dport)
+        || !crate::emit::socket_matches::<sock::Probe>(args.sk, &endpoints)
     {
         count(Counter::Filtered);
         return;

@@ -242,15 +242,15 @@ fn state_event<A: Access>(sk: u64, owner: &tracer_common::conn::Task, change: Ch
     }
 }
 
-/// Whether the port and family filters let a change of `sk` through. The endpoints are
-/// read only when such a filter is set.
+/// Whether the socket filters (family, ports, netns) let a change of `sk` through. The
+/// endpoints are read only when such a filter is set.
 #[inline(always)]
 fn endpoints_pass<A: Access>(sk: u64, filter: &tracer_common::filter::Filter) -> bool {
     if !filter.has_endpoint_rules() {
         return true;
     }
     match sock::endpoints::<A>(sk) {
-        Ok(ep) if filter.endpoints_match(ep.family, ep.sport, ep.dport) => true,
+        Ok(ep) if crate::emit::socket_matches::<A>(sk, &ep) => true,
         Ok(_) => {
             count(Counter::Filtered);
             false
