@@ -240,8 +240,8 @@ fn reader_gone() -> bool {
 /// ("No space left on device") would not say what was being written.
 const WRITING: &str = "writing the events to stdout";
 
-/// Moves events until a stop signal (or `-d`, or `-n`), flushing after each drain of the ring buffer, then
-/// prints a one-line summary on stderr.
+/// Moves events until a stop signal (or `-d`, or `-n`), flushing after each drain of the
+/// ring buffer, then prints a one-line summary on stderr.
 async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mut loader::Tracer, verbose: bool, stop: Stop, mut signals: StopSignals) -> Result<()> {
     let mut clock = Clock::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));

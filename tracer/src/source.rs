@@ -28,14 +28,13 @@ impl Source {
     }
 }
 
-/// What ends a trace or `serve` as cleanly as its end of `-d`: SIGINT, SIGTERM, and
-/// SIGHUP (the terminal or ssh session gone), so that what is buffered still reaches its
-/// file and the summary says what was lost.
-pub(crate) struct StopSignals {
-    interrupt: Signal,
-    terminate: Signal,
-    hangup: Signal,
-}
+/// What ends a trace, `serve` or `top` as cleanly as its end of `-d`: SIGINT, SIGTERM,
+/// and SIGHUP (the terminal or ssh session gone), so that what is buffered still reaches
+/// its file and the summary says what was lost.
+pub(crate) const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// `STOP_SIGNALS`, for the tokio runtime of the trace and `serve`.
+pub(crate) struct StopSignals([Signal; 3]);
 
 impl StopSignals {
     /// From now on these signals no longer kill: installed before the programs load, so
@@ -43,16 +42,18 @@ impl StopSignals {
     /// cleanly once it starts. Each is kept until `recv` is polled in `runtime`.
     pub(crate) fn install(runtime: &tokio::runtime::Runtime) -> anyhow::Result<Self> {
         let _in_runtime = runtime.enter();
-        let listen = |kind| signal(kind).context("installing the signal handlers");
-        Ok(Self { interrupt: listen(SignalKind::interrupt())?, terminate: listen(SignalKind::terminate())?, hangup: listen(SignalKind::hangup())? })
+        let listen = |number| signal(SignalKind::from_raw(number)).context("installing the signal handlers");
+        let [a, b, c] = STOP_SIGNALS;
+        Ok(Self([listen(a)?, listen(b)?, listen(c)?]))
     }
 
     /// Resolves when any of them comes.
     pub(crate) async fn recv(&mut self) {
+        let [a, b, c] = &mut self.0;
         tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-            _ = self.hangup.recv() => {}
+            _ = a.recv() => {}
+            _ = b.recv() => {}
+            _ = c.recv() => {}
         }
     }
 }

@@ -120,7 +120,7 @@ fn matches(row: &Row, needle: &str) -> bool {
         || row.endpoints.rport.to_string() == needle
 }
 
-/// Set by SIGINT / SIGTERM / SIGHUP.
+/// Set by the stop signals (`source::STOP_SIGNALS`).
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -211,11 +211,9 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     // Before the programs load, as the trace's (see `StopSignals`): a stop signal sent in
     // the first moments ends the view at its first look.
     let handler: extern "C" fn(libc::c_int) = on_signal;
-    // SAFETY: installing a handler that only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
-        libc::signal(libc::SIGHUP, handler as libc::sighandler_t);
+    for number in crate::source::STOP_SIGNALS {
+        // SAFETY: installing a handler that only stores to an atomic.
+        unsafe { libc::signal(number, handler as libc::sighandler_t) };
     }
     let mut tracer = crate::run::load(cli, config)?;
     let losses = crate::source::LossCounters::new(&mut tracer)?;

@@ -519,7 +519,7 @@ impl Metrics {
         if before.is_some() || self.retransmitted.len() < self.max_open {
             self.retransmitted.insert(sock, total_retrans);
         }
-        before.map_or(1, |b| u64::from(total_retrans.saturating_sub(b)).max(1))
+        growth(before, total_retrans)
     }
 
     /// Segments a handshake's retransmit event stands for: the growth of `total_retrans`
@@ -529,25 +529,15 @@ impl Metrics {
     fn handshake_retransmitted(&mut self, key: Handshake, total_retrans: u32, from: Option<u32>) -> u64 {
         let now = std::time::Instant::now();
         let before = self.handshakes.get(&key).map(|h| h.0).or(from);
-        if self.handshakes.len() >= self.max_open && !self.handshakes.contains_key(&key) {
-            self.handshakes.retain(|_, h| now.duration_since(h.1) < HANDSHAKE_KEPT);
-        }
-        if self.handshakes.len() < self.max_open || self.handshakes.contains_key(&key) {
-            self.handshakes.insert(key, (total_retrans, now));
-        }
-        before.map_or(1, |b| u64::from(total_retrans.saturating_sub(b)).max(1))
+        insert_bounded(&mut self.handshakes, self.max_open, key, (total_retrans, now), |h| now.duration_since(h.1) >= HANDSHAKE_KEPT);
+        growth(before, total_retrans)
     }
 
     /// Remembers a passive connection that closed before any accept (see
     /// `closed_before_accept`); the table is bounded as the open one is.
     fn closed_unaccepted(&mut self, sock: u64) {
         let now = std::time::Instant::now();
-        if self.closed_before_accept.len() >= self.max_open {
-            self.closed_before_accept.retain(|_, at| now.duration_since(*at) < CLOSED_BEFORE_ACCEPT_KEPT);
-        }
-        if self.closed_before_accept.len() < self.max_open {
-            self.closed_before_accept.insert(sock, now);
-        }
+        insert_bounded(&mut self.closed_before_accept, self.max_open, sock, now, |at| now.duration_since(*at) >= CLOSED_BEFORE_ACCEPT_KEPT);
     }
 
     /// A connection seen opening: counted open until its close event. Its retransmits
@@ -567,6 +557,24 @@ impl Metrics {
             // The same socket opened again: its close was lost. Count it once.
             stale.dec();
         }
+    }
+}
+
+/// Segments a retransmit event stands for, from the `total_retrans` it carries and the
+/// one before it (`None`: unknown, as for a connection older than tcptrace: 1).
+fn growth(before: Option<u32>, total_retrans: u32) -> u64 {
+    before.map_or(1, |b| u64::from(total_retrans.saturating_sub(b)).max(1))
+}
+
+/// Inserts into a table bounded at `max` entries (the exporter's memory must not grow
+/// with what it is told): when it is full and `key` new, entries `stale` says are done
+/// with go first; a new key that still finds no room is not kept.
+fn insert_bounded<K: Eq + std::hash::Hash, V>(table: &mut FastMap<K, V>, max: usize, key: K, value: V, stale: impl Fn(&V) -> bool) {
+    if table.len() >= max && !table.contains_key(&key) {
+        table.retain(|_, v| !stale(v));
+    }
+    if table.len() < max || table.contains_key(&key) {
+        table.insert(key, value);
     }
 }
 
@@ -792,6 +800,23 @@ mod tests {
     }
 
     /// Bucket bounds are the round numbers a query names (`le="0.001"`), not float noise.
+    #[test]
+    fn bounded_tables_prune_stale_entries_when_full_and_never_grow_past_their_bound() {
+        let mut table = FastMap::default();
+        let stale = |v: &u32| *v == 0;
+        insert_bounded(&mut table, 2, 'a', 0, stale);
+        insert_bounded(&mut table, 2, 'b', 1, stale);
+        insert_bounded(&mut table, 2, 'b', 2, stale);
+        assert_eq!(table.len(), 2);
+        // Full, a new key: the stale 'a' goes, and 'c' takes its place.
+        insert_bounded(&mut table, 2, 'c', 3, stale);
+        assert_eq!((table.get(&'a'), table.get(&'b'), table.get(&'c')), (None, Some(&2), Some(&3)));
+        // Full, nothing stale: a new key is not kept, a known one is updated.
+        insert_bounded(&mut table, 2, 'd', 4, stale);
+        insert_bounded(&mut table, 2, 'c', 5, stale);
+        assert_eq!((table.len(), table.get(&'d'), table.get(&'c')), (2, None, Some(&5)));
+    }
+
     #[test]
     fn histogram_bounds_are_round() {
         let mut registry = Registry::with_prefix("tcptrace");
