@@ -105,18 +105,28 @@ const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 
 /// A network namespace's inode number (how the kernel names it, and what events show in
 /// `netns`): given as that number, or read from a namespace file, by path or by its
-/// `ip netns` name.
+/// `ip netns` name. A number must name a network namespace that a process or an
+/// `ip netns` name holds: a mistyped one would otherwise trace nothing, silently (one
+/// held only elsewhere, by a bind mount or an open file, is given by its file).
 fn netns_inode(given: &str) -> Result<u32, UsageError> {
     use std::os::{fd::AsRawFd, linux::fs::MetadataExt};
-    if !given.is_empty() && given.bytes().all(|b| b.is_ascii_digit()) {
+    let bad = |why: &dyn std::fmt::Display| UsageError(format!("--netns {}: {why}", crate::loader::shown(Path::new(given))));
+    if given.is_empty() {
+        return Err(bad(&"empty"));
+    }
+    if given.bytes().all(|b| b.is_ascii_digit()) {
         return match given.parse::<u32>() {
-            Ok(inode) if inode != 0 => Ok(inode),
-            _ => Err(UsageError(format!("--netns {given}: not a namespace inode number (1 to {})", u32::MAX))),
+            Ok(inode) if inode != 0 && netns_held(u64::from(inode)) => Ok(inode),
+            Ok(inode) if inode != 0 => Err(bad(&"no process or `ip netns` name is in a network namespace with that inode number")),
+            _ => Err(bad(&format_args!("not a namespace inode number (1 to {})", u32::MAX))),
         };
     }
-    let path = if given.contains('/') { Path::new(given).to_path_buf() } else { Path::new("/run/netns").join(given) };
-    let bad = |why: &dyn std::fmt::Display| UsageError(format!("--netns {}: {why}", crate::loader::shown(&path)));
-    let file = std::fs::File::open(&path).map_err(|e| bad(&e))?;
+    let by_name = !given.contains('/');
+    let path = if by_name { Path::new("/run/netns").join(given) } else { Path::new(given).to_path_buf() };
+    let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound if by_name => bad(&"no such `ip netns` name (in /run/netns) or file"),
+        _ => bad(&e),
+    })?;
     // SAFETY: an ioctl without argument on a file this function holds open.
     let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
     if kind != libc::CLONE_NEWNET {
@@ -124,6 +134,16 @@ fn netns_inode(given: &str) -> Result<u32, UsageError> {
     }
     let inode = file.metadata().map_err(|e| bad(&e))?.st_ino();
     u32::try_from(inode).map_err(|_| bad(&"inode number out of range"))
+}
+
+/// Whether a process (`/proc/PID/ns/net`) or an `ip netns` name is in the network
+/// namespace with this inode number.
+fn netns_held(inode: u64) -> bool {
+    use std::os::linux::fs::MetadataExt;
+    let any_in = |dir: &str, tail: &str| {
+        std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| std::fs::metadata(entry.path().join(tail)).is_ok_and(|m| m.st_ino() == inode))
+    };
+    any_in("/proc", "ns/net") || any_in("/run/netns", "")
 }
 
 /// A `--btf` that names no readable file is the user's mistake, like an unknown cgroup;
@@ -194,17 +214,23 @@ mod tests {
         use std::os::linux::fs::MetadataExt;
         let own = std::fs::metadata("/proc/self/ns/net").expect("own netns").st_ino();
         assert_eq!(u64::from(build(&["--netns", "/proc/self/ns/net"]).expect("a netns file").netns), own);
-        assert_eq!(build(&["--netns", "4026531840"]).expect("a number").netns, 4_026_531_840);
+        assert_eq!(u64::from(build(&["--netns", &own.to_string()]).expect("a number").netns), own);
         assert_eq!(build(&[]).expect("no filter").netns, 0);
+        let mnt = std::fs::metadata("/proc/self/ns/mnt").expect("own mount namespace").st_ino().to_string();
         for (given, error) in [
-            ("0", "--netns 0: not a namespace inode number (1 to 4294967295) (see --help)"),
-            ("4294967296", "--netns 4294967296: not a namespace inode number (1 to 4294967295) (see --help)"),
-            ("/proc/self/ns/mnt", "--netns /proc/self/ns/mnt: not a network namespace (see --help)"),
-            ("/etc/hostname", "--netns /etc/hostname: not a network namespace (see --help)"),
-            ("/nonexistent", "--netns /nonexistent: No such file or directory (os error 2) (see --help)"),
-            ("tt-no-such-netns", "--netns /run/netns/tt-no-such-netns: No such file or directory (os error 2) (see --help)"),
+            ("0", "--netns 0: not a namespace inode number (1 to 4294967295) (see --help)".to_string()),
+            ("4294967296", "--netns 4294967296: not a namespace inode number (1 to 4294967295) (see --help)".to_string()),
+            // A mount namespace's number, and one of no namespace at all.
+            (&mnt, format!("--netns {mnt}: no process or `ip netns` name is in a network namespace with that inode number (see --help)")),
+            ("1", "--netns 1: no process or `ip netns` name is in a network namespace with that inode number (see --help)".to_string()),
+            ("", "--netns : empty (see --help)".to_string()),
+            ("/proc/self/ns/mnt", "--netns /proc/self/ns/mnt: not a network namespace (see --help)".to_string()),
+            ("/etc/hostname", "--netns /etc/hostname: not a network namespace (see --help)".to_string()),
+            ("/nonexistent", "--netns /nonexistent: No such file or directory (os error 2) (see --help)".to_string()),
+            ("tt-no-such-netns", "--netns tt-no-such-netns: no such `ip netns` name (in /run/netns) or file (see --help)".to_string()),
         ] {
             assert_eq!(build(&["--netns", given]).expect_err(given).to_string(), error);
         }
     }
+
 }

@@ -77,9 +77,10 @@ fn every_failure_is_one_line_with_its_exit_code() {
         (&["--btf", "/nonexistent/vmlinux"], None, 2, "tcptrace: --btf /nonexistent/vmlinux: No such file or directory (os error 2) (see --help)\n"),
         (&["--btf", "/"], None, 2, "tcptrace: --btf /: not a file (see --help)\n"),
         (&["--btf", "/bin/sh"], None, 1, "tcptrace: /bin/sh is not valid BTF\n"),
+        (&["--netns", "1"], None, 2, "tcptrace: --netns 1: no process or `ip netns` name is in a network namespace with that inode number (see --help)\n"),
         (&["--netns", "0"], None, 2, "tcptrace: --netns 0: not a namespace inode number (1 to 4294967295) (see --help)\n"),
         (&["--netns", "/proc/self/ns/mnt"], None, 2, "tcptrace: --netns /proc/self/ns/mnt: not a network namespace (see --help)\n"),
-        (&["--netns", "tt-no-such-netns"], None, 2, "tcptrace: --netns /run/netns/tt-no-such-netns: No such file or directory (os error 2) (see --help)\n"),
+        (&["--netns", "tt-no-such-netns"], None, 2, "tcptrace: --netns tt-no-such-netns: no such `ip netns` name (in /run/netns) or file (see --help)\n"),
         (no_family, None, 1, "tcptrace: hook "),
     ];
     for (args, uid, code, start) in cases {
