@@ -159,6 +159,8 @@ struct Sample {
     events: Option<u64>,
     /// Events the tracer says it lost (tcptrace's summary; the peers' "lost N events").
     lost: Option<u64>,
+    /// Why, where the tracer says (tcptrace's summary): each reason with a loss, and how many.
+    lost_why: Vec<(String, u64)>,
     /// What each of the tracer's programs ran during the window (bpf_stats).
     programs: Vec<crate::bpf_stats::ProgStats>,
     /// The tracer's peak resident set (VmHWM), read just before it is stopped.
@@ -331,19 +333,39 @@ fn stop_tracer(mut child: Child) {
     let _ = child.wait();
 }
 
-/// What a tracer said on stderr: (events handled, events lost), where it says them.
-fn tracer_counts(stderr: &str) -> (Option<u64>, Option<u64>) {
+/// What a tracer said on stderr, where it says them.
+struct TracerCounts {
+    events: Option<u64>,
+    lost: Option<u64>,
+    lost_why: Vec<(String, u64)>,
+}
+
+fn tracer_counts(stderr: &str) -> TracerCounts {
     let number_after = |line: &str, word: &str| -> Option<u64> {
         let rest = &line[line.find(word)? + word.len()..];
         rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
     };
-    // tcptrace: "tcptrace: N events (...); lost M (...); ..."
+    // tcptrace: "tcptrace: N events (...); lost M (reason N, reason N, ...); ..."
     if let Some(summary) = stderr.lines().find(|l| l.starts_with("tcptrace: ") && l.contains(" events")) {
-        return (number_after(summary, "tcptrace:"), number_after(summary, "; lost"));
+        return TracerCounts { events: number_after(summary, "tcptrace:"), lost: number_after(summary, "; lost"), lost_why: loss_reasons(summary) };
     }
     // libbpf-tools: "lost N events on CPU #C"; bpftrace: "Lost N events".
     let lost: u64 = stderr.lines().filter_map(|l| number_after(&l.to_ascii_lowercase(), "lost")).sum();
-    (None, Some(lost))
+    TracerCounts { events: None, lost: Some(lost), lost_why: Vec::new() }
+}
+
+/// The reasons with a loss in tcptrace's summary: "lost M (ring buffer full 2, ...)".
+fn loss_reasons(summary: &str) -> Vec<(String, u64)> {
+    let Some(start) = summary.find("; lost ").and_then(|at| summary[at..].find('(').map(|p| at + p + 1)) else { return Vec::new() };
+    let Some(len) = summary[start..].find(')') else { return Vec::new() };
+    summary[start..start + len]
+        .split(", ")
+        .filter_map(|part| {
+            let (reason, n) = part.rsplit_once(' ')?;
+            let n: u64 = n.parse().ok()?;
+            (n > 0).then(|| (reason.to_string(), n))
+        })
+        .collect()
 }
 
 fn sample(config: &Config, w: Workload, window: Duration) -> Result<Sample> {
@@ -362,13 +384,26 @@ fn sample(config: &Config, w: Workload, window: Duration) -> Result<Sample> {
     let mut progs_after = crate::bpf_stats::snapshot();
     progs_after.retain(|id, _| !baseline.contains_key(id));
     let programs = crate::bpf_stats::delta(&progs_before, &progs_after);
-    let (mut events, mut lost) = (None, None);
+    let mut counts = TracerCounts { events: None, lost: None, lost_why: Vec::new() };
     let peak_rss_kib = pid.and_then(peak_rss_kib);
     if let Some(t) = tracer {
         stop_tracer(t);
-        (events, lost) = tracer_counts(&std::fs::read_to_string(&stderr_path).unwrap_or_default());
+        counts = tracer_counts(&std::fs::read_to_string(&stderr_path).unwrap_or_default());
     }
-    Ok(Sample { units, seconds, workload_cpu_us, tracer_cpu_us, events, lost, programs, peak_rss_kib })
+    let TracerCounts { events, lost, lost_why } = counts;
+    Ok(Sample { units, seconds, workload_cpu_us, tracer_cpu_us, events, lost, lost_why, programs, peak_rss_kib })
+}
+
+/// Losses by reason over `samples`, in the order tcptrace names them.
+fn loss_reasons_summed(samples: &[Sample]) -> Vec<(String, u64)> {
+    let mut summed: Vec<(String, u64)> = Vec::new();
+    for (reason, n) in samples.iter().flat_map(|s| &s.lost_why) {
+        match summed.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, total)) => *total += n,
+            None => summed.push((reason.clone(), *n)),
+        }
+    }
+    summed
 }
 
 /// Per program name over all rounds: (name, ns per run, runs per unit of work).
@@ -640,6 +675,7 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
             let per_event: Vec<f64> = these.iter().filter_map(|s| s.events.filter(|&n| n > 0).map(|n| s.tracer_cpu_us / n as f64)).collect();
             let per_event = (!per_event.is_empty()).then(|| median(per_event));
             let lost: Option<u64> = these.iter().map(|s| s.lost).sum();
+            let lost_why = loss_reasons_summed(these);
             let peak_rss = these.iter().filter_map(|s| s.peak_rss_kib).max();
             let shown = |v: Option<String>| v.unwrap_or_else(|| "-".into());
             let costs = program_costs(&profiles[wi][ci]);
@@ -659,7 +695,7 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
                 tracer,
                 total,
                 shown(per_event.map(|v| format!("{v:.2}"))),
-                shown(lost.map(|v| v.to_string())),
+                shown(lost.map(|v| if lost_why.is_empty() { v.to_string() } else { format!("{v} ({})", lost_why.iter().map(|(r, n)| format!("{r} {n}")).collect::<Vec<_>>().join(", ")) })),
                 shown(peak_rss.map(|k| format!("{:.1}", k as f64 / 1024.0))),
             ));
             json.push(serde_json::json!({
@@ -667,7 +703,8 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
                 "rate_median": med, "rate_min": lo, "rate_max": hi,
                 "vs_untraced": ratio, "vs_untraced_min": ratio_lo, "vs_untraced_max": ratio_hi,
                 "workload_cpu_us_per_unit": cpu, "workload_cpu_us_added": added, "tracer_cpu_us_per_unit": tracer,
-                "tracer_cpu_us_per_event": per_event, "events_lost": lost, "tracer_peak_rss_kib": peak_rss,
+                "tracer_cpu_us_per_event": per_event, "events_lost": lost,
+                "events_lost_by_reason": lost_why.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(), "tracer_peak_rss_kib": peak_rss,
                 "programs": costs.iter().map(|(name, ns, per_unit)| {
                     serde_json::json!({ "name": name, "ns_per_run": ns, "runs_per_unit": per_unit })
                 }).collect::<Vec<_>>(),
@@ -750,4 +787,22 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
     println!("{md}");
     eprintln!("xtask: wrote {} and {}", md_path.display(), dir.join("results.json").display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tracer_counts;
+
+    #[test]
+    fn tcptrace_summary_gives_events_losses_and_their_reasons() {
+        let stderr = "tcptrace: ring buffer 1024 KiB (default)\n\
+            tcptrace: 731514 events (accept 52251, close 104502); lost 5 (ring buffer full 3, kernel reads failed 0, hook runs skipped by the kernel 2); filtered in the kernel 0\n";
+        let counts = tracer_counts(stderr);
+        assert_eq!((counts.events, counts.lost), (Some(731_514), Some(5)));
+        assert_eq!(counts.lost_why, [("ring buffer full".to_string(), 3), ("hook runs skipped by the kernel".to_string(), 2)]);
+        let clean = tracer_counts("tcptrace: 10 events (close 10); lost 0 (ring buffer full 0); filtered in the kernel 0\n");
+        assert_eq!((clean.lost, clean.lost_why.len()), (Some(0), 0));
+        let peer = tracer_counts("lost 4 events on CPU #1\nLost 3 events\n");
+        assert_eq!((peer.events, peer.lost), (None, Some(7)));
+    }
 }
