@@ -40,10 +40,11 @@ pub(crate) fn on_accept(sk: u64) {
     // register, which the verifier refuses.)
     let entry = match SOCKS.get_ptr_mut(&sk) {
         // SAFETY: map value of `sk`.
-        Some(found) if unsafe { (*found).direction } == DIRECTION_ACTIVE => {
-            // An active socket's entry on a child: a freed socket's, whose CLOSE was never
-            // seen (see `state::on_change`, which finds the same when the handshake ends
-            // first). Cleared before the owner goes in.
+        Some(found) if unsafe { (*found).direction == DIRECTION_ACTIVE || ((*found).direction == DIRECTION_PASSIVE && (*found).task.pid != 0) } => {
+            // An active socket's entry on a child, or one with an owner already (a
+            // previous accepted child's): a freed socket's, whose CLOSE was never seen (see
+            // `state::on_change`, which finds the same when the handshake ends first).
+            // Cleared, and what it owed counted, before the owner goes in.
             // SAFETY: as above.
             crate::socks::reclaim_for_child(unsafe { &mut *found }, 0);
             Some(found)

@@ -157,12 +157,15 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
     // the same socket hold its lock (state changes run under it), so there is no race here.
     let info = unsafe { &mut *info };
     let child = old == TCP_SYN_RECV || old == TCP_LISTEN;
-    if child && info.direction != DIRECTION_PASSIVE && sock::has_socket::<A>(sk) == Ok(false) {
+    let not_this_childs = info.direction != DIRECTION_PASSIVE || info.established_ns != 0;
+    if child && not_this_childs && sock::has_socket::<A>(sk) == Ok(false) {
         // A listener's child (no socket until it is accepted) starting or ending its
         // handshake on an entry it did not make: a freed socket's, whose CLOSE tcptrace
-        // never saw (see `socks::owed_an_event`). Taken as the child's own, it made a
-        // connect event with the old owner. A simultaneous open, the other way an active
-        // entry reaches SYN_RECV, always has its socket.
+        // never saw (see `socks::owed_an_event`). An active one, taken as the child's own,
+        // made a connect event with the old owner; a passive one that was established
+        // already, a previous child's, hid its lost close (counted nowhere, nor left
+        // tracked). A simultaneous open, the other way an active entry reaches SYN_RECV,
+        // always has its socket.
         socks::reclaim_for_child(info, if old == TCP_LISTEN { now } else { 0 });
     }
     if info.filtered_out != 0 {
