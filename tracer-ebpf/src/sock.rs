@@ -61,13 +61,14 @@ impl Access for Probe {
     }
 }
 
-/// Plain loads: only for programs whose `sk` is BTF-typed (`tp_btf`, fentry, fexit).
+/// Plain loads: only from pointers the verifier knows by BTF type: a BTF-typed program's
+/// `sk` (`tp_btf`, fentry, fexit), the typed current task.
 pub(crate) enum Direct {}
 
 impl Access for Direct {
     #[inline(always)]
     fn load<T: Copy>(addr: u64) -> Result<T, ReadError> {
-        // SAFETY: `addr` is a typed socket pointer plus a field's offset; the verifier
+        // SAFETY: `addr` is a typed pointer plus a field's offset; the verifier
         // checks the access against BTF and turns it into a load that cannot fault.
         // Volatile: one load of exactly this size, never merged with its neighbours.
         Ok(unsafe { core::ptr::read_volatile(addr as *const T) })
@@ -309,14 +310,15 @@ pub(crate) fn srtt_us<A: Access>(tp: TcpSock) -> Result<u32, ReadError> {
     read::<A, u32>(tp.0, sock_off::srtt_us()).map(|v| v >> 3)
 }
 
-/// Reads a kernel pointer at `base + offset` (any struct: always probed).
+/// Reads a kernel pointer at `base + offset`, of any struct `A` can read (`Direct` only
+/// where `base` is a typed pointer the verifier knows).
 #[inline(always)]
-pub(crate) fn read_ptr(base: u64, offset: u32) -> Result<u64, ReadError> {
-    read::<Probe, u64>(base, offset)
+pub(crate) fn read_ptr<A: Access>(base: u64, offset: u32) -> Result<u64, ReadError> {
+    read::<A, u64>(base, offset)
 }
 
-/// Reads a u32 at `base + offset`.
+/// Reads a u32 at `base + offset` (as `read_ptr`).
 #[inline(always)]
-pub(crate) fn read_u32(base: u64, offset: u32) -> Result<u32, ReadError> {
-    read::<Probe, u32>(base, offset)
+pub(crate) fn read_u32<A: Access>(base: u64, offset: u32) -> Result<u32, ReadError> {
+    read::<A, u32>(base, offset)
 }

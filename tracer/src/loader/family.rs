@@ -94,7 +94,9 @@ impl Hook {
             (Self::State, HookFamily::Tracepoint) => "tracepoint sock:inet_sock_set_state (BTF-typed; raw, then classic, where refused)",
             (Self::Accept, HookFamily::Fentry) => "fexit inet_csk_accept",
             (Self::Accept, HookFamily::Kprobe) => "kprobe security_sock_graft (the accepted socket joined to its file)",
-            (Self::Accept, HookFamily::Tracepoint) => "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table)",
+            (Self::Accept, HookFamily::Tracepoint) => {
+                "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table; from the typed task, else every link probed)"
+            }
             (Self::Retransmit, HookFamily::Fentry) => "fexit tcp_retransmit_skb, tcp_rtx_synack; fentry+fexit tcp_send_loss_probe",
             (Self::Retransmit, HookFamily::Kprobe) => "kprobe+kretprobe tcp_retransmit_skb, tcp_send_loss_probe, tcp_rtx_synack",
             (Self::Retransmit, HookFamily::Tracepoint) => {
@@ -204,7 +206,7 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::State, HookFamily::Tracepoint) => &STATE_TP_PROGRAMS,
         (Hook::Accept, HookFamily::Fentry) => &["tt_acc_fexit"],
         (Hook::Accept, HookFamily::Kprobe) => &["tt_acc_kp"],
-        (Hook::Accept, HookFamily::Tracepoint) => &["tt_acc_tp"],
+        (Hook::Accept, HookFamily::Tracepoint) => &ACCEPT_TP_PROGRAMS,
         (Hook::Retransmit, HookFamily::Fentry) => &["tt_rtx_fexit", "tt_tlp_fent", "tt_tlp_fexit", "tt_synack_fexit"],
         (Hook::Retransmit, HookFamily::Kprobe) => &["tt_rtx_kp", "tt_rtx_krp", "tt_tlp_kp", "tt_tlp_krp", "tt_synack_kp", "tt_synack_krp"],
         (Hook::Retransmit, HookFamily::Tracepoint) => &["tt_rtx_btf", "tt_synack_btf", "tt_rtx_tp", "tt_synack_tp"],
@@ -258,11 +260,7 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         }
         // Not a kretprobe on inet_csk_accept: see tracer-ebpf/src/accept/kprobe.rs.
         (Hook::Accept, HookFamily::Kprobe) => kprobe(ebpf, "tt_acc_kp", &["security_sock_graft"]),
-        (Hook::Accept, HookFamily::Tracepoint) => {
-            facts.accept_tp.as_ref().map_err(Clone::clone)?;
-            facts.task.as_ref().map_err(Clone::clone)?;
-            tracepoint(ebpf, "tt_acc_tp", &[("syscalls", "sys_exit_accept4"), ("syscalls", "sys_exit_accept")])
-        }
+        (Hook::Accept, HookFamily::Tracepoint) => return accept_tracepoint(ebpf, facts, options),
         (Hook::Retransmit, HookFamily::Fentry) => {
             let btf = facts.aya_btf()?;
             fexit(ebpf, btf, "tt_rtx_fexit", "tcp_retransmit_skb")?;
@@ -337,6 +335,37 @@ fn state_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> R
         Ok(()) => Ok(STATE_TP_CLASSIC),
         Err(why) => {
             refused.push(format!("classic: {why}"));
+            Err(refused.join("; "))
+        }
+    }
+}
+
+pub(crate) const ACCEPT_TP_TASK: &str =
+    "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table, from the typed task: plain loads to the fd array)";
+pub(crate) const ACCEPT_TP_PROBED: &str =
+    "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table, every link probed)";
+/// The accept hook's tracepoint programs, in the order tried (tracer-ebpf/src/accept/tracepoint.rs).
+const ACCEPT_TP_PROGRAMS: [&str; 2] = ["tt_acc_tp_task", "tt_acc_tp"];
+const ACCEPT_TP_POINTS: [(&str, &str); 2] = [("syscalls", "sys_exit_accept4"), ("syscalls", "sys_exit_accept")];
+
+/// The accept hook on the accept syscalls' exit: from the task as a typed pointer where
+/// the kernel allows it (`bpf_get_current_task_btf`, Linux 5.11+; not with `--probe
+/// raw-tracepoint`, which keeps to helper reads), else with every read probed.
+fn accept_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> Result<&'static str, String> {
+    facts.accept_tp.as_ref().map_err(Clone::clone)?;
+    facts.task.as_ref().map_err(Clone::clone)?;
+    let [typed, probed] = ACCEPT_TP_PROGRAMS;
+    let mut refused = Vec::new();
+    if options.btf_tracepoints {
+        match all_or_none(ebpf, &[typed], |ebpf, name| tracepoint(ebpf, name, &ACCEPT_TP_POINTS)) {
+            Ok(()) => return Ok(ACCEPT_TP_TASK),
+            Err(why) => refused.push(format!("typed task: {why}")),
+        }
+    }
+    match tracepoint(ebpf, probed, &ACCEPT_TP_POINTS) {
+        Ok(()) => Ok(ACCEPT_TP_PROBED),
+        Err(why) => {
+            refused.push(format!("probed: {why}"));
             Err(refused.join("; "))
         }
     }

@@ -68,7 +68,7 @@ mod tests {
         for owner_side in ["tt_state_fent", "tt_state_btf", "tt_state_rtp"] {
             assert!(!skip_may_lose(owner_side), "{owner_side}");
         }
-        for counted in ["tt_state_fent2", "tt_state_btf2", "tt_state_rtp2", "tt_state_tp", "tt_state_kp", "tt_acc_tp", "tt_rtx_btf", "tt_rtx_kp", "tt_synack_btf", "tt_synack_kp"] {
+        for counted in ["tt_state_fent2", "tt_state_btf2", "tt_state_rtp2", "tt_state_tp", "tt_state_kp", "tt_acc_tp", "tt_acc_tp_task", "tt_rtx_btf", "tt_rtx_kp", "tt_synack_btf", "tt_synack_kp"] {
             assert!(skip_may_lose(counted), "{counted}");
         }
         // Counted by the programs when found (Counter::ReturnUnseen): never twice.

@@ -71,19 +71,27 @@ pub fn effective_family() -> String {
     }
 }
 
-/// Checks that the state and retransmit hooks attached the way `family` must on these
-/// kernels, as `-v` says: both have BTF, so the tracepoint family takes the BTF-typed
-/// tracepoints unless told not to.
-fn assert_state_path(family: &str, stderr: &[String]) {
+/// Checks that the state, retransmit and accept hooks attached the way `family` must on
+/// these kernels, as `-v` says: both have BTF, so the tracepoint family takes the
+/// BTF-typed tracepoints (and the typed task) unless told not to.
+fn assert_hook_paths(family: &str, stderr: &[String]) {
     let effective = if family == "auto" { expect_auto() } else { family.to_string() };
-    let (state, retransmit) = match effective.as_str() {
-        "tracepoint" => ("[tracepoint sock:inet_sock_set_state, BTF-typed ", "[tracepoint tcp:tcp_retransmit_skb, tcp_retransmit_synack, BTF-typed "),
-        "raw-tracepoint" => ("[tracepoint sock:inet_sock_set_state, raw ", "[tracepoint tcp:tcp_retransmit_skb, tcp_retransmit_synack, classic "),
-        "fentry" => ("[fentry tcp_set_state]", "[fexit tcp_retransmit_skb, tcp_rtx_synack;"),
-        "kprobe" => ("[kprobe tcp_set_state]", "[kprobe+kretprobe tcp_retransmit_skb,"),
+    let (state, retransmit, accept) = match effective.as_str() {
+        "tracepoint" => (
+            "[tracepoint sock:inet_sock_set_state, BTF-typed ",
+            "[tracepoint tcp:tcp_retransmit_skb, tcp_retransmit_synack, BTF-typed ",
+            "file table, from the typed task: plain loads to the fd array)]",
+        ),
+        "raw-tracepoint" => (
+            "[tracepoint sock:inet_sock_set_state, raw ",
+            "[tracepoint tcp:tcp_retransmit_skb, tcp_retransmit_synack, classic ",
+            "file table, every link probed)]",
+        ),
+        "fentry" => ("[fentry tcp_set_state]", "[fexit tcp_retransmit_skb, tcp_rtx_synack;", "[fexit inet_csk_accept]"),
+        "kprobe" => ("[kprobe tcp_set_state]", "[kprobe+kretprobe tcp_retransmit_skb,", "[kprobe security_sock_graft "),
         other => panic!("unknown family {other}"),
     };
-    for (hook, want) in [("state", state), ("retransmit", retransmit)] {
+    for (hook, want) in [("state", state), ("retransmit", retransmit), ("accept", accept)] {
         let prefix = format!("tcptrace: hook {hook}: ");
         if let Some(line) = stderr.iter().find(|l| l.starts_with(&prefix)) {
             assert!(line.contains(want), "{hook} hook for {family}: want {want:?} in {line:?}");
@@ -243,7 +251,7 @@ impl Trace {
                     let ready = line.contains("tracing; Ctrl-C to stop");
                     trace.stderr_seen.push(line);
                     if ready {
-                        assert_state_path(family, &trace.stderr_seen);
+                        assert_hook_paths(family, &trace.stderr_seen);
                         return Ok(trace);
                     }
                 }
@@ -887,7 +895,7 @@ impl Serve {
                 panic!("tcptrace serve did not start: {seen:?}");
             };
             if let Some(url) = line.strip_prefix("tcptrace: serving metrics on http://") {
-                assert_state_path(&probe(), &seen);
+                assert_hook_paths(&probe(), &seen);
                 let addr = url.trim_end_matches("/metrics").parse().expect("address in the start-up line");
                 return Self { child, addr, stderr: rx };
             }
