@@ -265,7 +265,8 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
     // After the start: tcptrace must not inherit the pinning.
     common::pin_to_one_cpu();
     let me = std::process::id();
-    let mut planted: Vec<(u64, u8)> = Vec::new();
+    // The keys planted after the last try, and the direction their entries claimed.
+    let (mut planted, mut planted_direction): (Vec<u64>, u8) = (Vec::new(), DIRECTION_ACTIVE);
     let (mut tries, mut client_hits, mut child_hits) = (0, 0, 0);
     // Children that met an active stale entry, and a passive one.
     let (mut child_hits_active, mut child_hits_passive) = (0, 0);
@@ -280,7 +281,7 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
             socks.iter().filter_map(Result::ok).filter(|(_, v)| v.task.pid == me).map(|(k, v)| (k, v.direction)).collect();
         assert_eq!(ours.len(), 2, "one entry per end: {ours:?}");
         for &(key, direction) in &ours {
-            if let Some(&(_, planted_direction)) = planted.iter().find(|(k, _)| *k == key) {
+            if planted.contains(&key) {
                 if direction == DIRECTION_ACTIVE {
                     client_hits += 1;
                 } else {
@@ -290,7 +291,7 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
             }
         }
         // Planted entries the kernel did not reuse go: nothing else may meet them.
-        for (key, _) in planted.drain(..).filter(|(k, _)| !ours.iter().any(|(o, _)| o == k)) {
+        for key in planted.drain(..).filter(|k| !ours.iter().any(|(o, _)| o == k)) {
             let _gone = socks.remove(&key);
         }
         drop((client, server));
@@ -305,13 +306,13 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
         // Both ends' addresses, freed now: entries as an established connection whose
         // CLOSE was never seen would have left them.
         let now = common::monotonic_ns();
-        let direction = if tries % 2 == 1 { DIRECTION_ACTIVE } else { tracer_common::close::DIRECTION_PASSIVE };
+        planted_direction = if tries % 2 == 1 { DIRECTION_ACTIVE } else { tracer_common::close::DIRECTION_PASSIVE };
+        let mut stale = SockInfo::unknown(planted_direction, now - 1_000_000);
+        (stale.task.pid, stale.task.tid) = (STALE_PID, STALE_PID);
+        (stale.syn_sent_ns, stale.established_ns) = (now - 2_000_000, now - 1_000_000);
         for (key, _) in ours {
-            let mut stale = SockInfo::unknown(direction, now - 1_000_000);
-            (stale.task.pid, stale.task.tid) = (STALE_PID, STALE_PID);
-            (stale.syn_sent_ns, stale.established_ns) = (now - 2_000_000, now - 1_000_000);
             socks.insert(key, stale, 0).expect("plant a stale entry");
-            planted.push((key, direction));
+            planted.push(key);
         }
     }
     let done = trace.stop();

@@ -340,9 +340,9 @@ fn state_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> R
     }
 }
 
-pub(crate) const ACCEPT_TP_TASK: &str =
+const ACCEPT_TP_TASK: &str =
     "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table, from the typed task: plain loads to the fd array)";
-pub(crate) const ACCEPT_TP_PROBED: &str =
+const ACCEPT_TP_PROBED: &str =
     "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table, every link probed)";
 /// The accept hook's tracepoint programs, in the order tried (tracer-ebpf/src/accept/tracepoint.rs).
 const ACCEPT_TP_PROGRAMS: [&str; 2] = ["tt_acc_tp_task", "tt_acc_tp"];
