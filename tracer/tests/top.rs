@@ -65,7 +65,10 @@ impl Bystander {
                 }
                 if pairs.len() == 2 {
                     rounds_with_both += 1;
-                    let _ = done.send(());
+                    if rounds_with_both == 1 {
+                        // The one wait in `open_another`.
+                        let _ = done.send(());
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
