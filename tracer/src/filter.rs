@@ -136,6 +136,12 @@ fn netns_inode(given: &str) -> Result<u32, UsageError> {
     u32::try_from(inode).map_err(|_| bad(&"inode number out of range"))
 }
 
+/// tcptrace's own network namespace (inode), if `/proc` says.
+pub(crate) fn own_netns() -> Option<u32> {
+    use std::os::linux::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/net").ok().and_then(|m| u32::try_from(m.st_ino()).ok())
+}
+
 /// Whether a process (`/proc/PID/ns/net`) or an `ip netns` name is in the network
 /// namespace with this inode number.
 fn netns_held(inode: u64) -> bool {

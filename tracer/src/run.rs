@@ -69,7 +69,7 @@ pub(crate) fn load(cli: &Cli, config: Config) -> Result<loader::Tracer> {
 fn trace(cli: &Cli, tracer: &mut loader::Tracer, runtime: &tokio::runtime::Runtime, signals: StopSignals) -> Result<()> {
     let mode = cli.output.unwrap_or(if io::stdout().is_terminal() { OutputMode::Table } else { OutputMode::Plain });
     let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
-    let mut printer = Printer::new(io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()), mode, tz, !cli.no_header);
+    let mut printer = Printer::new(io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()), mode, tz, !cli.no_header).home_netns(crate::filter::own_netns());
     if cli.relative {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         printer = printer.relative_to(u64::try_from(now.as_nanos()).unwrap_or(0));

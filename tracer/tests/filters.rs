@@ -323,6 +323,47 @@ fn peer_in_own_netns(comm: &CStr) -> (i32, u64, u16, i32) {
     }
 }
 
+/// Plain and table output name a socket's network namespace when it is not tcptrace's
+/// own, and only then: the connect and accept of a peer in a namespace of its own end with
+/// `netns=N`, a connect in the test's namespace does not.
+#[test]
+fn plain_and_table_name_a_foreign_network_namespace() {
+    let _serial = serial();
+    for format in ["plain", "table"] {
+        let (l, addr) = listener("127.0.0.1:0");
+        let outside = Peer::connector(setup(c"tt-f-nsn-out", NOBODY), addr);
+        let (inside, netns, inside_port, go) = peer_in_own_netns(c"tt-f-nsn-in");
+        assert_ne!(netns, common::own_netns(), "the peer is in a namespace of its own");
+        let trace = Trace::start_as(format, &["-e", "connect,accept"]);
+        let outside_pid = outside.pid;
+        assert_eq!(connect_all(vec![outside])[0].1, 0, "the outside peer's connect failed");
+        drop(l.accept().expect("accept in the test's namespace"));
+        // SAFETY: one byte to our pipe.
+        assert_eq!(unsafe { libc::write(go, b"g".as_ptr().cast(), 1) }, 1);
+        assert_eq!(common::wait_child(inside), 0, "the peer in its own namespace failed");
+        // SAFETY: our pipe end.
+        unsafe { libc::close(go) };
+        let (out, stderr, status) = trace.stop_raw(libc::SIGINT);
+        assert!(status.success(), "{format}: {stderr:?}");
+        // TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL...
+        let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).filter(|r: &Vec<&str>| r.len() >= 10).collect();
+        let of = |pid: i32, kind: &str| -> Vec<&Vec<&str>> { rows.iter().filter(|r| r[1] == kind && r[2] == pid.to_string()).collect() };
+        let want = format!("netns={netns}");
+        let (connects, accepts) = (of(inside, "connect"), of(inside, "accept"));
+        assert_eq!((connects.len(), accepts.len()), (1, 1), "{format}: {out}");
+        assert_eq!((connects[0][3], connects[0][8]), ("tt-f-nsn-in", inside_port.to_string().as_str()), "{format}: {out}");
+        assert_eq!(accepts[0][6], inside_port.to_string(), "{format}: {out}");
+        for row in [connects[0], accepts[0]] {
+            assert_eq!(row.last(), Some(&want.as_str()), "{format}: {row:?}");
+            assert_eq!(row.iter().filter(|t| t.starts_with("netns=")).count(), 1, "{format}: {row:?}");
+        }
+        let outside_connects = of(outside_pid, "connect");
+        assert_eq!(outside_connects.len(), 1, "{format}: {out}");
+        assert_eq!(outside_connects[0][8], addr.port().to_string(), "{format}: {out}");
+        assert!(!outside_connects[0].iter().any(|t| t.starts_with("netns=")), "{format}: {:?}", outside_connects[0]);
+    }
+}
+
 /// `--netns` keeps the sockets of one network namespace, given by inode number or by
 /// namespace file: a peer connecting and accepting in a namespace of its own is kept, with
 /// that namespace on its events; a connect and an accept in the test's namespace are not.

@@ -5,6 +5,8 @@
 //!
 //! Columns (table and plain): TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL, where
 //! DETAIL is event-specific: human units in the table, `key=value` raw numbers in plain.
+//! DETAIL ends with `netns=N` for a socket outside tcptrace's own network namespace (a
+//! container's, say), so that the same addresses in two namespaces can be told apart.
 
 mod csv;
 mod json;
@@ -40,12 +42,26 @@ pub(crate) struct Printer<W: Write> {
     since: Option<u64>,
     /// The table's address column width (see `table`).
     addr_width: usize,
+    /// tcptrace's own network namespace (inode): table and plain name any other.
+    home_netns: Option<u32>,
 }
 
 impl<W: Write> Printer<W> {
     /// `header`: print the column header (false for `--no-header`).
     pub(crate) fn new(out: W, mode: OutputMode, tz: jiff::tz::TimeZone, header: bool) -> Self {
-        Self { out, mode, header_written: !header, tz, since: None, addr_width: table::ADDR_WIDTH }
+        Self { out, mode, header_written: !header, tz, since: None, addr_width: table::ADDR_WIDTH, home_netns: None }
+    }
+
+    /// Table and plain output add `netns=N` to events of sockets in any network namespace
+    /// but `inode` (tcptrace's own); JSON and CSV always carry the namespace.
+    pub(crate) fn home_netns(mut self, inode: Option<u32>) -> Self {
+        self.home_netns = inode;
+        self
+    }
+
+    /// The namespace to name on this event's line: known, and not tcptrace's own.
+    fn foreign_netns(&self, event: &Event) -> Option<u32> {
+        (event.netns != 0 && self.home_netns.is_some_and(|home| home != event.netns)).then_some(event.netns)
     }
 
     /// Table and plain output show seconds since `start_ns` (Unix ns) instead of the time
@@ -71,9 +87,10 @@ impl<W: Write> Printer<W> {
 
     pub(crate) fn event(&mut self, event: &Event) -> io::Result<()> {
         self.header()?;
+        let netns = self.foreign_netns(event);
         match self.mode {
-            OutputMode::Table => table::event(&mut self.out, event, &self.tz, self.since, &mut self.addr_width),
-            OutputMode::Plain => plain::event(&mut self.out, event, self.since),
+            OutputMode::Table => table::event(&mut self.out, event, &self.tz, self.since, &mut self.addr_width, netns),
+            OutputMode::Plain => plain::event(&mut self.out, event, self.since, netns),
             OutputMode::Json => json::event(&mut self.out, event),
             OutputMode::Csv => csv::event(&mut self.out, event),
         }
@@ -275,6 +292,36 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
 12:00:01.500 accept     4242    my client        4  127.0.0.1        51234 10.0.0.7         8080  -
 ";
         assert_eq!(got, want);
+    }
+
+    /// Table and plain name a socket's network namespace only when it is not tcptrace's
+    /// own; an unknown one (0) or an unknown home is never named.
+    #[test]
+    fn table_and_plain_name_only_a_foreign_network_namespace() {
+        let home = 4_026_531_840;
+        let mut foreign = all_kinds()[2].clone();
+        foreign.netns = 4_026_532_999;
+        let mut unknown = all_kinds()[2].clone();
+        unknown.netns = 0;
+        let events = [all_kinds()[2].clone(), foreign.clone(), unknown];
+        let lines = |mode, home| {
+            let mut p = Printer::new(Vec::new(), mode, jiff::tz::TimeZone::UTC, false).home_netns(home);
+            for e in &events {
+                p.event(e).expect("write to vec");
+            }
+            String::from_utf8(p.into_inner()).expect("utf8").lines().map(str::to_owned).collect::<Vec<_>>()
+        };
+        let plain = lines(OutputMode::Plain, Some(home));
+        assert_eq!(plain[0], "1795608001.500000000 accept 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 -");
+        assert_eq!(plain[1], "1795608001.500000000 accept 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 - netns=4026532999");
+        assert_eq!(plain[2], plain[0]);
+        let table = lines(OutputMode::Table, Some(home));
+        assert_eq!(table[1], format!("{} netns=4026532999", table[0]));
+        assert_eq!(table[2], table[0]);
+        // Without a known home nothing is named: every namespace would look foreign.
+        assert_eq!(lines(OutputMode::Plain, None)[1], plain[0]);
+        // JSON carries the namespace either way.
+        assert!(lines(OutputMode::Json, Some(home))[1].contains(r#""netns":4026532999"#));
     }
 
     /// What is not known is not shown as a number: `-` in plain, `?` in the table, null in

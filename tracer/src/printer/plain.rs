@@ -90,8 +90,9 @@ fn detail<W: Write>(out: &mut W, d: &Detail) -> io::Result<()> {
     }
 }
 
-/// `since`: print seconds since then (`-T`) instead of Unix time.
-pub(super) fn event<W: Write>(out: &mut W, e: &Event, since: Option<u64>) -> io::Result<()> {
+/// `since`: print seconds since then (`-T`) instead of Unix time. `netns`: the socket's
+/// namespace, when it is to be named.
+pub(super) fn event<W: Write>(out: &mut W, e: &Event, since: Option<u64>, netns: Option<u32>) -> io::Result<()> {
     match since {
         None => {
             num(out, e.time_ns / 1_000_000_000)?;
@@ -124,5 +125,8 @@ pub(super) fn event<W: Write>(out: &mut W, e: &Event, since: Option<u64>) -> io:
     num(out, ep.rport)?;
     out.write_all(b" ")?;
     detail(out, &e.detail)?;
+    if let Some(netns) = netns {
+        field(out, " netns=", netns)?;
+    }
     out.write_all(b"\n")
 }

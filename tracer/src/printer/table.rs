@@ -45,7 +45,8 @@ fn detail(d: &Detail) -> String {
 
 /// `since`: print seconds since then (`-T`) instead of the wall-clock time.
 /// `addr_width`: the address columns' width so far, widened here for a longer address.
-pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone, since: Option<u64>, addr_width: &mut usize) -> io::Result<()> {
+/// `netns`: the socket's namespace, when it is to be named.
+pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone, since: Option<u64>, addr_width: &mut usize, netns: Option<u32>) -> io::Result<()> {
     let time = match since {
         Some(start) => super::relative(e.time_ns, start, 3),
         None => jiff::Timestamp::from_nanosecond(i128::from(e.time_ns))
@@ -61,7 +62,7 @@ pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone, s
     let width = *addr_width;
     writeln!(
         out,
-        "{:<12} {:<10} {:<7} {:<16} {:<2} {laddr:<width$} {:<5} {raddr:<width$} {:<5} {}",
+        "{:<12} {:<10} {:<7} {:<16} {:<2} {laddr:<width$} {:<5} {raddr:<width$} {:<5} {}{}",
         time,
         e.kind(),
         pid,
@@ -69,6 +70,7 @@ pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone, s
         ep.ip_version(),
         ep.lport,
         ep.rport,
-        detail(&e.detail)
+        detail(&e.detail),
+        netns.map_or_else(String::new, |n| format!(" netns={n}"))
     )
 }

@@ -323,19 +323,25 @@ impl Trace {
     }
 
     /// `stop`, with another signal than SIGINT.
-    pub fn stop_with(mut self, signal: i32) -> Finished {
+    pub fn stop_with(self, signal: i32) -> Finished {
+        let (text, stderr, status) = self.stop_raw(signal);
+        let events = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+            .collect();
+        Finished { events, stderr, status }
+    }
+
+    /// Stops tcptrace with `signal`, for output other than JSON: stdout as it is, every
+    /// stderr line, and how it exited.
+    pub fn stop_raw(mut self, signal: i32) -> (String, Vec<String>, std::process::ExitStatus) {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, signal) };
         let (status, stdout) = self.exit_status_and_stdout();
         // Until the reader thread sees EOF: tcptrace has exited, so that comes now.
         let mut stderr = std::mem::take(&mut self.stderr_seen);
         stderr.extend(self.stderr.iter());
-        let text = String::from_utf8(stdout).expect("utf-8 output");
-        let events = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-            .collect();
-        Finished { events, stderr, status }
+        (String::from_utf8(stdout).expect("utf-8 output"), stderr, status)
     }
 }
 
