@@ -323,6 +323,19 @@ fn peer_in_own_netns(comm: &CStr) -> (i32, u64, u16, i32) {
     }
 }
 
+/// The traffic of the two namespace tests: `outside` connects to `listener` (accepted in
+/// the test's namespace), then the peer of `peer_in_own_netns` (`inside`, let go through
+/// `go`) connects and accepts in its own; both must succeed.
+fn both_sides_connect(outside: Peer, listener: &TcpListener, inside: i32, go: i32) {
+    assert_eq!(connect_all(vec![outside])[0].1, 0, "the outside peer's connect failed");
+    drop(listener.accept().expect("accept in the test's namespace"));
+    // SAFETY: one byte to our pipe.
+    assert_eq!(unsafe { libc::write(go, b"g".as_ptr().cast(), 1) }, 1);
+    assert_eq!(common::wait_child(inside), 0, "the peer in its own namespace failed");
+    // SAFETY: our pipe end.
+    unsafe { libc::close(go) };
+}
+
 /// Plain and table output name a socket's network namespace when it is not tcptrace's
 /// own, and only then: the connect and accept of a peer in a namespace of its own end with
 /// `netns=N`, a connect in the test's namespace does not.
@@ -336,13 +349,7 @@ fn plain_and_table_name_a_foreign_network_namespace() {
         assert_ne!(netns, common::own_netns(), "the peer is in a namespace of its own");
         let trace = Trace::start_as(format, &["-e", "connect,accept"]);
         let outside_pid = outside.pid;
-        assert_eq!(connect_all(vec![outside])[0].1, 0, "the outside peer's connect failed");
-        drop(l.accept().expect("accept in the test's namespace"));
-        // SAFETY: one byte to our pipe.
-        assert_eq!(unsafe { libc::write(go, b"g".as_ptr().cast(), 1) }, 1);
-        assert_eq!(common::wait_child(inside), 0, "the peer in its own namespace failed");
-        // SAFETY: our pipe end.
-        unsafe { libc::close(go) };
+        both_sides_connect(outside, &l, inside, go);
         let (out, stderr, status) = trace.stop_raw(libc::SIGINT);
         assert!(status.success(), "{format}: {stderr:?}");
         // TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL...
@@ -377,13 +384,7 @@ fn netns_keeps_one_network_namespace_only() {
         assert_ne!(netns, common::own_netns(), "the peer is in a namespace of its own");
         let given = if by_path { format!("/proc/{inside}/ns/net") } else { netns.to_string() };
         let trace = Trace::start(&["-e", "connect,accept", "--netns", &given]);
-        assert_eq!(connect_all(vec![outside])[0].1, 0, "the outside peer's connect failed");
-        drop(l.accept().expect("accept in the test's namespace"));
-        // SAFETY: one byte to our pipe.
-        assert_eq!(unsafe { libc::write(go, b"g".as_ptr().cast(), 1) }, 1);
-        assert_eq!(common::wait_child(inside), 0, "the peer in its own namespace failed");
-        // SAFETY: our pipe end.
-        unsafe { libc::close(go) };
+        both_sides_connect(outside, &l, inside, go);
         let done = trace.stop();
         let (connects, accepts) = (done.of("connect", inside), done.of("accept", inside));
         assert_eq!((connects.len(), accepts.len(), done.events.len()), (1, 1, 2), "only the peer's connect and accept: {:?}", done.events);
