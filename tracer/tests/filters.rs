@@ -275,9 +275,9 @@ fn cgroup_drops_what_a_process_outside_it_accepts() {
 
 
 /// A peer in a network namespace of its own (loopback up), with its own listener there,
-/// waiting to connect to it and accept; returns its pid, its namespace's inode number, its
-/// listening port, and the pipe end that lets it go. Raw system calls only in the child.
-fn peer_in_own_netns(comm: &CStr) -> (i32, u64, u16, i32) {
+/// waiting to connect to it and accept (exit code 0 when both worked); returns it, its
+/// namespace's inode number and its listening port. Raw system calls only in the child.
+fn peer_in_own_netns(comm: &CStr) -> (Peer, u64, u16) {
     let (mut report, mut go) = ([0; 2], [0; 2]);
     // SAFETY: `ifreq` is plain data; all-zero is valid.
     let mut lo_up: libc::ifreq = unsafe { std::mem::zeroed() };
@@ -319,21 +319,17 @@ fn peer_in_own_netns(comm: &CStr) -> (i32, u64, u16, i32) {
         let mut said = [0u64; 2];
         assert!(common::raw::read_exactly(report[0], std::slice::from_raw_parts_mut(said.as_mut_ptr().cast(), 16), 16), "the peer did not make its namespace");
         libc::close(report[0]);
-        (pid, said[0], said[1] as u16, go[1])
+        (Peer::waiting(pid, go[1]), said[0], said[1] as u16)
     }
 }
 
 /// The traffic of the two namespace tests: `outside` connects to `listener` (accepted in
-/// the test's namespace), then the peer of `peer_in_own_netns` (`inside`, let go through
-/// `go`) connects and accepts in its own; both must succeed.
-fn both_sides_connect(outside: Peer, listener: &TcpListener, inside: i32, go: i32) {
+/// the test's namespace), then the peer of `peer_in_own_netns` (`inside`) connects and
+/// accepts in its own; both must succeed.
+fn both_sides_connect(outside: Peer, listener: &TcpListener, inside: Peer) {
     assert_eq!(connect_all(vec![outside])[0].1, 0, "the outside peer's connect failed");
     drop(listener.accept().expect("accept in the test's namespace"));
-    // SAFETY: one byte to our pipe.
-    assert_eq!(unsafe { libc::write(go, b"g".as_ptr().cast(), 1) }, 1);
-    assert_eq!(common::wait_child(inside), 0, "the peer in its own namespace failed");
-    // SAFETY: our pipe end.
-    unsafe { libc::close(go) };
+    assert_eq!(inside.go_and_wait(), 0, "the peer in its own namespace failed");
 }
 
 /// Plain and table output name a socket's network namespace when it is not tcptrace's
@@ -345,11 +341,12 @@ fn plain_and_table_name_a_foreign_network_namespace() {
     for format in ["plain", "table"] {
         let (l, addr) = listener("127.0.0.1:0");
         let outside = Peer::connector(setup(c"tt-f-nsn-out", NOBODY), addr);
-        let (inside, netns, inside_port, go) = peer_in_own_netns(c"tt-f-nsn-in");
+        let (inside_peer, netns, inside_port) = peer_in_own_netns(c"tt-f-nsn-in");
+        let inside = inside_peer.pid;
         assert_ne!(netns, common::own_netns(), "the peer is in a namespace of its own");
         let trace = Trace::start_as(format, &["-e", "connect,accept"]);
         let outside_pid = outside.pid;
-        both_sides_connect(outside, &l, inside, go);
+        both_sides_connect(outside, &l, inside_peer);
         let (out, stderr, status) = trace.stop_raw(libc::SIGINT);
         assert!(status.success(), "{format}: {stderr:?}");
         // TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL...
@@ -380,11 +377,12 @@ fn netns_keeps_one_network_namespace_only() {
     for by_path in [false, true] {
         let (l, addr) = listener("127.0.0.1:0");
         let outside = Peer::connector(setup(c"tt-f-ns-out", NOBODY), addr);
-        let (inside, netns, inside_port, go) = peer_in_own_netns(c"tt-f-ns-in");
+        let (inside_peer, netns, inside_port) = peer_in_own_netns(c"tt-f-ns-in");
+        let inside = inside_peer.pid;
         assert_ne!(netns, common::own_netns(), "the peer is in a namespace of its own");
         let given = if by_path { format!("/proc/{inside}/ns/net") } else { netns.to_string() };
         let trace = Trace::start(&["-e", "connect,accept", "--netns", &given]);
-        both_sides_connect(outside, &l, inside, go);
+        both_sides_connect(outside, &l, inside_peer);
         let done = trace.stop();
         let (connects, accepts) = (done.of("connect", inside), done.of("accept", inside));
         assert_eq!((connects.len(), accepts.len(), done.events.len()), (1, 1, 2), "only the peer's connect and accept: {:?}", done.events);

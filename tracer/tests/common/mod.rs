@@ -444,6 +444,12 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 impl Peer {
+    /// A child forked by the caller that waits to read one byte from the pipe whose write
+    /// end is `go` (its read end closed here), and reports through its exit code.
+    pub fn waiting(pid: i32, go: i32) -> Self {
+        Self { pid, go }
+    }
+
     /// Forks a child that waits for `go()`, then connects to `addr` and exits with 0 on
     /// success or the connect errno. Everything is prepared before fork: the child makes
     /// only raw system calls (it is the fork of a multi-threaded process).
