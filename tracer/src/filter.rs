@@ -107,7 +107,10 @@ const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 /// `netns`): given as that number, or read from a namespace file, by path or by its
 /// `ip netns` name. A number must name a network namespace that a process or an
 /// `ip netns` name holds: a mistyped one would otherwise trace nothing, silently (one
-/// held only elsewhere, by a bind mount or an open file, is given by its file).
+/// held only elsewhere, by a bind mount or an open file, is given by its file). Tracing
+/// with CAP_BPF and CAP_PERFMON rather than as root, tcptrace cannot see the namespaces
+/// of processes more privileged than itself, nor open their files: a number not found
+/// among the ones it can see is then taken as given, and stderr says it was not checked.
 fn netns_inode(given: &str) -> Result<u32, UsageError> {
     use std::os::{fd::AsRawFd, linux::fs::MetadataExt};
     let bad = |why: &dyn std::fmt::Display| UsageError(format!("--netns {}: {why}", crate::loader::shown(Path::new(given))));
@@ -115,10 +118,16 @@ fn netns_inode(given: &str) -> Result<u32, UsageError> {
         return Err(bad(&"empty"));
     }
     if given.bytes().all(|b| b.is_ascii_digit()) {
-        return match given.parse::<u32>() {
-            Ok(inode) if inode != 0 && netns_held(u64::from(inode)) => Ok(inode),
-            Ok(inode) if inode != 0 => Err(bad(&"no process or `ip netns` name is in a network namespace with that inode number")),
-            _ => Err(bad(&format_args!("not a namespace inode number (1 to {})", u32::MAX))),
+        let Ok(inode @ 1..) = given.parse::<u32>() else {
+            return Err(bad(&format_args!("not a namespace inode number (1 to {})", u32::MAX)));
+        };
+        return match netns_held(u64::from(inode)) {
+            Held::Yes => Ok(inode),
+            Held::No { hidden: 0 } => Err(bad(&"no process or `ip netns` name is in a network namespace with that inode number")),
+            Held::No { hidden } => {
+                say!("tcptrace: --netns {inode}: not checked: no process tcptrace can see is in that namespace, and the namespaces of {hidden} processes are hidden from it (seeing them takes CAP_SYS_PTRACE)");
+                Ok(inode)
+            }
         };
     }
     let by_name = !given.contains('/');
@@ -142,14 +151,37 @@ pub(crate) fn own_netns() -> Option<u32> {
     std::fs::metadata("/proc/self/ns/net").ok().and_then(|m| u32::try_from(m.st_ino()).ok())
 }
 
+/// Whether a network namespace is held by a process or an `ip netns` name.
+#[derive(Debug, PartialEq, Eq)]
+enum Held {
+    Yes,
+    /// Not by any this process can see; `hidden`: processes whose namespace it may not
+    /// look at, for want of CAP_SYS_PTRACE (0 when it has it: what it cannot see then is
+    /// kept from root too, as a sandbox may keep its PID 1).
+    No { hidden: usize },
+}
+
 /// Whether a process (`/proc/PID/ns/net`) or an `ip netns` name is in the network
 /// namespace with this inode number.
-fn netns_held(inode: u64) -> bool {
+fn netns_held(inode: u64) -> Held {
     use std::os::linux::fs::MetadataExt;
-    let any_in = |dir: &str, tail: &str| {
-        std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| std::fs::metadata(entry.path().join(tail)).is_ok_and(|m| m.st_ino() == inode))
+    let mut hidden = 0;
+    let mut any_in = |dir: &str, tail: &str| {
+        std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| match std::fs::metadata(entry.path().join(tail)) {
+            Ok(m) => m.st_ino() == inode,
+            Err(e) => {
+                hidden += usize::from(e.kind() == std::io::ErrorKind::PermissionDenied);
+                false
+            }
+        })
     };
-    any_in("/proc", "ns/net") || any_in("/run/netns", "")
+    if any_in("/proc", "ns/net") || any_in("/run/netns", "") {
+        return Held::Yes;
+    }
+    if crate::privileges::has_effective(crate::privileges::CAP_SYS_PTRACE) {
+        hidden = 0;
+    }
+    Held::No { hidden }
 }
 
 /// A `--btf` that names no readable file is the user's mistake, like an unknown cgroup;

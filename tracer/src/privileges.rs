@@ -1,6 +1,7 @@
 //! Checking, before touching the kernel, that we may load and attach BPF programs, so
 //! the user gets one line naming what is missing instead of an EPERM from deep inside.
 
+pub(crate) const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -22,6 +23,11 @@ fn missing(caps: u64) -> Option<&'static str> {
         (false, true) => "CAP_BPF",
         _ => "CAP_PERFMON",
     })
+}
+
+/// Whether this process has capability `cap` in effect (false when /proc cannot say).
+pub(crate) fn has_effective(cap: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status").ok().and_then(|status| effective_caps(&status)).is_some_and(|caps| caps >> cap & 1 == 1)
 }
 
 /// Ok when the process may trace; otherwise the one-line reason.
