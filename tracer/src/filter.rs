@@ -125,7 +125,8 @@ fn netns_inode(given: &str) -> Result<u32, UsageError> {
             Held::Yes => Ok(inode),
             Held::No { hidden: 0 } => Err(bad(&"no process or `ip netns` name is in a network namespace with that inode number")),
             Held::No { hidden } => {
-                say!("tcptrace: --netns {inode}: not checked: no process tcptrace can see is in that namespace, and the namespaces of {hidden} processes are hidden from it (seeing them takes CAP_SYS_PTRACE)");
+                let (what, them) = if hidden == 1 { ("process is", "it") } else { ("processes are", "them") };
+                say!("tcptrace: --netns {inode}: not checked: no process tcptrace can see is in that namespace, and the namespaces of {hidden} {what} hidden from it (seeing {them} takes CAP_SYS_PTRACE)");
                 Ok(inode)
             }
         };

@@ -424,7 +424,7 @@ fn netns_of_a_hidden_process_is_taken_unchecked_without_sys_ptrace() {
     let note = format!("tcptrace: --netns {netns}: not checked: no process tcptrace can see is in that namespace, and the namespaces of ");
     let notes: Vec<&String> = done.stderr.iter().filter(|l| l.starts_with("tcptrace: --netns")).collect();
     assert_eq!(notes.len(), 1, "{:?}", done.stderr);
-    assert!(notes[0].starts_with(&note) && notes[0].ends_with(" processes are hidden from it (seeing them takes CAP_SYS_PTRACE)"), "{:?}", notes[0]);
+    assert!(notes[0].starts_with(&note) && notes[0].ends_with(" hidden from it (seeing them takes CAP_SYS_PTRACE)"), "{:?}", notes[0]);
     // As root, every namespace can be seen: the peer's is gone with it, so its number
     // names nothing now.
     let (code, _, stderr) = common::run_to_end(&["--netns", &netns.to_string(), "-d", "1"], None);
