@@ -2,6 +2,11 @@
 //! hangs on these machines). One boot runs every test binary once per hook family; `/init`
 //! prints a marker per run, and the host parses them, failing on a missing marker, a
 //! non-zero exit status, a kernel panic or a time-out.
+//!
+//! A guest kernel that locks up (a CPU stuck in the kernel, RCU stalled) finishes nothing
+//! more, so the VM is stopped at once. Once per run, and only when the kernel failed in no
+//! other way first, it boots again for the runs without a result, the one under way
+//! included; every run must still pass, and a second lock-up fails.
 
 mod initramfs;
 mod kernel;
@@ -36,12 +41,48 @@ fn vm_families(test: &str) -> impl Iterator<Item = &'static str> {
     FORCED_FAMILIES.into_iter().chain(auto)
 }
 
+/// One test binary under one hook family: what `/init` runs and reports on.
+type TestRun = (String, &'static str);
+
+/// Every run of `tests`, in the order `/init` takes them.
+fn all_runs(tests: &[String]) -> Vec<TestRun> {
+    tests.iter().flat_map(|test| vm_families(test).map(move |fam| (test.clone(), fam))).collect()
+}
+
+/// The runs of `tests` that `log` has no result for.
+fn runs_left(log: &[String], tests: &[String]) -> Vec<TestRun> {
+    all_runs(tests).into_iter().filter(|(test, fam)| result_of(log, test, fam).is_none()).collect()
+}
+
+/// The exit status `log` reports for `test` under `fam`, if it got that far.
+fn result_of<'a>(log: &'a [String], test: &str, fam: &str) -> Option<&'a str> {
+    let prefix = format!("TT-RESULT {test} {fam} rc=");
+    log.iter().find_map(|l| l.strip_prefix(&prefix))
+}
+
+/// A console line saying the guest kernel is wedged: a CPU stuck in the kernel (the soft
+/// lock-up watchdog) or RCU stalled.
+fn locks_up(line: &str) -> bool {
+    line.contains("BUG: soft lockup") || line.contains("rcu_preempt self-detected stall") || line.contains("rcu_preempt detected stalls")
+}
+
+/// A console line saying the kernel failed in any way.
+fn kernel_failed(line: &str) -> bool {
+    line.contains("Kernel panic") || line.contains("BUG:") || line.contains("Oops") || locks_up(line)
+}
+
+/// The lock-up that stopped this boot, when it is the first way the kernel failed (a
+/// panic or an oops before it is a failure of its own, not retried).
+fn first_failure_is_a_lockup(log: &[String]) -> Option<&str> {
+    log.iter().find(|l| kernel_failed(l)).filter(|l| locks_up(l)).map(String::as_str)
+}
+
 /// The whole VM run took 2140-2450 s on these machines with auto run everywhere; without
 /// it about 1750-2000 s. Generous, but well inside CI's 90 minutes with the host part.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(50 * 60);
 
 /// `filter`: a test name filter for every test binary (checked to need no quoting).
-fn init_script(tests: &[String], filter: Option<&str>, modules: &[PathBuf]) -> String {
+fn init_script(runs: &[TestRun], filter: Option<&str>, modules: &[PathBuf]) -> String {
     let mut s = String::from(
         "#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -62,24 +103,36 @@ echo TT-BOOTED $(uname -r)
             s.push_str(&format!("insmod /modules/{name} || echo TT-MODULE-FAILED {name}\n"));
         }
     }
-    for test in tests {
-        for fam in vm_families(test) {
-            s.push_str(&format!(
-                "echo TT-START {test} {fam}\n\
-                 TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft TT_IP=/tt/ip TT_PROMETHEUS=/tt/prometheus-server /tt/{test} --test-threads=1 {filter}\n\
-                 echo TT-RESULT {test} {fam} rc=$?\n",
-                filter = filter.unwrap_or_default()
-            ));
-        }
+    for (test, fam) in runs {
+        s.push_str(&format!(
+            "echo TT-START {test} {fam}\n\
+             TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft TT_IP=/tt/ip TT_PROMETHEUS=/tt/prometheus-server /tt/{test} --test-threads=1 {filter}\n\
+             echo TT-RESULT {test} {fam} rc=$?\n",
+            filter = filter.unwrap_or_default()
+        ));
     }
     s.push_str("echo TT-DONE\npoweroff -f\n");
     s
 }
 
-/// Boots the kernel with `payloads` (tcptrace plus test binaries named in `tests`).
+/// Boots the kernel with `payloads` (tcptrace plus test binaries named in `tests`), and
+/// once more after a lock-up (see the module's comment).
 pub(crate) fn run(work: &Path, payloads: &[Payload], tests: &[String], filter: Option<&str>) -> Result<()> {
-    let log = boot(work, payloads, |modules| init_script(tests, filter, modules))?;
-    verdict(&log, tests)
+    let log = boot(work, payloads, |modules| init_script(&all_runs(tests), filter, modules))?;
+    let Some(lockup) = first_failure_is_a_lockup(&log) else {
+        return verdict(&log, tests);
+    };
+    let left = runs_left(&log, tests);
+    let during = log.iter().rev().find_map(|l| l.strip_prefix("TT-START ")).unwrap_or("start-up");
+    eprintln!("xtask: the VM kernel locked up during {during} ({lockup}); booting once more for the {} runs left, that one first", left.len());
+    let again = boot(work, payloads, |modules| init_script(&left, filter, modules))?;
+    verdict(&after_a_lockup(&log, again), tests)
+}
+
+/// The log to judge after a boot stopped by a lock-up (`first`) and the boot for the runs
+/// it left (`again`): the first's results, which stand, then the second boot's whole log.
+fn after_a_lockup(first: &[String], again: Vec<String>) -> Vec<String> {
+    first.iter().filter(|l| l.starts_with("TT-RESULT ") || l.starts_with("TT-MODULE-FAILED")).cloned().chain(again).collect()
 }
 
 /// Boots with tcptrace and runs one shell command (for debugging in the VM).
@@ -100,7 +153,9 @@ fn boot(work: &Path, payloads: &[Payload], script: impl FnOnce(&[PathBuf]) -> St
         .arg(&kernel.vmlinuz)
         .arg("-initrd")
         .arg(&cpio)
-        .args(["-append", "console=ttyS0 panic=-1 quiet"])
+        // loglevel=5: quiet, but for KERN_DEFAULT, so a lock-up or an oops comes with its
+        // stack on the console.
+        .args(["-append", "console=ttyS0 panic=-1 quiet loglevel=5"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -126,8 +181,14 @@ fn boot(work: &Path, payloads: &[Payload], script: impl FnOnce(&[PathBuf]) -> St
                 // The console may prefix a marker with terminal escapes: cut them off.
                 let line = line.find("TT-").map_or(line, |at| &line[at..]).to_string();
                 let done = line.starts_with("TT-DONE");
+                let wedged = locks_up(&line);
                 log.push(line);
                 if done {
+                    break;
+                }
+                if wedged {
+                    // Nothing more will finish: stop now rather than at the time-out.
+                    let _ = child.kill();
                     break;
                 }
             }
@@ -148,7 +209,7 @@ fn boot(work: &Path, payloads: &[Payload], script: impl FnOnce(&[PathBuf]) -> St
 
 /// Checks the markers: every (test, family) ran and exited 0, and the kernel did not panic.
 fn verdict(log: &[String], tests: &[String]) -> Result<()> {
-    if let Some(panic) = log.iter().find(|l| l.contains("Kernel panic") || l.contains("BUG:") || l.contains("Oops")) {
+    if let Some(panic) = log.iter().find(|l| kernel_failed(l)) {
         bail!("the VM kernel failed: {panic}");
     }
     if let Some(module) = log.iter().find(|l| l.starts_with("TT-MODULE-FAILED")) {
@@ -158,14 +219,11 @@ fn verdict(log: &[String], tests: &[String]) -> Result<()> {
         bail!("the VM never reached /init");
     }
     let mut failures = Vec::new();
-    for test in tests {
-        for fam in vm_families(test) {
-            let prefix = format!("TT-RESULT {test} {fam} rc=");
-            match log.iter().find_map(|l| l.strip_prefix(&prefix)) {
-                Some("0") => eprintln!("xtask: VM {test} [{fam}]: passed"),
-                Some(rc) => failures.push(format!("{test} [{fam}] exited {rc}")),
-                None => failures.push(format!("{test} [{fam}] never finished")),
-            }
+    for (test, fam) in all_runs(tests) {
+        match result_of(log, &test, fam) {
+            Some("0") => eprintln!("xtask: VM {test} [{fam}]: passed"),
+            Some(rc) => failures.push(format!("{test} [{fam}] exited {rc}")),
+            None => failures.push(format!("{test} [{fam}] never finished")),
         }
     }
     if !log.iter().any(|l| l.starts_with("TT-DONE")) {
@@ -204,7 +262,7 @@ mod tests {
         // connect's auto run is required; serve has none.
         let without_auto: Vec<String> = good.iter().filter(|l| !l.starts_with("TT-RESULT connect auto")).cloned().collect();
         assert!(verdict(&without_auto, &tests).is_err());
-        assert!(!init_script(&tests, None, &[]).contains("TT-START serve auto"));
+        assert!(!init_script(&all_runs(&tests), None, &[]).contains("TT-START serve auto"));
 
         let mut failed = good.clone();
         failed[2] = "TT-RESULT connect kprobe rc=101".into();
@@ -220,6 +278,49 @@ mod tests {
 
         let unfinished: Vec<String> = good[..good.len() - 1].to_vec();
         assert!(verdict(&unfinished, &tests).is_err());
+    }
+
+    /// A boot stopped by a lock-up: the runs without a result (the one under way first)
+    /// go to a second boot, whose log completes the first's results; a run that failed
+    /// before the lock-up still fails, and a second lock-up, or a panic before the first,
+    /// is a failure.
+    #[test]
+    fn a_lockup_leaves_the_runs_without_a_result_to_one_more_boot() {
+        let tests = vec!["cli".to_string(), "serve".to_string()];
+        let stopped: Vec<String> = [
+            "TT-BOOTED 6.1.0",
+            "TT-RESULT cli fentry rc=0",
+            "TT-START cli kprobe",
+            "[   52.5] rcu: INFO: rcu_preempt self-detected stall on CPU",
+            "[   76.7] watchdog: BUG: soft lockup - CPU#1 stuck for 45s! [cli:115]",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(first_failure_is_a_lockup(&stopped), Some("[   52.5] rcu: INFO: rcu_preempt self-detected stall on CPU"));
+        let left = runs_left(&stopped, &tests);
+        let want: Vec<TestRun> = ["kprobe", "tracepoint", "raw-tracepoint"].map(|f| ("cli".to_string(), f)).into_iter().chain(FORCED_FAMILIES.map(|f| ("serve".to_string(), f))).collect();
+        assert_eq!(left, want);
+        let script = init_script(&left, None, &[]);
+        assert!(!script.contains("TT-START cli fentry") && script.contains("TT-START cli kprobe"), "{script}");
+
+        let mut again: Vec<String> = vec!["TT-BOOTED 6.1.0".into()];
+        again.extend(left.iter().map(|(test, fam)| format!("TT-RESULT {test} {fam} rc=0")));
+        again.push("TT-DONE".into());
+        assert!(verdict(&after_a_lockup(&stopped, again.clone()), &tests).is_ok());
+        // Judged alone, the stopped boot fails.
+        assert!(verdict(&stopped, &tests).is_err());
+
+        let mut failed_before = stopped.clone();
+        failed_before[1] = "TT-RESULT cli fentry rc=101".into();
+        assert!(verdict(&after_a_lockup(&failed_before, again.clone()), &tests).is_err());
+
+        let mut locked_again = again.clone();
+        locked_again.insert(2, "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [serve:90]".into());
+        assert!(verdict(&after_a_lockup(&stopped, locked_again), &tests).is_err());
+
+        let mut oops_first = stopped.clone();
+        oops_first.insert(3, "Oops: general protection fault".into());
+        assert_eq!(first_failure_is_a_lockup(&oops_first), None);
     }
 
     #[test]
