@@ -25,9 +25,14 @@ fn missing(caps: u64) -> Option<&'static str> {
     })
 }
 
+/// This process's effective capability set, or `None` when /proc cannot say.
+fn own_effective_caps() -> Option<u64> {
+    effective_caps(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
 /// Whether this process has capability `cap` in effect (false when /proc cannot say).
 pub(crate) fn has_effective(cap: u32) -> bool {
-    std::fs::read_to_string("/proc/self/status").ok().and_then(|status| effective_caps(&status)).is_some_and(|caps| caps >> cap & 1 == 1)
+    own_effective_caps().is_some_and(|caps| caps >> cap & 1 == 1)
 }
 
 /// Ok when the process may trace; otherwise the one-line reason.
@@ -50,9 +55,8 @@ pub(crate) fn perf_events_note(reasons: &str, forced: bool) -> Option<String> {
     if !reasons.contains("(os error 13)") {
         return None;
     }
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").ok()?;
-    perf_events_note_for(effective_caps(&status)?, paranoid.trim().parse().ok()?, forced)
+    perf_events_note_for(own_effective_caps()?, paranoid.trim().parse().ok()?, forced)
 }
 
 fn perf_events_note_for(caps: u64, paranoid: i32, forced: bool) -> Option<String> {
