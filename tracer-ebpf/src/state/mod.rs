@@ -149,6 +149,13 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
         }
         return;
     }
+    if old == TCP_SYN_RECV && new == TCP_ESTABLISHED && !with_states && socks::track_established_child(sk, now) {
+        // A listener's child that ends its handshake before it is accepted (the usual
+        // order), new to tcptrace: all its entry needs is the time, so one insert stands
+        // for the failed lookup, insert and lookup of the way below. When an entry is
+        // there (accepted first, a simultaneous open, a freed socket's), the way below.
+        return;
+    }
     let Some(info) = socks::get_or_track(sk, old, now) else {
         count(Counter::MapError);
         return;
