@@ -689,7 +689,7 @@ fn a_full_connection_table_is_reported_exactly() {
         assert_eq!(done.of("connect", pid).len(), OPEN, "{}", done.summary());
         assert_eq!(done.of("accept", pid).len(), OPEN, "{}", done.summary());
         let closes: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "close" && (e["lport"] == port || e["rport"] == port)).collect();
-        assert_eq!(closes.len(), 2 * OPEN, "{}", done.summary());
+        assert_eq!(closes.len(), 2 * OPEN, "{}; {}", done.summary(), unclosed_ends(done, port));
         assert!(closes.iter().all(|e| e["pid"].is_null() || e["pid"] == pid), "a close with a wrong owner");
     }
     let ownerless = |done: &Finished, port: u16| done.events.iter().filter(|e| e["type"] == "close" && e["pid"].is_null() && (e["lport"] == port || e["rport"] == port)).count();
@@ -705,6 +705,22 @@ fn a_full_connection_table_is_reported_exactly() {
     assert_eq!(forgotten(&default), 0, "{}", default.summary());
     assert_eq!(ownerless(&default, default_port), 0);
     assert_eq!(default.lost(), 0, "{}", default.summary());
+}
+
+/// The ends of connections to `port` that connected but have no close event: which side
+/// and when, to tell a lost event from one the trace stopped too early for.
+fn unclosed_ends(done: &Finished, port: u16) -> String {
+    let closed = |lport: &Value, rport: &Value| done.events.iter().any(|e| e["type"] == "close" && e["lport"] == *lport && e["rport"] == *rport);
+    let mut missing = Vec::new();
+    for c in done.events.iter().filter(|e| e["type"] == "connect" && e["rport"] == port) {
+        if !closed(&c["lport"], &c["rport"]) {
+            missing.push(format!("client end :{} (connected at {})", c["lport"], c["time"]));
+        }
+        if !closed(&c["rport"], &c["lport"]) {
+            missing.push(format!("server end of :{} (connected at {})", c["lport"], c["time"]));
+        }
+    }
+    format!("no close for {missing:?}")
 }
 
 /// One process opens `count` connections to itself, holds them all open, then closes
