@@ -22,14 +22,21 @@ const BPF_NOEXIST: u64 = 1;
 /// one. `None` if the map refused.
 #[inline(always)]
 pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&mut SockInfo)) -> Option<*mut SockInfo> {
+    insert_fresh(sk, direction, state_since_ns, init)?;
+    // Ours, or when the insert failed, someone else's (or none, if the map refused).
+    SOCKS.get_ptr_mut(&sk)
+}
+
+/// Puts a fresh entry for `sk` built by `init` (in per-CPU scratch space) in `SOCKS` if
+/// the key is new: whether it went in, or `None` when no scratch slot was free.
+#[inline(always)]
+fn insert_fresh(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&mut SockInfo)) -> Option<bool> {
     // SAFETY: the scratch slot is this program's alone until `with_scratch` returns.
     with_scratch(|scratch| unsafe {
         fresh(scratch, direction, state_since_ns);
         init(&mut *scratch);
         insert_if_new(sk, &*scratch)
-    })?;
-    // Ours, or when the insert failed, someone else's (or none, if the map refused).
-    SOCKS.get_ptr_mut(&sk)
+    })
 }
 
 /// Stores a fresh entry for `sk` built by `init`, replacing any: for callers that do not
@@ -155,13 +162,7 @@ pub(crate) fn get_or_track(sk: u64, old: i32, now: u64) -> Option<*mut SockInfo>
 /// they have not seen, in one map operation instead of three.
 #[inline(always)]
 pub(crate) fn track_established_child(sk: u64, now: u64) -> bool {
-    // SAFETY: the scratch slot is this program's alone until `with_scratch` returns.
-    with_scratch(|scratch| unsafe {
-        fresh(scratch, DIRECTION_PASSIVE, 0);
-        (*scratch).established_ns = now;
-        insert_if_new(sk, &*scratch)
-    })
-    .unwrap_or(false)
+    insert_fresh(sk, DIRECTION_PASSIVE, 0, |info| info.established_ns = now).unwrap_or(false)
 }
 
 /// The owner of `sk` (the unknown task when not tracked), or `None` when its owner failed
