@@ -535,6 +535,7 @@ fn close_in_last_ack_with_the_fin_unacknowledged_counts_only_acknowledged_data()
     let client_port = common::peer_port(conn);
     // The client's socket is gone once its user timeout fired (a second or two).
     common::wait_until("the client's socket to time out", || !common::port_in_proc_net_tcp(client_port));
+    common::wait_out_softirqs();
     let mut queued: libc::c_int = 0;
     // SAFETY: FIONREAD into a valid int on our own fd.
     assert_eq!(unsafe { libc::ioctl(conn, libc::FIONREAD, &raw mut queued) }, 0);

@@ -643,6 +643,7 @@ pub fn wait_port_settled(port: u16) {
     loop {
         let open = busy();
         if open.is_empty() {
+            wait_out_softirqs();
             return;
         }
         assert!(
@@ -653,6 +654,20 @@ pub fn wait_port_settled(port: u16) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Returns once every softirq running now, on any CPU, has ended. A socket gone from
+/// /proc/net/tcp may still have its CLOSE to announce: `tcp_set_state` takes it out of the
+/// kernel's tables first and fires `inet_sock_set_state` after (`inet_sk_state_store`), and
+/// when a packet or a timer closes it, that runs in a softirq, maybe on another CPU, maybe
+/// stalled there (a vCPU the host has not scheduled). `membarrier(MEMBARRIER_CMD_GLOBAL)` is
+/// a `synchronize_rcu()`, which waits for every CPU to leave such a section: after it, the
+/// close's programs have run and its event is in the ring buffer.
+pub fn wait_out_softirqs() {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: a system call with no pointers.
+    let done = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    assert_eq!(done, 0, "membarrier: {}", std::io::Error::last_os_error());
 }
 
 /// Polls `done` every 10 ms until it holds; after `START_TIMEOUT`, panics with `what`.
