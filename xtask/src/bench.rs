@@ -34,7 +34,8 @@ pub(crate) struct Options {
     #[arg(long)]
     pub(crate) quick: bool,
     /// Only these configurations (by key: untraced, floor, floor-bt, floor-state, tcptrace,
-    /// tcptrace-all, serve, tcplife, bpftrace), for experiments; writes to target/bench.
+    /// tcptrace-quiet, tcptrace-all, serve, tcplife, bpftrace), for experiments; writes to
+    /// target/bench.
     #[arg(long, value_delimiter = ',')]
     pub(crate) configs: Vec<String>,
     /// Only this workload (churn, rr, bulk); writes to target/bench.
@@ -110,6 +111,9 @@ struct Config {
     command: Option<Vec<String>>,
 }
 
+/// A process name nothing in the benchmark has: `tcptrace-quiet`'s filter drops every event.
+const QUIET_COMM: &str = "tt-no-such-comm";
+
 fn configs(root: &Path) -> Vec<Config> {
     let tcptrace = root.join("target/release/tcptrace").display().to_string();
     let bt = |f: &str| vec!["bpftrace".to_string(), root.join("bench").join(f).display().to_string()];
@@ -122,6 +126,15 @@ fn configs(root: &Path) -> Vec<Config> {
         Config { key: "floor-bt", name: "floor, bpftrace (classic tracepoints)", command: Some(bt("floor.bt")) },
         Config { key: "floor-state", name: "floor, state tracepoint only", command: Some(bt("floor-state.bt")) },
         Config { key: "tcptrace", name: "tcptrace (default events)", command: Some(vec![tcptrace.clone(), "-o".into(), "plain".into()]) },
+        // The per-connection bookkeeping alone: every program runs and keeps its entries,
+        // but the owner filter (matched by no process) drops every event in the kernel. What
+        // a tracer that keeps one entry per connection and gives accepts their owner costs
+        // before it reports anything: the lower bound of this design against the floor.
+        Config {
+            key: "tcptrace-quiet",
+            name: "tcptrace, bookkeeping only (every event filtered out in the kernel)",
+            command: Some(vec![tcptrace.clone(), "-o".into(), "plain".into(), "-c".into(), QUIET_COMM.into()]),
+        },
         Config {
             key: "tcptrace-all",
             name: "tcptrace (all events)",
@@ -728,6 +741,14 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
                     None => body.push_str(&format!("\n{what}: no CPU added that this run can tell from noise, so no ratio to it.")),
                 }
             }
+            if let (Some(quiet), Some(floor)) = (index("tcptrace-quiet"), index("floor")) {
+                if let Some((value, band)) = targets::cpu_ratio(&paired, rounds, quiet, floor) {
+                    body.push_str(&format!(
+                        "\ntcptrace's bookkeeping alone (every event filtered out in the kernel) adds {value:.2}x the CPU of the floor ({}).",
+                        targets::show_interval(band, rounds, |v| format!("{v:.2}x"))
+                    ));
+                }
+            }
             body.push('\n');
         }
         body.push_str(&format!(
@@ -757,7 +778,11 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
         if let (Some((ours, _)), Some((floor, floor_runs))) = (in_programs_of("tcptrace"), in_programs_of("floor")) {
             if floor > 0.0 && floor_runs >= 1.0 {
                 body.push_str(&format!("\nTime in programs, tcptrace (default events) against the floor: {:.2}x.\n", ours / floor));
-                programs_vs_floor = Some(targets::InPrograms { ours, floor });
+                let quiet = in_programs_of("tcptrace-quiet").map(|(us, _)| us);
+                if let Some(quiet) = quiet {
+                    body.push_str(&format!("Time in programs, tcptrace's bookkeeping alone against the floor: {:.2}x.\n", quiet / floor));
+                }
+                programs_vs_floor = Some(targets::InPrograms { ours, floor, quiet });
             } else {
                 body.push_str(&format!("\nThe programs run {floor_runs:.3} times per {}: too rarely for a ratio of their time.\n", w.unit()));
             }

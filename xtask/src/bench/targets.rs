@@ -111,6 +111,8 @@ pub(super) fn cpu_ratio(paired: &Rounds<'_>, rounds: usize, ours: usize, theirs:
 pub(super) struct InPrograms {
     pub(super) ours: f64,
     pub(super) floor: f64,
+    /// The bookkeeping alone's (`tcptrace-quiet`), where the run has it.
+    pub(super) quiet: Option<f64>,
 }
 
 /// The floor target's line when the floor's whole-workload CPU cannot be told from noise:
@@ -120,23 +122,32 @@ pub(super) struct InPrograms {
 /// likely pass only.
 fn floor_from_programs(target: String, what: &str, limit: f64, p: InPrograms) -> Judged {
     let ratio = p.ours / p.floor;
+    let quiet = p.quiet.map_or(String::new(), |q| format!("; the bookkeeping alone {:.2}x", q / p.floor));
     Judged {
         target,
         measured: format!(
-            "{what} adds no whole-workload CPU this run can tell from noise; time in programs (bpf_stats): {ratio:.2}x ({:.2} against {:.2} µs/conn)",
+            "{what} adds no whole-workload CPU this run can tell from noise; time in programs (bpf_stats): {ratio:.2}x ({:.2} against {:.2} µs/conn){quiet}",
             p.ours, p.floor
         ),
         verdict: format!("{} (judged from time in programs)", if ratio <= limit { "met" } else { "missed" }),
     }
 }
 
+/// Time in programs against the floor's, ours and the bookkeeping's alone, as a clause for
+/// the floor target's line; empty without the bookkeeping's figure.
+fn programs_with_bookkeeping(p: InPrograms) -> String {
+    p.quiet.map_or(String::new(), |q| format!("; time in programs: {:.2}x, the bookkeeping alone {:.2}x", p.ours / p.floor, q / p.floor))
+}
+
 /// A ratio target on churn: tcptrace's CPU added against `theirs`'s, at most `limit`.
 /// `programs`: the fallback for the floor, whose whole-workload cost is often below noise.
+/// `quiet`: where given, the configuration whose ratio to `theirs` is shown beside ours as
+/// the bookkeeping's share (`tcptrace-quiet`: every event filtered out in the kernel).
 fn cpu_ratio_target(
     judged: &mut Vec<Judged>,
     paired: &Rounds<'_>,
     rounds: usize,
-    (ours, theirs): (usize, usize),
+    (ours, theirs, quiet): (usize, usize, Option<usize>),
     (what, limit): (&str, f64),
     programs: Option<InPrograms>,
 ) {
@@ -150,16 +161,22 @@ fn cpu_ratio_target(
     };
     let all: Vec<usize> = (0..rounds).collect();
     let total = |ci: usize| Rounds::median_of(&all, |r| paired.total_added(ci, r));
-    judged.push(Judged {
-        target,
-        measured: format!(
-            "{value:.2}x ({:.2} against {:.2} µs/conn; {})",
-            total(ours),
-            total(theirs),
-            show_interval(band, rounds, |v| format!("{v:.2}x"))
-        ),
-        verdict: at_most(value, band, limit, rounds),
-    });
+    let mut measured = format!(
+        "{value:.2}x ({:.2} against {:.2} µs/conn; {})",
+        total(ours),
+        total(theirs),
+        show_interval(band, rounds, |v| format!("{v:.2}x"))
+    );
+    if let Some((q, q_band)) = quiet.and_then(|q| cpu_ratio(paired, rounds, q, theirs)) {
+        measured.push_str(&format!(
+            "; the bookkeeping alone, every event filtered out in the kernel: {q:.2}x ({})",
+            show_interval(q_band, rounds, |v| format!("{v:.2}x"))
+        ));
+    }
+    if let Some(p) = programs {
+        measured.push_str(&programs_with_bookkeeping(p));
+    }
+    judged.push(Judged { target, measured, verdict: at_most(value, band, limit, rounds) });
 }
 
 /// Throughput lost by tcptrace (default events) in `w`, at most `limit_pct`.
@@ -190,10 +207,11 @@ pub(super) fn judge_workload(
     match w {
         Workload::Churn => {
             if let Some(floor) = index(configs, "floor") {
-                cpu_ratio_target(judged, paired, rounds, (ours, floor), ("the floor (empty programs)", 2.0), programs);
+                let quiet = index(configs, "tcptrace-quiet");
+                cpu_ratio_target(judged, paired, rounds, (ours, floor, quiet), ("the floor (empty programs)", 2.0), programs);
             }
             if let Some(tcplife) = index(configs, "tcplife") {
-                cpu_ratio_target(judged, paired, rounds, (ours, tcplife), ("tcplife", 0.25), None);
+                cpu_ratio_target(judged, paired, rounds, (ours, tcplife, None), ("tcplife", 0.25), None);
             }
             throughput_target(judged, paired, rounds, ours, w, 10.0);
         }
@@ -318,11 +336,14 @@ mod tests {
 
     #[test]
     fn the_floor_target_falls_back_to_time_in_programs() {
-        let missed = floor_from_programs("t".into(), "the floor", 2.0, InPrograms { ours: 2.94, floor: 0.80 });
+        let missed = floor_from_programs("t".into(), "the floor", 2.0, InPrograms { ours: 2.94, floor: 0.80, quiet: None });
         assert_eq!(missed.verdict, "missed (judged from time in programs)");
         assert!(missed.measured.contains("3.67x (2.94 against 0.80 µs/conn)"), "{}", missed.measured);
-        let met = floor_from_programs("t".into(), "the floor", 2.0, InPrograms { ours: 1.60, floor: 0.80 });
+        let met = floor_from_programs("t".into(), "the floor", 2.0, InPrograms { ours: 1.60, floor: 0.80, quiet: None });
         assert_eq!(met.verdict, "met (judged from time in programs)");
+        let with_quiet = floor_from_programs("t".into(), "the floor", 2.0, InPrograms { ours: 2.94, floor: 0.80, quiet: Some(2.20) });
+        assert!(with_quiet.measured.ends_with("(2.94 against 0.80 µs/conn); the bookkeeping alone 2.75x"), "{}", with_quiet.measured);
+        assert_eq!(programs_with_bookkeeping(InPrograms { ours: 2.94, floor: 0.80, quiet: Some(2.20) }), "; time in programs: 3.67x, the bookkeeping alone 2.75x");
     }
 
     /// The loss target is judged at the highest rate of any tcptrace configuration (each
