@@ -1,5 +1,6 @@
 //! Read-only globals, set by userspace before load (`EbpfLoader::override_global`).
-//! Read through `read_volatile` so the compiler cannot fold the placeholders.
+//! Read through `read_volatile` so the compiler cannot fold the placeholders. And the one
+//! switch userspace flips at run time, `armed`.
 
 use tracer_common::{
     event::{kind_bit, EventKind},
@@ -96,4 +97,17 @@ getter!(synack_tp_offsets, SYNACK_TP_OFFSETS, RetransTpOffsets);
 #[inline(always)]
 pub(crate) fn wants(kind: EventKind) -> bool {
     config().events & kind_bit(kind) != 0
+}
+
+/// Whether tracing is on: every hook attached, and not yet stopping. Hooks attach one by
+/// one, each program verified as it loads (tens of milliseconds for the large ones), and
+/// the state hook is a pair of programs that must both run for every change to be taken:
+/// a program that acted before the others were in place would see half of a connection
+/// (its connect but not its close, whose entry then outlives the socket). So the logic of
+/// every hook starts here, and userspace sets the flag once all are attached, and clears
+/// it (then waits out programs in flight) before it detaches any. Absent or unreadable
+/// means off.
+#[inline(always)]
+pub(crate) fn armed() -> bool {
+    crate::maps::ARMED.get(0).is_some_and(|a| *a != 0)
 }

@@ -2,11 +2,17 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::counters::COUNTER_SLOTS;
 
 use crate::{connect::ConnectArgs, socks::SockInfo};
+
+/// 1 once every hook is attached, 0 before and from the moment tracing stops: the
+/// programs do nothing while it is 0 (see `globals::armed`). Written by userspace only
+/// (`tracer/src/loader/mod.rs`, `arm`).
+#[map]
+pub(crate) static ARMED: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Events to userspace. Written by `emit::send`; read by `tracer/src/source.rs`.
 /// Userspace may resize it before load (`map_max_entries`).

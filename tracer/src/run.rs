@@ -209,9 +209,16 @@ fn drain<W: Write>(
     clock: Clock,
     tally: &mut Tally,
     left: &mut Option<u64>,
-) -> io::Result<bool> {
+    batch: Option<usize>,
+) -> io::Result<Drained> {
+    let mut taken = 0;
     while left.is_none_or(|n| n > 0) {
+        if batch.is_some_and(|b| taken == b) {
+            printer.flush()?;
+            return Ok(Drained::Batch);
+        }
         let Some(item) = ring.next() else { break };
+        taken += 1;
         match decode(&item, clock) {
             Ok(event) => {
                 tally.event(&event);
@@ -224,8 +231,25 @@ fn drain<W: Write>(
         }
     }
     printer.flush()?;
-    Ok(*left == Some(0))
+    Ok(if *left == Some(0) { Drained::CountReached } else { Drained::Empty })
 }
+
+/// How a drain of the ring buffer ended.
+#[derive(PartialEq, Eq)]
+enum Drained {
+    /// Nothing left to read.
+    Empty,
+    /// A batch taken, more waiting (see `DRAIN_BATCH`).
+    Batch,
+    /// `-n` events printed.
+    CountReached,
+}
+
+/// The most events one drain takes before the loop looks at its signals, deadline and
+/// clock again: when the kernel writes events faster than they can be printed (a slow
+/// terminal, a pipe to a slow reader), a drain to the end would never end, and Ctrl-C,
+/// `-d` and SIGTERM would go unheard.
+pub(crate) const DRAIN_BATCH: usize = 256;
 
 /// Whether the reader of our stdout has gone: a pipe whose reading end is closed polls
 /// as POLLERR (a terminal that hung up, as POLLHUP). Files and terminals poll as neither.
@@ -275,12 +299,22 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
             }
             guard = source.ring.readable_mut() => {
                 let mut guard = guard?;
-                let done = drain(guard.get_inner_mut(), &mut printer, clock, &mut tally, &mut left).context(WRITING)?;
+                let drained = drain(guard.get_inner_mut(), &mut printer, clock, &mut tally, &mut left, Some(DRAIN_BATCH)).context(WRITING)?;
+                match drained {
+                    Drained::CountReached => break,
+                    Drained::Batch => {
+                        // The readiness stays set (the kernel does not wake a reader that
+                        // is behind). A yield lets the runtime poll its drivers, which is
+                        // where a signal becomes ready: without one, a loop that always
+                        // finds the ring readable keeps the task running.
+                        drop(guard);
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    Drained::Empty => {}
+                }
                 guard.clear_ready();
                 drop(guard);
-                if done {
-                    break;
-                }
                 pacer.after_drain().await;
             }
         }
@@ -289,7 +323,7 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
     // sent, and a connection still tracked afterwards really had not ended (before, a
     // close in the gap between the two was neither printed nor tracked).
     tracer.stop_hooks();
-    drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left).context(WRITING)?;
+    drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left, None).context(WRITING)?;
     let end = final_losses(&source.losses);
     say!("{}", tally.summary(&end));
     Ok(())

@@ -1,6 +1,7 @@
 //! The whole life of a connection on the running kernel, with the hook family from
 //! `TT_PROBE`: accept, close (exact bytes both ways of counting, lifetime, who closed
-//! first), state sequences, retransmits, connections older than tcptrace, and a load test.
+//! first), state sequences, retransmits, connections older than tcptrace, a load test, and
+//! a start, a stop and Ctrl-C under churn.
 
 mod common;
 
@@ -671,6 +672,166 @@ fn load_of_20000_connections_loses_nothing_and_leaks_nothing() {
         .take(3)
         .collect();
     assert!(wrong.is_empty(), "events with a pid that made none of this traffic: {wrong:?}");
+}
+
+/// One process opening and closing connections to itself, one at a time, the client
+/// closing first: connect, accept, close both, until stopped; as fast as it can, or with a
+/// pause after each. Its clients set SO_REUSEADDR, so that the ports they leave in
+/// TIME_WAIT (tens of thousands) do not keep later tests from binding listeners there.
+struct Churn {
+    pid: i32,
+    /// The write end of a pipe whose closing tells the churn to end.
+    stop_fd: i32,
+}
+
+impl Churn {
+    fn start(lfd: i32, addr: std::net::SocketAddr, pause: Option<std::time::Duration>) -> Self {
+        let sa = sockaddr_of(addr);
+        let pause = pause.map(|p| libc::timespec { tv_sec: 0, tv_nsec: p.subsec_nanos().into() });
+        let one: libc::c_int = 1;
+        let mut pipe = [0; 2];
+        // SAFETY: pipe2 into a two-element array.
+        assert_eq!(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }, 0);
+        let pid = fork_with(c"tt-churn", move || {
+            let mut byte = 0u8;
+            // SAFETY: plain system calls on our own fds.
+            unsafe {
+                libc::close(pipe[1]);
+                while libc::read(pipe[0], (&raw mut byte).cast(), 1) != 0 {
+                    let c = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                    if c < 0
+                        || libc::setsockopt(c, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&raw const one).cast(), 4) != 0
+                        || libc::connect(c, (&raw const sa.0).cast(), sa.1) != 0
+                    {
+                        return 70;
+                    }
+                    let s = raw::accept(lfd);
+                    if s < 0 {
+                        return 71;
+                    }
+                    libc::close(c);
+                    libc::close(s);
+                    if let Some(p) = &pause {
+                        libc::nanosleep(p, std::ptr::null_mut());
+                    }
+                }
+            }
+            0
+        });
+        // SAFETY: closing our copy of the read end.
+        unsafe { libc::close(pipe[0]) };
+        Self { pid, stop_fd: pipe[1] }
+    }
+
+    /// Ends the churn; its pid.
+    fn stop(mut self) -> i32 {
+        let fd = std::mem::replace(&mut self.stop_fd, -1);
+        // SAFETY: closing the write end ends the child's loop.
+        unsafe { libc::close(fd) };
+        assert_eq!(wait_child(self.pid), 0, "the churn failed");
+        self.pid
+    }
+}
+
+/// A test that fails halfway must not leave the churn running under the tests after it.
+impl Drop for Churn {
+    fn drop(&mut self) {
+        if self.stop_fd >= 0 {
+            // SAFETY: as in `stop`.
+            unsafe { libc::close(self.stop_fd) };
+            wait_child(self.pid);
+        }
+    }
+}
+
+/// Ctrl-C heard while events come faster than tcptrace's reader takes its output: the
+/// ring buffer never empties, and a drain that went on until it did never ended, so
+/// tcptrace ignored SIGINT until the traffic stopped (under software emulation, the
+/// harness's memory ran out first). It now drains a batch at a time and looks at its
+/// signals in between: it stops within one batch and a last drain, prints every event it
+/// counts, and reports what the full ring buffer cost.
+#[test]
+fn ctrl_c_is_heard_while_the_output_reader_lags_behind() {
+    let _serial = serial();
+    let (lfd, addr) = listen_v4(4096);
+    let port = addr.port();
+    // About a thousand connections a second: three JSON lines each, several times what
+    // the reader below takes.
+    let churn = Churn::start(lfd, addr, Some(std::time::Duration::from_millis(1)));
+    let mut trace = Trace::start(&["-e", "connect,accept,close", "--port", &port.to_string(), "--ring-buffer", "64K"]);
+    let stdout = trace.take_stdout();
+    // A reader of 200 KB/s, far slower than the churn's events.
+    let reader = std::thread::spawn(move || {
+        let mut stdout = stdout;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut stdout, &mut buf) {
+                Ok(0) | Err(_) => return out,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    trace.signal(libc::SIGINT);
+    // With the churn still running: before, tcptrace would not exit until it stopped.
+    let (code, _, stderr) = trace.wait_for_exit();
+    let churn = churn.stop();
+    // SAFETY: closing our listener.
+    unsafe { libc::close(lfd) };
+    let out = String::from_utf8(reader.join().expect("the reader")).expect("utf-8 output");
+    assert_eq!(code, Some(0), "{stderr:?}");
+    let summary = common::summary_in(&stderr);
+    let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))).collect();
+    let counted: usize = summary.split(" events").next().and_then(|n| n.rsplit(' ').next()).and_then(|n| n.parse().ok()).expect("an event count");
+    assert_eq!(events.len(), counted, "every event counted is printed: {summary}");
+    assert!(events.iter().all(|e| e["pid"].is_null() || e["pid"] == churn), "an event with a pid other than the churn's");
+    let full = common::count_in(summary, "ring buffer full ");
+    assert!(full > 0, "the slow reader filled the ring buffer, and that is counted: {summary}");
+}
+
+/// tcptrace started and stopped while connections open and close as fast as one process
+/// can make them. Its hooks attach one at a time (each program verified as it loads, tens
+/// of milliseconds apart), and the state hook is two programs that must both run for every
+/// change to be taken: before the programs waited to be switched on together, a
+/// connection that began and ended while only one was attached kept an entry its close
+/// never removed, and each such entry was counted lost when its socket's address came
+/// round again (a start under churn lost dozens to thousands, a stop too). Now nothing
+/// is lost at either end, and only the one connection open at each end can be cut.
+#[test]
+fn a_trace_started_and_stopped_during_churn_loses_nothing() {
+    let _serial = serial();
+    let (lfd, addr) = listen_v4(4096);
+    let port = addr.port();
+    let churn = Churn::start(lfd, addr, None);
+    std::thread::sleep(std::time::Duration::from_millis(200)); // under way before the start
+    // The harness reads tcptrace's output only once it stops: a ring buffer that holds
+    // the whole run's events, as in the load test.
+    let trace = Trace::start(&["-e", "connect,accept,close", "--port", &port.to_string(), "--ring-buffer", "16M"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let done = trace.stop(); // with the churn still running
+    let churn = churn.stop();
+    // SAFETY: closing our listener.
+    unsafe { libc::close(lfd) };
+
+    assert_eq!(done.lost(), 0, "{}", done.summary());
+    let on_port = |kind: &str, pid: Option<i32>| {
+        done.events.iter().filter(|e| e["type"] == kind && (e["lport"] == port || e["rport"] == port) && pid.map_or(e["pid"].is_null(), |p| e["pid"] == p)).count()
+    };
+    let client_closes = done.events.iter().filter(|e| e["type"] == "close" && e["rport"] == port && e["pid"] == churn).count();
+    let server_closes = done.events.iter().filter(|e| e["type"] == "close" && e["lport"] == port && e["pid"] == churn).count();
+    let (connects, accepts) = (on_port("connect", Some(churn)), on_port("accept", Some(churn)));
+    assert!(connects > 0 && accepts > 0, "the trace saw no churn: {}", done.summary());
+    // The connection open when tracing stopped may miss its closes; every other one has
+    // both, with its owner.
+    assert!(connects - client_closes <= 1 && client_closes <= connects, "{connects} connects, {client_closes} client closes");
+    assert!(accepts - server_closes <= 1 && server_closes <= accepts, "{accepts} accepts, {server_closes} server closes");
+    // The connection open when tracing started may close without an owner (its connect
+    // and accept came before); no other event lacks one, and none has another's.
+    assert!(on_port("close", None) <= 2, "{} closes without an owner", on_port("close", None));
+    let others = done.events.iter().filter(|e| !e["pid"].is_null() && e["pid"] != churn && (e["lport"] == port || e["rport"] == port)).count();
+    assert_eq!(others, 0, "events of port {port} with a pid other than {churn}");
 }
 
 /// The kernel's connection table (`--max-connections`, LRU) drops its oldest entries when

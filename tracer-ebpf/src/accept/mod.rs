@@ -25,6 +25,9 @@ const TCP_CLOSE: u8 = crate::state::TCP_CLOSE as u8;
 /// `sk` was just accepted by the current task.
 #[inline(always)]
 pub(crate) fn on_accept(sk: u64) {
+    if !crate::globals::armed() {
+        return;
+    }
     if sk == 0 || sock::protocol::<sock::Probe>(sk) != Ok(IPPROTO_TCP) {
         // A failed accept (fexit), or not TCP: inet_csk_accept also serves DCCP, and
         // security_sock_graft (kprobe) every family's accept.

@@ -16,7 +16,7 @@ const MSG_PEEK: i32 = 2;
 /// `ret` bytes went through `sk` (`sent` or received); errors and peeks add nothing.
 #[inline(always)]
 pub(crate) fn on_call(sk: u64, ret: i64, sent: bool, flags: i32) {
-    if ret <= 0 || flags & MSG_PEEK != 0 {
+    if ret <= 0 || flags & MSG_PEEK != 0 || !crate::globals::armed() {
         return;
     }
     let live = crate::globals::config().live != 0;

@@ -71,6 +71,9 @@ pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, 
 /// and a close event waiting in it (per-call counting) is sent.
 #[inline(always)]
 pub(crate) fn destroy(sk: u64) {
+    if !crate::globals::armed() {
+        return;
+    }
     send_waiting(sk, true);
 }
 

@@ -132,12 +132,18 @@ fn send_connect(header: EventHeader, endpoints: Endpoints, latency_ns: u64, resu
 /// Entry of `tcp_v{4,6}_connect`.
 #[inline(always)]
 pub(crate) fn enter(sk: u64, uaddr: u64) {
+    if !crate::globals::armed() {
+        return;
+    }
     let _ = CONNECT_ARGS.insert(&current_tid(), &ConnectArgs { sk, uaddr }, 0);
 }
 
 /// Return of `tcp_v{4,6}_connect`: reports a connect that failed inside the call.
 #[inline(always)]
 pub(crate) fn exit(ret: i64) {
+    if !crate::globals::armed() {
+        return;
+    }
     let tid = current_tid();
     let Some(args) = CONNECT_ARGS.get_ptr(&tid) else {
         return;

@@ -16,7 +16,7 @@ use crate::{
 /// `sk` retransmitted; `tail_loss_probe` when that was a tail loss probe.
 #[inline(always)]
 pub(crate) fn on_retransmit<A: Access>(sk: u64, tail_loss_probe: bool) {
-    if !crate::globals::wants(EventKind::Retransmit) {
+    if !crate::globals::wants(EventKind::Retransmit) || !crate::globals::armed() {
         return;
     }
     let Ok(endpoints) = sock::endpoints::<A>(sk) else {
@@ -50,7 +50,7 @@ pub(crate) fn on_retransmit<A: Access>(sk: u64, tail_loss_probe: bool) {
 /// starts from once its handshake ends).
 #[inline(always)]
 pub(crate) fn on_synack_retransmit<A: Access>(req: u64) {
-    if !crate::globals::wants(EventKind::Retransmit) {
+    if !crate::globals::wants(EventKind::Retransmit) || !crate::globals::armed() {
         return;
     }
     let mut endpoints = tracer_common::addr::Endpoints::default();

@@ -134,7 +134,7 @@ pub(crate) fn has_work(old: i32, new: i32) -> bool {
 /// entry point small and gives the event builders below their own stack frames.
 #[inline(never)]
 pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
-    if !has_work(old, new) {
+    if !has_work(old, new) || !crate::globals::armed() {
         return;
     }
     let with_states = every_change();

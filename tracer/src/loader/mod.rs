@@ -41,6 +41,8 @@ pub(crate) enum Error {
     Object(String),
     #[error("hook {hook}: no hook family attaches on this kernel ({tried})")]
     NoFamily { hook: &'static str, tried: String },
+    #[error("turning the attached hooks on failed: {0}")]
+    Arm(String),
 }
 
 /// What the programs need to know about this kernel, gathered before load. A part that
@@ -354,6 +356,11 @@ impl Tracer {
     /// send an event or end a `SOCKS` entry): a drain that follows sees everything emitted.
     /// The maps stay, for a last read.
     pub(crate) fn stop_hooks(&mut self) {
+        // Off first, so that no hook acts while the others go one by one (see `arm`); if
+        // the switch cannot be turned, the detach order below still keeps entry and
+        // return probes paired.
+        let _ = arm(&mut self.ebpf, false);
+        wait_for_programs_in_flight();
         // Entry probes first: see `family::ENTRY_PROBES`.
         for entry_first in [true, false] {
             for (name, program) in self.ebpf.programs_mut() {
@@ -427,7 +434,21 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
     }
     drop(facts); // aya's parse of the kernel's BTF, if a hook needed it
     return_freed_memory();
+    arm(&mut ebpf, true).map_err(|e| Error::Arm(e.to_string()))?;
     Ok(Tracer { ebpf, choices })
+}
+
+/// Turns the programs' logic on or off (`ARMED`, tracer-ebpf/src/globals.rs `armed`).
+/// Hooks attach one at a time, each program verified as it loads, tens of milliseconds
+/// apart: on only once all are in place, tracing starts at one instant for every hook.
+/// Without it, a connection that began and ended while the state pair was half attached
+/// kept an entry its close never removed (thousands a start under heavy churn, each
+/// counted lost when the socket's address came round again), and events piled up in the
+/// ring buffer before anyone read it.
+fn arm(ebpf: &mut Ebpf, on: bool) -> Result<(), aya::maps::MapError> {
+    let map = ebpf.map_mut("ARMED").ok_or_else(|| aya::maps::MapError::InvalidName { name: "ARMED".into() })?;
+    let mut armed: aya::maps::Array<_, u32> = aya::maps::Array::try_from(map)?;
+    armed.set(0, u32::from(on), 0)
 }
 
 /// Gives the memory freed by a parse of the kernel's BTF (several MB, and parsed more)

@@ -87,7 +87,12 @@ async fn pump(
             }
             guard = source.ring.readable_mut() => {
                 let mut guard = guard?;
-                drain(guard.get_inner_mut(), clock, metrics, &mut tally);
+                if drain(guard.get_inner_mut(), clock, metrics, &mut tally, Some(crate::run::DRAIN_BATCH)) {
+                    // More waiting, the readiness kept: see `run::pump`.
+                    drop(guard);
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 guard.clear_ready();
                 drop(guard);
                 pacer.after_drain().await;
@@ -96,14 +101,21 @@ async fn pump(
     }
     // The same summary line as the trace's, on stderr, counted with the hooks gone.
     tracer.stop_hooks();
-    drain(source.ring.get_mut(), clock, metrics, &mut tally);
+    drain(source.ring.get_mut(), clock, metrics, &mut tally, None);
     say!("{}", tally.summary(&crate::run::final_losses(&source.losses)));
     Ok(())
 }
 
-/// Records what the ring buffer holds.
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, clock: Clock, metrics: &mut metrics::Metrics, tally: &mut Tally) {
-    while let Some(item) = ring.next() {
+/// Records what the ring buffer holds, or `batch` events of it; true if it stopped at
+/// the batch with more waiting.
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, clock: Clock, metrics: &mut metrics::Metrics, tally: &mut Tally, batch: Option<usize>) -> bool {
+    let mut taken = 0;
+    loop {
+        if batch.is_some_and(|b| taken == b) {
+            return true;
+        }
+        let Some(item) = ring.next() else { return false };
+        taken += 1;
         match decode(&item, clock) {
             Ok(event) => {
                 metrics.record(&event);

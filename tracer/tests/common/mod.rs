@@ -161,7 +161,7 @@ pub fn gaps_in(summary: &str) -> usize {
 }
 
 /// The number after `label` in a summary's loss list.
-fn count_in(summary: &str, label: &str) -> usize {
+pub fn count_in(summary: &str, label: &str) -> usize {
     summary
         .split(label)
         .nth(1)
