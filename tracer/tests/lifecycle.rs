@@ -760,7 +760,7 @@ fn ctrl_c_is_heard_while_the_output_reader_lags_behind() {
     let churn = Churn::start(lfd, addr, Some(std::time::Duration::from_millis(1)));
     let mut trace = Trace::start(&["-e", "connect,accept,close", "--port", &port.to_string(), "--ring-buffer", "64K"]);
     let stdout = trace.take_stdout();
-    // A reader of 200 KB/s, far slower than the churn's events.
+    // A reader of 80 KB/s, far slower than the churn's events (even under emulation).
     let reader = std::thread::spawn(move || {
         let mut stdout = stdout;
         let mut out = Vec::new();
@@ -770,10 +770,10 @@ fn ctrl_c_is_heard_while_the_output_reader_lags_behind() {
                 Ok(0) | Err(_) => return out,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     });
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    std::thread::sleep(std::time::Duration::from_secs(2));
     trace.signal(libc::SIGINT);
     // With the churn still running: before, tcptrace would not exit until it stopped.
     let (code, _, stderr) = trace.wait_for_exit();
