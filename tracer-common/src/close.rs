@@ -22,6 +22,42 @@ pub const BYTES_FROM_SOCKET: u8 = 1;
 /// Summed over `tcp_sendmsg`/`tcp_recvmsg` return values (or the sock_*_length tracepoints).
 pub const BYTES_FROM_CALLS: u8 = 2;
 
+/// `Ending::flags` bits.
+/// The socket's sequence numbers were read: `unacked_bytes` and `unread_bytes` hold.
+pub const ENDING_READ: u8 = 1;
+/// `SO_LINGER` was on with a zero time: close() aborts with a reset.
+pub const ENDING_LINGER_ZERO: u8 = 2;
+/// The peer's window was zero (`snd_wnd == 0`): probes, not keepalives, were running.
+pub const ENDING_ZERO_WINDOW: u8 = 4;
+
+/// How the connection ended, as the socket showed it at the moment it reached CLOSE: raw
+/// values, classified in user space (`tracer::end`) into fin, reset sent or received,
+/// timeout or error. Read at CLOSE because what comes after (`tcp_disconnect()` for an
+/// abortive close) resets the sequence numbers and clears the error.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Ending {
+    /// `sk_err` at CLOSE: a positive errno (ECONNRESET left by a received reset, ETIMEDOUT
+    /// by retries that ran out), 0 for none.
+    pub err: i32,
+    /// Bytes the application wrote that the peer never acknowledged: `write_seq -
+    /// snd_una`, less our FIN while it is unacknowledged.
+    pub unacked_bytes: u32,
+    /// Bytes that arrived in order that the application never read: `rcv_nxt -
+    /// copied_seq`, less the peer's FIN while it is unread.
+    pub unread_bytes: u32,
+    /// The `TCP_*` state the socket left for CLOSE.
+    pub old_state: u8,
+    /// `icsk_retransmits`: retransmission timeouts in a row (the retries that ran out).
+    pub retransmits: u8,
+    /// `icsk_probes_out`: unanswered keepalive or zero-window probes.
+    pub probes_out: u8,
+    /// `ENDING_*` bits.
+    pub flags: u8,
+}
+
+const _: () = assert!(core::mem::size_of::<Ending>() == 16);
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CloseEvent {
@@ -36,6 +72,7 @@ pub struct CloseEvent {
     pub total_retrans: u32,
     /// `tcp_sock.srtt_us >> 3`: smoothed RTT in µs.
     pub srtt_us: u32,
+    pub ending: Ending,
     pub direction: u8,
     pub closed_by: u8,
     pub bytes_source: u8,
@@ -43,4 +80,4 @@ pub struct CloseEvent {
     pub _pad: [u8; 5],
 }
 
-const _: () = assert!(core::mem::size_of::<CloseEvent>() == 136);
+const _: () = assert!(core::mem::size_of::<CloseEvent>() == 152);

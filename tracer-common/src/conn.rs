@@ -55,6 +55,9 @@ pub struct SockInfo {
     pub endpoints: crate::addr::Endpoints,
     pub total_retrans: u32,
     pub srtt_us: u32,
+    /// How it ended, read at CLOSE, while the close event waits for the socket's
+    /// destruction (per-call counting).
+    pub ending: crate::close::Ending,
 }
 
 impl SockInfo {
@@ -77,8 +80,9 @@ impl SockInfo {
             endpoints: crate::addr::Endpoints { saddr: [0; 16], daddr: [0; 16], sport: 0, dport: 0, family: 0, _pad: 0 },
             total_retrans: 0,
             srtt_us: 0,
+            ending: crate::close::Ending { err: 0, unacked_bytes: 0, unread_bytes: 0, old_state: 0, retransmits: 0, probes_out: 0, flags: 0 },
         }
     }
 }
 
-const _: () = assert!(core::mem::size_of::<SockInfo>() == 136);
+const _: () = assert!(core::mem::size_of::<SockInfo>() == 152);

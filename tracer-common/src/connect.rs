@@ -20,6 +20,11 @@ pub struct ConnectEvent {
     pub result: u32,
     /// Positive errno of a failed connect (`ECONNREFUSED`, ...); 0 when ok or not known.
     pub errno: u32,
+    /// SYNs sent (the first and its retransmissions, `total_retrans` at the handshake's
+    /// end); 0 when `connect()` failed before sending one.
+    pub syns_sent: u32,
+    /// Keeps the size a multiple of 8 without hidden padding.
+    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 112);
+const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 120);

@@ -16,6 +16,7 @@ pub mod filter;
 pub mod offsets;
 pub mod retransmit;
 pub mod state;
+pub mod tcp;
 
 /// Bumped whenever a wire struct changes shape; userspace refuses an object of another version.
 pub const WIRE_VERSION: u32 = 1;

@@ -74,6 +74,25 @@ pub struct SockOffsets {
     pub net: u32,
     /// `net.ns.inum` (unsigned int): the namespace's inode number.
     pub net_inum: u32,
+    /// `tcp_sock.write_seq` (u32): the sequence number after the last byte the
+    /// application wrote (and our FIN, once queued).
+    pub write_seq: u32,
+    /// `tcp_sock.snd_una` (u32): the first byte the peer has not acknowledged.
+    pub snd_una: u32,
+    /// `tcp_sock.rcv_nxt` (u32): the next byte expected in order.
+    pub rcv_nxt: u32,
+    /// `tcp_sock.copied_seq` (u32): the next byte the application will read.
+    pub copied_seq: u32,
+    /// `tcp_sock.snd_wnd` (u32): the window the peer last advertised.
+    pub snd_wnd: u32,
+    /// `inet_connection_sock.icsk_retransmits` (u8).
+    pub icsk_retransmits: u32,
+    /// `inet_connection_sock.icsk_probes_out` (u8).
+    pub icsk_probes_out: u32,
+    /// `sk_lingertime` (long): SO_LINGER's time, in jiffies.
+    pub lingertime: u32,
+    /// Bit number of `SOCK_LINGER` in `sk_flags` (from `enum sock_flags`).
+    pub sock_linger_bit: u32,
 }
 
 impl SockOffsets {
@@ -109,6 +128,15 @@ impl SockOffsets {
             req_num_retrans: OFFSET_ABSENT,
             net: OFFSET_ABSENT,
             net_inum: OFFSET_ABSENT,
+            write_seq: OFFSET_ABSENT,
+            snd_una: OFFSET_ABSENT,
+            rcv_nxt: OFFSET_ABSENT,
+            copied_seq: OFFSET_ABSENT,
+            snd_wnd: OFFSET_ABSENT,
+            icsk_retransmits: OFFSET_ABSENT,
+            icsk_probes_out: OFFSET_ABSENT,
+            lingertime: OFFSET_ABSENT,
+            sock_linger_bit: OFFSET_ABSENT,
         }
     }
 }

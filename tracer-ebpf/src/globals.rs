@@ -68,7 +68,8 @@ macro_rules! field_getters {
 /// `SOCK_OFFSETS`, field by field.
 pub(crate) mod sock_off {
     field_getters!(SOCK_OFFSETS: family, state, sport, dport, daddr, rcv_saddr, v6_daddr, v6_rcv_saddr, err, protocol, owned, socket, flags,
-        sock_done_bit, bytes_acked, bytes_sent, bytes_retrans, bytes_received, total_retrans, srtt_us, icsk_pending, icsk_timeout, icsk_ca_state, icsk_ca_state_shift, icsk_ca_state_bits, num, req_num_retrans, net, net_inum);
+        sock_done_bit, bytes_acked, bytes_sent, bytes_retrans, bytes_received, total_retrans, srtt_us, icsk_pending, icsk_timeout, icsk_ca_state, icsk_ca_state_shift, icsk_ca_state_bits, num, req_num_retrans, net, net_inum,
+        write_seq, snd_una, rcv_nxt, copied_seq, snd_wnd, icsk_retransmits, icsk_probes_out, lingertime, sock_linger_bit);
 }
 
 /// `TASK_OFFSETS`, field by field.

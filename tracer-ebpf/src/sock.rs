@@ -322,3 +322,47 @@ pub(crate) fn read_ptr<A: Access>(base: u64, offset: u32) -> Result<u64, ReadErr
 pub(crate) fn read_u32<A: Access>(base: u64, offset: u32) -> Result<u32, ReadError> {
     read::<A, u32>(base, offset)
 }
+
+/// How the connection ended (see `tracer_common::close::Ending`), read as `sk` reaches
+/// CLOSE: every field of `out` but `old_state`, which the caller has set, is written.
+///
+/// Our FIN is in `write_seq` once the socket left ESTABLISHED or CLOSE_WAIT for a
+/// closing state (FIN_WAIT1, CLOSING, LAST_ACK and after); the peer's FIN is in
+/// `rcv_nxt` once it arrived (`SOCK_DONE`), and in `copied_seq` once the application read
+/// the end of the stream, so "less the FIN" is a saturating subtraction either way.
+#[inline(always)]
+pub(crate) fn ending_into<A: Access>(sk: u64, tp: TcpSock, fin_acked: u8, out: &mut tracer_common::close::Ending) {
+    use tracer_common::close::{ENDING_LINGER_ZERO, ENDING_READ, ENDING_ZERO_WINDOW};
+    use tracer_common::tcp::{TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK};
+    out.err = err::<A>(sk).unwrap_or(0);
+    out.retransmits = read::<A, u8>(tp.0, sock_off::icsk_retransmits()).unwrap_or(0);
+    out.probes_out = read::<A, u8>(tp.0, sock_off::icsk_probes_out()).unwrap_or(0);
+    let mut flags = 0;
+    let our_fin_queued = matches!(i32::from(out.old_state), TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING | TCP_LAST_ACK);
+    let our_fin_unacked = u32::from(our_fin_queued && fin_acked == 0);
+    if let (Ok(write_seq), Ok(snd_una), Ok(rcv_nxt), Ok(copied_seq), Ok(peer_fin)) = (
+        read::<A, u32>(tp.0, sock_off::write_seq()),
+        read::<A, u32>(tp.0, sock_off::snd_una()),
+        read::<A, u32>(tp.0, sock_off::rcv_nxt()),
+        read::<A, u32>(tp.0, sock_off::copied_seq()),
+        fin_received::<A>(sk),
+    ) {
+        out.unacked_bytes = write_seq.wrapping_sub(snd_una).saturating_sub(our_fin_unacked);
+        out.unread_bytes = rcv_nxt.wrapping_sub(copied_seq).saturating_sub(u32::from(peer_fin));
+        flags |= ENDING_READ;
+    } else {
+        out.unacked_bytes = 0;
+        out.unread_bytes = 0;
+    }
+    if read::<A, u32>(tp.0, sock_off::snd_wnd()) == Ok(0) {
+        flags |= ENDING_ZERO_WINDOW;
+    }
+    if let Ok(sk_flags) = read::<A, u64>(sk, sock_off::flags()) {
+        let bit = sock_off::sock_linger_bit();
+        let linger = bit < 64 && sk_flags >> bit & 1 == 1;
+        if linger && read::<A, u64>(sk, sock_off::lingertime()) == Ok(0) {
+            flags |= ENDING_LINGER_ZERO;
+        }
+    }
+    out.flags = flags;
+}

@@ -108,7 +108,7 @@ pub(crate) fn decode(bytes: &[u8], clock: Clock) -> Result<Event, Error> {
         Some(EventKind::Connect) => {
             let raw: connect::ConnectEvent = read(bytes)?;
             let result = if raw.result == CONNECT_OK { ConnectResult::Ok } else { ConnectResult::Failed(raw.errno) };
-            event(&raw.header, &raw.endpoints, clock, Detail::Connect { latency: Duration::from_nanos(raw.latency_ns), result })
+            event(&raw.header, &raw.endpoints, clock, Detail::Connect { latency: Duration::from_nanos(raw.latency_ns), result, syns_sent: raw.syns_sent })
         }
         Some(EventKind::Accept) => {
             let raw: AcceptEvent = read(bytes)?;
@@ -133,6 +133,7 @@ pub(crate) fn decode(bytes: &[u8], clock: Clock) -> Result<Event, Error> {
                     _ => ClosedBy::Unknown,
                 },
                 bytes_source: if raw.bytes_source == close::BYTES_FROM_CALLS { BytesSource::Calls } else { BytesSource::Socket },
+                ending: crate::end::Ending::classify(&raw.ending),
             };
             event(&raw.header, &raw.endpoints, clock, Detail::Close(info))
         }
@@ -176,6 +177,8 @@ mod tests {
             latency_ns: 1_234_567,
             result: CONNECT_FAILED,
             errno: 111,
+            syns_sent: 2,
+            _pad: 0,
         }
     }
 
@@ -190,7 +193,7 @@ mod tests {
         assert_eq!(c.endpoints.raddr.to_string(), "10.1.2.3");
         assert_eq!((c.endpoints.lport, c.endpoints.rport), (40_000, 443));
         assert_eq!(c.netns, 4_026_531_840);
-        assert_eq!(c.detail, Detail::Connect { latency: Duration::from_nanos(1_234_567), result: ConnectResult::Failed(111) });
+        assert_eq!(c.detail, Detail::Connect { latency: Duration::from_nanos(1_234_567), result: ConnectResult::Failed(111), syns_sent: 2 });
     }
 
     #[test]
@@ -218,6 +221,15 @@ mod tests {
             direction: close::DIRECTION_PASSIVE,
             closed_by: close::CLOSED_BY_REMOTE,
             bytes_source: close::BYTES_FROM_CALLS,
+            ending: close::Ending {
+                err: 104,
+                unacked_bytes: 5,
+                unread_bytes: 7,
+                old_state: tracer_common::tcp::TCP_ESTABLISHED as u8,
+                retransmits: 0,
+                probes_out: 0,
+                flags: close::ENDING_READ,
+            },
             _pad: [0; 5],
         };
         let e = decode(&bytes_of(&raw), Clock::with_offset(0)).expect("decodes");
@@ -232,10 +244,18 @@ mod tests {
                 direction: Direction::Passive,
                 closed_by: ClosedBy::Remote,
                 bytes_source: BytesSource::Calls,
+                ending: crate::end::Ending {
+                    end: crate::end::End::ResetReceived,
+                    errno: Some(104),
+                    timeout: None,
+                    reason: None,
+                    unacked_bytes: Some(5),
+                    unread_bytes: Some(7),
+                },
             })
         );
         // One byte short of a close record is an error, not a misread.
-        assert_eq!(decode(&bytes_of(&raw)[..119], Clock::with_offset(0)), Err(Error::Short(119)));
+        assert_eq!(decode(&bytes_of(&raw)[..151], Clock::with_offset(0)), Err(Error::Short(151)));
     }
 
     #[test]

@@ -132,6 +132,23 @@ pub(crate) enum ConnectResult {
     Failed(u32),
 }
 
+impl ConnectResult {
+    /// How a failed connect ended (`end` and `timeout`), by name; `None` for one that got
+    /// through.
+    pub(crate) const fn end_names(self) -> (Option<&'static str>, Option<&'static str>) {
+        match self {
+            Self::Ok => (None, None),
+            Self::Failed(errno) => {
+                let (end, timeout) = crate::end::of_failed_connect(errno);
+                (Some(end.name()), match timeout {
+                    Some(t) => Some(t.name()),
+                    None => None,
+                })
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direction {
     Unknown,
@@ -191,11 +208,34 @@ pub(crate) struct CloseInfo {
     pub(crate) direction: Direction,
     pub(crate) closed_by: ClosedBy,
     pub(crate) bytes_source: BytesSource,
+    /// How it ended and what it lost.
+    pub(crate) ending: crate::end::Ending,
+}
+
+impl CloseInfo {
+    /// Bytes the application wrote: acknowledged plus never acknowledged (per-call
+    /// counting sums what `tcp_sendmsg` accepted, which is that already).
+    pub(crate) fn bytes_written(&self) -> Option<u64> {
+        match self.bytes_source {
+            BytesSource::Calls => Some(self.bytes_sent),
+            BytesSource::Socket => self.ending.unacked_bytes.map(|u| self.bytes_sent.saturating_add(u)),
+        }
+    }
+
+    /// Bytes the application read: received less never read (per-call counting sums
+    /// what `tcp_recvmsg` returned, which is that already).
+    pub(crate) fn bytes_read(&self) -> Option<u64> {
+        match self.bytes_source {
+            BytesSource::Calls => Some(self.bytes_received),
+            BytesSource::Socket => self.ending.unread_bytes.map(|u| self.bytes_received.saturating_sub(u)),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Detail {
-    Connect { latency: Duration, result: ConnectResult },
+    /// `syns_sent`: the SYN and its retransmissions; 0 when `connect()` failed before one.
+    Connect { latency: Duration, result: ConnectResult, syns_sent: u32 },
     Accept,
     Close(CloseInfo),
     State { old: TcpState, new: TcpState, in_old: Option<Duration> },
@@ -239,11 +279,13 @@ impl Event {
     }
 }
 
-/// Names of the errno values a connect can fail with; others print as their number.
+/// Names of the errno values a connect can fail with, or a socket end with; others print
+/// as their number.
 pub(crate) fn errno_name(errno: u32) -> Option<&'static str> {
     Some(match errno {
         1 => "EPERM",
         4 => "EINTR",
+        32 => "EPIPE",
         11 => "EAGAIN",
         13 => "EACCES",
         22 => "EINVAL",

@@ -12,6 +12,7 @@ macro_rules! say {
 
 mod cli;
 mod decode;
+mod end;
 mod event;
 mod filter;
 mod loader;

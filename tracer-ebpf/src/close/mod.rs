@@ -24,14 +24,15 @@ use crate::{
 };
 
 // errno values a reset from the peer leaves on the socket (tcp_reset()).
-const EPIPE: i32 = 32;
-const ECONNRESET: i32 = 104;
+use tracer_common::tcp::{ECONNRESET, EPIPE};
 
 /// The state hook saw `sk` reach CLOSE from `old`. Returns true when the entry must stay
 /// for `destroy` to emit the event.
 #[inline(always)]
 pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, now: u64) -> bool {
     info.closed_by = closed_by::<A>(sk, old);
+    // The rest of the ending is read where the event is written (or below, when it waits).
+    info.ending.old_state = old as u8;
     // Our FIN was acknowledged (`bytes_acked` counts it; see sock::byte_counts): FIN_WAIT2
     // is entered on that ack; CLOSING and LAST_ACK are left on it, unless a reset or a
     // timeout ended them first, and those leave their error on the socket (tcp_reset(),
@@ -61,6 +62,10 @@ pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, 
         let tp = sock::tcp_sock::<A>(sk);
         info.total_retrans = tp.and_then(sock::total_retrans::<A>).unwrap_or(0);
         info.srtt_us = tp.and_then(sock::srtt_us::<A>).unwrap_or(0);
+        match tp {
+            Ok(tp) => sock::ending_into::<A>(sk, tp, info.fin_acked, &mut info.ending),
+            Err(_) => info.ending.flags = 0,
+        }
         return true;
     }
     emit::<A>(sk, info, now, false);
@@ -176,6 +181,16 @@ fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
         } else {
             (*e).total_retrans = tp.and_then(sock::total_retrans::<A>).unwrap_or(0);
             (*e).srtt_us = tp.and_then(sock::srtt_us::<A>).unwrap_or(0);
+        }
+        // How it ended: as read at CLOSE, which is now unless the event waited.
+        if by_calls {
+            (*e).ending = info.ending;
+        } else {
+            (*e).ending.old_state = info.ending.old_state;
+            match tp {
+                Ok(tp) => sock::ending_into::<A>(sk, tp, info.fin_acked, &mut (*e).ending),
+                Err(_) => crate::mem::zero(&raw mut (*e).ending),
+            }
         }
         (*e).direction = info.direction;
         (*e).closed_by = info.closed_by;

@@ -112,6 +112,11 @@ pub(crate) fn finish<A: sock::Access>(sk: u64, info: &SockInfo, failed: bool, no
         (*e).latency_ns = latency_ns;
         (*e).result = if failed { CONNECT_FAILED } else { CONNECT_OK };
         (*e).errno = errno;
+        // Every SYN resent counts in `total_retrans`, and nothing else can have been yet
+        // (tcp_done() and the handshake's end leave it as it is).
+        let resent = sock::tcp_sock::<A>(sk).and_then(sock::total_retrans::<A>).unwrap_or(0);
+        (*e).syns_sent = resent.saturating_add(1);
+        (*e)._pad = 0;
     }
     entry.submit(0);
     true
@@ -126,6 +131,8 @@ fn send_connect(header: EventHeader, endpoints: Endpoints, latency_ns: u64, resu
         (*e).latency_ns = latency_ns;
         (*e).result = result;
         (*e).errno = errno;
+        (*e).syns_sent = 0; // connect() failed before its SYN
+        (*e)._pad = 0;
     });
 }
 

@@ -21,17 +21,10 @@ use crate::{
     socks,
 };
 
-// `TCP_*` states, include/net/tcp_states.h (a stable ABI: also shown by `ss`).
-pub(crate) const TCP_ESTABLISHED: i32 = 1;
-pub(crate) const TCP_SYN_SENT: i32 = 2;
-pub(crate) const TCP_SYN_RECV: i32 = 3;
-pub(crate) const TCP_FIN_WAIT1: i32 = 4;
-pub(crate) const TCP_FIN_WAIT2: i32 = 5;
-pub(crate) const TCP_CLOSE: i32 = 7;
-pub(crate) const TCP_CLOSE_WAIT: i32 = 8;
-pub(crate) const TCP_LAST_ACK: i32 = 9;
-pub(crate) const TCP_CLOSING: i32 = 11;
-pub(crate) const TCP_LISTEN: i32 = 10;
+// `TCP_*` states: shared with user space and the tests.
+pub(crate) use tracer_common::tcp::{
+    TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT,
+};
 
 /// The body of the two state programs of a pair: `owner_side` is true for the one that
 /// takes changes made with the socket owned by a task (process context: connect, close,

@@ -129,6 +129,15 @@ impl KernelFacts {
             req_num_retrans: for_requests(btf.member_offset("request_sock", &["num_retrans"])),
             net: optional(sk(&["__sk_common", "skc_net", "net"])),
             net_inum: optional(btf.member_offset("net", &["ns", "inum"])),
+            write_seq: optional(tcp("write_seq")),
+            snd_una: optional(tcp("snd_una")),
+            rcv_nxt: optional(tcp("rcv_nxt")),
+            copied_seq: optional(tcp("copied_seq")),
+            snd_wnd: optional(tcp("snd_wnd")),
+            icsk_retransmits: icsk(&["icsk_retransmits"]).unwrap_or(OFFSET_ABSENT),
+            icsk_probes_out: icsk(&["icsk_probes_out"]).unwrap_or(OFFSET_ABSENT),
+            lingertime: optional(sk(&["sk_lingertime"])),
+            sock_linger_bit: optional(btf.enum_value("sock_flags", "SOCK_LINGER").map(|v| v as u32)),
         };
         let task = task_offsets(&btf).map_err(|e| e.to_string());
         let recvmsg = recvmsg_args(&btf, "tcp_recvmsg").map_err(|e| e.to_string());

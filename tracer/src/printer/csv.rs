@@ -10,12 +10,13 @@ use crate::event::Event;
 
 /// The JSON fields, common ones first, then each type's in docs/events.md order; a field
 /// two types share (`total_retrans`) has one column.
-const COLUMNS: [&str; 30] = [
+const COLUMNS: [&str; 39] = [
     "type", "time", "time_ns", "pid", "tid", "uid", "comm", "ip", "laddr", "lport", "raddr", "rport", "netns",
     // connect
-    "latency_ns", "result", "errno", "error",
-    // close
+    "latency_ns", "result", "errno", "error", "end", "timeout", "syns_sent",
+    // close (and errno, error, end and timeout above)
     "direction", "closed_by", "lifetime_ns", "bytes_sent", "bytes_received", "total_retrans", "srtt_us", "bytes_from",
+    "reason", "reason_inferred", "bytes_written", "bytes_read", "bytes_unacked", "bytes_unread",
     // state
     "old_state", "new_state", "in_old_state_ns",
     // retransmit (and total_retrans above)

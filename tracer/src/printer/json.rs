@@ -31,7 +31,15 @@ struct Common<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Fields {
-    Connect { latency_ns: u128, result: &'static str, errno: Option<u32>, error: Option<&'static str> },
+    Connect {
+        latency_ns: u128,
+        result: &'static str,
+        errno: Option<u32>,
+        error: Option<&'static str>,
+        end: Option<&'static str>,
+        timeout: Option<&'static str>,
+        syns_sent: u32,
+    },
     Accept {},
     Close {
         direction: &'static str,
@@ -42,6 +50,16 @@ enum Fields {
         total_retrans: u32,
         srtt_us: u32,
         bytes_from: &'static str,
+        end: &'static str,
+        errno: Option<u32>,
+        error: Option<&'static str>,
+        reason: Option<&'static str>,
+        reason_inferred: Option<bool>,
+        timeout: Option<&'static str>,
+        bytes_written: Option<u64>,
+        bytes_read: Option<u64>,
+        bytes_unacked: Option<u64>,
+        bytes_unread: Option<u64>,
     },
     State { old_state: String, new_state: String, in_old_state_ns: Option<u128> },
     Retransmit { state: String, total_retrans: u32, tail_loss_probe: bool },
@@ -57,13 +75,14 @@ struct Row<'a> {
 
 fn fields(d: &Detail) -> Fields {
     match d {
-        Detail::Connect { latency, result } => {
+        Detail::Connect { latency, result, syns_sent } => {
+            let (end, timeout) = result.end_names();
             let (result, errno) = match *result {
                 ConnectResult::Ok => ("ok", None),
                 ConnectResult::Failed(0) => ("failed", None),
                 ConnectResult::Failed(n) => ("failed", Some(n)),
             };
-            Fields::Connect { latency_ns: latency.as_nanos(), result, errno, error: errno.and_then(errno_name) }
+            Fields::Connect { latency_ns: latency.as_nanos(), result, errno, error: errno.and_then(errno_name), end, timeout, syns_sent: *syns_sent }
         }
         Detail::Accept => Fields::Accept {},
         Detail::Close(c) => Fields::Close {
@@ -78,6 +97,16 @@ fn fields(d: &Detail) -> Fields {
                 BytesSource::Socket => "socket",
                 BytesSource::Calls => "calls",
             },
+            end: c.ending.end.name(),
+            errno: c.ending.errno,
+            error: c.ending.errno.and_then(errno_name),
+            reason: c.ending.reason.as_ref().map(|r| r.name),
+            reason_inferred: c.ending.reason.as_ref().map(|r| r.inferred),
+            timeout: c.ending.timeout.map(crate::end::Timeout::name),
+            bytes_written: c.bytes_written(),
+            bytes_read: c.bytes_read(),
+            bytes_unacked: c.ending.unacked_bytes,
+            bytes_unread: c.ending.unread_bytes,
         },
         Detail::State { old, new, in_old } => {
             Fields::State { old_state: old.name(), new_state: new.name(), in_old_state_ns: in_old.map(|d| d.as_nanos()) }
@@ -179,9 +208,10 @@ mod tests {
             direction: Direction::Unknown,
             closed_by: ClosedBy::Unknown,
             bytes_source: BytesSource::Socket,
+            ending: crate::end::Ending::orderly(),
         };
         let all = [
-            sample(Detail::Connect { latency: Duration::ZERO, result: ConnectResult::Ok }),
+            sample(Detail::Connect { latency: Duration::ZERO, result: ConnectResult::Ok, syns_sent: 1 }),
             sample(Detail::Accept),
             sample(Detail::Close(close)),
             sample(Detail::State { old: TcpState(1), new: TcpState(2), in_old: None }),

@@ -205,7 +205,8 @@ pub(crate) mod tests {
     }
 
     fn connect(result: ConnectResult) -> Detail {
-        Detail::Connect { latency: Duration::from_micros(1_234), result }
+        let syns_sent = if result == ConnectResult::Ok { 1 } else { 3 };
+        Detail::Connect { latency: Duration::from_micros(1_234), result, syns_sent }
     }
 
     fn close() -> Detail {
@@ -218,6 +219,15 @@ pub(crate) mod tests {
             direction: Direction::Active,
             closed_by: ClosedBy::Local,
             bytes_source: BytesSource::Socket,
+            // An abortive close with data left unread: every ending field has a value.
+            ending: crate::end::Ending {
+                end: crate::end::End::ResetSent,
+                errno: None,
+                timeout: None,
+                reason: Some(crate::end::Reason { name: "TCP_ABORT_ON_CLOSE", inferred: true }),
+                unacked_bytes: Some(3),
+                unread_bytes: Some(7_777),
+            },
         })
     }
 
@@ -251,9 +261,9 @@ pub(crate) mod tests {
         let want = "\
 TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR           RPORT DETAIL
 12:00:01.500 connect    4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  ok lat=1.23ms
-12:00:01.500 connect    4242    my client        6  ::1             51234 ::1             8080  ECONNREFUSED lat=1.23ms
+12:00:01.500 connect    4242    my client        6  ::1             51234 ::1             8080  ECONNREFUSED lat=1.23ms syns=3
 12:00:01.500 accept     4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  -
-12:00:01.500 close      4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  active closed_by=local life=1.50s tx=976.6KiB rx=76.0KiB retrans=2 srtt=41µs
+12:00:01.500 close      4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  active closed_by=local life=1.50s tx=976.6KiB rx=76.0KiB retrans=2 srtt=41µs end=reset_sent(TCP_ABORT_ON_CLOSE?) unacked=3B unread=7.6KiB
 12:00:01.500 state      -       -                4  127.0.0.1       51234 10.0.0.7        8080  ESTABLISHED->FIN_WAIT1 after=340µs
 12:00:01.500 retransmit 4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  ESTABLISHED total_retrans=3
 ";
@@ -265,10 +275,10 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         let got = render(OutputMode::Plain, &all_kinds());
         let want = "\
 TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
-1795608001.500000000 connect 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 result=ok lat_ns=1234000
-1795608001.500000000 connect 4242 my\\x20client 6 ::1 51234 ::1 8080 result=ECONNREFUSED lat_ns=1234000
+1795608001.500000000 connect 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 result=ok lat_ns=1234000 end=- timeout=- syns=1
+1795608001.500000000 connect 4242 my\\x20client 6 ::1 51234 ::1 8080 result=ECONNREFUSED lat_ns=1234000 end=reset_received timeout=- syns=3
 1795608001.500000000 accept 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 -
-1795608001.500000000 close 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 dir=active closed_by=local lifetime_ns=1500000000 tx_bytes=1000003 rx_bytes=77777 retrans=2 srtt_us=41 bytes_from=socket
+1795608001.500000000 close 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 dir=active closed_by=local lifetime_ns=1500000000 tx_bytes=1000003 rx_bytes=77777 retrans=2 srtt_us=41 bytes_from=socket end=reset_sent err=- reason=TCP_ABORT_ON_CLOSE inferred=1 timeout=- written=1000006 read=70000 unacked=3 unread=7777
 1795608001.500000000 state - - 4 127.0.0.1 51234 10.0.0.7 8080 old=ESTABLISHED new=FIN_WAIT1 in_old_ns=340000
 1795608001.500000000 retransmit 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 state=ESTABLISHED total_retrans=3 tlp=0
 ";
@@ -361,13 +371,13 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         assert_eq!(lines.len(), 6);
         assert_eq!(
             lines[0],
-            format!(r#"{{"type":"connect",{common},"latency_ns":1234000,"result":"ok","errno":null,"error":null}}"#)
+            format!(r#"{{"type":"connect",{common},"latency_ns":1234000,"result":"ok","errno":null,"error":null,"end":null,"timeout":null,"syns_sent":1}}"#)
         );
         assert_eq!(lines[2], format!(r#"{{"type":"accept",{common}}}"#));
         assert_eq!(
             lines[3],
             format!(
-                r#"{{"type":"close",{common},"direction":"active","closed_by":"local","lifetime_ns":1500000000,"bytes_sent":1000003,"bytes_received":77777,"total_retrans":2,"srtt_us":41,"bytes_from":"socket"}}"#
+                r#"{{"type":"close",{common},"direction":"active","closed_by":"local","lifetime_ns":1500000000,"bytes_sent":1000003,"bytes_received":77777,"total_retrans":2,"srtt_us":41,"bytes_from":"socket","end":"reset_sent","errno":null,"error":null,"reason":"TCP_ABORT_ON_CLOSE","reason_inferred":true,"timeout":null,"bytes_written":1000006,"bytes_read":70000,"bytes_unacked":3,"bytes_unread":7777}}"#
             )
         );
         assert_eq!(
@@ -384,16 +394,16 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         assert_eq!(lines.len(), 7);
         assert_eq!(
             lines[0],
-            "type,time,time_ns,pid,tid,uid,comm,ip,laddr,lport,raddr,rport,netns,latency_ns,result,errno,error,direction,closed_by,lifetime_ns,bytes_sent,bytes_received,total_retrans,srtt_us,bytes_from,old_state,new_state,in_old_state_ns,state,tail_loss_probe"
+            "type,time,time_ns,pid,tid,uid,comm,ip,laddr,lport,raddr,rport,netns,latency_ns,result,errno,error,end,timeout,syns_sent,direction,closed_by,lifetime_ns,bytes_sent,bytes_received,total_retrans,srtt_us,bytes_from,reason,reason_inferred,bytes_written,bytes_read,bytes_unacked,bytes_unread,old_state,new_state,in_old_state_ns,state,tail_loss_probe"
         );
         let common = "2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,4,127.0.0.1,51234,10.0.0.7,8080,4026531840";
-        assert_eq!(lines[1], format!("connect,{common},1234000,ok,,,,,,,,,,,,,,,"));
-        assert_eq!(lines[2], "connect,2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,4026531840,1234000,failed,111,ECONNREFUSED,,,,,,,,,,,,,");
-        assert_eq!(lines[4], format!("close,{common},,,,,active,local,1500000000,1000003,77777,2,41,socket,,,,,"));
-        assert_eq!(lines[5], "state,2026-11-25T12:00:01.500000000Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,4026531840,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,");
-        assert_eq!(lines[6], format!("retransmit,{common},,,,,,,,,,3,,,,,,ESTABLISHED,false"));
+        assert_eq!(lines[1], format!("connect,{common},1234000,ok,,,,,1,,,,,,,,,,,,,,,,,,,"));
+        assert_eq!(lines[2], "connect,2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,4026531840,1234000,failed,111,ECONNREFUSED,reset_received,,3,,,,,,,,,,,,,,,,,,,");
+        assert_eq!(lines[4], format!("close,{common},,,,,reset_sent,,,active,local,1500000000,1000003,77777,2,41,socket,TCP_ABORT_ON_CLOSE,true,1000006,70000,3,7777,,,,,"));
+        assert_eq!(lines[5], "state,2026-11-25T12:00:01.500000000Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,4026531840,,,,,,,,,,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,");
+        assert_eq!(lines[6], format!("retransmit,{common},,,,,,,,,,,,,3,,,,,,,,,,,,ESTABLISHED,false"));
         for line in &lines {
-            assert_eq!(line.matches(',').count(), 29, "{line}");
+            assert_eq!(line.matches(',').count(), 38, "{line}");
         }
     }
 

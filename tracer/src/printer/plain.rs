@@ -38,6 +38,20 @@ fn nanos_field<W: Write>(out: &mut W, key: &str, d: Option<std::time::Duration>)
     }
 }
 
+/// `key=` then the number, or `-` when unknown.
+fn opt_field<W: Write>(out: &mut W, key: &str, n: Option<u64>) -> io::Result<()> {
+    match n {
+        Some(n) => field(out, key, n),
+        None => text_field(out, key, None),
+    }
+}
+
+/// `key=` then the text, or `-` when there is none.
+fn text_field<W: Write>(out: &mut W, key: &str, text: Option<&str>) -> io::Result<()> {
+    out.write_all(key.as_bytes())?;
+    out.write_all(text.unwrap_or("-").as_bytes())
+}
+
 fn addr<W: Write>(out: &mut W, ip: IpAddr) -> io::Result<()> {
     match ip {
         IpAddr::V4(v4) => {
@@ -57,10 +71,14 @@ fn addr<W: Write>(out: &mut W, ip: IpAddr) -> io::Result<()> {
 /// 100,000 events a second an allocation or a format call per field shows.
 fn detail<W: Write>(out: &mut W, d: &Detail) -> io::Result<()> {
     match d {
-        Detail::Connect { latency, result } => {
+        Detail::Connect { latency, result, syns_sent } => {
             out.write_all(b"result=")?;
             out.write_all(result_text(*result).as_bytes())?;
-            field(out, " lat_ns=", latency.as_nanos())
+            field(out, " lat_ns=", latency.as_nanos())?;
+            let (end, timeout) = result.end_names();
+            text_field(out, " end=", end)?;
+            text_field(out, " timeout=", timeout)?;
+            field(out, " syns=", *syns_sent)
         }
         Detail::Accept => out.write_all(b"-"),
         Detail::Close(c) => {
@@ -76,7 +94,17 @@ fn detail<W: Write>(out: &mut W, d: &Detail) -> io::Result<()> {
             out.write_all(match c.bytes_source {
                 BytesSource::Socket => b" bytes_from=socket",
                 BytesSource::Calls => b" bytes_from=calls",
-            })
+            })?;
+            let ending = &c.ending;
+            text_field(out, " end=", Some(ending.end.name()))?;
+            text_field(out, " err=", ending.errno.and_then(crate::event::errno_name))?;
+            text_field(out, " reason=", ending.reason.as_ref().map(|r| r.name))?;
+            text_field(out, " inferred=", ending.reason.as_ref().map(|r| if r.inferred { "1" } else { "0" }))?;
+            text_field(out, " timeout=", ending.timeout.map(crate::end::Timeout::name))?;
+            opt_field(out, " written=", c.bytes_written())?;
+            opt_field(out, " read=", c.bytes_read())?;
+            opt_field(out, " unacked=", ending.unacked_bytes)?;
+            opt_field(out, " unread=", ending.unread_bytes)
         }
         Detail::State { old, new, in_old } => {
             write!(out, "old={} new={}", old.name(), new.name())?;

@@ -22,7 +22,13 @@ pub(super) fn header<W: Write>(out: &mut W) -> io::Result<()> {
 
 fn detail(d: &Detail) -> String {
     match d {
-        Detail::Connect { latency, result } => format!("{} lat={}", result_text(*result), units::duration(*latency)),
+        Detail::Connect { latency, result, syns_sent } => {
+            let mut text = format!("{} lat={}", result_text(*result), units::duration(*latency));
+            if *syns_sent > 1 {
+                text.push_str(&format!(" syns={syns_sent}"));
+            }
+            text
+        }
         Detail::Accept => "-".into(),
         Detail::Close(c) => format!(
             "{} closed_by={} life={} tx={} rx={} retrans={} srtt={}",
@@ -33,7 +39,7 @@ fn detail(d: &Detail) -> String {
             units::bytes(c.bytes_received),
             c.total_retrans,
             units::duration(std::time::Duration::from_micros(u64::from(c.srtt_us)))
-        ),
+        ) + &ending(c),
         Detail::State { old, new, in_old } => {
             format!("{}->{} after={}", old.name(), new.name(), in_old.map_or_else(|| "?".into(), units::duration))
         }
@@ -41,6 +47,28 @@ fn detail(d: &Detail) -> String {
             format!("{} total_retrans={total_retrans}{}", state.name(), if *tail_loss_probe { " tail-loss-probe" } else { "" })
         }
     }
+}
+
+/// How a close ended, and what it lost when it lost anything: ` end=fin`, or
+/// ` end=reset_sent(TCP_ABORT_ON_CLOSE?) unread=390.6KiB` (`?`: inferred by tcptrace).
+fn ending(c: &crate::event::CloseInfo) -> String {
+    let e = &c.ending;
+    let mut text = format!(" end={}", e.end.name());
+    if let Some(timeout) = e.timeout {
+        text.push_str(&format!("({})", timeout.name()));
+    }
+    if let Some(reason) = &e.reason {
+        text.push_str(&format!("({}{})", reason.name, if reason.inferred { "?" } else { "" }));
+    }
+    if let Some(errno) = e.errno {
+        text.push_str(&format!(" {}", crate::event::errno_name(errno).map_or_else(|| format!("errno{errno}"), str::to_owned)));
+    }
+    for (key, bytes) in [("unacked", e.unacked_bytes), ("unread", e.unread_bytes)] {
+        if let Some(n) = bytes.filter(|&n| n > 0) {
+            text.push_str(&format!(" {key}={}", units::bytes(n)));
+        }
+    }
+    text
 }
 
 /// `since`: print seconds since then (`-T`) instead of the wall-clock time.

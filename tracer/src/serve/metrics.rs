@@ -36,7 +36,9 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 enum CounterSlot {
     Opened { direction: &'static str, result: &'static str },
     ConnectFailure { errno: u32 },
-    Closed { direction: &'static str, closed_by: &'static str },
+    Closed { direction: &'static str, closed_by: &'static str, end: &'static str },
+    /// Bytes a connection lost when it ended: `unacked` or `unread`.
+    BytesLost { kind: &'static str },
     Sent,
     Received,
     Retransmits { kind: &'static str },
@@ -55,7 +57,8 @@ impl CounterSlot {
         match self {
             Self::Opened { direction, result } => vec![("direction", direction.into()), ("result", result.into())],
             Self::ConnectFailure { errno } => vec![("errno", errno_name(errno).map_or_else(|| errno.to_string(), str::to_string))],
-            Self::Closed { direction, closed_by } => vec![("direction", direction.into()), ("closed_by", closed_by.into())],
+            Self::Closed { direction, closed_by, end } => vec![("direction", direction.into()), ("closed_by", closed_by.into()), ("end", end.into())],
+            Self::BytesLost { kind } => vec![("kind", kind.into())],
             Self::Retransmits { kind } => vec![("kind", kind.into())],
             Self::Sent | Self::Received => Vec::new(),
         }
@@ -217,6 +220,7 @@ pub(crate) struct Metrics {
     connect_latency: HistogramFamily,
     lifetime: HistogramFamily,
     closed: Family<Labels, Counter>,
+    bytes_lost: Family<Labels, Counter>,
     sent: Family<Labels, Counter>,
     received: Family<Labels, Counter>,
     retransmits: Family<Labels, Counter>,
@@ -256,6 +260,7 @@ impl Metrics {
             connect_latency: Family::new_with_constructor(latency_histogram),
             lifetime: Family::new_with_constructor(lifetime_histogram),
             closed: Family::default(),
+            bytes_lost: Family::default(),
             sent: Family::default(),
             received: Family::default(),
             retransmits: Family::default(),
@@ -284,7 +289,13 @@ impl Metrics {
             Unit::Seconds,
             m.lifetime.clone(),
         );
-        registry.register("connections_closed", "Connections closed, by direction and by which side closed", m.closed.clone());
+        registry.register("connections_closed", "Connections closed, by direction, by which side closed, and by how they ended", m.closed.clone());
+        registry.register_with_unit(
+            "bytes_lost",
+            "Bytes lost when connections ended: unacked (written, never acknowledged by the peer) and unread (received, never read by the application)",
+            Unit::Bytes,
+            m.bytes_lost.clone(),
+        );
         registry.register_with_unit(
             "sent",
             "Application bytes sent and acknowledged, counted when the connection closes",
@@ -407,6 +418,7 @@ impl Metrics {
             CounterSlot::Opened { .. } => &self.opened,
             CounterSlot::ConnectFailure { .. } => &self.connect_failures,
             CounterSlot::Closed { .. } => &self.closed,
+            CounterSlot::BytesLost { .. } => &self.bytes_lost,
             CounterSlot::Sent => &self.sent,
             CounterSlot::Received => &self.received,
             CounterSlot::Retransmits { .. } => &self.retransmits,
@@ -437,7 +449,7 @@ impl Metrics {
         }
         let Some(series) = self.admit(event) else { return };
         match &event.detail {
-            Detail::Connect { latency, result: ConnectResult::Ok } => {
+            Detail::Connect { latency, result: ConnectResult::Ok, .. } => {
                 self.counter(series, CounterSlot::Opened { direction: "active", result: "ok" }).inc();
                 self.histogram(series, HistogramSlot::ConnectLatency).observe(latency.as_secs_f64());
                 let resent = self.handshakes.remove(&Handshake::Connect(event.sock));
@@ -467,7 +479,11 @@ impl Metrics {
                     ClosedBy::Remote => "remote",
                     ClosedBy::Unknown => "unknown",
                 };
-                self.counter(series, CounterSlot::Closed { direction, closed_by }).inc();
+                self.counter(series, CounterSlot::Closed { direction, closed_by, end: c.ending.end.name() }).inc();
+                for (kind, bytes) in [("unacked", c.ending.unacked_bytes), ("unread", c.ending.unread_bytes)] {
+                    // Created at zero too: a panel needs a series to show.
+                    self.counter(series, CounterSlot::BytesLost { kind }).inc_by(bytes.unwrap_or(0));
+                }
                 self.counter(series, CounterSlot::Sent).inc_by(c.bytes_sent);
                 self.counter(series, CounterSlot::Received).inc_by(c.bytes_received);
                 if let Some(lifetime) = c.lifetime {

@@ -1,0 +1,238 @@
+//! How a connection ended, and what it lost: the close event's raw `Ending` (what the
+//! socket showed as it reached CLOSE) classified into `fin`, `reset_received`,
+//! `reset_sent`, `timeout` or `error`, and a failed connect's errno likewise.
+//!
+//! The kernel sends raw values only; every rule lives here, each with the kernel code it
+//! follows (Linux v6.1 and v6.18 agree on all of them):
+//! - a reset received leaves ECONNRESET on the socket (EPIPE in CLOSE_WAIT, ECONNREFUSED
+//!   in SYN_SENT) before CLOSE: `tcp_reset()`, net/ipv4/tcp_input.c;
+//! - retries that ran out leave ETIMEDOUT, or the last soft error (an ICMP unreachable),
+//!   before CLOSE: `tcp_write_err()`, net/ipv4/tcp_timer.c; the retransmission timer
+//!   counts in `icsk_retransmits`, the keepalive and zero-window probe timers in
+//!   `icsk_probes_out`;
+//! - an abortive close leaves no error and goes to CLOSE straight from a state that needs
+//!   a reset (ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, SYN_RECV), the reset going out right
+//!   after: `tcp_close()` with unread data (`TCP_ABORT_ON_CLOSE`), or with SO_LINGER set
+//!   to zero through `tcp_disconnect()` (`TCP_ABORT_ON_LINGER`), net/ipv4/tcp.c.
+//!
+//! The reason of a reset sent is inferred from the socket here on every kernel (named as
+//! Linux 6.10's `enum sk_rst_reason` names the same cases), and marked as inferred.
+
+use tracer_common::{
+    close::{Ending as RawEnding, ENDING_LINGER_ZERO, ENDING_READ, ENDING_ZERO_WINDOW},
+    tcp::{
+        ECONNABORTED, ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2,
+        TCP_LAST_ACK, TCP_SYN_RECV, TCP_TIME_WAIT,
+    },
+};
+
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum End {
+    /// Orderly: both FINs.
+    Fin,
+    ResetReceived,
+    ResetSent,
+    /// The kernel gave up: its retries ran out (see `Timeout`).
+    Timeout,
+    /// Any other error on the socket.
+    Error,
+}
+
+impl End {
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Self::Fin => "fin",
+            Self::ResetReceived => "reset_received",
+            Self::ResetSent => "reset_sent",
+            Self::Timeout => "timeout",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Which retries ran out, where the kernel lets it be told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Timeout {
+    /// A connect's SYNs went unanswered (`tcp_syn_retries`).
+    SynRetries,
+    /// Data went unacknowledged (`tcp_retries2`).
+    Retransmissions,
+    /// Keepalive probes went unanswered (`TCP_KEEPCNT`).
+    Keepalive,
+    /// The peer's window stayed shut while its probes went unanswered.
+    ZeroWindowProbes,
+}
+
+impl Timeout {
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Self::SynRetries => "syn_retries",
+            Self::Retransmissions => "retransmissions",
+            Self::Keepalive => "keepalive",
+            Self::ZeroWindowProbes => "zero_window_probes",
+        }
+    }
+}
+
+/// The reason of a reset: the kernel's own name for the case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Reason {
+    pub(crate) name: &'static str,
+    /// Told from the socket's state by tcptrace, not given by the kernel.
+    pub(crate) inferred: bool,
+}
+
+/// A close event's ending, classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Ending {
+    pub(crate) end: End,
+    /// The socket's error at CLOSE (a positive errno), if any.
+    pub(crate) errno: Option<u32>,
+    pub(crate) timeout: Option<Timeout>,
+    pub(crate) reason: Option<Reason>,
+    /// Written but never acknowledged, and received but never read; `None` where the
+    /// kernel's sequence numbers could not be read.
+    pub(crate) unacked_bytes: Option<u64>,
+    pub(crate) unread_bytes: Option<u64>,
+}
+
+impl Ending {
+    /// Classifies what the kernel read at CLOSE.
+    pub(crate) fn classify(raw: &RawEnding) -> Self {
+        let old = i32::from(raw.old_state);
+        let err = raw.err;
+        let probed = raw.probes_out > 0;
+        let retried = raw.retransmits > 0 || probed;
+        let end = match err {
+            0 => match old {
+                TCP_FIN_WAIT2 | TCP_CLOSING | TCP_LAST_ACK | TCP_TIME_WAIT => End::Fin,
+                TCP_ESTABLISHED | TCP_CLOSE_WAIT | TCP_FIN_WAIT1 | TCP_SYN_RECV => End::ResetSent,
+                _ => End::Error,
+            },
+            ECONNRESET | EPIPE | ECONNREFUSED => End::ResetReceived,
+            ETIMEDOUT => End::Timeout,
+            // A soft error (an ICMP unreachable) that stood when the retries ran out.
+            _ if retried && err != ECONNABORTED => End::Timeout,
+            _ => End::Error,
+        };
+        let timeout = (end == End::Timeout).then(|| match (probed, raw.flags & ENDING_ZERO_WINDOW != 0) {
+            (true, true) => Timeout::ZeroWindowProbes,
+            (true, false) => Timeout::Keepalive,
+            (false, _) => Timeout::Retransmissions,
+        });
+        let read = raw.flags & ENDING_READ != 0;
+        let reason = (end == End::ResetSent).then_some(()).and_then(|()| {
+            // tcp_close() tests unread data first, then SO_LINGER.
+            let name = if read && raw.unread_bytes > 0 {
+                "TCP_ABORT_ON_CLOSE"
+            } else if raw.flags & ENDING_LINGER_ZERO != 0 {
+                "TCP_ABORT_ON_LINGER"
+            } else {
+                return None;
+            };
+            Some(Reason { name, inferred: true })
+        });
+        Self {
+            end,
+            errno: u32::try_from(err).ok().filter(|&e| e != 0),
+            timeout,
+            reason,
+            unacked_bytes: read.then_some(u64::from(raw.unacked_bytes)),
+            unread_bytes: read.then_some(u64::from(raw.unread_bytes)),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Ending {
+    /// An orderly close that lost nothing (for other modules' tests).
+    pub(crate) const fn orderly() -> Self {
+        Self { end: End::Fin, errno: None, timeout: None, reason: None, unacked_bytes: Some(0), unread_bytes: Some(0) }
+    }
+}
+
+/// How a failed connect ended, from its errno (0: the application gave up first).
+pub(crate) const fn of_failed_connect(errno: u32) -> (End, Option<Timeout>) {
+    match errno as i32 {
+        ECONNREFUSED | ECONNRESET => (End::ResetReceived, None),
+        ETIMEDOUT => (End::Timeout, Some(Timeout::SynRetries)),
+        _ => (End::Error, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::tcp::{EPIPE, TCP_SYN_SENT};
+
+    use super::*;
+
+    fn raw(old: i32, err: i32) -> RawEnding {
+        RawEnding { err, unacked_bytes: 0, unread_bytes: 0, old_state: old as u8, retransmits: 0, probes_out: 0, flags: ENDING_READ }
+    }
+
+    #[test]
+    fn an_orderly_close_is_fin_from_every_closing_state() {
+        for old in [TCP_FIN_WAIT2, TCP_CLOSING, TCP_LAST_ACK] {
+            let e = Ending::classify(&raw(old, 0));
+            assert_eq!((e.end, e.errno, e.reason, e.timeout), (End::Fin, None, None, None), "from {old}");
+        }
+    }
+
+    #[test]
+    fn a_reset_received_is_told_by_the_error_it_leaves() {
+        assert_eq!(Ending::classify(&raw(TCP_ESTABLISHED, ECONNRESET)).end, End::ResetReceived);
+        assert_eq!(Ending::classify(&raw(TCP_CLOSE_WAIT, EPIPE)).end, End::ResetReceived);
+        assert_eq!(Ending::classify(&raw(TCP_ESTABLISHED, ECONNRESET)).errno, Some(104));
+    }
+
+    #[test]
+    fn an_abortive_close_names_its_reason_unread_data_first() {
+        let mut r = raw(TCP_ESTABLISHED, 0);
+        r.unread_bytes = 400_000;
+        r.flags |= ENDING_LINGER_ZERO;
+        let e = Ending::classify(&r);
+        assert_eq!(e.end, End::ResetSent);
+        assert_eq!(e.reason, Some(Reason { name: "TCP_ABORT_ON_CLOSE", inferred: true }));
+        assert_eq!(e.unread_bytes, Some(400_000));
+        r.unread_bytes = 0;
+        assert_eq!(Ending::classify(&r).reason, Some(Reason { name: "TCP_ABORT_ON_LINGER", inferred: true }));
+        r.flags = ENDING_READ;
+        assert_eq!(Ending::classify(&r).reason, None);
+    }
+
+    #[test]
+    fn timeouts_say_which_retries_ran_out() {
+        let mut r = raw(TCP_ESTABLISHED, ETIMEDOUT);
+        r.retransmits = 3;
+        assert_eq!(Ending::classify(&r).timeout, Some(Timeout::Retransmissions));
+        r.retransmits = 0;
+        r.probes_out = 2;
+        assert_eq!(Ending::classify(&r).timeout, Some(Timeout::Keepalive));
+        r.flags |= ENDING_ZERO_WINDOW;
+        assert_eq!(Ending::classify(&r).timeout, Some(Timeout::ZeroWindowProbes));
+        // An ICMP error that stood when the retries ran out is still a timeout, with its errno.
+        let mut soft = raw(TCP_ESTABLISHED, 113);
+        soft.retransmits = 5;
+        let e = Ending::classify(&soft);
+        assert_eq!((e.end, e.errno, e.timeout), (End::Timeout, Some(113), Some(Timeout::Retransmissions)));
+        assert_eq!(Ending::classify(&raw(TCP_ESTABLISHED, 113)).end, End::Error);
+    }
+
+    #[test]
+    fn unread_sequence_numbers_leave_the_byte_counts_unknown() {
+        let mut r = raw(TCP_ESTABLISHED, 0);
+        r.flags = 0;
+        let e = Ending::classify(&r);
+        assert_eq!((e.unacked_bytes, e.unread_bytes), (None, None));
+        assert_eq!(Ending::classify(&raw(TCP_SYN_SENT, 0)).end, End::Error);
+    }
+
+    #[test]
+    fn failed_connects_end_by_their_errno() {
+        assert_eq!(of_failed_connect(111), (End::ResetReceived, None));
+        assert_eq!(of_failed_connect(110), (End::Timeout, Some(Timeout::SynRetries)));
+        assert_eq!(of_failed_connect(113), (End::Error, None));
+        assert_eq!(of_failed_connect(0), (End::Error, None));
+    }
+}
