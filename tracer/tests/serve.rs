@@ -79,6 +79,10 @@ fn counters_move_by_exactly_the_traffic_made() {
     // Both sides close at once here, so which one started is a race: not checked.
     assert_eq!(count("tcptrace_connections_closed_total", &[("comm", "ttsc"), ("direction", "active")]), n);
     assert_eq!(count("tcptrace_connections_closed_total", &[("comm", "ttss"), ("direction", "passive")]), n);
+    // Orderly: both FINs, and nothing lost either way.
+    assert_eq!(count("tcptrace_connections_closed_total", &[("end", "fin")]), 2.0 * n);
+    assert_eq!(count("tcptrace_bytes_lost_total", &[]), 0.0);
+    assert!(s.iter().any(|x| x.name == "tcptrace_bytes_lost_total" && x.labels.get("kind").map(String::as_str) == Some("unread")), "{s:#?}");
     assert_eq!(count("tcptrace_open_connections", &[]), 0.0);
     // Three handshakes, two refusals, two sides of three connections closing.
     assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_SENT"), ("to", "ESTABLISHED")]), n);
@@ -129,6 +133,49 @@ fn counters_move_by_exactly_the_traffic_made() {
         connects + accepts + closes
     );
     assert!(stderr.iter().any(|l| l.starts_with(&summary)), "{stderr:?}");
+}
+
+/// Issue 32: a server that closes with data unread resets the connection. Its close counts
+/// as `end="reset_sent"`, the client's as `end="reset_received"`, and exactly the bytes the
+/// server never read count as lost (`kind="unread"`). What the client wrote is all either
+/// acknowledged or lost unacknowledged: ACKs the server still owed when it reset are never
+/// sent, so how the 50,000 bytes split between the two is the kernel's timing.
+#[test]
+fn an_abortive_close_counts_its_end_and_the_bytes_it_threw_away() {
+    use std::io::{Read, Write};
+    const WRITTEN: usize = 50_000;
+    const READ: usize = 10_000;
+    let _serial = serial();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let serve = Serve::start(&["--port", &port.to_string()], &[]);
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    client.write_all(&[7; WRITTEN]).expect("write");
+    server.read_exact(&mut [0; READ]).expect("read");
+    common::wait_until("every byte has arrived", || unread_in(&server) == WRITTEN - READ);
+    drop(server); // data unread: the kernel resets the connection
+    let reset = client.read(&mut [0; 16]).expect_err("the reset reaches the client");
+    assert_eq!(reset.kind(), std::io::ErrorKind::ConnectionReset);
+    drop(client);
+    let s = serve.scrape_until("both sides closed", |s| sum(s, "tcptrace_connections_closed_total", &[]) == 2.0);
+    assert_eq!(sum(&s, "tcptrace_connections_closed_total", &[("direction", "passive"), ("end", "reset_sent")]), 1.0, "{s:#?}");
+    assert_eq!(sum(&s, "tcptrace_connections_closed_total", &[("direction", "active"), ("end", "reset_received")]), 1.0, "{s:#?}");
+    assert_eq!(sum(&s, "tcptrace_bytes_lost_total", &[("kind", "unread")]), (WRITTEN - READ) as f64);
+    let acked = sum(&s, "tcptrace_sent_bytes_total", &[]); // the server sent nothing
+    assert_eq!(acked + sum(&s, "tcptrace_bytes_lost_total", &[("kind", "unacked")]), WRITTEN as f64, "{s:#?}");
+    let (code, stderr) = serve.terminate();
+    assert_eq!(code, Some(0), "{stderr:?}");
+}
+
+/// Bytes waiting in `socket`'s receive queue (FIONREAD).
+fn unread_in(socket: &std::net::TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD");
+    usize::try_from(n).unwrap_or(0)
 }
 
 /// tcptrace's own connections, here the scrapes it serves, are left out on its side:

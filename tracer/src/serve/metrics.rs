@@ -290,10 +290,9 @@ impl Metrics {
             m.lifetime.clone(),
         );
         registry.register("connections_closed", "Connections closed, by direction, by which side closed, and by how they ended", m.closed.clone());
-        registry.register_with_unit(
+        registry.register(
             "bytes_lost",
             "Bytes lost when connections ended: unacked (written, never acknowledged by the peer) and unread (received, never read by the application)",
-            Unit::Bytes,
             m.bytes_lost.clone(),
         );
         registry.register_with_unit(
