@@ -337,23 +337,11 @@ pub(crate) fn ending_into<A: Access>(sk: u64, tp: TcpSock, fin_acked: u8, out: &
     out.err = err::<A>(sk).unwrap_or(0);
     out.retransmits = read::<A, u8>(tp.0, sock_off::icsk_retransmits()).unwrap_or(0);
     out.probes_out = read::<A, u8>(tp.0, sock_off::icsk_probes_out()).unwrap_or(0);
-    let mut flags = 0;
     let our_fin_queued = matches!(i32::from(out.old_state), TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING | TCP_LAST_ACK);
     let our_fin_unacked = u32::from(our_fin_queued && fin_acked == 0);
-    if let (Ok(write_seq), Ok(snd_una), Ok(rcv_nxt), Ok(copied_seq), Ok(peer_fin)) = (
-        read::<A, u32>(tp.0, sock_off::write_seq()),
-        read::<A, u32>(tp.0, sock_off::snd_una()),
-        read::<A, u32>(tp.0, sock_off::rcv_nxt()),
-        read::<A, u32>(tp.0, sock_off::copied_seq()),
-        fin_received::<A>(sk),
-    ) {
-        out.unacked_bytes = write_seq.wrapping_sub(snd_una).saturating_sub(our_fin_unacked);
-        out.unread_bytes = rcv_nxt.wrapping_sub(copied_seq).saturating_sub(u32::from(peer_fin));
-        flags |= ENDING_READ;
-    } else {
-        out.unacked_bytes = 0;
-        out.unread_bytes = 0;
-    }
+    // Written straight into `out`, one read at a time: this runs at the end of the state
+    // hook's deepest call chain, whose stack frames together must stay within 512 bytes.
+    let mut flags = if sequence_gaps_into::<A>(sk, tp, our_fin_unacked, out).is_ok() { ENDING_READ } else { 0 };
     if read::<A, u32>(tp.0, sock_off::snd_wnd()) == Ok(0) {
         flags |= ENDING_ZERO_WINDOW;
     }
@@ -365,4 +353,20 @@ pub(crate) fn ending_into<A: Access>(sk: u64, tp: TcpSock, fin_acked: u8, out: &
         }
     }
     out.flags = flags;
+}
+
+/// `out.unacked_bytes` and `out.unread_bytes` (see `ending_into`); both 0 on an error.
+#[inline(always)]
+fn sequence_gaps_into<A: Access>(sk: u64, tp: TcpSock, our_fin_unacked: u32, out: &mut tracer_common::close::Ending) -> Result<(), ReadError> {
+    out.unacked_bytes = 0;
+    out.unread_bytes = 0;
+    let write_seq = read::<A, u32>(tp.0, sock_off::write_seq())?;
+    let snd_una = read::<A, u32>(tp.0, sock_off::snd_una())?;
+    let unacked = write_seq.wrapping_sub(snd_una).saturating_sub(our_fin_unacked);
+    let rcv_nxt = read::<A, u32>(tp.0, sock_off::rcv_nxt())?;
+    let copied_seq = read::<A, u32>(tp.0, sock_off::copied_seq())?;
+    let peer_fin = u32::from(fin_received::<A>(sk)?);
+    out.unacked_bytes = unacked;
+    out.unread_bytes = rcv_nxt.wrapping_sub(copied_seq).saturating_sub(peer_fin);
+    Ok(())
 }

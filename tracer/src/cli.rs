@@ -278,17 +278,21 @@ pub(crate) enum EventArg {
     Close,
     State,
     Retransmit,
+    /// Every event type.
+    All,
 }
 
 impl EventArg {
-    pub(crate) const fn kind(self) -> tracer_common::event::EventKind {
+    /// The event kinds this name stands for.
+    pub(crate) const fn kinds(self) -> &'static [tracer_common::event::EventKind] {
         use tracer_common::event::EventKind;
         match self {
-            Self::Connect => EventKind::Connect,
-            Self::Accept => EventKind::Accept,
-            Self::Close => EventKind::Close,
-            Self::State => EventKind::State,
-            Self::Retransmit => EventKind::Retransmit,
+            Self::Connect => &[EventKind::Connect],
+            Self::Accept => &[EventKind::Accept],
+            Self::Close => &[EventKind::Close],
+            Self::State => &[EventKind::State],
+            Self::Retransmit => &[EventKind::Retransmit],
+            Self::All => &[EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::State, EventKind::Retransmit],
         }
     }
 }
@@ -540,6 +544,8 @@ mod tests {
         assert_eq!(parse(&["--min-latency", "1ms"]).events(), [EventArg::Connect]);
         assert_eq!(parse(&["--failed", "-e", "connect,close"]).events(), [EventArg::Connect, EventArg::Close]);
         assert_eq!(parse(&[]).events().len(), 4);
+        let all: Vec<_> = parse(&["-e", "all"]).events().iter().flat_map(|e| e.kinds()).copied().collect();
+        assert_eq!(all.len(), 5);
         assert!(Cli::try_parse_from(["tcptrace", "-4", "-6"]).is_err());
     }
 

@@ -75,7 +75,7 @@ fn options_apply_to_events(cli: &Cli) -> Result<(), UsageError> {
         (cli.min_latency.is_some(), "--min-latency", EventArg::Connect, "connect"),
         (cli.bytes.is_some_and(|b| b != BytesArg::Socket), "--bytes calls", EventArg::Close, "close"),
     ];
-    match needs.into_iter().find(|(given, _, kind, _)| *given && !events.contains(kind)) {
+    match needs.into_iter().find(|(given, _, kind, _)| *given && !events.contains(kind) && !events.contains(&EventArg::All)) {
         Some((_, option, _, name)) => Err(UsageError(format!("{option} applies to {name} events, and -e leaves them out"))),
         None => Ok(()),
     }

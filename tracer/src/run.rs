@@ -26,7 +26,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         return list_probes(&loader::btf_path(cli.btf.as_ref()));
     }
     let config = Config {
-        events: cli.events().iter().fold(0, |bits, e| bits | kind_bit(e.kind())),
+        events: cli.events().iter().flat_map(|e| e.kinds()).fold(0, |bits, &kind| bits | kind_bit(kind)),
         count_calls: u32::from(cli.bytes == Some(BytesArg::Calls)),
         live: 0,
         count_states: 0,

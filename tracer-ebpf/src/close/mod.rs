@@ -31,7 +31,6 @@ use tracer_common::tcp::{ECONNRESET, EPIPE};
 #[inline(always)]
 pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, now: u64) -> bool {
     info.closed_by = closed_by::<A>(sk, old);
-    // The rest of the ending is read where the event is written (or below, when it waits).
     info.ending.old_state = old as u8;
     // Our FIN was acknowledged (`bytes_acked` counts it; see sock::byte_counts): FIN_WAIT2
     // is entered on that ack; CLOSING and LAST_ACK are left on it, unless a reset or a
@@ -62,14 +61,24 @@ pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, 
         let tp = sock::tcp_sock::<A>(sk);
         info.total_retrans = tp.and_then(sock::total_retrans::<A>).unwrap_or(0);
         info.srtt_us = tp.and_then(sock::srtt_us::<A>).unwrap_or(0);
-        match tp {
-            Ok(tp) => sock::ending_into::<A>(sk, tp, info.fin_acked, &mut info.ending),
-            Err(_) => info.ending.flags = 0,
-        }
+        capture_ending::<A>(sk, info);
         return true;
     }
+    capture_ending::<A>(sk, info);
     emit::<A>(sk, info, now, false);
     false
+}
+
+/// How the connection ended, read now (at CLOSE: see `tracer_common::close::Ending`) into
+/// its entry, for the close event to copy. Not inlined: its reads get a frame of their own
+/// beside the event's, not under it.
+#[inline(never)]
+fn capture_ending<A: Access>(sk: u64, info: &mut SockInfo) {
+    match sock::tcp_sock::<A>(sk) {
+        Ok(tp) => sock::ending_into::<A>(sk, tp, info.fin_acked, &mut info.ending),
+        // Not a TCP socket to the kernel: the close event's own reads fail, and count it.
+        Err(_) => info.ending.flags = 0,
+    }
 }
 
 /// The socket is being destroyed (`tcp_v4_destroy_sock`, also for IPv6): its entry goes,
@@ -86,19 +95,23 @@ pub(crate) fn destroy(sk: u64) {
 /// counting), and forgets the entry: when `destroyed`, or when the socket connects again
 /// (after `connect(AF_UNSPEC)`; then no call can add to the old connection's counts any
 /// more, and an entry without a waiting close is left for the new connection to replace).
-/// Not inlined: the copy of the entry gets a frame of its own.
+/// Not inlined: it runs below `on_change` (from `connect::start`), so the event is sent
+/// from the entry in place, before the delete: a copy of the entry on the stack would
+/// take that chain past the 512 bytes the verifier allows.
 #[inline(never)]
 pub(crate) fn send_waiting(sk: u64, destroyed: bool) {
     let Some(info) = crate::maps::SOCKS.get_ptr(&sk) else {
         return;
     };
-    // SAFETY: a plain struct in a map value, copied before the delete.
-    let info = unsafe { *info };
-    if destroyed || info.closed_ns != 0 {
-        crate::socks::forget(sk);
+    // SAFETY: a map value, valid until the delete below; nothing else writes it meanwhile
+    // (state changes and the socket's destruction run under its lock).
+    let info = unsafe { &*info };
+    let closed_ns = info.closed_ns;
+    if closed_ns != 0 {
+        emit::<sock::Probe>(sk, info, closed_ns, true);
     }
-    if info.closed_ns != 0 {
-        emit::<sock::Probe>(sk, &info, info.closed_ns, true);
+    if destroyed || closed_ns != 0 {
+        crate::socks::forget(sk);
     }
 }
 
@@ -182,16 +195,8 @@ fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
             (*e).total_retrans = tp.and_then(sock::total_retrans::<A>).unwrap_or(0);
             (*e).srtt_us = tp.and_then(sock::srtt_us::<A>).unwrap_or(0);
         }
-        // How it ended: as read at CLOSE, which is now unless the event waited.
-        if by_calls {
-            (*e).ending = info.ending;
-        } else {
-            (*e).ending.old_state = info.ending.old_state;
-            match tp {
-                Ok(tp) => sock::ending_into::<A>(sk, tp, info.fin_acked, &mut (*e).ending),
-                Err(_) => crate::mem::zero(&raw mut (*e).ending),
-            }
-        }
+        // How it ended, as read at CLOSE (`capture_ending`).
+        (*e).ending = info.ending;
         (*e).direction = info.direction;
         (*e).closed_by = info.closed_by;
         crate::mem::zero(&raw mut (*e)._pad);
