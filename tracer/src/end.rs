@@ -13,7 +13,10 @@
 //! - an abortive close leaves no error and goes to CLOSE straight from a state that needs
 //!   a reset (ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, SYN_RECV), the reset going out right
 //!   after: `tcp_close()` with unread data (`TCP_ABORT_ON_CLOSE`), or with SO_LINGER set
-//!   to zero through `tcp_disconnect()` (`TCP_ABORT_ON_LINGER`), net/ipv4/tcp.c.
+//!   to zero through `tcp_disconnect()`, net/ipv4/tcp.c. Since 6.10 the kernel names
+//!   the second case `TCP_STATE` (`tcp_disconnect()`'s reason, as the `tcp:tcp_send_reset`
+//!   tracepoint shows it on 6.18), not `TCP_ABORT_ON_LINGER`, which is the FIN_WAIT2
+//!   timeout of a negative `TCP_LINGER2`; tcptrace names it as the kernel does.
 //!
 //! The reason of a reset sent is inferred from the socket here on every kernel (named as
 //! Linux 6.10's `enum sk_rst_reason` names the same cases), and marked as inferred.
@@ -127,7 +130,7 @@ impl Ending {
             let name = if read && raw.unread_bytes > 0 {
                 "TCP_ABORT_ON_CLOSE"
             } else if raw.flags & ENDING_LINGER_ZERO != 0 {
-                "TCP_ABORT_ON_LINGER"
+                "TCP_STATE"
             } else {
                 return None;
             };
@@ -196,7 +199,7 @@ mod tests {
         assert_eq!(e.reason, Some(Reason { name: "TCP_ABORT_ON_CLOSE", inferred: true }));
         assert_eq!(e.unread_bytes, Some(400_000));
         r.unread_bytes = 0;
-        assert_eq!(Ending::classify(&r).reason, Some(Reason { name: "TCP_ABORT_ON_LINGER", inferred: true }));
+        assert_eq!(Ending::classify(&r).reason, Some(Reason { name: "TCP_STATE", inferred: true }));
         r.flags = ENDING_READ;
         assert_eq!(Ending::classify(&r).reason, None);
     }
