@@ -29,9 +29,13 @@
 
 mod common;
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 
-use common::{fork_with, listen_v4, raw, serial, sockaddr_of, wait_child, wait_port_settled, Trace};
+use common::{
+    fork_with, listen_v4, raw, serial, sockaddr_of,
+    tools::{decimal, run, temp_file, tool_path},
+    wait_child, wait_port_settled, Trace,
+};
 use serde_json::{json, Value};
 
 /// How long a forked side waits for anything before it gives up (the VM is slow).
@@ -497,50 +501,4 @@ fn write_sysctl(path: &CStr, value: &[u8], optional: bool) -> bool {
         libc::close(fd);
         written
     }
-}
-
-// From retransmit.rs.
-
-/// A binary from the environment variable `var`, or the usual places.
-fn tool_path(var: &str, name: &str, package: &str) -> CString {
-    let path = std::env::var(var).ok().or_else(|| {
-        ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].into_iter().map(|d| format!("{d}/{name}")).find(|p| std::path::Path::new(p).exists())
-    });
-    CString::new(path.unwrap_or_else(|| panic!("{name} not found (apt-get install {package})"))).expect("no NUL")
-}
-
-/// Writes `text` to a temporary file and returns its path as a C string.
-fn temp_file(name: &str, text: &str) -> CString {
-    let path = std::env::temp_dir().join(name);
-    std::fs::write(&path, text).expect("write temp file");
-    CString::new(path.to_string_lossy().into_owned()).expect("no NUL")
-}
-
-/// Runs `argv` (NUL-terminated) in a child and returns its exit code. Raw calls only: for
-/// forked children.
-fn run(argv: &[*const libc::c_char]) -> i32 {
-    // SAFETY: fork + execv with NUL-terminated argv built before the fork.
-    unsafe {
-        let pid = libc::fork();
-        if pid == 0 {
-            libc::execv(argv[0], argv.as_ptr());
-            libc::_exit(127);
-        }
-        wait_child(pid)
-    }
-}
-
-/// `n` in decimal, NUL-terminated, in `buf`, without allocating (for forked children).
-fn decimal(mut n: u32, buf: &mut [u8; 12]) -> *const libc::c_char {
-    let mut at = buf.len() - 1;
-    buf[at] = 0;
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf[at..].as_ptr().cast()
 }

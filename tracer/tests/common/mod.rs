@@ -21,6 +21,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod tools;
+
 /// Tests attach kernel programs and count events machine-wide: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
