@@ -64,8 +64,11 @@ pub(crate) fn on_close_state<A: Access>(sk: u64, info: &mut SockInfo, old: i32, 
         capture_ending::<A>(sk, info);
         return true;
     }
-    capture_ending::<A>(sk, info);
-    emit::<A>(sk, info, now, false);
+    // Only when close events are wanted: the ending's reads cost every connection.
+    if crate::globals::wants(EventKind::Close) {
+        capture_ending::<A>(sk, info);
+        emit::<A>(sk, info, now, false);
+    }
     false
 }
 
