@@ -9,6 +9,7 @@ pub enum EventKind {
     Close = 3,
     State = 4,
     Retransmit = 5,
+    Reset = 6,
 }
 
 impl EventKind {
@@ -20,6 +21,7 @@ impl EventKind {
             3 => Some(Self::Close),
             4 => Some(Self::State),
             5 => Some(Self::Retransmit),
+            6 => Some(Self::Reset),
             _ => None,
         }
     }

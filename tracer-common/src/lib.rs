@@ -14,6 +14,7 @@ pub mod counters;
 pub mod event;
 pub mod filter;
 pub mod offsets;
+pub mod reset;
 pub mod retransmit;
 pub mod state;
 pub mod tcp;
@@ -32,6 +33,7 @@ mod pod {
     unsafe impl aya::Pod for crate::offsets::LengthTpOffsets {}
     unsafe impl aya::Pod for crate::offsets::TaskOffsets {}
     unsafe impl aya::Pod for crate::offsets::RetransTpOffsets {}
+    unsafe impl aya::Pod for crate::offsets::ResetOffsets {}
     unsafe impl aya::Pod for crate::filter::Config {}
     unsafe impl aya::Pod for crate::conn::SockInfo {}
     unsafe impl aya::Pod for crate::state::StateCounts {}

@@ -5,7 +5,7 @@
 use tracer_common::{
     event::{kind_bit, EventKind},
     filter::{Config, Filter},
-    offsets::{LengthTpOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets},
+    offsets::{LengthTpOffsets, ResetOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets},
 };
 
 #[unsafe(no_mangle)]
@@ -37,6 +37,10 @@ static DESTROY_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets::ABSENT;
 /// stays absent (it fires only for SYN-ACKs that went out).
 #[unsafe(no_mangle)]
 static SYNACK_TP_OFFSETS: RetransTpOffsets = RetransTpOffsets::ABSENT;
+
+/// Reset hooks: segment headers in an `sk_buff`, and whether a reason is passed.
+#[unsafe(no_mangle)]
+static RESET_OFFSETS: ResetOffsets = ResetOffsets::ABSENT;
 
 #[unsafe(no_mangle)]
 static TASK_OFFSETS: TaskOffsets = TaskOffsets::ABSENT;
@@ -70,6 +74,11 @@ pub(crate) mod sock_off {
     field_getters!(SOCK_OFFSETS: family, state, sport, dport, daddr, rcv_saddr, v6_daddr, v6_rcv_saddr, err, protocol, owned, socket, flags,
         sock_done_bit, bytes_acked, bytes_sent, bytes_retrans, bytes_received, total_retrans, srtt_us, icsk_pending, icsk_timeout, icsk_ca_state, icsk_ca_state_shift, icsk_ca_state_bits, num, req_num_retrans, net, net_inum,
         write_seq, snd_una, rcv_nxt, copied_seq, snd_wnd, icsk_retransmits, icsk_probes_out, lingertime, sock_linger_bit);
+}
+
+/// `RESET_OFFSETS`, field by field.
+pub(crate) mod reset_off {
+    field_getters!(RESET_OFFSETS: skb_head, skb_network_header, skb_transport_header, reason_arg);
 }
 
 /// `TASK_OFFSETS`, field by field.

@@ -32,6 +32,8 @@ mod maps;
 #[cfg(target_arch = "bpf")]
 mod mem;
 #[cfg(target_arch = "bpf")]
+mod reset;
+#[cfg(target_arch = "bpf")]
 mod retransmit;
 #[cfg(target_arch = "bpf")]
 mod sock;

@@ -56,6 +56,17 @@ pub(crate) static STATE_COUNTS: PerCpuArray<tracer_common::state::StateCounts> =
 #[map]
 pub(crate) static STATE_BUSY: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
+/// The last connection that reached CLOSE on this CPU, with its owner, kept after its
+/// `SOCKS` entry goes: a socket's own reset is sent right after its CLOSE
+/// (`tcp_close()`, `tcp_disconnect()`), in the same call. Two slots: one for sockets a
+/// task holds (process context), one for the others (softirq), since the reset sent by
+/// a closing task can reach a peer on loopback, and close it, in a softirq that runs
+/// inside that task's call, before the reset's tracepoint fires.
+/// Written: the state hook at CLOSE, only when reset events are wanted. Read and emptied:
+/// the reset hook. Overwritten, never freed.
+#[map]
+pub(crate) static LAST_CLOSED: PerCpuArray<crate::socks::Closed> = PerCpuArray::with_max_entries(2, 0);
+
 /// Arguments of a `tcp_v{4,6}_connect` call in progress, keyed by thread id.
 /// Inserted: connect entry hook (fentry / kprobe). Deleted and read: connect exit hook.
 /// Also read by the state hook: while an entry exists, the exit hook reports the failure.

@@ -86,6 +86,60 @@ fn insert_if_new(sk: u64, value: &SockInfo) -> bool {
     inserted
 }
 
+/// A connection just closed, and its owner (see `maps::LAST_CLOSED`).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Closed {
+    pub(crate) sk: u64,
+    pub(crate) task: Task,
+    pub(crate) filtered_out: u64,
+}
+
+/// Forgets `sk` as it reaches CLOSE; when reset events are wanted, keeps its owner on
+/// this CPU for the reset the socket may send next (see `maps::LAST_CLOSED`).
+#[inline(always)]
+pub(crate) fn forget_closed(sk: u64, info: &SockInfo) {
+    if crate::globals::wants(tracer_common::event::EventKind::Reset) {
+        if let Some(slot) = crate::maps::LAST_CLOSED.get_ptr_mut(closed_slot(sk)) {
+            // SAFETY: this CPU's slot of a per-CPU array.
+            unsafe {
+                (*slot).sk = sk;
+                (*slot).task = info.task;
+                (*slot).filtered_out = u64::from(info.filtered_out);
+            }
+        }
+    }
+    forget(sk);
+}
+
+/// The owner of `sk` (see `owner`), also just after its entry went at CLOSE: taken from
+/// this CPU's `LAST_CLOSED` slot when `sk` is the one kept there, and the slot emptied (a
+/// socket sends one reset of its own, and a later socket at the same address must not
+/// inherit the owner).
+#[inline(always)]
+pub(crate) fn owner_even_closed(sk: u64) -> Option<Task> {
+    if SOCKS.get_ptr(&sk).is_some() {
+        return owner(sk);
+    }
+    let Some(slot) = crate::maps::LAST_CLOSED.get_ptr_mut(closed_slot(sk)) else {
+        return Some(UNKNOWN_TASK);
+    };
+    // SAFETY: this CPU's slot of a per-CPU array.
+    unsafe {
+        if (*slot).sk != sk {
+            return Some(UNKNOWN_TASK);
+        }
+        (*slot).sk = 0;
+        ((*slot).filtered_out == 0).then_some((*slot).task)
+    }
+}
+
+/// `LAST_CLOSED`'s slot for `sk`: 0 while a task holds it, 1 otherwise.
+#[inline(always)]
+fn closed_slot(sk: u64) -> u32 {
+    u32::from(crate::sock::owned::<crate::sock::Probe>(sk) != Ok(true))
+}
+
 /// Takes `sk` out of `SOCKS`, counted (see `Counter::Untracked`). Every removal goes
 /// through here.
 #[inline(always)]

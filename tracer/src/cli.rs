@@ -278,6 +278,8 @@ pub(crate) enum EventArg {
     Close,
     State,
     Retransmit,
+    /// Every RST sent or received.
+    Reset,
     /// Every event type.
     All,
 }
@@ -292,7 +294,8 @@ impl EventArg {
             Self::Close => &[EventKind::Close],
             Self::State => &[EventKind::State],
             Self::Retransmit => &[EventKind::Retransmit],
-            Self::All => &[EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::State, EventKind::Retransmit],
+            Self::Reset => &[EventKind::Reset],
+            Self::All => &[EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::State, EventKind::Retransmit, EventKind::Reset],
         }
     }
 }
@@ -545,7 +548,7 @@ mod tests {
         assert_eq!(parse(&["--failed", "-e", "connect,close"]).events(), [EventArg::Connect, EventArg::Close]);
         assert_eq!(parse(&[]).events().len(), 4);
         let all: Vec<_> = parse(&["-e", "all"]).events().iter().flat_map(|e| e.kinds()).copied().collect();
-        assert_eq!(all.len(), 5);
+        assert_eq!(all.len(), 6);
         assert!(Cli::try_parse_from(["tcptrace", "-4", "-6"]).is_err());
     }
 

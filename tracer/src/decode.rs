@@ -150,6 +150,14 @@ pub(crate) fn decode(bytes: &[u8], clock: Clock) -> Result<Event, Error> {
                 tail_loss_probe: raw.tail_loss_probe != 0,
             })
         }
+        Some(EventKind::Reset) => {
+            let raw: tracer_common::reset::ResetEvent = read(bytes)?;
+            event(&raw.header, &raw.endpoints, clock, Detail::Reset {
+                sent: raw.direction == tracer_common::reset::RESET_SENT,
+                state: (raw.has_socket != 0).then_some(TcpState(u32::from(raw.state))),
+                reason: crate::end::reset_reason_name(raw.reason),
+            })
+        }
         None => Err(Error::UnknownKind(header.kind)),
     }
 }

@@ -147,6 +147,25 @@ impl Ending {
     }
 }
 
+/// The running kernel's names of `enum sk_rst_reason`, by value (empty before Linux
+/// 6.10): set once at load, read by the decoder.
+static RESET_REASONS: std::sync::OnceLock<Vec<(u32, String)>> = std::sync::OnceLock::new();
+
+/// Keeps the kernel's reset reason names (the loader calls this once, from BTF).
+pub(crate) fn know_reset_reasons(names: Vec<(u32, String)>) {
+    let _first = RESET_REASONS.set(names);
+}
+
+/// The kernel's name of reset reason `raw`; `None` when the kernel gave none
+/// (`REASON_NONE`), its number where this kernel has no name for it.
+pub(crate) fn reset_reason_name(raw: u32) -> Option<String> {
+    if raw == tracer_common::reset::REASON_NONE {
+        return None;
+    }
+    let names = RESET_REASONS.get().map_or(&[][..], Vec::as_slice);
+    Some(names.iter().find(|(value, _)| *value == raw).map_or_else(|| format!("reason{raw}"), |(_, name)| name.clone()))
+}
+
 #[cfg(test)]
 impl Ending {
     /// An orderly close that lost nothing (for other modules' tests).

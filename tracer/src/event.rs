@@ -242,10 +242,13 @@ pub(crate) enum Detail {
     /// `tail_loss_probe`: the probe timer resent the last segment before any loss was
     /// detected (RFC 8985), rather than a retransmission after loss or a timeout.
     Retransmit { state: TcpState, total_retrans: u32, tail_loss_probe: bool },
+    /// A RST sent or received. `state`: the socket's, `None` without a socket; `reason`:
+    /// the kernel's name for why it was sent (Linux 6.10+), `None` where it gives none.
+    Reset { sent: bool, state: Option<TcpState>, reason: Option<String> },
 }
 
 /// The event types by name, in alphabetical order (the summary line lists them so).
-pub(crate) const KINDS: [&str; 5] = ["accept", "close", "connect", "retransmit", "state"];
+pub(crate) const KINDS: [&str; 6] = ["accept", "close", "connect", "reset", "retransmit", "state"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Event {
@@ -273,8 +276,9 @@ impl Event {
             Detail::Accept => 0,
             Detail::Close(_) => 1,
             Detail::Connect { .. } => 2,
-            Detail::Retransmit { .. } => 3,
-            Detail::State { .. } => 4,
+            Detail::Reset { .. } => 3,
+            Detail::Retransmit { .. } => 4,
+            Detail::State { .. } => 5,
         }
     }
 }

@@ -171,7 +171,7 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
     if info.filtered_out != 0 {
         // Its owner failed the filters: nothing to report, ever; forgotten at CLOSE.
         if new == TCP_CLOSE {
-            crate::socks::forget(sk);
+            crate::socks::forget_closed(sk, info);
         }
         return;
     }
@@ -212,7 +212,7 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
             return; // the close event waits for the socket's destruction
         }
         if !keep_for_exit_hook {
-            crate::socks::forget(sk);
+            crate::socks::forget_closed(sk, info);
         }
     }
 }

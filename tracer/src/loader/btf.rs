@@ -210,6 +210,16 @@ impl Btf {
             .ok_or_else(|| Error::MissingField(format!("enum {enum_name} value {name}")))
     }
 
+    /// Every enumerator of `enum enum_name`: (name, value); empty when the kernel has no
+    /// such enum.
+    pub(crate) fn enum_values(&self, enum_name: &str) -> Vec<(String, i64)> {
+        self.types
+            .iter()
+            .filter(|t| matches!(t.kind, KIND_ENUM | KIND_ENUM64) && self.name(t.name_off) == enum_name.as_bytes())
+            .flat_map(|t| t.values.iter().map(|(n, v)| (String::from_utf8_lossy(self.name(*n)).into_owned(), *v)))
+            .collect()
+    }
+
     /// Byte offset of `path` (e.g. `["__sk_common", "skc_daddr"]`) inside `struct name`.
     pub(crate) fn member_offset(&self, name: &str, path: &[&str]) -> Result<u32, Error> {
         let (bits, width) = self.member_bits(name, path)?;
@@ -311,6 +321,8 @@ mod tests {
         assert_eq!(btf.enum_value("flags", "FLAG_Y").ok(), Some(7));
         assert_eq!(btf.enum_value("flags", "FLAG_X").ok(), Some(0));
         assert!(btf.enum_value("flags", "FLAG_Z").is_err());
+        assert_eq!(btf.enum_values("flags"), [("FLAG_X".to_string(), 0), ("FLAG_Y".to_string(), 7)]);
+        assert!(btf.enum_values("no_such_enum").is_empty());
     }
 
     /// icsk_ca_state is such a bitfield: where it lies, and that it is no plain member.

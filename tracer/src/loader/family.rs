@@ -51,10 +51,12 @@ pub(crate) enum Hook {
     /// Per-call byte counts, and the socket's destruction, when the close event is then
     /// sent (only with `--bytes calls`, or without socket counters).
     Bytes,
+    /// Every RST sent or received.
+    Reset,
 }
 
 impl Hook {
-    pub(crate) const ALL: [Self; 5] = [Self::State, Self::Connect, Self::Accept, Self::Retransmit, Self::Bytes];
+    pub(crate) const ALL: [Self; 6] = [Self::State, Self::Connect, Self::Accept, Self::Retransmit, Self::Bytes, Self::Reset];
 
     pub(crate) const fn name(self) -> &'static str {
         match self {
@@ -63,6 +65,7 @@ impl Hook {
             Self::Accept => "accept",
             Self::Retransmit => "retransmit",
             Self::Bytes => "bytes",
+            Self::Reset => "reset",
         }
     }
 
@@ -74,10 +77,15 @@ impl Hook {
             Self::Connect => wants(EventKind::Connect),
             // Owners of passive connections, for every event about them.
             Self::Accept => {
-                wants(EventKind::Accept) || wants(EventKind::Close) || wants(EventKind::State) || wants(EventKind::Retransmit)
+                wants(EventKind::Accept)
+                    || wants(EventKind::Close)
+                    || wants(EventKind::State)
+                    || wants(EventKind::Retransmit)
+                    || wants(EventKind::Reset)
             }
             Self::Retransmit => wants(EventKind::Retransmit),
             Self::Bytes => config.count_calls != 0 && wants(EventKind::Close),
+            Self::Reset => wants(EventKind::Reset),
         }
     }
 
@@ -107,6 +115,9 @@ impl Hook {
             (Self::Bytes, HookFamily::Tracepoint) => {
                 "tracepoint sock:sock_send_length, sock_recv_length (Linux 6.3+), tcp:tcp_destroy_sock"
             }
+            (Self::Reset, HookFamily::Fentry) => "fentry tcp_v4_send_reset, tcp_v6_send_reset, tcp_send_active_reset, tcp_reset",
+            (Self::Reset, HookFamily::Kprobe) => "kprobe tcp_v4_send_reset, tcp_v6_send_reset, tcp_send_active_reset, tcp_reset",
+            (Self::Reset, HookFamily::Tracepoint) => RESET_TP_NOTE,
         }
     }
 }
@@ -213,10 +224,17 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::Bytes, HookFamily::Fentry) => &["tt_send_fexit", "tt_recv_fexit", "tt_recv_fexit4", "tt_recv_fexit6", "tt_dstr_fent"],
         (Hook::Bytes, HookFamily::Kprobe) => &["tt_send_kp", "tt_send_krp", "tt_recv_kp", "tt_recv_kp6", "tt_recv_krp", "tt_dstr_kp"],
         (Hook::Bytes, HookFamily::Tracepoint) => &["tt_send_tp", "tt_recv_tp", "tt_dstr_tp"],
+        (Hook::Reset, HookFamily::Fentry) => &RESET_FENTRY,
+        (Hook::Reset, HookFamily::Kprobe) => &["tt_rst_snd_kp", "tt_rst_act_kp", "tt_rst_rcv_kp"],
+        (Hook::Reset, HookFamily::Tracepoint) => &["tt_rst_snd_btf", "tt_rst_rcv_btf", "tt_rst_snd_rtp", "tt_rst_rcv_rtp"],
     }
 }
 
 const CONNECT_FUNCS: [&str; 2] = ["tcp_v4_connect", "tcp_v6_connect"];
+
+/// The reset hook's fentry programs and their functions (tracer-ebpf/src/reset/fentry.rs).
+const RESET_FENTRY: [&str; 4] = ["tt_rst_v4_fent", "tt_rst_v6_fent", "tt_rst_act_fent", "tt_rst_rcv_fent"];
+const RESET_FUNCS: [&str; 4] = ["tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_send_active_reset", "tcp_reset"];
 
 /// Entry probes that leave a thread's key for a return probe (tracer-ebpf/src/calls.rs).
 /// A key its return probe never takes counts as a lost return at the thread's next call,
@@ -300,8 +318,46 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             tracepoint(ebpf, "tt_recv_tp", &[("sock", "sock_recv_length")])?;
             tracepoint(ebpf, "tt_dstr_tp", &[("tcp", "tcp_destroy_sock")])
         }
+        (Hook::Reset, HookFamily::Fentry) => {
+            let btf = facts.aya_btf()?;
+            RESET_FENTRY.iter().zip(RESET_FUNCS).try_for_each(|(name, func)| fentry(ebpf, btf, name, func))
+        }
+        (Hook::Reset, HookFamily::Kprobe) => {
+            kprobe(ebpf, "tt_rst_snd_kp", &RESET_FUNCS[..2])?;
+            kprobe(ebpf, "tt_rst_act_kp", &[RESET_FUNCS[2]])?;
+            kprobe(ebpf, "tt_rst_rcv_kp", &[RESET_FUNCS[3]])
+        }
+        (Hook::Reset, HookFamily::Tracepoint) => return reset_tracepoint(ebpf, facts, options),
     };
     attached.map(|()| hook.target(family))
+}
+
+/// What the tracepoint family's reset hook cannot see, in `--list-probes`.
+const RESET_TP_NOTE: &str = "tracepoint tcp:tcp_send_reset, tcp_receive_reset (BTF-typed; raw where refused); before Linux 6.10 a reset answering a segment that reached no socket is not seen";
+pub(crate) const RESET_TP_BTF: &str = "tracepoint tcp:tcp_send_reset, tcp_receive_reset, BTF-typed";
+pub(crate) const RESET_TP_RAW: &str = "tracepoint tcp:tcp_send_reset, tcp_receive_reset, raw";
+
+/// The reset hook on `tcp:tcp_send_reset` and `tcp:tcp_receive_reset`, by their arguments:
+/// BTF-typed where they load, else raw (with `--probe raw-tracepoint` too). Not classic:
+/// the records' layouts differ from kernel to kernel, and the arguments do not.
+fn reset_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> Result<&'static str, String> {
+    const POINTS: [&str; 2] = ["tcp_send_reset", "tcp_receive_reset"];
+    let point = |name: &str| if name.starts_with("tt_rst_snd") { POINTS[0] } else { POINTS[1] };
+    let mut refused = Vec::new();
+    if options.btf_tracepoints {
+        let btf = facts.aya_btf();
+        match all_or_none(ebpf, &["tt_rst_snd_btf", "tt_rst_rcv_btf"], |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, point(name))) {
+            Ok(()) => return Ok(RESET_TP_BTF),
+            Err(why) => refused.push(format!("BTF-typed: {why}")),
+        }
+    }
+    match all_or_none(ebpf, &["tt_rst_snd_rtp", "tt_rst_rcv_rtp"], |ebpf, name| raw_tracepoint(ebpf, name, point(name))) {
+        Ok(()) => Ok(RESET_TP_RAW),
+        Err(why) => {
+            refused.push(format!("raw: {why}"));
+            Err(refused.join("; "))
+        }
+    }
 }
 
 /// Where the tracepoint family's state hook is, by how it attached (`-v` says which).

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use aya::{Ebpf, EbpfLoader};
 use tracer_common::{
     filter::{Config, Filter},
-    offsets::{LengthTpOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets, OFFSET_ABSENT},
+    offsets::{LengthTpOffsets, ResetOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets, OFFSET_ABSENT},
 };
 
 pub(crate) use family::{Hook, HookFamily};
@@ -49,6 +49,11 @@ pub(crate) enum Error {
 /// cannot be read makes only the families that need it unusable.
 pub(crate) struct KernelFacts {
     pub(crate) sock: SockOffsets,
+    /// The reset hooks' `sk_buff` offsets, and whether their reason argument exists.
+    pub(crate) reset: ResetOffsets,
+    /// The names of `enum sk_rst_reason` (Linux 6.10+) by value, as the kernel's own
+    /// tracepoint prints them (`SK_RST_REASON_` left off); empty before.
+    pub(crate) reset_reasons: Vec<(u32, String)>,
     pub(crate) task: Result<TaskOffsets, String>,
     /// `tcp_recvmsg`'s argument positions, for the per-call hooks of the fentry and kprobe
     /// families.
@@ -139,6 +144,18 @@ impl KernelFacts {
             lingertime: optional(sk(&["sk_lingertime"])),
             sock_linger_bit: optional(btf.enum_value("sock_flags", "SOCK_LINGER").map(|v| v as u32)),
         };
+        let reset_reasons: Vec<(u32, String)> = btf
+            .enum_values("sk_rst_reason")
+            .into_iter()
+            .filter_map(|(name, value)| Some((u32::try_from(value).ok()?, name.strip_prefix("SK_RST_REASON_").unwrap_or(&name).to_string())))
+            .collect();
+        let skb = |member: &str| optional(btf.member_offset("sk_buff", &[member]));
+        let reset = ResetOffsets {
+            skb_head: skb("head"),
+            skb_network_header: skb("network_header"),
+            skb_transport_header: skb("transport_header"),
+            reason_arg: if reset_reasons.is_empty() { OFFSET_ABSENT } else { 1 },
+        };
         let task = task_offsets(&btf).map_err(|e| e.to_string());
         let recvmsg = recvmsg_args(&btf, "tcp_recvmsg").map_err(|e| e.to_string());
         // Our parse of the BTF goes before aya's: holding both at once would double the
@@ -155,6 +172,8 @@ impl KernelFacts {
         let synack_tp = root.and_then(|r| synack_tp_offsets(r).map_err(|e| e.to_string()));
         Ok(Self {
             sock,
+            reset,
+            reset_reasons,
             task,
             recvmsg,
             state_tp,
@@ -336,6 +355,7 @@ pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config,
         .override_global("LENGTH_TP_OFFSETS", &length_tp, true)
         .override_global("RETRANS_TP_OFFSETS", &retrans_tp, true)
         .override_global("TASK_OFFSETS", &task, true)
+        .override_global("RESET_OFFSETS", &facts.reset, true)
         .override_global("DESTROY_TP_OFFSETS", &destroy_tp, true)
         .override_global("SYNACK_TP_OFFSETS", &synack_tp, true)
         .map_max_entries("EVENTS", sizes.ring_bytes)
@@ -412,6 +432,7 @@ pub(crate) struct Request<'a> {
 /// Loads and attaches every hook the request needs.
 pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
     let facts = KernelFacts::read(req.btf_path)?;
+    crate::end::know_reset_reasons(facts.reset_reasons.clone());
     let mut config = req.config;
     if !facts.socket_counters() {
         config.count_calls = 1;

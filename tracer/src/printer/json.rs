@@ -63,6 +63,7 @@ enum Fields {
     },
     State { old_state: String, new_state: String, in_old_state_ns: Option<u128> },
     Retransmit { state: String, total_retrans: u32, tail_loss_probe: bool },
+    Reset { direction: &'static str, state: Option<String>, reason: Option<String> },
 }
 
 #[derive(Serialize)]
@@ -114,6 +115,11 @@ fn fields(d: &Detail) -> Fields {
         Detail::Retransmit { state, total_retrans, tail_loss_probe } => {
             Fields::Retransmit { state: state.name(), total_retrans: *total_retrans, tail_loss_probe: *tail_loss_probe }
         }
+        Detail::Reset { sent, state, reason } => Fields::Reset {
+            direction: if *sent { "sent" } else { "received" },
+            state: state.map(crate::event::TcpState::name),
+            reason: reason.clone(),
+        },
     }
 }
 
@@ -216,6 +222,7 @@ mod tests {
             sample(Detail::Close(close)),
             sample(Detail::State { old: TcpState(1), new: TcpState(2), in_old: None }),
             sample(Detail::Retransmit { state: TcpState(1), total_retrans: 1, tail_loss_probe: true }),
+            sample(Detail::Reset { sent: true, state: None, reason: Some("NO_SOCKET".into()) }),
         ];
         for event in &all {
             let mut want = common.clone();

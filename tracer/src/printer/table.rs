@@ -43,6 +43,12 @@ fn detail(d: &Detail) -> String {
         Detail::State { old, new, in_old } => {
             format!("{}->{} after={}", old.name(), new.name(), in_old.map_or_else(|| "?".into(), units::duration))
         }
+        Detail::Reset { sent, state, reason } => format!(
+            "{} {}{}",
+            if *sent { "sent" } else { "received" },
+            state.map_or_else(|| "no-socket".into(), crate::event::TcpState::name),
+            reason.as_deref().map_or_else(String::new, |r| format!(" {r}"))
+        ),
         Detail::Retransmit { state, total_retrans, tail_loss_probe } => {
             format!("{} total_retrans={total_retrans}{}", state.name(), if *tail_loss_probe { " tail-loss-probe" } else { "" })
         }

@@ -39,6 +39,8 @@ enum CounterSlot {
     Closed { direction: &'static str, closed_by: &'static str, end: &'static str },
     /// Bytes a connection lost when it ended: `unacked` or `unread`.
     BytesLost { kind: &'static str },
+    /// Resets, by direction and by the kernel's reason (`none` where it gives none).
+    Resets { direction: &'static str, reason: &'static str },
     Sent,
     Received,
     Retransmits { kind: &'static str },
@@ -59,6 +61,7 @@ impl CounterSlot {
             Self::ConnectFailure { errno } => vec![("errno", errno_name(errno).map_or_else(|| errno.to_string(), str::to_string))],
             Self::Closed { direction, closed_by, end } => vec![("direction", direction.into()), ("closed_by", closed_by.into()), ("end", end.into())],
             Self::BytesLost { kind } => vec![("kind", kind.into())],
+            Self::Resets { direction, reason } => vec![("direction", direction.into()), ("reason", reason.into())],
             Self::Retransmits { kind } => vec![("kind", kind.into())],
             Self::Sent | Self::Received => Vec::new(),
         }
@@ -221,6 +224,10 @@ pub(crate) struct Metrics {
     lifetime: HistogramFamily,
     closed: Family<Labels, Counter>,
     bytes_lost: Family<Labels, Counter>,
+    resets: Family<Labels, Counter>,
+    /// Reset reason names as `&'static str`, for the counters' handle cache: one copy
+    /// each, a few dozen at most (the kernel's `enum sk_rst_reason`).
+    reset_reasons: FastMap<String, &'static str>,
     sent: Family<Labels, Counter>,
     received: Family<Labels, Counter>,
     retransmits: Family<Labels, Counter>,
@@ -261,6 +268,8 @@ impl Metrics {
             lifetime: Family::new_with_constructor(lifetime_histogram),
             closed: Family::default(),
             bytes_lost: Family::default(),
+            resets: Family::default(),
+            reset_reasons: FastMap::default(),
             sent: Family::default(),
             received: Family::default(),
             retransmits: Family::default(),
@@ -295,6 +304,7 @@ impl Metrics {
             "Bytes lost when connections ended: unacked (written, never acknowledged by the peer) and unread (received, never read by the application)",
             m.bytes_lost.clone(),
         );
+        registry.register("resets", "Resets sent and received, by the kernel's reason (Linux 6.10+; none before, and for resets received)", m.resets.clone());
         registry.register_with_unit(
             "sent",
             "Application bytes sent and acknowledged, counted when the connection closes",
@@ -418,6 +428,7 @@ impl Metrics {
             CounterSlot::ConnectFailure { .. } => &self.connect_failures,
             CounterSlot::Closed { .. } => &self.closed,
             CounterSlot::BytesLost { .. } => &self.bytes_lost,
+            CounterSlot::Resets { .. } => &self.resets,
             CounterSlot::Sent => &self.sent,
             CounterSlot::Received => &self.received,
             CounterSlot::Retransmits { .. } => &self.retransmits,
@@ -517,8 +528,25 @@ impl Metrics {
                 let segments = self.segments_retransmitted(event.sock, *total_retrans);
                 self.counter(series, CounterSlot::Retransmits { kind }).inc_by(segments);
             }
+            Detail::Reset { sent, reason, .. } => {
+                let reason = match reason {
+                    Some(name) => self.reset_reason(name),
+                    None => "none",
+                };
+                self.counter(series, CounterSlot::Resets { direction: if *sent { "sent" } else { "received" }, reason }).inc();
+            }
             Detail::State { .. } => {}
         }
+    }
+
+    /// `name` as a `&'static str`, kept once: the kernel's reason names are a fixed set.
+    fn reset_reason(&mut self, name: &str) -> &'static str {
+        if let Some(kept) = self.reset_reasons.get(name) {
+            return kept;
+        }
+        let kept: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        self.reset_reasons.insert(name.to_owned(), kept);
+        kept
     }
 
     /// Segments one retransmit event stands for: the growth of the connection's

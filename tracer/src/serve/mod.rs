@@ -25,7 +25,7 @@ use crate::{
 
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     // State changes are counted in the kernel, not sent: ten events fewer per connection.
-    let events = [EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::Retransmit];
+    let events = [EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::Retransmit, EventKind::Reset];
     let config = Config { events: events.iter().fold(0, |bits, k| bits | kind_bit(*k)), count_calls: 0, live: 0, count_states: 1 };
     // The port before the kernel programs: a port in use fails at once, attaching nothing.
     // Usage errors in the filters still come first, as everywhere.

@@ -1,0 +1,134 @@
+//! Reset events: every RST this host sends or receives, the logic shared by every hook
+//! family. Resets go out in softirq (an answer to a segment), from timers, or from the
+//! task that closes the socket, and arrive in softirq: the owner is always the
+//! connection's, looked up in `SOCKS`, never the current task.
+//!
+//! A reset sent either answers a segment (`tcp_v{4,6}_send_reset`: the socket it reached,
+//! which may be none, a time-wait or a request socket) or is the socket's own doing
+//! (`tcp_send_active_reset`: a close with data unread, SO_LINGER zero, a keepalive
+//! timeout). An answer takes its ends from that segment's headers, turned round, so that
+//! a segment which reached no socket is reported too; the others take the socket's.
+
+pub(crate) mod fentry;
+pub(crate) mod kprobe;
+pub(crate) mod tracepoint;
+
+use network_types::{
+    ip::{Ipv4Hdr, Ipv6Hdr},
+    tcp::TcpHdr,
+};
+use tracer_common::{
+    addr::{Endpoints, AF_INET, AF_INET6},
+    counters::Counter,
+    event::EventKind,
+    offsets::OFFSET_ABSENT,
+    reset::{ResetEvent, REASON_NONE, RESET_RECEIVED, RESET_SENT},
+};
+
+use crate::{
+    emit::{count, header_if_wanted, send},
+    globals::reset_off,
+    sock::{self, Access, Probe, ReadError},
+    socks,
+};
+
+/// A reset sent for `sk` (0: no socket), answering segment `skb` (0: the socket's own
+/// reset), for the kernel's `reason` (`REASON_NONE` without one).
+#[inline(always)]
+pub(crate) fn on_sent(sk: u64, skb: u64, reason: u32) {
+    on_reset(sk, skb, RESET_SENT, reason);
+}
+
+/// A reset received by `sk` (`tcp_reset()`: always a full socket).
+#[inline(always)]
+pub(crate) fn on_received(sk: u64) {
+    on_reset(sk, 0, RESET_RECEIVED, REASON_NONE);
+}
+
+/// The reason argument of a hook that has one where the kernel has it (`index`: its
+/// position), read through `arg`: a frozen constant to the verifier, so on a kernel
+/// without it the read is dead code.
+#[inline(always)]
+pub(crate) fn reason(arg: impl FnOnce() -> u32) -> u32 {
+    if reset_off::reason_arg() == OFFSET_ABSENT {
+        REASON_NONE
+    } else {
+        arg()
+    }
+}
+
+/// Every read goes through `bpf_probe_read_kernel`: the socket may be a time-wait or
+/// request socket, or none, and resets are rare enough for the helper's cost.
+#[inline(never)]
+fn on_reset(sk: u64, skb: u64, direction: u8, reason: u32) {
+    if !crate::globals::wants(EventKind::Reset) || !crate::globals::armed() {
+        return;
+    }
+    let mut endpoints = Endpoints::default();
+    let read = if skb != 0 {
+        answer_endpoints_into(skb, &mut endpoints)
+    } else if sk != 0 {
+        sock::endpoints_into::<Probe>(sk, &mut endpoints)
+    } else {
+        Err(ReadError)
+    };
+    if read.is_err() {
+        count(Counter::ReadError);
+        return;
+    }
+    // A socket's own reset comes right after its CLOSE, its entry just gone.
+    let owner = if sk == 0 { Some(socks::UNKNOWN_TASK) } else { socks::owner_even_closed(sk) };
+    let Some(owner) = owner else {
+        count(Counter::Filtered); // its owner failed the filters
+        return;
+    };
+    let Some(header) = header_if_wanted::<Probe>(EventKind::Reset, &owner, &endpoints, crate::emit::now_ns(), sk) else {
+        return;
+    };
+    let state = if sk == 0 { 0 } else { sock::state::<Probe>(sk).unwrap_or(0) };
+    // SAFETY: `e` points at a reserved ResetEvent; every field is written.
+    send(|e: *mut ResetEvent| unsafe {
+        (*e).header = header;
+        (*e).endpoints = endpoints;
+        (*e).reason = reason;
+        (*e).direction = direction;
+        (*e).state = state;
+        (*e).has_socket = u8::from(sk != 0);
+        (*e)._pad = 0;
+    });
+}
+
+/// The ends of the connection a reset answering `skb` belongs to: the segment's
+/// destination is our end, its source the remote one. Offsets of the headers in the
+/// packet from `network-types`; of the headers in the `sk_buff` from BTF.
+#[inline(always)]
+fn answer_endpoints_into(skb: u64, out: &mut Endpoints) -> Result<(), ReadError> {
+    let field = |offset: u32| if offset == OFFSET_ABSENT { Err(ReadError) } else { Ok(skb.wrapping_add(u64::from(offset))) };
+    let head = Probe::load::<u64>(field(reset_off::skb_head())?)?;
+    let network = Probe::load::<u16>(field(reset_off::skb_network_header())?)?;
+    let transport = Probe::load::<u16>(field(reset_off::skb_transport_header())?)?;
+    let ip = head.wrapping_add(u64::from(network));
+    let tcp = head.wrapping_add(u64::from(transport));
+    let version = Probe::load::<u8>(ip)? >> 4;
+    match version {
+        4 => {
+            out.family = AF_INET;
+            let src = Probe::load::<[u8; 4]>(ip + core::mem::offset_of!(Ipv4Hdr, src_addr) as u64)?;
+            let dst = Probe::load::<[u8; 4]>(ip + core::mem::offset_of!(Ipv4Hdr, dst_addr) as u64)?;
+            // SAFETY: both arrays hold 16 bytes; unaligned stores of their first four.
+            unsafe {
+                core::ptr::write_unaligned(out.saddr.as_mut_ptr().cast::<[u8; 4]>(), dst);
+                core::ptr::write_unaligned(out.daddr.as_mut_ptr().cast::<[u8; 4]>(), src);
+            }
+        }
+        6 => {
+            out.family = AF_INET6;
+            Probe::load_16(ip + core::mem::offset_of!(Ipv6Hdr, dst_addr) as u64, &mut out.saddr)?;
+            Probe::load_16(ip + core::mem::offset_of!(Ipv6Hdr, src_addr) as u64, &mut out.daddr)?;
+        }
+        _ => return Err(ReadError),
+    }
+    out.sport = u16::from_be_bytes(Probe::load::<[u8; 2]>(tcp + core::mem::offset_of!(TcpHdr, dest) as u64)?);
+    out.dport = u16::from_be_bytes(Probe::load::<[u8; 2]>(tcp + core::mem::offset_of!(TcpHdr, source) as u64)?);
+    Ok(())
+}
