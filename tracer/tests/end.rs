@@ -69,6 +69,29 @@ fn issue_32_close_with_unread_data_sends_a_reset_abort_on_close() {
         "end": "reset_received", "errno": 104, "error": "ECONNRESET", "reason": null, "reason_inferred": null, "timeout": null,
         "bytes_written": 500_000, "bytes_sent": 500_000, "bytes_unacked": 0, "bytes_read": 0, "bytes_received": 0, "bytes_unread": 0,
     }));
+    assert_one_reset_each_way(&done, (server, client), "TCP_ABORT_ON_CLOSE");
+}
+
+/// The reset events of a connection one side aborted: exactly one sent by `aborting`,
+/// right after its CLOSE, with the kernel's `reason` where it gives one (6.10+), and one
+/// received by `peer`, still ESTABLISHED; each owned by its side, with its side's ends.
+fn assert_one_reset_each_way(done: &common::Finished, (aborting, peer): (i32, i32), reason: &str) {
+    let aborting_close = only(&done.of("close", aborting));
+    let (here, there) = (&aborting_close["lport"], &aborting_close["rport"]);
+    assert_fields(only(&done.of("reset", aborting)), &json!({
+        "direction": "sent", "state": "CLOSE", "reason": kernel_reason(reason),
+        "laddr": "127.0.0.1", "lport": here, "raddr": "127.0.0.1", "rport": there,
+    }));
+    assert_fields(only(&done.of("reset", peer)), &json!({
+        "direction": "received", "state": "ESTABLISHED", "reason": null,
+        "laddr": "127.0.0.1", "lport": there, "raddr": "127.0.0.1", "rport": here,
+    }));
+    assert_eq!(done.events.iter().filter(|e| e["type"] == "reset").count(), 2, "{:#?}", done.events);
+}
+
+/// `name` where the kernel gives reset reasons, `null` where it gives none.
+fn kernel_reason(name: &str) -> Value {
+    if common::kernel_gives_reset_reasons() { json!(name) } else { Value::Null }
 }
 
 /// The error tcp_disconnect() leaves on the aborting socket (ECONNRESET) comes after its
@@ -101,6 +124,7 @@ fn a_close_with_zero_linger_sends_a_reset_named_tcp_state() {
         "end": "reset_received", "errno": 104, "error": "ECONNRESET", "reason": null, "reason_inferred": null, "timeout": null,
         "bytes_written": 2_000, "bytes_sent": 2_000, "bytes_unacked": 0, "bytes_read": 1_000, "bytes_received": 1_000, "bytes_unread": 0,
     }));
+    assert_one_reset_each_way(&done, (client, server), "TCP_STATE");
 }
 
 #[test]
@@ -134,6 +158,7 @@ fn an_orderly_close_ends_in_fins_with_nothing_left_behind() {
         "pid": server, "comm": "tt-end-srv", "direction": "passive", "closed_by": "remote",
         "bytes_written": 7_000, "bytes_sent": 7_000, "bytes_unacked": 0, "bytes_read": 3_000, "bytes_received": 3_000, "bytes_unread": 0,
     }));
+    assert_eq!(done.events.iter().filter(|e| e["type"] == "reset").count(), 0, "no reset in an orderly close");
 }
 
 #[test]
@@ -141,15 +166,36 @@ fn a_refused_connect_ends_in_a_reset_received_after_one_syn() {
     let _serial = serial();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     // The listener is dropped: nothing listens on `closed` now.
-    let trace = Trace::start(&["-e", "connect", "--port", &closed.port().to_string()]);
+    let trace = Trace::start(&["-e", "connect,reset", "--port", &closed.port().to_string()]);
     let sa = sockaddr_of(closed);
     let client = fork_with(c"tt-end-cli", || i32::from(raw::connect(&sa, libc::AF_INET) != -libc::ECONNREFUSED));
     assert_eq!(wait_child(client), 0, "the connect was not refused");
     let done = trace.stop();
-    assert_fields(only(&done.of("connect", client)), &json!({
+    let connect = only(&done.of("connect", client));
+    assert_fields(connect, &json!({
         "pid": client, "comm": "tt-end-cli", "raddr": "127.0.0.1", "rport": closed.port(),
         "result": "failed", "errno": 111, "error": "ECONNREFUSED", "end": "reset_received", "timeout": null, "syns_sent": 1,
     }));
+    // The client's SYN reached no socket: the reset that answers it has no owner, and its
+    // ends are the SYN's turned round.
+    assert_fields(only(&done.of("reset", client)), &json!({
+        "direction": "received", "state": "SYN_SENT", "reason": null,
+        "lport": connect["lport"], "raddr": "127.0.0.1", "rport": closed.port(),
+    }));
+    let no_socket: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "reset" && e["direction"] == "sent").collect();
+    // Before 6.10 the kernel's tracepoint does not fire for it (`--list-probes` says so).
+    if !common::no_socket_resets_seen() {
+        assert_eq!(no_socket.len(), 0, "{no_socket:#?}");
+        let probes = common::run_to_end(&["--list-probes"], None).1;
+        let blind = "tcp_send_reset does not fire for a reset answering a segment that reached no socket";
+        assert!(probes.lines().any(|l| l.starts_with("reset ") && l.contains(" tracepoint ") && l.contains(blind)), "{probes}");
+        assert!(done.stderr.iter().any(|l| l.starts_with("tcptrace: hook reset: ") && l.contains(blind)), "-v says so: {:?}", done.stderr);
+    } else {
+        assert_fields(only(&no_socket), &json!({
+            "pid": null, "comm": null, "direction": "sent", "state": null, "reason": kernel_reason("NO_SOCKET"),
+            "laddr": "127.0.0.1", "lport": closed.port(), "raddr": "127.0.0.1", "rport": connect["lport"],
+        }));
+    }
 }
 
 #[test]
@@ -202,7 +248,7 @@ fn on_loopback(
     let _serial = serial();
     let (lfd, addr) = listen_v4(16);
     assert!(rcvbuf == 0 || set_int(lfd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, rcvbuf), "SO_RCVBUFFORCE");
-    let trace = Trace::start(&["-e", "connect,close", "--port", &addr.port().to_string()]);
+    let trace = Trace::start(&["-e", "connect,close,reset", "--port", &addr.port().to_string()]);
     let (between, sa) = (pipe(), sockaddr_of(addr));
     let server = fork_with(c"tt-end-srv", move || {
         let c = raw::accept(lfd);

@@ -227,10 +227,11 @@ fn prometheus_sees_exact_counts_and_every_dashboard_panel_has_data() {
         r#"sum(tcptrace_retransmitted_segments_total{{comm="ttpr"}} or tcptrace_retransmitted_segments_total{{kind="syn_ack",service_port="{}"}})"#,
         rtx_addr.port()
     );
-    let expected: [(&str, f64); 7] = [
+    let expected: [(&str, f64); 8] = [
         (r#"sum(tcptrace_connections_opened_total{comm="ttpc",direction="active",result="ok"})"#, n),
         (r#"sum(tcptrace_connections_opened_total{comm="ttps",direction="passive"})"#, n),
         (r#"sum(tcptrace_connect_failures_total{comm="ttpf",errno="ECONNREFUSED"})"#, FAILED as f64),
+        (r#"sum(tcptrace_resets_total{comm="ttpf",direction="received"})"#, FAILED as f64),
         (r#"sum(tcptrace_sent_bytes_total{comm="ttpc"})"#, n * CLIENT_SENDS as f64),
         (r#"sum(tcptrace_received_bytes_total{comm="ttpc"})"#, n * SERVER_SENDS as f64),
         // Orderly closes: both FINs.

@@ -84,6 +84,8 @@ fn counters_move_by_exactly_the_traffic_made() {
     assert_eq!(count("tcptrace_bytes_lost_total", &[]), 0.0);
     assert!(s.iter().any(|x| x.name == "tcptrace_bytes_lost_total" && x.labels.get("kind").map(String::as_str) == Some("unread")), "{s:#?}");
     assert_eq!(count("tcptrace_open_connections", &[]), 0.0);
+    // Each refused connect received one reset (the kernel gives a reason only for those sent).
+    assert_eq!(count("tcptrace_resets_total", &[("comm", "ttfail"), ("direction", "received"), ("reason", "none")]), FAILED as f64);
     // Three handshakes, two refusals, two sides of three connections closing.
     assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_SENT"), ("to", "ESTABLISHED")]), n);
     assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_SENT"), ("to", "CLOSE")]), FAILED as f64);
@@ -109,7 +111,7 @@ fn counters_move_by_exactly_the_traffic_made() {
         .collect();
     let family = effective_family();
     let expected: BTreeSet<(String, String)> =
-        ["state", "connect", "accept", "retransmit"].iter().map(|h| ((*h).to_string(), family.clone())).collect();
+        ["state", "connect", "accept", "retransmit", "reset"].iter().map(|h| ((*h).to_string(), family.clone())).collect();
     assert_eq!(hooks, expected);
     // A client that asks for the classic text format alone gets it, with the same samples
     // (but the count of tcptrace's own connections filtered out, which each scrape moves).
@@ -126,11 +128,13 @@ fn counters_move_by_exactly_the_traffic_made() {
     assert_eq!(code, Some(0), "{stderr:?}");
     assert!(stderr.iter().all(|l| !l.contains("panicked")), "{stderr:?}");
     // The summary, as the trace gives it: every connect (3 + 2 refused), accept (3) and
-    // close (3 + 3), and state changes, counted in the kernel, are no events.
+    // close (3 + 3), each refusal's reset received and, where seen, sent; state changes,
+    // counted in the kernel, are no events.
     let (connects, accepts, closes) = (CONNECTIONS + FAILED, CONNECTIONS, 2 * CONNECTIONS);
+    let resets = FAILED * if common::no_socket_resets_seen() { 2 } else { 1 };
     let summary = format!(
-        "tcptrace: {} events (accept {accepts}, close {closes}, connect {connects}); lost 0 ",
-        connects + accepts + closes
+        "tcptrace: {} events (accept {accepts}, close {closes}, connect {connects}, reset {resets}); lost 0 ",
+        connects + accepts + closes + resets
     );
     assert!(stderr.iter().any(|l| l.starts_with(&summary)), "{stderr:?}");
 }
@@ -200,7 +204,8 @@ fn its_own_connections_are_left_out() {
 }
 
 /// 5,000 distinct remote ports with `--labels rport --max-series 1000`: 1,000 label sets
-/// are kept and the events of the other 4,000 are counted as dropped.
+/// are kept and the events of the other 4,000 (each its reset received and its failed
+/// connect) are counted as dropped.
 #[test]
 fn label_sets_stop_at_max_series_and_the_rest_are_counted() {
     const PORTS: u16 = 5000;
@@ -217,10 +222,12 @@ fn label_sets_stop_at_max_series_and_the_rest_are_counted() {
     }
     assert_eq!(refused, PORTS);
     let s = serve.scrape_until("every refusal recorded or dropped", |s| {
-        sum(s, "tcptrace_connections_opened_total", &[]) + sum(s, "tcptrace_series_dropped_total", &[]) == f64::from(PORTS)
+        let recorded = sum(s, "tcptrace_connections_opened_total", &[]) + sum(s, "tcptrace_resets_total", &[]);
+        recorded + sum(s, "tcptrace_series_dropped_total", &[]) == 2.0 * f64::from(PORTS)
     });
     assert_eq!(sum(&s, "tcptrace_label_sets", &[]), 1000.0);
-    assert_eq!(sum(&s, "tcptrace_series_dropped_total", &[]), 4000.0);
+    assert_eq!(sum(&s, "tcptrace_resets_total", &[("direction", "received")]), 1000.0);
+    assert_eq!(sum(&s, "tcptrace_series_dropped_total", &[]), 8000.0);
     let ports: BTreeSet<&String> = s.iter().filter(|x| x.name == "tcptrace_connect_failures_total").map(|x| &x.labels["rport"]).collect();
     assert_eq!(ports.len(), 1000);
     assert_eq!(sum(&s, "tcptrace_events_lost_total", &[]), 0.0);

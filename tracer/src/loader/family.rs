@@ -332,10 +332,13 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
     attached.map(|()| hook.target(family))
 }
 
-/// What the tracepoint family's reset hook cannot see, in `--list-probes`.
-const RESET_TP_NOTE: &str = "tracepoint tcp:tcp_send_reset, tcp_receive_reset (BTF-typed; raw where refused); before Linux 6.10 a reset answering a segment that reached no socket is not seen";
+/// Where the tracepoint family's reset hook goes, before it is known how it attached.
+const RESET_TP_NOTE: &str = "tracepoint tcp:tcp_send_reset, tcp_receive_reset (BTF-typed; raw where refused; before Linux 6.10 blind to resets without a socket)";
 pub(crate) const RESET_TP_BTF: &str = "tracepoint tcp:tcp_send_reset, tcp_receive_reset, BTF-typed";
 pub(crate) const RESET_TP_RAW: &str = "tracepoint tcp:tcp_send_reset, tcp_receive_reset, raw";
+/// The same, on kernels whose `tcp_send_reset` is blind to resets without a socket.
+const RESET_TP_BTF_BLIND: &str = "tracepoint tcp:tcp_send_reset, tcp_receive_reset, BTF-typed (this kernel's tcp_send_reset does not fire for a reset answering a segment that reached no socket; Linux 6.10+ does)";
+const RESET_TP_RAW_BLIND: &str = "tracepoint tcp:tcp_send_reset, tcp_receive_reset, raw (this kernel's tcp_send_reset does not fire for a reset answering a segment that reached no socket; Linux 6.10+ does)";
 
 /// The reset hook on `tcp:tcp_send_reset` and `tcp:tcp_receive_reset`, by their arguments:
 /// BTF-typed where they load, else raw (with `--probe raw-tracepoint` too). Not classic:
@@ -343,16 +346,18 @@ pub(crate) const RESET_TP_RAW: &str = "tracepoint tcp:tcp_send_reset, tcp_receiv
 fn reset_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> Result<&'static str, String> {
     const POINTS: [&str; 2] = ["tcp_send_reset", "tcp_receive_reset"];
     let point = |name: &str| if name.starts_with("tt_rst_snd") { POINTS[0] } else { POINTS[1] };
+    // The reason argument and the firing without a socket came together, in 6.10.
+    let blind = facts.reset.reason_arg == tracer_common::offsets::OFFSET_ABSENT;
     let mut refused = Vec::new();
     if options.btf_tracepoints {
         let btf = facts.aya_btf();
         match all_or_none(ebpf, &["tt_rst_snd_btf", "tt_rst_rcv_btf"], |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, point(name))) {
-            Ok(()) => return Ok(RESET_TP_BTF),
+            Ok(()) => return Ok(if blind { RESET_TP_BTF_BLIND } else { RESET_TP_BTF }),
             Err(why) => refused.push(format!("BTF-typed: {why}")),
         }
     }
     match all_or_none(ebpf, &["tt_rst_snd_rtp", "tt_rst_rcv_rtp"], |ebpf, name| raw_tracepoint(ebpf, name, point(name))) {
-        Ok(()) => Ok(RESET_TP_RAW),
+        Ok(()) => Ok(if blind { RESET_TP_RAW_BLIND } else { RESET_TP_RAW }),
         Err(why) => {
             refused.push(format!("raw: {why}"));
             Err(refused.join("; "))

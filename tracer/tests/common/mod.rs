@@ -63,6 +63,21 @@ pub fn assert_calls_mode_refused(stderr: &[String]) {
     assert!(stderr[0].starts_with("tcptrace: hook bytes: no hook family attaches on this kernel ("), "{stderr:?}");
 }
 
+/// Whether the running kernel names the reasons of resets it sends (`enum sk_rst_reason`,
+/// Linux 6.10), and fires `tcp:tcp_send_reset` for a reset without a socket (the same
+/// release): told from its release, not from tcptrace.
+pub fn kernel_gives_reset_reasons() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut numbers = release.trim().split(['.', '-']).map(|n| n.parse::<u32>().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 10)
+}
+
+/// Whether this run sees a reset sent for a segment that reached no socket: every family
+/// but the tracepoint one before Linux 6.10.
+pub fn no_socket_resets_seen() -> bool {
+    effective_family() != "tracepoint" || kernel_gives_reset_reasons()
+}
+
 /// The family the connect hook really uses in this run (`raw-tracepoint` is the
 /// tracepoint family without BTF-typed programs).
 pub fn effective_family() -> String {
@@ -78,22 +93,34 @@ pub fn effective_family() -> String {
 /// BTF-typed tracepoints (and the typed task) unless told not to.
 fn assert_hook_paths(family: &str, stderr: &[String]) {
     let effective = if family == "auto" { expect_auto() } else { family.to_string() };
-    let (state, retransmit, accept) = match effective.as_str() {
+    let (state, retransmit, accept, reset) = match effective.as_str() {
         "tracepoint" => (
             "[tracepoint sock:inet_sock_set_state, BTF-typed ",
             "[tracepoint tcp:tcp_retransmit_skb, tcp_retransmit_synack, BTF-typed ",
             "file table, from the typed task: plain loads to the fd array)]",
+            "[tracepoint tcp:tcp_send_reset, tcp_receive_reset, BTF-typed",
         ),
         "raw-tracepoint" => (
             "[tracepoint sock:inet_sock_set_state, raw ",
             "[tracepoint tcp:tcp_retransmit_skb, tcp_retransmit_synack, classic ",
             "file table, every link probed)]",
+            "[tracepoint tcp:tcp_send_reset, tcp_receive_reset, raw",
         ),
-        "fentry" => ("[fentry tcp_set_state]", "[fexit tcp_retransmit_skb, tcp_rtx_synack;", "[fexit inet_csk_accept]"),
-        "kprobe" => ("[kprobe tcp_set_state]", "[kprobe+kretprobe tcp_retransmit_skb,", "[kprobe security_sock_graft "),
+        "fentry" => (
+            "[fentry tcp_set_state]",
+            "[fexit tcp_retransmit_skb, tcp_rtx_synack;",
+            "[fexit inet_csk_accept]",
+            "[fentry tcp_v4_send_reset, tcp_v6_send_reset, tcp_send_active_reset, tcp_reset]",
+        ),
+        "kprobe" => (
+            "[kprobe tcp_set_state]",
+            "[kprobe+kretprobe tcp_retransmit_skb,",
+            "[kprobe security_sock_graft ",
+            "[kprobe tcp_v4_send_reset, tcp_v6_send_reset, tcp_send_active_reset, tcp_reset]",
+        ),
         other => panic!("unknown family {other}"),
     };
-    for (hook, want) in [("state", state), ("retransmit", retransmit), ("accept", accept)] {
+    for (hook, want) in [("state", state), ("retransmit", retransmit), ("accept", accept), ("reset", reset)] {
         let prefix = format!("tcptrace: hook {hook}: ");
         if let Some(line) = stderr.iter().find(|l| l.starts_with(&prefix)) {
             assert!(line.contains(want), "{hook} hook for {family}: want {want:?} in {line:?}");
