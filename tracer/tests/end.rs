@@ -216,6 +216,13 @@ fn data_never_acknowledged_ends_in_a_retransmissions_timeout() {
         "bytes_written": REQUEST + IN_THE_DARK, "bytes_sent": REQUEST, "bytes_unacked": IN_THE_DARK,
         "bytes_read": REPLY, "bytes_received": REPLY, "bytes_unread": 0,
     }));
+    // Retransmissions that ran out end the connection without a reset.
+    assert_eq!(resets_sent_by(&done, client).len(), 0, "{:#?}", done.events);
+}
+
+/// The resets `pid` sent.
+fn resets_sent_by(done: &common::Finished, pid: i32) -> Vec<&Value> {
+    done.of("reset", pid).into_iter().filter(|e| e["direction"] == "sent").collect()
 }
 
 #[test]
@@ -225,6 +232,10 @@ fn unanswered_keepalive_probes_end_in_a_keepalive_timeout() {
         "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "local",
         "end": "timeout", "errno": 110, "error": "ETIMEDOUT", "reason": null, "reason_inferred": null, "timeout": "keepalive",
         "bytes_written": REQUEST, "bytes_sent": REQUEST, "bytes_unacked": 0, "bytes_read": REPLY, "bytes_received": REPLY, "bytes_unread": 0,
+    }));
+    // Keepalive probes that ran out: the kernel resets the connection, then gives up.
+    assert_fields(only(&resets_sent_by(&done, client)), &json!({
+        "state": "ESTABLISHED", "reason": kernel_reason("TCP_KEEPALIVE_TIMEOUT"), "laddr": CLIENT_ADDR, "raddr": SERVER_ADDR,
     }));
 }
 
@@ -414,7 +425,7 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
     let report = pipe();
     let (mut client_buf, client_data) = (vec![0u8; 16 * 1024], vec![b'c'; 16 * 1024]);
     let (mut server_buf, server_data) = (vec![0u8; 16 * 1024], vec![b's'; 16 * 1024]);
-    let trace = Trace::start(&["-e", "connect,close", "--port", &port.to_string()]);
+    let trace = Trace::start(&["-e", "connect,close,reset", "--port", &port.to_string()]);
 
     // The leader lives in the server's namespace: it makes the link, listens, and loads
     // the rule when the link is to go dark.

@@ -138,7 +138,7 @@ fn configs(root: &Path) -> Vec<Config> {
         Config {
             key: "tcptrace-all",
             name: "tcptrace (all events)",
-            command: Some(vec![tcptrace.clone(), "-o".into(), "plain".into(), "-e".into(), "connect,accept,close,state,retransmit".into()]),
+            command: Some(vec![tcptrace.clone(), "-o".into(), "plain".into(), "-e".into(), "all".into()]),
         },
         // The exporter: every event type's worth of metrics, state changes counted in the
         // kernel.
