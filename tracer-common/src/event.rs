@@ -10,6 +10,9 @@ pub enum EventKind {
     State = 4,
     Retransmit = 5,
     Reset = 6,
+    /// Never sent through the ring buffer: drops are counted in the `DROPS` map. The bit
+    /// in `Config::events` says they are wanted.
+    Drop = 7,
 }
 
 impl EventKind {
@@ -22,6 +25,7 @@ impl EventKind {
             4 => Some(Self::State),
             5 => Some(Self::Retransmit),
             6 => Some(Self::Reset),
+            7 => Some(Self::Drop),
             _ => None,
         }
     }

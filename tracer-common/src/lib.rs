@@ -11,6 +11,7 @@ pub mod close;
 pub mod conn;
 pub mod connect;
 pub mod counters;
+pub mod drop;
 pub mod event;
 pub mod filter;
 pub mod offsets;
@@ -34,6 +35,8 @@ mod pod {
     unsafe impl aya::Pod for crate::offsets::TaskOffsets {}
     unsafe impl aya::Pod for crate::offsets::RetransTpOffsets {}
     unsafe impl aya::Pod for crate::offsets::ResetOffsets {}
+    unsafe impl aya::Pod for crate::drop::DropKey {}
+    unsafe impl aya::Pod for crate::drop::DropCount {}
     unsafe impl aya::Pod for crate::filter::Config {}
     unsafe impl aya::Pod for crate::conn::SockInfo {}
     unsafe impl aya::Pod for crate::state::StateCounts {}

@@ -201,9 +201,9 @@ pub struct RetransTpOffsets {
     pub err: u32,
 }
 
-/// What the reset hooks need beyond the socket: where a segment's headers are in its
-/// `struct sk_buff` (for a reset that answers a segment which reached no socket), and
-/// whether the hooks carry the kernel's reason.
+/// What the reset and drop hooks need beyond the socket: where a segment's headers are in
+/// its `struct sk_buff` (for a reset that answers a segment which reached no socket, and
+/// for every dropped one), and whether the hooks carry the kernel's reason.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResetOffsets {
@@ -211,17 +211,26 @@ pub struct ResetOffsets {
     pub skb_head: u32,
     /// `sk_buff.network_header` (u16): the IP header, from `head`.
     pub skb_network_header: u32,
-    /// `sk_buff.transport_header` (u16): the TCP header, from `head`.
-    pub skb_transport_header: u32,
+    /// `sk_buff.sk` (struct sock *): the socket a segment belongs to, where known.
+    pub skb_sk: u32,
     /// 1 where the kernel has `enum sk_rst_reason` (Linux 6.10+): `tcp_v{4,6}_send_reset`,
     /// `tcp_send_active_reset` and the `tcp:tcp_send_reset` tracepoint then take the reason
     /// as their last argument (the third); `OFFSET_ABSENT` before.
     pub reason_arg: u32,
+    /// 1 where `skb:kfree_skb` carries `enum skb_drop_reason` (Linux 5.17+): its third
+    /// argument; `OFFSET_ABSENT` before.
+    pub drop_reason_arg: u32,
 }
 
 impl ResetOffsets {
     pub const ABSENT: Self =
-        Self { skb_head: OFFSET_ABSENT, skb_network_header: OFFSET_ABSENT, skb_transport_header: OFFSET_ABSENT, reason_arg: OFFSET_ABSENT };
+        Self {
+            skb_head: OFFSET_ABSENT,
+            skb_network_header: OFFSET_ABSENT,
+            skb_sk: OFFSET_ABSENT,
+            reason_arg: OFFSET_ABSENT,
+            drop_reason_arg: OFFSET_ABSENT,
+        };
 }
 
 /// The walk from the current task to the socket behind a file descriptor:

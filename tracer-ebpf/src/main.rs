@@ -22,6 +22,8 @@ mod close;
 #[cfg(target_arch = "bpf")]
 mod connect;
 #[cfg(target_arch = "bpf")]
+mod drop;
+#[cfg(target_arch = "bpf")]
 mod emit;
 #[cfg(target_arch = "bpf")]
 mod floor;
@@ -35,6 +37,8 @@ mod mem;
 mod reset;
 #[cfg(target_arch = "bpf")]
 mod retransmit;
+#[cfg(target_arch = "bpf")]
+mod skb;
 #[cfg(target_arch = "bpf")]
 mod sock;
 #[cfg(target_arch = "bpf")]

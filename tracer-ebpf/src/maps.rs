@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::counters::COUNTER_SLOTS;
 
@@ -66,6 +66,13 @@ pub(crate) static STATE_BUSY: PerCpuArray<u32> = PerCpuArray::with_max_entries(1
 /// the reset hook. Overwritten, never freed.
 #[map]
 pub(crate) static LAST_CLOSED: PerCpuArray<crate::socks::Closed> = PerCpuArray::with_max_entries(2, 0);
+
+/// Dropped TCP segments, counted per connection, direction and reason (see `drop`).
+/// Inserted and added to: the drop hook. Read: user space, once a second and at the end
+/// (tracer/src/drops.rs). Never deleted while tracing: a full table refuses new keys, each
+/// refused drop counted as a refused map update.
+#[map]
+pub(crate) static DROPS: HashMap<tracer_common::drop::DropKey, tracer_common::drop::DropCount> = HashMap::with_max_entries(16_384, 0);
 
 /// Arguments of a `tcp_v{4,6}_connect` call in progress, keyed by thread id.
 /// Inserted: connect entry hook (fentry / kprobe). Deleted and read: connect exit hook.

@@ -196,6 +196,13 @@ pub(crate) fn netns<A: Access>(sk: u64) -> u32 {
     }
 }
 
+/// The remote port of any kind of socket (`skc_dport`: full, time-wait or request),
+/// host order.
+#[inline(always)]
+pub(crate) fn remote_port<A: Access>(sk: u64) -> Result<u16, ReadError> {
+    read::<A, u16>(sk, sock_off::dport()).map(u16::from_be)
+}
+
 /// `request_sock.num_retrans`: the SYN-ACKs a request socket resent before this one.
 #[inline(always)]
 pub(crate) fn request_retransmits<A: Access>(req: u64) -> Result<u8, ReadError> {

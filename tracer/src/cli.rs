@@ -280,6 +280,8 @@ pub(crate) enum EventArg {
     Retransmit,
     /// Every RST sent or received.
     Reset,
+    /// TCP segments the kernel dropped, counted per connection and reason.
+    Drop,
     /// Every event type.
     All,
 }
@@ -295,7 +297,16 @@ impl EventArg {
             Self::State => &[EventKind::State],
             Self::Retransmit => &[EventKind::Retransmit],
             Self::Reset => &[EventKind::Reset],
-            Self::All => &[EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::State, EventKind::Retransmit, EventKind::Reset],
+            Self::Drop => &[EventKind::Drop],
+            Self::All => &[
+                EventKind::Connect,
+                EventKind::Accept,
+                EventKind::Close,
+                EventKind::State,
+                EventKind::Retransmit,
+                EventKind::Reset,
+                EventKind::Drop,
+            ],
         }
     }
 }
@@ -548,7 +559,7 @@ mod tests {
         assert_eq!(parse(&["--failed", "-e", "connect,close"]).events(), [EventArg::Connect, EventArg::Close]);
         assert_eq!(parse(&[]).events().len(), 4);
         let all: Vec<_> = parse(&["-e", "all"]).events().iter().flat_map(|e| e.kinds()).copied().collect();
-        assert_eq!(all.len(), 6);
+        assert_eq!(all.len(), 7);
         assert!(Cli::try_parse_from(["tcptrace", "-4", "-6"]).is_err());
     }
 

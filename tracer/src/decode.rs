@@ -52,7 +52,7 @@ impl Clock {
         Self { offset_ns }
     }
 
-    fn wall(self, mono_ns: u64) -> u64 {
+    pub(crate) fn wall(self, mono_ns: u64) -> u64 {
         u64::try_from(i128::from(mono_ns) + self.offset_ns).unwrap_or(0)
     }
 }
@@ -158,7 +158,8 @@ pub(crate) fn decode(bytes: &[u8], clock: Clock) -> Result<Event, Error> {
                 reason: crate::end::reset_reason_name(raw.reason),
             })
         }
-        None => Err(Error::UnknownKind(header.kind)),
+        // Drops are counted in a map, never sent as records (see `drops`).
+        Some(EventKind::Drop) | None => Err(Error::UnknownKind(header.kind)),
     }
 }
 

@@ -245,10 +245,15 @@ pub(crate) enum Detail {
     /// A RST sent or received. `state`: the socket's, `None` without a socket; `reason`:
     /// the kernel's name for why it was sent (Linux 6.10+), `None` where it gives none.
     Reset { sent: bool, state: Option<TcpState>, reason: Option<String> },
+    /// `count` TCP segments of one connection, direction and reason dropped since the last
+    /// drop event of the same (at most one a second). `state`: the socket's, `None` when
+    /// the segment had none; `reason`: the kernel's name (Linux 5.17+); `location`: where
+    /// the kernel freed the last one, as a symbol (tracepoint family only).
+    Drop { outgoing: bool, state: Option<TcpState>, reason: Option<String>, count: u64, location: Option<String> },
 }
 
 /// The event types by name, in alphabetical order (the summary line lists them so).
-pub(crate) const KINDS: [&str; 6] = ["accept", "close", "connect", "reset", "retransmit", "state"];
+pub(crate) const KINDS: [&str; 7] = ["accept", "close", "connect", "drop", "reset", "retransmit", "state"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Event {
@@ -276,9 +281,10 @@ impl Event {
             Detail::Accept => 0,
             Detail::Close(_) => 1,
             Detail::Connect { .. } => 2,
-            Detail::Reset { .. } => 3,
-            Detail::Retransmit { .. } => 4,
-            Detail::State { .. } => 5,
+            Detail::Drop { .. } => 3,
+            Detail::Reset { .. } => 4,
+            Detail::Retransmit { .. } => 5,
+            Detail::State { .. } => 6,
         }
     }
 }

@@ -12,6 +12,7 @@ macro_rules! say {
 
 mod cli;
 mod decode;
+mod drops;
 mod end;
 mod event;
 mod filter;

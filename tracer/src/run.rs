@@ -75,9 +75,11 @@ fn trace(cli: &Cli, tracer: &mut loader::Tracer, runtime: &tokio::runtime::Runti
         printer = printer.relative_to(u64::try_from(now.as_nanos()).unwrap_or(0));
     }
     let stop = Stop { after: cli.duration, events: cli.count };
+    let wants_drops = cli.events().iter().flat_map(|e| e.kinds()).any(|k| *k == tracer_common::event::EventKind::Drop);
     let result = runtime.block_on(async {
         let source = Source::new(tracer)?;
-        pump(source, printer, tracer, cli.verbose, stop, signals).await
+        let drops = crate::drops::Drops::take(tracer, wants_drops)?;
+        pump(source, printer, tracer, drops, cli.verbose, stop, signals).await
     });
     if cli.verbose {
         // Connections the kernel still tracks: after every traced connection has closed,
@@ -266,7 +268,15 @@ const WRITING: &str = "writing the events to stdout";
 
 /// Moves events until a stop signal (or `-d`, or `-n`), flushing after each drain of the
 /// ring buffer, then prints a one-line summary on stderr.
-async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mut loader::Tracer, verbose: bool, stop: Stop, mut signals: StopSignals) -> Result<()> {
+async fn pump<W: Write>(
+    mut source: Source,
+    mut printer: Printer<W>,
+    tracer: &mut loader::Tracer,
+    mut drops: Option<crate::drops::Drops>,
+    verbose: bool,
+    stop: Stop,
+    mut signals: StopSignals,
+) -> Result<()> {
     let mut clock = Clock::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut lost_reported = 0;
@@ -292,6 +302,9 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
                 // The wall clock may have been stepped (NTP) or the machine suspended
                 // (the kernel's monotonic clock stops meanwhile): times follow it.
                 clock = Clock::now();
+                if print_drops(drops.as_mut(), &mut printer, clock, &mut tally, &mut left).context(WRITING)? {
+                    break;
+                }
                 // `tcptrace | head` on a quiet machine: no write would ever fail.
                 if reader_gone() {
                     return Err(io::Error::from(io::ErrorKind::BrokenPipe).into());
@@ -324,9 +337,34 @@ async fn pump<W: Write>(mut source: Source, mut printer: Printer<W>, tracer: &mu
     // close in the gap between the two was neither printed nor tracked).
     tracer.stop_hooks();
     drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left, None).context(WRITING)?;
+    print_drops(drops.as_mut(), &mut printer, clock, &mut tally, &mut left).context(WRITING)?;
     let end = final_losses(&source.losses);
     say!("{}", tally.summary(&end));
     Ok(())
+}
+
+/// Prints a drop event for every connection whose drops grew since the last time, up to
+/// `left` events when counting; true when that count is reached.
+fn print_drops<W: Write>(
+    drops: Option<&mut crate::drops::Drops>,
+    printer: &mut Printer<W>,
+    clock: Clock,
+    tally: &mut Tally,
+    left: &mut Option<u64>,
+) -> io::Result<bool> {
+    let Some(drops) = drops else { return Ok(false) };
+    for event in drops.sweep(clock) {
+        if *left == Some(0) {
+            break;
+        }
+        tally.event(&event);
+        printer.event(&event)?;
+        if let Some(n) = left {
+            *n -= 1;
+        }
+    }
+    printer.flush()?;
+    Ok(*left == Some(0))
 }
 
 /// Entries in the kernel's per-connection map: (all, with a known owner).

@@ -407,7 +407,7 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
         &format!("tt-end-{port}.nft"),
         &format!(
             "table inet tt {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    \
-             ip saddr {CLIENT_ADDR} tcp dport {port} drop\n  }}\n}}\n"
+             ip saddr {CLIENT_ADDR} tcp dport {port} counter drop\n  }}\n}}\n"
         ),
     );
     let server_ip = temp_file(&format!("tt-end-{port}-server.ip"), &format!("link set lo up\naddr add {SERVER_ADDR}/24 dev tt-e1\nlink set tt-e1 up\n"));
@@ -425,7 +425,8 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
     let report = pipe();
     let (mut client_buf, client_data) = (vec![0u8; 16 * 1024], vec![b'c'; 16 * 1024]);
     let (mut server_buf, server_data) = (vec![0u8; 16 * 1024], vec![b's'; 16 * 1024]);
-    let trace = Trace::start(&["-e", "connect,close,reset", "--port", &port.to_string()]);
+    let trace = Trace::start(&["-e", "connect,close,reset,drop", "--port", &port.to_string()]);
+    let list = [nft.as_ptr(), c"list".as_ptr(), c"table".as_ptr(), c"inet".as_ptr(), c"tt".as_ptr(), std::ptr::null()];
 
     // The leader lives in the server's namespace: it makes the link, listens, and loads
     // the rule when the link is to go dark.
@@ -460,15 +461,21 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
                 signal(p.may_close);
                 wait_child(server)
             });
+            // What the rule dropped, by its own counter.
+            let dropped = packets_counted(&list).unwrap_or(u64::MAX);
+            if libc::write(report[1], (&raw const dropped).cast(), 8) != 8 {
+                return 76;
+            }
             if client_status != 0 { client_status } else { server_status }
         }
     });
     let status = wait_child(leader);
     close_all(&[report[1]]);
-    let mut client = 0i32;
-    // SAFETY: a read of the pid the leader wrote, or of the end of the pipe when it failed
-    // before (every side gives up within PATIENCE_MS).
+    let (mut client, mut dropped) = (0i32, 0u64);
+    // SAFETY: reads of the pid and count the leader wrote, or of the end of the pipe when
+    // it failed before (every side gives up within PATIENCE_MS).
     assert_eq!(unsafe { libc::read(report[0], (&raw mut client).cast(), 4) }, 4, "the leader failed early (status {status})");
+    assert_eq!(unsafe { libc::read(report[0], (&raw mut dropped).cast(), 8) }, 8, "the leader failed late (status {status})");
     assert_eq!(status, 0, "the run over the dark link failed");
     let Pipes { in_netns, link_ready, exchanged, gone_dark, may_close } = p;
     close_all(&[in_netns, link_ready, exchanged, gone_dark, may_close].concat());
@@ -476,7 +483,62 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
     // The client's CLOSE came before its read() failed; the server's abort is
     // synchronous. Nothing can be left in a softirq, but make sure.
     common::wait_out_softirqs();
-    (trace.stop(), client, port)
+    let done = trace.stop();
+    assert_drops_counted(&done, port, dark, dropped);
+    (done, client, port)
+}
+
+/// The drop events of a dark link: every segment the rule dropped, summed over them, for
+/// the kernel's reason (Linux 5.17+), at the server's input, owned by the server where the
+/// segment found its socket (once connected: early demux) and by none before.
+fn assert_drops_counted(done: &common::Finished, port: u16, dark: Dark, dropped: u64) {
+    assert!(dropped > 0 && dropped != u64::MAX, "the rule's counter: {dropped}");
+    // Others may come as the namespaces go (a queue's drops, once the link is gone).
+    let drops: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "drop" && e["reason"] == "NETFILTER_DROP").collect();
+    let owner = if dark == Dark::BeforeConnect { Value::Null } else { json!("tt-end-srv") };
+    for drop in &drops {
+        assert_fields(drop, &json!({
+            "direction": "in", "reason": "NETFILTER_DROP", "comm": owner,
+            "laddr": SERVER_ADDR, "lport": port, "raddr": CLIENT_ADDR,
+        }));
+    }
+    let counted: u64 = drops.iter().map(|d| d["count"].as_u64().expect("a count")).sum();
+    assert_eq!(counted, dropped, "{drops:#?}");
+}
+
+/// The packets counter of the one rule `list` (`nft list table ...`) prints, read from its
+/// output. Raw calls only: for forked children.
+fn packets_counted(list: &[*const libc::c_char]) -> Option<u64> {
+    let out = pipe();
+    let mut text = [0u8; 4096];
+    // SAFETY: fork + execv with NUL-terminated argv built before the fork; reads into a
+    // buffer of ours.
+    let read = unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::dup2(out[1], 1);
+            libc::execv(list[0], list.as_ptr());
+            libc::_exit(127);
+        }
+        libc::close(out[1]);
+        let mut read = 0;
+        loop {
+            let n = libc::read(out[0], text.as_mut_ptr().add(read).cast(), text.len() - read);
+            if n <= 0 {
+                break;
+            }
+            read += n as usize;
+        }
+        libc::close(out[0]);
+        if wait_child(pid) != 0 {
+            return None;
+        }
+        read
+    };
+    let text = text.get(..read)?;
+    let at = text.windows(8).position(|w| w == b"packets ")? + 8;
+    let digits = text.get(at..)?.iter().take_while(|b| b.is_ascii_digit());
+    digits.fold(Some(0u64), |n, d| n?.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 /// The client, in a namespace of its own with its retries lowered: connects, and once

@@ -13,12 +13,8 @@ pub(crate) mod fentry;
 pub(crate) mod kprobe;
 pub(crate) mod tracepoint;
 
-use network_types::{
-    ip::{Ipv4Hdr, Ipv6Hdr},
-    tcp::TcpHdr,
-};
 use tracer_common::{
-    addr::{Endpoints, AF_INET, AF_INET6},
+    addr::Endpoints,
     counters::Counter,
     event::EventKind,
     offsets::OFFSET_ABSENT,
@@ -28,7 +24,7 @@ use tracer_common::{
 use crate::{
     emit::{count, header_if_wanted, send},
     globals::reset_off,
-    sock::{self, Access, Probe, ReadError},
+    sock::{self, Probe, ReadError},
     socks,
 };
 
@@ -99,36 +95,10 @@ fn on_reset(sk: u64, skb: u64, direction: u8, reason: u32) {
 }
 
 /// The ends of the connection a reset answering `skb` belongs to: the segment's
-/// destination is our end, its source the remote one. Offsets of the headers in the
-/// packet from `network-types`; of the headers in the `sk_buff` from BTF.
+/// destination is our end, its source the remote one.
 #[inline(always)]
 fn answer_endpoints_into(skb: u64, out: &mut Endpoints) -> Result<(), ReadError> {
-    let field = |offset: u32| if offset == OFFSET_ABSENT { Err(ReadError) } else { Ok(skb.wrapping_add(u64::from(offset))) };
-    let head = Probe::load::<u64>(field(reset_off::skb_head())?)?;
-    let network = Probe::load::<u16>(field(reset_off::skb_network_header())?)?;
-    let transport = Probe::load::<u16>(field(reset_off::skb_transport_header())?)?;
-    let ip = head.wrapping_add(u64::from(network));
-    let tcp = head.wrapping_add(u64::from(transport));
-    let version = Probe::load::<u8>(ip)? >> 4;
-    match version {
-        4 => {
-            out.family = AF_INET;
-            let src = Probe::load::<[u8; 4]>(ip + core::mem::offset_of!(Ipv4Hdr, src_addr) as u64)?;
-            let dst = Probe::load::<[u8; 4]>(ip + core::mem::offset_of!(Ipv4Hdr, dst_addr) as u64)?;
-            // SAFETY: both arrays hold 16 bytes; unaligned stores of their first four.
-            unsafe {
-                core::ptr::write_unaligned(out.saddr.as_mut_ptr().cast::<[u8; 4]>(), dst);
-                core::ptr::write_unaligned(out.daddr.as_mut_ptr().cast::<[u8; 4]>(), src);
-            }
-        }
-        6 => {
-            out.family = AF_INET6;
-            Probe::load_16(ip + core::mem::offset_of!(Ipv6Hdr, dst_addr) as u64, &mut out.saddr)?;
-            Probe::load_16(ip + core::mem::offset_of!(Ipv6Hdr, src_addr) as u64, &mut out.daddr)?;
-        }
-        _ => return Err(ReadError),
-    }
-    out.sport = u16::from_be_bytes(Probe::load::<[u8; 2]>(tcp + core::mem::offset_of!(TcpHdr, dest) as u64)?);
-    out.dport = u16::from_be_bytes(Probe::load::<[u8; 2]>(tcp + core::mem::offset_of!(TcpHdr, source) as u64)?);
+    crate::skb::segment_into(skb, out)?;
+    crate::skb::turn_round(out);
     Ok(())
 }

@@ -53,10 +53,12 @@ pub(crate) enum Hook {
     Bytes,
     /// Every RST sent or received.
     Reset,
+    /// TCP segments the kernel dropped.
+    Drop,
 }
 
 impl Hook {
-    pub(crate) const ALL: [Self; 6] = [Self::State, Self::Connect, Self::Accept, Self::Retransmit, Self::Bytes, Self::Reset];
+    pub(crate) const ALL: [Self; 7] = [Self::State, Self::Connect, Self::Accept, Self::Retransmit, Self::Bytes, Self::Reset, Self::Drop];
 
     pub(crate) const fn name(self) -> &'static str {
         match self {
@@ -66,6 +68,7 @@ impl Hook {
             Self::Retransmit => "retransmit",
             Self::Bytes => "bytes",
             Self::Reset => "reset",
+            Self::Drop => "drop",
         }
     }
 
@@ -82,10 +85,12 @@ impl Hook {
                     || wants(EventKind::State)
                     || wants(EventKind::Retransmit)
                     || wants(EventKind::Reset)
+                    || wants(EventKind::Drop)
             }
             Self::Retransmit => wants(EventKind::Retransmit),
             Self::Bytes => config.count_calls != 0 && wants(EventKind::Close),
             Self::Reset => wants(EventKind::Reset),
+            Self::Drop => wants(EventKind::Drop),
         }
     }
 
@@ -118,6 +123,9 @@ impl Hook {
             (Self::Reset, HookFamily::Fentry) => "fentry tcp_v4_send_reset, tcp_v6_send_reset, tcp_send_active_reset, tcp_reset",
             (Self::Reset, HookFamily::Kprobe) => "kprobe tcp_v4_send_reset, tcp_v6_send_reset, tcp_send_active_reset, tcp_reset",
             (Self::Reset, HookFamily::Tracepoint) => RESET_TP_NOTE,
+            (Self::Drop, HookFamily::Fentry) => "fentry kfree_skb_reason (Linux 5.17 to 6.9), sk_skb_reason_drop (6.10+); no location",
+            (Self::Drop, HookFamily::Kprobe) => "kprobe kfree_skb_reason (Linux 5.17 to 6.9), sk_skb_reason_drop (6.10+); no location",
+            (Self::Drop, HookFamily::Tracepoint) => "tracepoint skb:kfree_skb (BTF-typed; raw where refused)",
         }
     }
 }
@@ -227,6 +235,9 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::Reset, HookFamily::Fentry) => &RESET_FENTRY,
         (Hook::Reset, HookFamily::Kprobe) => &["tt_rst_snd_kp", "tt_rst_act_kp", "tt_rst_rcv_kp"],
         (Hook::Reset, HookFamily::Tracepoint) => &["tt_rst_snd_btf", "tt_rst_rcv_btf", "tt_rst_snd_rtp", "tt_rst_rcv_rtp"],
+        (Hook::Drop, HookFamily::Fentry) => &["tt_drop_fent", "tt_drop_fent3"],
+        (Hook::Drop, HookFamily::Kprobe) => &["tt_drop_kp", "tt_drop_kp3"],
+        (Hook::Drop, HookFamily::Tracepoint) => &["tt_drop_btf", "tt_drop_rtp"],
     }
 }
 
@@ -328,9 +339,51 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             kprobe(ebpf, "tt_rst_rcv_kp", &[RESET_FUNCS[3]])
         }
         (Hook::Reset, HookFamily::Tracepoint) => return reset_tracepoint(ebpf, facts, options),
+        (Hook::Drop, HookFamily::Fentry) => {
+            let btf = facts.aya_btf()?;
+            match facts.drop_function()? {
+                DropFunction::Old => fentry(ebpf, btf, "tt_drop_fent", DROP_FUNCS[0]),
+                DropFunction::New => fentry(ebpf, btf, "tt_drop_fent3", DROP_FUNCS[1]),
+            }
+        }
+        (Hook::Drop, HookFamily::Kprobe) => match facts.drop_function()? {
+            DropFunction::Old => kprobe(ebpf, "tt_drop_kp", &[DROP_FUNCS[0]]),
+            DropFunction::New => kprobe(ebpf, "tt_drop_kp3", &[DROP_FUNCS[1]]),
+        },
+        (Hook::Drop, HookFamily::Tracepoint) => {
+            let mut refused = Vec::new();
+            if options.btf_tracepoints {
+                let btf = facts.aya_btf();
+                match all_or_none(ebpf, &["tt_drop_btf"], |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, "kfree_skb")) {
+                    Ok(()) => return Ok(DROP_TP_BTF),
+                    Err(why) => refused.push(format!("BTF-typed: {why}")),
+                }
+            }
+            return match raw_tracepoint(ebpf, "tt_drop_rtp", "kfree_skb") {
+                Ok(()) => Ok(DROP_TP_RAW),
+                Err(why) => {
+                    refused.push(format!("raw: {why}"));
+                    Err(refused.join("; "))
+                }
+            };
+        }
     };
     attached.map(|()| hook.target(family))
 }
+
+/// The functions the fentry and kprobe families' drop hook attach to: the one behind
+/// `skb:kfree_skb`, by kernel (`KernelFacts::drop_function`).
+pub(crate) const DROP_FUNCS: [&str; 2] = ["kfree_skb_reason", "sk_skb_reason_drop"];
+
+/// Which of `DROP_FUNCS` this kernel has: `kfree_skb_reason(skb, reason)` (5.17 to 6.9)
+/// or `sk_skb_reason_drop(sk, skb, reason)` (6.10+).
+pub(crate) enum DropFunction {
+    Old,
+    New,
+}
+
+pub(crate) const DROP_TP_BTF: &str = "tracepoint skb:kfree_skb, BTF-typed";
+pub(crate) const DROP_TP_RAW: &str = "tracepoint skb:kfree_skb, raw";
 
 /// Where the tracepoint family's reset hook goes, before it is known how it attached.
 const RESET_TP_NOTE: &str = "tracepoint tcp:tcp_send_reset, tcp_receive_reset (BTF-typed; raw where refused; before Linux 6.10 blind to resets without a socket)";

@@ -54,6 +54,10 @@ pub(crate) struct KernelFacts {
     /// The names of `enum sk_rst_reason` (Linux 6.10+) by value, as the kernel's own
     /// tracepoint prints them (`SK_RST_REASON_` left off); empty before.
     pub(crate) reset_reasons: Vec<(u32, String)>,
+    /// The same for `enum skb_drop_reason` (Linux 5.17+), `SKB_DROP_REASON_` left off.
+    pub(crate) drop_reasons: Vec<(u32, String)>,
+    /// Those of `family::DROP_FUNCS` this kernel's BTF has.
+    functions: Vec<String>,
     pub(crate) task: Result<TaskOffsets, String>,
     /// `tcp_recvmsg`'s argument positions, for the per-call hooks of the fentry and kprobe
     /// families.
@@ -144,17 +148,16 @@ impl KernelFacts {
             lingertime: optional(sk(&["sk_lingertime"])),
             sock_linger_bit: optional(btf.enum_value("sock_flags", "SOCK_LINGER").map(|v| v as u32)),
         };
-        let reset_reasons: Vec<(u32, String)> = btf
-            .enum_values("sk_rst_reason")
-            .into_iter()
-            .filter_map(|(name, value)| Some((u32::try_from(value).ok()?, name.strip_prefix("SK_RST_REASON_").unwrap_or(&name).to_string())))
-            .collect();
+        let reset_reasons = reason_names(&btf, "sk_rst_reason", "SK_RST_REASON_");
+        let functions = family::DROP_FUNCS.iter().filter(|f| btf.params(f).is_ok()).map(ToString::to_string).collect();
+        let drop_reasons = reason_names(&btf, "skb_drop_reason", "SKB_DROP_REASON_");
         let skb = |member: &str| optional(btf.member_offset("sk_buff", &[member]));
         let reset = ResetOffsets {
             skb_head: skb("head"),
             skb_network_header: skb("network_header"),
-            skb_transport_header: skb("transport_header"),
+            skb_sk: skb("sk"),
             reason_arg: if reset_reasons.is_empty() { OFFSET_ABSENT } else { 1 },
+            drop_reason_arg: if drop_reasons.is_empty() { OFFSET_ABSENT } else { 1 },
         };
         let task = task_offsets(&btf).map_err(|e| e.to_string());
         let recvmsg = recvmsg_args(&btf, "tcp_recvmsg").map_err(|e| e.to_string());
@@ -174,6 +177,8 @@ impl KernelFacts {
             sock,
             reset,
             reset_reasons,
+            drop_reasons,
+            functions,
             task,
             recvmsg,
             state_tp,
@@ -195,6 +200,22 @@ impl KernelFacts {
             .map_err(Clone::clone)
     }
 
+    /// Which function the fentry and kprobe families' drop hook takes on this kernel.
+    pub(crate) fn drop_function(&self) -> Result<family::DropFunction, String> {
+        if self.has_function(family::DROP_FUNCS[1]) {
+            Ok(family::DropFunction::New)
+        } else if self.has_function(family::DROP_FUNCS[0]) {
+            Ok(family::DropFunction::Old)
+        } else {
+            Err(format!("neither {} nor {} in this kernel (drop reasons came in Linux 5.17)", family::DROP_FUNCS[0], family::DROP_FUNCS[1]))
+        }
+    }
+
+    /// Whether the kernel's BTF has function `name`.
+    fn has_function(&self, name: &str) -> bool {
+        self.functions.iter().any(|f| f == name)
+    }
+
     /// Whether the close event can read byte counts from the socket on this kernel.
     pub(crate) const fn socket_counters(&self) -> bool {
         let s = &self.sock;
@@ -205,6 +226,15 @@ impl KernelFacts {
             && s.bytes_retrans != OFFSET_ABSENT
             && s.bytes_received != OFFSET_ABSENT
     }
+}
+
+/// The enumerators of `enum name` by value, each without `prefix`, as the kernel's own
+/// tracepoints print them; empty where the kernel has no such enum.
+fn reason_names(btf: &btf::Btf, name: &str, prefix: &str) -> Vec<(u32, String)> {
+    btf.enum_values(name)
+        .into_iter()
+        .filter_map(|(n, value)| Some((u32::try_from(value).ok()?, n.strip_prefix(prefix).unwrap_or(&n).to_string())))
+        .collect()
 }
 
 /// `member` of `outer`, as an offset from the `struct sock` that `outer` embeds through
@@ -433,6 +463,7 @@ pub(crate) struct Request<'a> {
 pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
     let facts = KernelFacts::read(req.btf_path)?;
     crate::end::know_reset_reasons(facts.reset_reasons.clone());
+    crate::drops::know_drop_reasons(facts.drop_reasons.clone());
     let mut config = req.config;
     if !facts.socket_counters() {
         config.count_calls = 1;

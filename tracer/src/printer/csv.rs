@@ -10,7 +10,7 @@ use crate::event::Event;
 
 /// The JSON fields, common ones first, then each type's in docs/events.md order; a field
 /// two types share (`total_retrans`) has one column.
-const COLUMNS: [&str; 39] = [
+const COLUMNS: [&str; 41] = [
     "type", "time", "time_ns", "pid", "tid", "uid", "comm", "ip", "laddr", "lport", "raddr", "rport", "netns",
     // connect
     "latency_ns", "result", "errno", "error", "end", "timeout", "syns_sent",
@@ -21,6 +21,8 @@ const COLUMNS: [&str; 39] = [
     "old_state", "new_state", "in_old_state_ns",
     // retransmit (and total_retrans above)
     "state", "tail_loss_probe",
+    // drop (and direction, state and reason above)
+    "count", "location",
 ];
 
 pub(super) fn header<W: Write>(out: &mut W) -> io::Result<()> {

@@ -64,6 +64,7 @@ enum Fields {
     State { old_state: String, new_state: String, in_old_state_ns: Option<u128> },
     Retransmit { state: String, total_retrans: u32, tail_loss_probe: bool },
     Reset { direction: &'static str, state: Option<String>, reason: Option<String> },
+    Drop { direction: &'static str, state: Option<String>, reason: Option<String>, count: u64, location: Option<String> },
 }
 
 #[derive(Serialize)]
@@ -115,6 +116,13 @@ fn fields(d: &Detail) -> Fields {
         Detail::Retransmit { state, total_retrans, tail_loss_probe } => {
             Fields::Retransmit { state: state.name(), total_retrans: *total_retrans, tail_loss_probe: *tail_loss_probe }
         }
+        Detail::Drop { outgoing, state, reason, count, location } => Fields::Drop {
+            direction: if *outgoing { "out" } else { "in" },
+            state: state.map(crate::event::TcpState::name),
+            reason: reason.clone(),
+            count: *count,
+            location: location.clone(),
+        },
         Detail::Reset { sent, state, reason } => Fields::Reset {
             direction: if *sent { "sent" } else { "received" },
             state: state.map(crate::event::TcpState::name),
@@ -223,6 +231,7 @@ mod tests {
             sample(Detail::State { old: TcpState(1), new: TcpState(2), in_old: None }),
             sample(Detail::Retransmit { state: TcpState(1), total_retrans: 1, tail_loss_probe: true }),
             sample(Detail::Reset { sent: true, state: None, reason: Some("NO_SOCKET".into()) }),
+            sample(Detail::Drop { outgoing: false, state: None, reason: Some("NETFILTER_DROP".into()), count: 3, location: None }),
         ];
         for event in &all {
             let mut want = common.clone();

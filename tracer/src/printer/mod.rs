@@ -245,6 +245,17 @@ pub(crate) mod tests {
             event(Detail::State { old: TcpState(1), new: TcpState(4), in_old: Some(Duration::from_micros(340)) }, false, false),
             event(Detail::Retransmit { state: TcpState(1), total_retrans: 3, tail_loss_probe: false }, false, true),
             event(Detail::Reset { sent: true, state: Some(TcpState(7)), reason: Some("TCP_ABORT_ON_CLOSE".into()) }, false, true),
+            event(
+                Detail::Drop {
+                    outgoing: false,
+                    state: Some(TcpState(1)),
+                    reason: Some("NETFILTER_DROP".into()),
+                    count: 12,
+                    location: Some("nft_do_chain+0x46f".into()),
+                },
+                false,
+                true,
+            ),
         ]
     }
 
@@ -268,6 +279,7 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
 12:00:01.500 state      -       -                4  127.0.0.1       51234 10.0.0.7        8080  ESTABLISHED->FIN_WAIT1 after=340µs
 12:00:01.500 retransmit 4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  ESTABLISHED total_retrans=3
 12:00:01.500 reset      4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  sent CLOSE TCP_ABORT_ON_CLOSE
+12:00:01.500 drop       4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  in ESTABLISHED NETFILTER_DROP x12 at nft_do_chain+0x46f
 ";
         assert_eq!(got, want);
     }
@@ -284,6 +296,7 @@ TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
 1795608001.500000000 state - - 4 127.0.0.1 51234 10.0.0.7 8080 old=ESTABLISHED new=FIN_WAIT1 in_old_ns=340000
 1795608001.500000000 retransmit 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 state=ESTABLISHED total_retrans=3 tlp=0
 1795608001.500000000 reset 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 dir=sent state=CLOSE reason=TCP_ABORT_ON_CLOSE
+1795608001.500000000 drop 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 dir=in state=ESTABLISHED reason=NETFILTER_DROP count=12 at=nft_do_chain+0x46f
 ";
         assert_eq!(got, want);
         for line in got.lines() {
@@ -371,7 +384,7 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         let got = render(OutputMode::Json, &all_kinds());
         let common = r#""time":"2026-11-25T12:00:01.500000000Z","time_ns":1795608001500000000,"pid":4242,"tid":4243,"uid":1000,"comm":"my client","ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080,"netns":4026531840"#;
         let lines: Vec<&str> = got.lines().collect();
-        assert_eq!(lines.len(), 7);
+        assert_eq!(lines.len(), 8);
         assert_eq!(
             lines[0],
             format!(r#"{{"type":"connect",{common},"latency_ns":1234000,"result":"ok","errno":null,"error":null,"end":null,"timeout":null,"syns_sent":1}}"#)
@@ -392,26 +405,31 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
             lines[6],
             format!(r#"{{"type":"reset",{common},"direction":"sent","state":"CLOSE","reason":"TCP_ABORT_ON_CLOSE"}}"#)
         );
+        assert_eq!(
+            lines[7],
+            format!(r#"{{"type":"drop",{common},"direction":"in","state":"ESTABLISHED","reason":"NETFILTER_DROP","count":12,"location":"nft_do_chain+0x46f"}}"#)
+        );
     }
 
     #[test]
     fn csv_has_a_header_row_and_one_column_per_field() {
         let got = render(OutputMode::Csv, &all_kinds());
         let lines: Vec<&str> = got.lines().collect();
-        assert_eq!(lines.len(), 8);
+        assert_eq!(lines.len(), 9);
         assert_eq!(
             lines[0],
-            "type,time,time_ns,pid,tid,uid,comm,ip,laddr,lport,raddr,rport,netns,latency_ns,result,errno,error,end,timeout,syns_sent,direction,closed_by,lifetime_ns,bytes_sent,bytes_received,total_retrans,srtt_us,bytes_from,reason,reason_inferred,bytes_written,bytes_read,bytes_unacked,bytes_unread,old_state,new_state,in_old_state_ns,state,tail_loss_probe"
+            "type,time,time_ns,pid,tid,uid,comm,ip,laddr,lport,raddr,rport,netns,latency_ns,result,errno,error,end,timeout,syns_sent,direction,closed_by,lifetime_ns,bytes_sent,bytes_received,total_retrans,srtt_us,bytes_from,reason,reason_inferred,bytes_written,bytes_read,bytes_unacked,bytes_unread,old_state,new_state,in_old_state_ns,state,tail_loss_probe,count,location"
         );
         let common = "2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,4,127.0.0.1,51234,10.0.0.7,8080,4026531840";
-        assert_eq!(lines[1], format!("connect,{common},1234000,ok,,,,,1,,,,,,,,,,,,,,,,,,,"));
-        assert_eq!(lines[2], "connect,2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,4026531840,1234000,failed,111,ECONNREFUSED,reset_received,,3,,,,,,,,,,,,,,,,,,,");
-        assert_eq!(lines[4], format!("close,{common},,,,,reset_sent,,,active,local,1500000000,1000003,77777,2,41,socket,TCP_ABORT_ON_CLOSE,true,1000006,70000,3,7777,,,,,"));
-        assert_eq!(lines[5], "state,2026-11-25T12:00:01.500000000Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,4026531840,,,,,,,,,,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,");
-        assert_eq!(lines[6], format!("retransmit,{common},,,,,,,,,,,,,3,,,,,,,,,,,,ESTABLISHED,false"));
-        assert_eq!(lines[7], format!("reset,{common},,,,,,,,sent,,,,,,,,TCP_ABORT_ON_CLOSE,,,,,,,,,CLOSE,"));
+        assert_eq!(lines[1], format!("connect,{common},1234000,ok,,,,,1,,,,,,,,,,,,,,,,,,,,,"));
+        assert_eq!(lines[2], "connect,2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,4026531840,1234000,failed,111,ECONNREFUSED,reset_received,,3,,,,,,,,,,,,,,,,,,,,,");
+        assert_eq!(lines[4], format!("close,{common},,,,,reset_sent,,,active,local,1500000000,1000003,77777,2,41,socket,TCP_ABORT_ON_CLOSE,true,1000006,70000,3,7777,,,,,,,"));
+        assert_eq!(lines[5], "state,2026-11-25T12:00:01.500000000Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,4026531840,,,,,,,,,,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,,,");
+        assert_eq!(lines[6], format!("retransmit,{common},,,,,,,,,,,,,3,,,,,,,,,,,,ESTABLISHED,false,,"));
+        assert_eq!(lines[7], format!("reset,{common},,,,,,,,sent,,,,,,,,TCP_ABORT_ON_CLOSE,,,,,,,,,CLOSE,,,"));
+        assert_eq!(lines[8], format!("drop,{common},,,,,,,,in,,,,,,,,NETFILTER_DROP,,,,,,,,,ESTABLISHED,,12,nft_do_chain+0x46f"));
         for line in &lines {
-            assert_eq!(line.matches(',').count(), 38, "{line}");
+            assert_eq!(line.matches(',').count(), 40, "{line}");
         }
     }
 

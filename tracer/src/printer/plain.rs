@@ -115,6 +115,13 @@ fn detail<W: Write>(out: &mut W, d: &Detail) -> io::Result<()> {
             field(out, " total_retrans=", *total_retrans)?;
             field(out, " tlp=", u8::from(*tail_loss_probe))
         }
+        Detail::Drop { outgoing, state, reason, count, location } => {
+            out.write_all(if *outgoing { b"dir=out" } else { b"dir=in" })?;
+            text_field(out, " state=", state.map(crate::event::TcpState::name).as_deref())?;
+            text_field(out, " reason=", reason.as_deref())?;
+            field(out, " count=", *count)?;
+            text_field(out, " at=", location.as_deref())
+        }
         Detail::Reset { sent, state, reason } => {
             out.write_all(if *sent { b"dir=sent" } else { b"dir=received" })?;
             text_field(out, " state=", state.map(crate::event::TcpState::name).as_deref())?;

@@ -43,6 +43,13 @@ fn detail(d: &Detail) -> String {
         Detail::State { old, new, in_old } => {
             format!("{}->{} after={}", old.name(), new.name(), in_old.map_or_else(|| "?".into(), units::duration))
         }
+        Detail::Drop { outgoing, state, reason, count, location } => format!(
+            "{} {} {} x{count}{}",
+            if *outgoing { "out" } else { "in" },
+            state.map_or_else(|| "no-socket".into(), crate::event::TcpState::name),
+            reason.as_deref().unwrap_or("-"),
+            location.as_deref().map_or_else(String::new, |l| format!(" at {l}"))
+        ),
         Detail::Reset { sent, state, reason } => format!(
             "{} {}{}",
             if *sent { "sent" } else { "received" },

@@ -41,6 +41,8 @@ enum CounterSlot {
     BytesLost { kind: &'static str },
     /// Resets, by direction and by the kernel's reason (`none` where it gives none).
     Resets { direction: &'static str, reason: &'static str },
+    /// Dropped segments, by the kernel's reason.
+    Drops { reason: &'static str },
     Sent,
     Received,
     Retransmits { kind: &'static str },
@@ -62,6 +64,7 @@ impl CounterSlot {
             Self::Closed { direction, closed_by, end } => vec![("direction", direction.into()), ("closed_by", closed_by.into()), ("end", end.into())],
             Self::BytesLost { kind } => vec![("kind", kind.into())],
             Self::Resets { direction, reason } => vec![("direction", direction.into()), ("reason", reason.into())],
+            Self::Drops { reason } => vec![("reason", reason.into())],
             Self::Retransmits { kind } => vec![("kind", kind.into())],
             Self::Sent | Self::Received => Vec::new(),
         }
@@ -225,7 +228,8 @@ pub(crate) struct Metrics {
     closed: Family<Labels, Counter>,
     bytes_lost: Family<Labels, Counter>,
     resets: Family<Labels, Counter>,
-    /// Reset reason names as `&'static str`, for the counters' handle cache: one copy
+    drops: Family<Labels, Counter>,
+    /// Reset and drop reason names as `&'static str`, for the counters' handle cache: one copy
     /// each, a few dozen at most (the kernel's `enum sk_rst_reason`).
     reset_reasons: FastMap<String, &'static str>,
     sent: Family<Labels, Counter>,
@@ -269,6 +273,7 @@ impl Metrics {
             closed: Family::default(),
             bytes_lost: Family::default(),
             resets: Family::default(),
+            drops: Family::default(),
             reset_reasons: FastMap::default(),
             sent: Family::default(),
             received: Family::default(),
@@ -305,6 +310,7 @@ impl Metrics {
             m.bytes_lost.clone(),
         );
         registry.register("resets", "Resets sent and received, by the kernel's reason (Linux 6.10+; none before, and for resets received)", m.resets.clone());
+        registry.register("drops", "TCP segments the kernel dropped, by its reason (Linux 5.17+; none before)", m.drops.clone());
         registry.register_with_unit(
             "sent",
             "Application bytes sent and acknowledged, counted when the connection closes",
@@ -429,6 +435,7 @@ impl Metrics {
             CounterSlot::Closed { .. } => &self.closed,
             CounterSlot::BytesLost { .. } => &self.bytes_lost,
             CounterSlot::Resets { .. } => &self.resets,
+            CounterSlot::Drops { .. } => &self.drops,
             CounterSlot::Sent => &self.sent,
             CounterSlot::Received => &self.received,
             CounterSlot::Retransmits { .. } => &self.retransmits,
@@ -535,11 +542,19 @@ impl Metrics {
                 };
                 self.counter(series, CounterSlot::Resets { direction: if *sent { "sent" } else { "received" }, reason }).inc();
             }
+            Detail::Drop { reason, count, .. } => {
+                let reason = match reason {
+                    Some(name) => self.reset_reason(name),
+                    None => "none",
+                };
+                self.counter(series, CounterSlot::Drops { reason }).inc_by(*count);
+            }
             Detail::State { .. } => {}
         }
     }
 
-    /// `name` as a `&'static str`, kept once: the kernel's reason names are a fixed set.
+    /// `name` as a `&'static str`, kept once: the kernel's reason names (of resets and
+    /// drops) are a fixed set.
     fn reset_reason(&mut self, name: &str) -> &'static str {
         if let Some(kept) = self.reset_reasons.get(name) {
             return kept;
