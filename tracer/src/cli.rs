@@ -198,6 +198,12 @@ pub(crate) struct ServeArgs {
     /// that would start another are counted in `tcptrace_series_dropped_total`, not kept.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_series: u32,
+
+    /// Also count the TCP segments the kernel drops, by its reason
+    /// (`tcptrace_drops_total`): attaches to `skb:kfree_skb`, which every dropped packet of
+    /// any protocol passes.
+    #[arg(long)]
+    pub(crate) drops: bool,
 }
 
 /// An optional per-connection metric label (`--labels`).

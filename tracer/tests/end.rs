@@ -33,7 +33,7 @@ use std::ffi::CStr;
 
 use common::{
     fork_with, listen_v4, raw, serial, sockaddr_of,
-    tools::{decimal, run, temp_file, tool_path},
+    tools::{decimal, packets_counted, run, temp_file, tool_path},
     wait_child, wait_port_settled, Trace,
 };
 use serde_json::{json, Value};
@@ -506,40 +506,6 @@ fn assert_drops_counted(done: &common::Finished, port: u16, dark: Dark, dropped:
     assert_eq!(counted, dropped, "{drops:#?}");
 }
 
-/// The packets counter of the one rule `list` (`nft list table ...`) prints, read from its
-/// output. Raw calls only: for forked children.
-fn packets_counted(list: &[*const libc::c_char]) -> Option<u64> {
-    let out = pipe();
-    let mut text = [0u8; 4096];
-    // SAFETY: fork + execv with NUL-terminated argv built before the fork; reads into a
-    // buffer of ours.
-    let read = unsafe {
-        let pid = libc::fork();
-        if pid == 0 {
-            libc::dup2(out[1], 1);
-            libc::execv(list[0], list.as_ptr());
-            libc::_exit(127);
-        }
-        libc::close(out[1]);
-        let mut read = 0;
-        loop {
-            let n = libc::read(out[0], text.as_mut_ptr().add(read).cast(), text.len() - read);
-            if n <= 0 {
-                break;
-            }
-            read += n as usize;
-        }
-        libc::close(out[0]);
-        if wait_child(pid) != 0 {
-            return None;
-        }
-        read
-    };
-    let text = text.get(..read)?;
-    let at = text.windows(8).position(|w| w == b"packets ")? + 8;
-    let digits = text.get(at..)?.iter().take_while(|b| b.is_ascii_digit());
-    digits.fold(Some(0u64), |n, d| n?.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-}
 
 /// The client, in a namespace of its own with its retries lowered: connects, and once
 /// the link is dark, waits for its socket to time out.

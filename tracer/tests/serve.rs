@@ -6,7 +6,11 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{effective_family, listen_v4, serial, sum, HeldExchange, Peer, PeerSetup, Serve};
+use common::{
+    effective_family, fork_with, listen_v4, serial, sockaddr_of, sum,
+    tools::{packets_counted, run, temp_file, tool_path},
+    wait_child, HeldExchange, Peer, PeerSetup, Serve,
+};
 
 const CONNECTIONS: usize = 3;
 const CLIENT_SENDS: usize = 3000;
@@ -168,6 +172,52 @@ fn an_abortive_close_counts_its_end_and_the_bytes_it_threw_away() {
     assert_eq!(sum(&s, "tcptrace_bytes_lost_total", &[("kind", "unread")]), (WRITTEN - READ) as f64);
     let acked = sum(&s, "tcptrace_sent_bytes_total", &[]); // the server sent nothing
     assert_eq!(acked + sum(&s, "tcptrace_bytes_lost_total", &[("kind", "unacked")]), WRITTEN as f64, "{s:#?}");
+    let (code, stderr) = serve.terminate();
+    assert_eq!(code, Some(0), "{stderr:?}");
+}
+
+/// Issue 32: `serve --drops` counts the TCP segments the kernel drops, by its reason: a
+/// client whose SYNs an nftables rule drops (in a private network namespace) adds exactly
+/// the rule's own count to `tcptrace_drops_total{reason="NETFILTER_DROP"}`.
+#[test]
+fn drops_count_exactly_what_a_firewall_rule_dropped() {
+    let _serial = serial();
+    let port = 13_000 + (std::process::id() % 1_000) as u16;
+    let serve = Serve::start(&["--port", &port.to_string()], &["--drops"]);
+    let (nft, ip) = (tool_path("TT_NFT", "nft", "nftables"), tool_path("TT_IP", "ip", "iproute2"));
+    let rules = temp_file(
+        &format!("tt-serve-drop-{port}.nft"),
+        &format!("table inet tt {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    tcp dport {port} counter drop\n  }}\n}}\n"),
+    );
+    let lo_up = [ip.as_ptr(), c"link".as_ptr(), c"set".as_ptr(), c"lo".as_ptr(), c"up".as_ptr(), std::ptr::null()];
+    let load = [nft.as_ptr(), c"-f".as_ptr(), rules.as_ptr(), std::ptr::null()];
+    let list = [nft.as_ptr(), c"list".as_ptr(), c"table".as_ptr(), c"inet".as_ptr(), c"tt".as_ptr(), std::ptr::null()];
+    let addr = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
+    let client = fork_with(c"tt-serve-drop", move || {
+        // SAFETY: raw system calls in a forked child.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNET) != 0 || run(&lo_up) != 0 || run(&load) != 0 {
+                return 200;
+            }
+            // A SYN and its first resend (a second later), then connect() gives up.
+            let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            let patience = libc::timeval { tv_sec: 1, tv_usec: 500_000 };
+            let size = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+            if libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&raw const patience).cast(), size) != 0
+                || libc::connect(s, (&raw const addr.0).cast(), addr.1) == 0
+            {
+                return 201;
+            }
+            libc::close(s);
+            // The rule's own count, as the exit status.
+            packets_counted(&list).filter(|&n| (1..200).contains(&n)).map_or(202, |n| n as i32)
+        }
+    });
+    let dropped = wait_child(client);
+    assert!((1..200).contains(&dropped), "the client failed: {dropped}");
+    let s = serve.scrape_until("every drop counted", |s| sum(s, "tcptrace_drops_total", &[]) >= f64::from(dropped));
+    assert_eq!(sum(&s, "tcptrace_drops_total", &[("reason", "NETFILTER_DROP"), ("service_port", &port.to_string())]), f64::from(dropped), "{s:#?}");
+    assert_eq!(sum(&s, "tcptrace_drops_total", &[]), f64::from(dropped), "{s:#?}");
     let (code, stderr) = serve.terminate();
     assert_eq!(code, Some(0), "{stderr:?}");
 }

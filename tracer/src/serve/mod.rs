@@ -26,7 +26,8 @@ use crate::{
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     // State changes are counted in the kernel, not sent: ten events fewer per connection.
     let events = [EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::Retransmit, EventKind::Reset];
-    let config = Config { events: events.iter().fold(0, |bits, k| bits | kind_bit(*k)), count_calls: 0, live: 0, count_states: 1 };
+    let drops = if args.drops { kind_bit(EventKind::Drop) } else { 0 };
+    let config = Config { events: events.iter().fold(drops, |bits, k| bits | kind_bit(*k)), count_calls: 0, live: 0, count_states: 1 };
     // The port before the kernel programs: a port in use fails at once, attaching nothing.
     // Usage errors in the filters still come first, as everywhere.
     crate::filter::from_cli(cli)?;
@@ -52,7 +53,8 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         say!("tcptrace: serving metrics on http://{}/metrics", listener.local_addr()?);
         let server = tokio::spawn(http::serve(listener, http::router(registry)));
         let mut source = Source::new(&mut tracer)?;
-        let result = pump(&mut source, &mut tracer, &mut metrics, cli.duration, signals).await;
+        let mut drops = crate::drops::Drops::take(&mut tracer, args.drops)?;
+        let result = pump(&mut source, &mut tracer, &mut metrics, drops.as_mut(), cli.duration, signals).await;
         server.abort();
         result
     })
@@ -64,6 +66,7 @@ async fn pump(
     source: &mut Source,
     tracer: &mut crate::loader::Tracer,
     metrics: &mut metrics::Metrics,
+    mut drops: Option<&mut crate::drops::Drops>,
     duration: Option<std::time::Duration>,
     mut signals: StopSignals,
 ) -> Result<()> {
@@ -84,6 +87,7 @@ async fn pump(
                     metrics.lost_so_far(reason, count);
                 }
                 metrics.filtered_so_far(l.filtered);
+                record_drops(drops.as_deref_mut(), clock, metrics, &mut tally);
             }
             guard = source.ring.readable_mut() => {
                 let mut guard = guard?;
@@ -102,8 +106,17 @@ async fn pump(
     // The same summary line as the trace's, on stderr, counted with the hooks gone.
     tracer.stop_hooks();
     drain(source.ring.get_mut(), clock, metrics, &mut tally, None);
+    record_drops(drops, clock, metrics, &mut tally);
     say!("{}", tally.summary(&crate::run::final_losses(&source.losses)));
     Ok(())
+}
+
+/// Records the drops counted since the last time (`--drops`).
+fn record_drops(drops: Option<&mut crate::drops::Drops>, clock: Clock, metrics: &mut metrics::Metrics, tally: &mut Tally) {
+    for event in drops.map(|d| d.sweep(clock)).unwrap_or_default() {
+        metrics.record(&event);
+        tally.event(&event);
+    }
 }
 
 /// Records what the ring buffer holds, or `batch` events of it; true if it stopped at

@@ -48,3 +48,42 @@ pub fn decimal(mut n: u32, buf: &mut [u8; 12]) -> *const libc::c_char {
     }
     buf[at..].as_ptr().cast()
 }
+
+/// The packets counter of the one rule `list` (`nft list table ...`) prints, read from its
+/// output. Raw calls only: for forked children.
+pub fn packets_counted(list: &[*const libc::c_char]) -> Option<u64> {
+    let mut out = [0; 2];
+    // SAFETY: a valid two-int array.
+    if unsafe { libc::pipe(out.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    let mut text = [0u8; 4096];
+    // SAFETY: fork + execv with NUL-terminated argv built before the fork; reads into a
+    // buffer of ours.
+    let read = unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::dup2(out[1], 1);
+            libc::execv(list[0], list.as_ptr());
+            libc::_exit(127);
+        }
+        libc::close(out[1]);
+        let mut read = 0;
+        loop {
+            let n = libc::read(out[0], text.as_mut_ptr().add(read).cast(), text.len() - read);
+            if n <= 0 {
+                break;
+            }
+            read += n as usize;
+        }
+        libc::close(out[0]);
+        if wait_child(pid) != 0 {
+            return None;
+        }
+        read
+    };
+    let text = text.get(..read)?;
+    let at = text.windows(8).position(|w| w == b"packets ")? + 8;
+    let digits = text.get(at..)?.iter().take_while(|b| b.is_ascii_digit());
+    digits.fold(Some(0u64), |n, d| n?.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
