@@ -220,6 +220,70 @@ fn data_never_acknowledged_ends_in_a_retransmissions_timeout() {
     assert_eq!(resets_sent_by(&done, client).len(), 0, "{:#?}", done.events);
 }
 
+/// A storm: 200,000 SYNs (raw, one source port) to a port whose segments an nftables rule
+/// drops, in a private namespace, as fast as they go. The kernel counts them and tcptrace
+/// reports the connection's drops at most once a second: a handful of events, whose counts
+/// add up to exactly the rule's own count, and nothing lost.
+#[test]
+fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
+    const SYNS: u32 = 200_000;
+    let _serial = serial();
+    let port = 16_000 + (std::process::id() % 1_000) as u16;
+    let (nft, ip) = (tool_path("TT_NFT", "nft", "nftables"), tool_path("TT_IP", "ip", "iproute2"));
+    let rules = temp_file(
+        &format!("tt-storm-{port}.nft"),
+        &format!("table inet tt {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    tcp dport {port} counter drop\n  }}\n}}\n"),
+    );
+    let lo_up = [ip.as_ptr(), c"link".as_ptr(), c"set".as_ptr(), c"lo".as_ptr(), c"up".as_ptr(), std::ptr::null()];
+    let load = [nft.as_ptr(), c"-f".as_ptr(), rules.as_ptr(), std::ptr::null()];
+    let list = [nft.as_ptr(), c"list".as_ptr(), c"table".as_ptr(), c"inet".as_ptr(), c"tt".as_ptr(), std::ptr::null()];
+    let to = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
+    let report = pipe();
+    let started = std::time::Instant::now();
+    let trace = Trace::start(&["-e", "drop", "--port", &port.to_string()]);
+    let storm = fork_with(c"tt-end-storm", move || {
+        // SAFETY: raw system calls in a forked child.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNET) != 0 || run(&lo_up) != 0 || run(&load) != 0 {
+                return 60;
+            }
+            let s = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP);
+            // A bare TCP header: source port 40000, the port, data offset 5, SYN. Its
+            // checksum is never checked: the rule drops it first.
+            let mut syn = [0u8; 20];
+            syn[0..2].copy_from_slice(&40_000u16.to_be_bytes());
+            syn[2..4].copy_from_slice(&port.to_be_bytes());
+            syn[12] = 5 << 4;
+            syn[13] = 0x02;
+            for _ in 0..SYNS {
+                if libc::sendto(s, syn.as_ptr().cast(), syn.len(), 0, (&raw const to.0).cast(), to.1) != 20 {
+                    return 61;
+                }
+            }
+            let dropped = packets_counted(&list).unwrap_or(0);
+            i32::from(libc::write(report[1], (&raw const dropped).cast(), 8) != 8) * 62
+        }
+    });
+    assert_eq!(wait_child(storm), 0, "the storm failed");
+    let mut dropped = 0u64;
+    // SAFETY: a read of the count the child wrote.
+    assert_eq!(unsafe { libc::read(report[0], (&raw mut dropped).cast(), 8) }, 8);
+    close_all(&report);
+    assert_eq!(dropped, u64::from(SYNS), "the rule's counter");
+    let done = trace.stop();
+    let seconds = started.elapsed().as_secs() + 2;
+    let drops: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "drop").collect();
+    assert!(!drops.is_empty() && drops.len() as u64 <= seconds, "{} events in {seconds} s", drops.len());
+    for drop in &drops {
+        assert_fields(drop, &json!({
+            "pid": null, "direction": "in", "state": null, "reason": "NETFILTER_DROP",
+            "laddr": "127.0.0.1", "lport": port, "raddr": "127.0.0.1", "rport": 40_000,
+        }));
+    }
+    assert_eq!(drops.iter().map(|d| d["count"].as_u64().expect("a count")).sum::<u64>(), dropped);
+    assert_eq!(done.lost(), 0, "{}", done.summary());
+}
+
 /// The resets `pid` sent.
 fn resets_sent_by(done: &common::Finished, pid: i32) -> Vec<&Value> {
     done.of("reset", pid).into_iter().filter(|e| e["direction"] == "sent").collect()
