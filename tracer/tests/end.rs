@@ -207,6 +207,21 @@ fn unanswered_syns_end_the_connect_in_a_syn_retries_timeout() {
     }));
 }
 
+/// SYNs answered by an ICMP host unreachable (an nftables reject rule at the server's
+/// input) fail the connect with that error: not a timeout, not a reset. After the second
+/// SYN: the first answer comes back within the connecting task's own send (the veth pair
+/// delivers in the sender's softirq), while the task holds the socket, and the kernel
+/// keeps that one as a soft error (`tcp_v4_err()`); the resend's answer ends it.
+#[test]
+fn an_icmp_unreachable_answer_ends_the_connect_in_an_error() {
+    let (done, client, port) = over_a_link_gone_dark(Dark::Rejected);
+    assert_fields(only(&done.of("connect", client)), &json!({
+        "pid": client, "comm": "tt-end-cli", "raddr": SERVER_ADDR, "rport": port,
+        "result": "failed", "errno": 113, "error": "EHOSTUNREACH", "end": "error", "timeout": null, "syns_sent": 2,
+    }));
+    assert_eq!(done.events.iter().filter(|e| e["type"] == "reset").count(), 0, "{:#?}", done.events);
+}
+
 #[test]
 fn data_never_acknowledged_ends_in_a_retransmissions_timeout() {
     let (done, client, _) = over_a_link_gone_dark(Dark::BeforeWrite);
@@ -445,6 +460,16 @@ enum Dark {
     BeforeWrite,
     /// After a first exchange: the client turns keepalive on and waits.
     WhileIdle,
+    /// From the start, and answered: each of the client's SYNs gets an ICMP host
+    /// unreachable back.
+    Rejected,
+}
+
+impl Dark {
+    /// Whether the rule is there before the client connects.
+    fn from_the_start(self) -> bool {
+        matches!(self, Self::BeforeConnect | Self::Rejected)
+    }
 }
 
 /// The pipes the processes of `over_a_link_gone_dark` talk by.
@@ -471,7 +496,8 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
         &format!("tt-end-{port}.nft"),
         &format!(
             "table inet tt {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    \
-             ip saddr {CLIENT_ADDR} tcp dport {port} counter drop\n  }}\n}}\n"
+             ip saddr {CLIENT_ADDR} tcp dport {port} counter {verdict}\n  }}\n}}\n",
+            verdict = if dark == Dark::Rejected { "reject with icmp type host-unreachable" } else { "drop" },
         ),
     );
     let server_ip = temp_file(&format!("tt-end-{port}-server.ip"), &format!("link set lo up\naddr add {SERVER_ADDR}/24 dev tt-e1\nlink set tt-e1 up\n"));
@@ -506,14 +532,14 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
             }
             let mut pid_text = [0u8; 12];
             add_link[10] = decimal(client as u32, &mut pid_text);
-            if run(&add_link) != 0 || run(&configure_server) != 0 || (dark == Dark::BeforeConnect && run(&load) != 0) {
+            if run(&add_link) != 0 || run(&configure_server) != 0 || (dark.from_the_start() && run(&load) != 0) {
                 return 72;
             }
             let l = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
             if libc::bind(l, (&raw const addr.0).cast(), addr.1) != 0 || libc::listen(l, 16) != 0 {
                 return 73;
             }
-            let server = (dark != Dark::BeforeConnect).then(|| fork_with(c"tt-end-srv", || server_side(l, p, &mut server_buf, &server_data)));
+            let server = (!dark.from_the_start()).then(|| fork_with(c"tt-end-srv", || server_side(l, p, &mut server_buf, &server_data)));
             if libc::write(report[1], (&raw const client).cast(), 4) != 4 || !signal(p.link_ready) {
                 return 74;
             }
@@ -559,7 +585,7 @@ fn assert_drops_counted(done: &common::Finished, port: u16, dark: Dark, dropped:
     assert!(dropped > 0 && dropped != u64::MAX, "the rule's counter: {dropped}");
     // Others may come as the namespaces go (a queue's drops, once the link is gone).
     let drops: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "drop" && e["reason"] == "NETFILTER_DROP").collect();
-    let owner = if dark == Dark::BeforeConnect { Value::Null } else { json!("tt-end-srv") };
+    let owner = if dark.from_the_start() { Value::Null } else { json!("tt-end-srv") };
     for drop in &drops {
         assert_fields(drop, &json!({
             "direction": "in", "reason": "NETFILTER_DROP", "comm": owner,
@@ -590,8 +616,10 @@ fn client_side(dark: Dark, p: Pipes, configure: &[*const libc::c_char], addr: &(
         return 42;
     }
     let s = raw::connect(addr, libc::AF_INET);
-    if dark == Dark::BeforeConnect {
-        return if s == -libc::ETIMEDOUT { 0 } else { 43 };
+    match dark {
+        Dark::BeforeConnect => return if s == -libc::ETIMEDOUT { 0 } else { 43 },
+        Dark::Rejected => return if s == -libc::EHOSTUNREACH { 0 } else { 43 },
+        Dark::BeforeWrite | Dark::WhileIdle => {}
     }
     if s < 0 || !raw::write_exactly(s, data, REQUEST) || !raw::read_exactly(s, buf, REPLY) || !wait_for(p.gone_dark) {
         return 44;
