@@ -299,6 +299,49 @@ fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
     assert_eq!(done.lost(), 0, "{}", done.summary());
 }
 
+/// This host drops its own SYNs (an nftables rule on the output hook, in a private
+/// namespace): the connect times out after its two SYNs, and the drop events say why, on
+/// the way out, owned by the connecting process, two segments in all.
+#[test]
+fn a_syn_this_host_drops_on_its_way_out_is_a_drop_owned_by_the_connecting_process() {
+    let _serial = serial();
+    let port = 18_000 + (std::process::id() % 1_000) as u16;
+    let (nft, ip) = (tool_path("TT_NFT", "nft", "nftables"), tool_path("TT_IP", "ip", "iproute2"));
+    let rules = temp_file(
+        &format!("tt-out-{port}.nft"),
+        &format!("table inet tt {{\n  chain out {{\n    type filter hook output priority 0; policy accept;\n    tcp dport {port} counter drop\n  }}\n}}\n"),
+    );
+    let lo_up = [ip.as_ptr(), c"link".as_ptr(), c"set".as_ptr(), c"lo".as_ptr(), c"up".as_ptr(), std::ptr::null()];
+    let load = [nft.as_ptr(), c"-f".as_ptr(), rules.as_ptr(), std::ptr::null()];
+    let to = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
+    let trace = Trace::start(&["-e", "connect,drop", "--port", &port.to_string()]);
+    let client = fork_with(c"tt-end-cli", move || {
+        // SAFETY: raw system calls in a forked child.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 || run(&lo_up) != 0 || run(&load) != 0 {
+            return 50;
+        }
+        if !write_sysctl(c"/proc/sys/net/ipv4/tcp_syn_retries", b"1", false)
+            || !write_sysctl(c"/proc/sys/net/ipv4/tcp_syn_linear_timeouts", b"0", true)
+        {
+            return 51;
+        }
+        i32::from(raw::connect(&to, libc::AF_INET) != -libc::ETIMEDOUT) * 52
+    });
+    assert_eq!(wait_child(client), 0, "the connect did not time out");
+    let done = trace.stop();
+    assert_fields(only(&done.of("connect", client)), &json!({
+        "result": "failed", "error": "ETIMEDOUT", "end": "timeout", "timeout": "syn_retries", "syns_sent": 2,
+    }));
+    let drops = done.of("drop", client);
+    for drop in &drops {
+        assert_fields(drop, &json!({
+            "comm": "tt-end-cli", "direction": "out", "state": "SYN_SENT", "reason": "NETFILTER_DROP",
+            "laddr": "127.0.0.1", "raddr": "127.0.0.1", "rport": port,
+        }));
+    }
+    assert_eq!(drops.iter().map(|d| d["count"].as_u64().expect("a count")).sum::<u64>(), 2, "{:#?}", done.events);
+}
+
 /// The resets `pid` sent.
 fn resets_sent_by(done: &common::Finished, pid: i32) -> Vec<&Value> {
     done.of("reset", pid).into_iter().filter(|e| e["direction"] == "sent").collect()
