@@ -33,7 +33,8 @@ use std::ffi::CStr;
 
 use common::{
     fork_with, listen_v4, raw, serial, sockaddr_of,
-    tools::{decimal, packets_counted, run, temp_file, tool_path},
+    events::{assert_fields, only},
+    tools::{decimal, packets_counted, pipe, run, temp_file, tool_path, write_sysctl},
     wait_child, wait_port_settled, Trace,
 };
 use serde_json::{json, Value};
@@ -235,113 +236,6 @@ fn data_never_acknowledged_ends_in_a_retransmissions_timeout() {
     assert_eq!(resets_sent_by(&done, client).len(), 0, "{:#?}", done.events);
 }
 
-/// A storm: 200,000 SYNs (raw, one source port) to a port whose segments an nftables rule
-/// drops, in a private namespace, as fast as they go. The kernel counts them and tcptrace
-/// reports the connection's drops at most once a second: a handful of events, whose counts
-/// add up to exactly the rule's own count, and nothing lost.
-#[test]
-fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
-    const SYNS: u32 = 200_000;
-    let _serial = serial();
-    let port = 16_000 + (std::process::id() % 1_000) as u16;
-    let (nft, ip) = (tool_path("TT_NFT", "nft", "nftables"), tool_path("TT_IP", "ip", "iproute2"));
-    let rules = temp_file(
-        &format!("tt-storm-{port}.nft"),
-        &format!("table inet tt {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    tcp dport {port} counter drop\n  }}\n}}\n"),
-    );
-    let lo_up = [ip.as_ptr(), c"link".as_ptr(), c"set".as_ptr(), c"lo".as_ptr(), c"up".as_ptr(), std::ptr::null()];
-    let load = [nft.as_ptr(), c"-f".as_ptr(), rules.as_ptr(), std::ptr::null()];
-    let list = [nft.as_ptr(), c"list".as_ptr(), c"table".as_ptr(), c"inet".as_ptr(), c"tt".as_ptr(), std::ptr::null()];
-    let to = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
-    let report = pipe();
-    let started = std::time::Instant::now();
-    let trace = Trace::start(&["-e", "drop", "--port", &port.to_string()]);
-    let storm = fork_with(c"tt-end-storm", move || {
-        // SAFETY: raw system calls in a forked child.
-        unsafe {
-            if libc::unshare(libc::CLONE_NEWNET) != 0 || run(&lo_up) != 0 || run(&load) != 0 {
-                return 60;
-            }
-            let s = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP);
-            // A bare TCP header: source port 40000, the port, data offset 5, SYN. Its
-            // checksum is never checked: the rule drops it first.
-            let mut syn = [0u8; 20];
-            syn[0..2].copy_from_slice(&40_000u16.to_be_bytes());
-            syn[2..4].copy_from_slice(&port.to_be_bytes());
-            syn[12] = 5 << 4;
-            syn[13] = 0x02;
-            for _ in 0..SYNS {
-                if libc::sendto(s, syn.as_ptr().cast(), syn.len(), 0, (&raw const to.0).cast(), to.1) != 20 {
-                    return 61;
-                }
-            }
-            let dropped = packets_counted(&list).unwrap_or(0);
-            i32::from(libc::write(report[1], (&raw const dropped).cast(), 8) != 8) * 62
-        }
-    });
-    assert_eq!(wait_child(storm), 0, "the storm failed");
-    let mut dropped = 0u64;
-    // SAFETY: a read of the count the child wrote.
-    assert_eq!(unsafe { libc::read(report[0], (&raw mut dropped).cast(), 8) }, 8);
-    close_all(&report);
-    assert_eq!(dropped, u64::from(SYNS), "the rule's counter");
-    let done = trace.stop();
-    let seconds = started.elapsed().as_secs() + 2;
-    let drops: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "drop").collect();
-    assert!(!drops.is_empty() && drops.len() as u64 <= seconds, "{} events in {seconds} s", drops.len());
-    for drop in &drops {
-        assert_fields(drop, &json!({
-            "pid": null, "direction": "in", "state": null, "reason": "NETFILTER_DROP",
-            "laddr": "127.0.0.1", "lport": port, "raddr": "127.0.0.1", "rport": 40_000,
-        }));
-    }
-    assert_eq!(drops.iter().map(|d| d["count"].as_u64().expect("a count")).sum::<u64>(), dropped);
-    assert_eq!(done.lost(), 0, "{}", done.summary());
-}
-
-/// This host drops its own SYNs (an nftables rule on the output hook, in a private
-/// namespace): the connect times out after its two SYNs, and the drop events say why, on
-/// the way out, owned by the connecting process, two segments in all.
-#[test]
-fn a_syn_this_host_drops_on_its_way_out_is_a_drop_owned_by_the_connecting_process() {
-    let _serial = serial();
-    let port = 18_000 + (std::process::id() % 1_000) as u16;
-    let (nft, ip) = (tool_path("TT_NFT", "nft", "nftables"), tool_path("TT_IP", "ip", "iproute2"));
-    let rules = temp_file(
-        &format!("tt-out-{port}.nft"),
-        &format!("table inet tt {{\n  chain out {{\n    type filter hook output priority 0; policy accept;\n    tcp dport {port} counter drop\n  }}\n}}\n"),
-    );
-    let lo_up = [ip.as_ptr(), c"link".as_ptr(), c"set".as_ptr(), c"lo".as_ptr(), c"up".as_ptr(), std::ptr::null()];
-    let load = [nft.as_ptr(), c"-f".as_ptr(), rules.as_ptr(), std::ptr::null()];
-    let to = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
-    let trace = Trace::start(&["-e", "connect,drop", "--port", &port.to_string()]);
-    let client = fork_with(c"tt-end-cli", move || {
-        // SAFETY: raw system calls in a forked child.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 || run(&lo_up) != 0 || run(&load) != 0 {
-            return 50;
-        }
-        if !write_sysctl(c"/proc/sys/net/ipv4/tcp_syn_retries", b"1", false)
-            || !write_sysctl(c"/proc/sys/net/ipv4/tcp_syn_linear_timeouts", b"0", true)
-        {
-            return 51;
-        }
-        i32::from(raw::connect(&to, libc::AF_INET) != -libc::ETIMEDOUT) * 52
-    });
-    assert_eq!(wait_child(client), 0, "the connect did not time out");
-    let done = trace.stop();
-    assert_fields(only(&done.of("connect", client)), &json!({
-        "result": "failed", "error": "ETIMEDOUT", "end": "timeout", "timeout": "syn_retries", "syns_sent": 2,
-    }));
-    let drops = done.of("drop", client);
-    for drop in &drops {
-        assert_fields(drop, &json!({
-            "comm": "tt-end-cli", "direction": "out", "state": "SYN_SENT", "reason": "NETFILTER_DROP",
-            "laddr": "127.0.0.1", "raddr": "127.0.0.1", "rport": port,
-        }));
-    }
-    assert_eq!(drops.iter().map(|d| d["count"].as_u64().expect("a count")).sum::<u64>(), 2, "{:#?}", done.events);
-}
-
 /// The resets `pid` sent.
 fn resets_sent_by(done: &common::Finished, pid: i32) -> Vec<&Value> {
     done.of("reset", pid).into_iter().filter(|e| e["direction"] == "sent").collect()
@@ -359,12 +253,6 @@ fn unanswered_keepalive_probes_end_in_a_keepalive_timeout() {
     assert_fields(only(&resets_sent_by(&done, client)), &json!({
         "state": "ESTABLISHED", "reason": kernel_reason("TCP_KEEPALIVE_TIMEOUT"), "laddr": CLIENT_ADDR, "raddr": SERVER_ADDR,
     }));
-}
-
-/// The one event in `events`.
-fn only<'a>(events: &[&'a Value]) -> &'a Value {
-    assert_eq!(events.len(), 1, "want exactly one event, got {events:?}");
-    events[0]
 }
 
 /// One connection on loopback, traced (connect and close events): `server` gets the
@@ -397,27 +285,7 @@ fn on_loopback(
     (trace.stop(), server, client)
 }
 
-/// Asserts every field of `want` in `event` at once: one diff shows all that differ, a
-/// field the event lacks as `"<absent>"`.
-fn assert_fields(event: &Value, want: &Value) {
-    let got: serde_json::Map<String, Value> = want
-        .as_object()
-        .expect("an object")
-        .keys()
-        .map(|k| (k.clone(), event.get(k).cloned().unwrap_or_else(|| "<absent>".into())))
-        .collect();
-    assert_eq!(Value::Object(got), *want, "in {event}");
-}
-
 // Raw-call helpers, for forked children.
-
-/// A pipe, close-on-exec: [read end, write end].
-fn pipe() -> [i32; 2] {
-    let mut fds = [0; 2];
-    // SAFETY: a valid two-int array.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    fds
-}
 
 /// Sends one byte down `pipe`.
 fn signal(pipe: [i32; 2]) -> bool {
@@ -708,17 +576,3 @@ fn set_int(fd: i32, level: i32, name: i32, value: libc::c_int) -> bool {
     unsafe { libc::setsockopt(fd, level, name, (&raw const value).cast(), 4) == 0 }
 }
 
-/// Writes `value` to the sysctl at `path`, in the caller's network namespace. A sysctl
-/// this kernel does not have is fine when `optional`.
-fn write_sysctl(path: &CStr, value: &[u8], optional: bool) -> bool {
-    // SAFETY: open, write and close with valid buffers.
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return optional && errno() == libc::ENOENT;
-        }
-        let written = libc::write(fd, value.as_ptr().cast(), value.len()) == value.len() as isize;
-        libc::close(fd);
-        written
-    }
-}

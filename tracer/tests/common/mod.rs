@@ -21,6 +21,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod events;
 pub mod tools;
 
 /// Tests attach kernel programs and count events machine-wide: one at a time.

@@ -1,7 +1,7 @@
 //! Running the system's tools (`ip`, `nft`) from the tests, and the pieces that forked
 //! children need to do so without allocating.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 use super::wait_child;
 
@@ -86,4 +86,27 @@ pub fn packets_counted(list: &[*const libc::c_char]) -> Option<u64> {
     let at = text.windows(8).position(|w| w == b"packets ")? + 8;
     let digits = text.get(at..)?.iter().take_while(|b| b.is_ascii_digit());
     digits.fold(Some(0u64), |n, d| n?.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+/// A pipe, close-on-exec: [read end, write end].
+pub fn pipe() -> [i32; 2] {
+    let mut fds = [0; 2];
+    // SAFETY: a valid two-int array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    fds
+}
+
+/// Writes `value` to the sysctl at `path`, in the caller's network namespace. A sysctl
+/// this kernel does not have is fine when `optional`.
+pub fn write_sysctl(path: &CStr, value: &[u8], optional: bool) -> bool {
+    // SAFETY: open, write and close with valid buffers.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return optional && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT);
+        }
+        let written = libc::write(fd, value.as_ptr().cast(), value.len()) == value.len() as isize;
+        libc::close(fd);
+        written
+    }
 }
