@@ -9,7 +9,7 @@ mod common;
 use common::{
     events::{assert_fields, only},
     fork_with, raw, serial, sockaddr_of,
-    tools::{packets_counted, pipe, run, temp_file, tool_path, write_sysctl},
+    tools::{pipe, write_sysctl, PrivateRules},
     wait_child, Trace,
 };
 use serde_json::{json, Value};
@@ -23,14 +23,7 @@ fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
     const SYNS: u32 = 200_000;
     let _serial = serial();
     let port = 16_000 + (std::process::id() % 1_000) as u16;
-    let (nft, ip) = (tool_path("TT_NFT", "nft", "nftables"), tool_path("TT_IP", "ip", "iproute2"));
-    let rules = temp_file(
-        &format!("tt-storm-{port}.nft"),
-        &format!("table inet tt {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    tcp dport {port} counter drop\n  }}\n}}\n"),
-    );
-    let lo_up = [ip.as_ptr(), c"link".as_ptr(), c"set".as_ptr(), c"lo".as_ptr(), c"up".as_ptr(), std::ptr::null()];
-    let load = [nft.as_ptr(), c"-f".as_ptr(), rules.as_ptr(), std::ptr::null()];
-    let list = [nft.as_ptr(), c"list".as_ptr(), c"table".as_ptr(), c"inet".as_ptr(), c"tt".as_ptr(), std::ptr::null()];
+    let rules = PrivateRules::new(&format!("tt-storm-{port}.nft"), "input", &format!("tcp dport {port} counter drop"));
     let to = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
     let report = pipe();
     let started = std::time::Instant::now();
@@ -38,7 +31,7 @@ fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
     let storm = fork_with(c"tt-end-storm", move || {
         // SAFETY: raw system calls in a forked child.
         unsafe {
-            if libc::unshare(libc::CLONE_NEWNET) != 0 || run(&lo_up) != 0 || run(&load) != 0 {
+            if !rules.enter() {
                 return 60;
             }
             let s = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP);
@@ -54,7 +47,7 @@ fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
                     return 61;
                 }
             }
-            let dropped = packets_counted(&list).unwrap_or(0);
+            let dropped = rules.counted().unwrap_or(0);
             i32::from(libc::write(report[1], (&raw const dropped).cast(), 8) != 8) * 62
         }
     });
@@ -85,18 +78,11 @@ fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
 fn a_syn_this_host_drops_on_its_way_out_is_a_drop_owned_by_the_connecting_process() {
     let _serial = serial();
     let port = 18_000 + (std::process::id() % 1_000) as u16;
-    let (nft, ip) = (tool_path("TT_NFT", "nft", "nftables"), tool_path("TT_IP", "ip", "iproute2"));
-    let rules = temp_file(
-        &format!("tt-out-{port}.nft"),
-        &format!("table inet tt {{\n  chain out {{\n    type filter hook output priority 0; policy accept;\n    tcp dport {port} counter drop\n  }}\n}}\n"),
-    );
-    let lo_up = [ip.as_ptr(), c"link".as_ptr(), c"set".as_ptr(), c"lo".as_ptr(), c"up".as_ptr(), std::ptr::null()];
-    let load = [nft.as_ptr(), c"-f".as_ptr(), rules.as_ptr(), std::ptr::null()];
+    let rules = PrivateRules::new(&format!("tt-out-{port}.nft"), "output", &format!("tcp dport {port} counter drop"));
     let to = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
     let trace = Trace::start(&["-e", "connect,drop", "--port", &port.to_string()]);
     let client = fork_with(c"tt-end-cli", move || {
-        // SAFETY: raw system calls in a forked child.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 || run(&lo_up) != 0 || run(&load) != 0 {
+        if !rules.enter() {
             return 50;
         }
         if !write_sysctl(c"/proc/sys/net/ipv4/tcp_syn_retries", b"1", false)

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use common::{
     effective_family, fork_with, listen_v4, serial, sockaddr_of, sum,
-    tools::{packets_counted, run, temp_file, tool_path},
+    tools::PrivateRules,
     wait_child, HeldExchange, Peer, PeerSetup, Serve,
 };
 
@@ -184,19 +184,12 @@ fn drops_count_exactly_what_a_firewall_rule_dropped() {
     let _serial = serial();
     let port = 13_000 + (std::process::id() % 1_000) as u16;
     let serve = Serve::start(&["--port", &port.to_string()], &["--drops"]);
-    let (nft, ip) = (tool_path("TT_NFT", "nft", "nftables"), tool_path("TT_IP", "ip", "iproute2"));
-    let rules = temp_file(
-        &format!("tt-serve-drop-{port}.nft"),
-        &format!("table inet tt {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    tcp dport {port} counter drop\n  }}\n}}\n"),
-    );
-    let lo_up = [ip.as_ptr(), c"link".as_ptr(), c"set".as_ptr(), c"lo".as_ptr(), c"up".as_ptr(), std::ptr::null()];
-    let load = [nft.as_ptr(), c"-f".as_ptr(), rules.as_ptr(), std::ptr::null()];
-    let list = [nft.as_ptr(), c"list".as_ptr(), c"table".as_ptr(), c"inet".as_ptr(), c"tt".as_ptr(), std::ptr::null()];
+    let rules = PrivateRules::new(&format!("tt-serve-drop-{port}.nft"), "input", &format!("tcp dport {port} counter drop"));
     let addr = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
     let client = fork_with(c"tt-serve-drop", move || {
         // SAFETY: raw system calls in a forked child.
         unsafe {
-            if libc::unshare(libc::CLONE_NEWNET) != 0 || run(&lo_up) != 0 || run(&load) != 0 {
+            if !rules.enter() {
                 return 200;
             }
             // A SYN and its first resend (a second later), then connect() gives up.
@@ -210,7 +203,7 @@ fn drops_count_exactly_what_a_firewall_rule_dropped() {
             }
             libc::close(s);
             // The rule's own count, as the exit status.
-            packets_counted(&list).filter(|&n| (1..200).contains(&n)).map_or(202, |n| n as i32)
+            rules.counted().filter(|&n| (1..200).contains(&n)).map_or(202, |n| n as i32)
         }
     });
     let dropped = wait_child(client);

@@ -110,3 +110,33 @@ pub fn write_sysctl(path: &CStr, value: &[u8], optional: bool) -> bool {
         written
     }
 }
+
+/// An nftables table (`inet tt`) of one chain and one rule, for a forked child to load
+/// in a network namespace of its own: the argument vectors it runs, built beforehand
+/// (nothing is allocated after the fork).
+pub struct PrivateRules {
+    nft: CString,
+    ip: CString,
+    file: CString,
+}
+
+impl PrivateRules {
+    /// `rule` in a chain on `hook` (`input`, `output`); `name` keeps the file apart.
+    pub fn new(name: &str, hook: &str, rule: &str) -> Self {
+        let text = format!("table inet tt {{\n  chain c {{\n    type filter hook {hook} priority 0; policy accept;\n    {rule}\n  }}\n}}\n");
+        Self { nft: tool_path("TT_NFT", "nft", "nftables"), ip: tool_path("TT_IP", "ip", "iproute2"), file: temp_file(name, &text) }
+    }
+
+    /// In a forked child: its own network namespace, loopback up, the rule loaded.
+    pub fn enter(&self) -> bool {
+        let lo_up = [self.ip.as_ptr(), c"link".as_ptr(), c"set".as_ptr(), c"lo".as_ptr(), c"up".as_ptr(), std::ptr::null()];
+        let load = [self.nft.as_ptr(), c"-f".as_ptr(), self.file.as_ptr(), std::ptr::null()];
+        // SAFETY: unshare takes no pointers.
+        unsafe { libc::unshare(libc::CLONE_NEWNET) == 0 && run(&lo_up) == 0 && run(&load) == 0 }
+    }
+
+    /// In the same child, later: the packets the rule counted.
+    pub fn counted(&self) -> Option<u64> {
+        packets_counted(&[self.nft.as_ptr(), c"list".as_ptr(), c"table".as_ptr(), c"inet".as_ptr(), c"tt".as_ptr(), std::ptr::null()])
+    }
+}
