@@ -23,6 +23,8 @@ const APT_PACKAGES: &[&str] = &[
     "bpftrace",
     // A real Prometheus scraping `tcptrace serve` (tests/prometheus.rs; promtool checks deploy/).
     "prometheus",
+    // A real peer whose server closes with data unread (tests/iperf.rs).
+    "iperf3",
 ];
 
 fn have(cmd: &str) -> bool {

@@ -121,6 +121,8 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         // A real Prometheus scraping `tcptrace serve` (tests/prometheus.rs).
         // Not named `prometheus`: that is the test binary's name in the VM.
         vm::Payload { name: "prometheus-server".into(), path: tool("prometheus", "prometheus")? },
+        // A real peer (tests/iperf.rs), with the libraries it links.
+        vm::Payload { name: "iperf3".into(), path: tool("iperf3", "iperf3")? },
     ];
     let mut names = Vec::new();
     for bin in &bins {

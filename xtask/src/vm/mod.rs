@@ -106,7 +106,7 @@ echo TT-BOOTED $(uname -r)
     for (test, fam) in runs {
         s.push_str(&format!(
             "echo TT-START {test} {fam}\n\
-             TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft TT_IP=/tt/ip TT_PROMETHEUS=/tt/prometheus-server /tt/{test} --test-threads=1 {filter}\n\
+             TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft TT_IP=/tt/ip TT_PROMETHEUS=/tt/prometheus-server TT_IPERF3=/tt/iperf3 /tt/{test} --test-threads=1 {filter}\n\
              echo TT-RESULT {test} {fam} rc=$?\n",
             filter = filter.unwrap_or_default()
         ));
