@@ -37,6 +37,8 @@ struct Row {
     tx_rate: f64,
     rx_rate: f64,
     retrans: u32,
+    /// Resets it sent or received while the view ran.
+    resets: u32,
     srtt_us: u32,
     /// Since the handshake ended, when tcptrace saw it end; otherwise (a connection older
     /// than tcptrace) since tcptrace first showed it.
@@ -62,7 +64,8 @@ impl Tracker {
         Self { seen: HashMap::new(), last: Instant::now() }
     }
 
-    fn rows(&mut self, live: &[Counts], closed: Vec<Counts>) -> Vec<Row> {
+    /// `resets`: resets seen so far, by socket; those of the closed connections are taken.
+    fn rows(&mut self, live: &[Counts], closed: Vec<Counts>, resets: &mut HashMap<u64, u32>) -> Vec<Row> {
         let now = Instant::now();
         let secs = now.duration_since(self.last).as_secs_f64().max(1e-3);
         self.last = now;
@@ -79,6 +82,7 @@ impl Tracker {
                 tx_rate: c.tx.saturating_sub(tx0) as f64 / secs,
                 rx_rate: c.rx.saturating_sub(rx0) as f64 / secs,
                 retrans: c.retrans,
+                resets: resets.get(&c.sock).copied().unwrap_or(0),
                 srtt_us: c.srtt_us,
                 age: c.age.unwrap_or_else(|| now.duration_since(since)),
                 closed,
@@ -92,6 +96,9 @@ impl Tracker {
         }
         for c in &closed {
             row(c, true);
+        }
+        for c in &closed {
+            resets.remove(&c.sock);
         }
         self.seen = still;
         rows
@@ -135,7 +142,13 @@ struct Source {
     losses: crate::source::LossCounters,
     /// Records in the ring buffer that did not decode.
     undecodable: u64,
+    /// Resets sent or received, by socket (see `Event::sock`), until its row shows closed.
+    resets: HashMap<u64, u32>,
 }
+
+/// The most sockets whose resets are kept at once: resets of sockets the view never shows
+/// (time-wait ones, filtered ones) would otherwise pile up. Beyond it the counts start over.
+const RESETS_KEPT: usize = 65_536;
 
 /// One connection's figures, from `SOCKS` or its close event.
 struct Counts {
@@ -181,6 +194,12 @@ impl Source {
         while let Some(item) = self.ring.next() {
             match decode(&item, self.clock) {
                 Ok(e) => {
+                    if matches!(e.detail, Detail::Reset { .. }) && e.sock != 0 {
+                        if self.resets.len() >= RESETS_KEPT {
+                            self.resets.clear();
+                        }
+                        *self.resets.entry(e.sock).or_insert(0) += 1;
+                    }
                     if let Detail::Close(c) = e.detail {
                         out.push(Counts {
                             sock: e.sock,
@@ -207,7 +226,7 @@ impl Source {
 }
 
 pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
-    let config = Config { events: kind_bit(EventKind::Close), count_calls: 1, live: 1, count_states: 0 };
+    let config = Config { events: kind_bit(EventKind::Close) | kind_bit(EventKind::Reset), count_calls: 1, live: 1, count_states: 0 };
     // Before the programs load, as the trace's (see `StopSignals`): a stop signal sent in
     // the first moments ends the view at its first look.
     let handler: extern "C" fn(libc::c_int) = on_signal;
@@ -219,7 +238,7 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     let losses = crate::source::LossCounters::new(&mut tracer)?;
     let socks = tracer.ebpf.take_map("SOCKS").context("SOCKS map missing")?;
     let ring = tracer.ebpf.take_map("EVENTS").context("EVENTS map missing")?;
-    let mut source = Source { socks: BpfHashMap::try_from(socks)?, ring: RingBuf::try_from(ring)?, clock: Clock::now(), losses, undecodable: 0 };
+    let mut source = Source { socks: BpfHashMap::try_from(socks)?, ring: RingBuf::try_from(ring)?, clock: Clock::now(), losses, undecodable: 0, resets: HashMap::new() };
     if cli.verbose {
         say!("tcptrace: tracing; Ctrl-C to stop");
     }
@@ -264,16 +283,17 @@ fn batch(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Result<()
             break;
         }
         next += args.interval;
-        let mut rows = tracker.rows(&source.live(), std::mem::take(&mut closed));
+        let live = source.live();
+        let mut rows = tracker.rows(&live, std::mem::take(&mut closed), &mut source.resets);
         sort(&mut rows, args.sort);
         let time = jiff::Zoned::now().strftime("%H:%M:%S");
         writeln!(out, "{time} connections {} lost {}", rows.len(), source.lost())?;
-        writeln!(out, "PID COMM LADDR LPORT RADDR RPORT TX_BPS RX_BPS TX_BYTES RX_BYTES RETRANS SRTT_US AGE_MS STATE")?;
+        writeln!(out, "PID COMM LADDR LPORT RADDR RPORT TX_BPS RX_BPS TX_BYTES RX_BYTES RETRANS RESETS SRTT_US AGE_MS STATE")?;
         for r in &rows {
             let (pid, comm) = if r.owner.known() { (r.owner.pid.to_string(), crate::printer::column_safe(&r.owner.comm)) } else { ("-".into(), "-".into()) };
             writeln!(
                 out,
-                "{pid} {comm} {} {} {} {} {:.0} {:.0} {} {} {} {} {} {}",
+                "{pid} {comm} {} {} {} {} {:.0} {:.0} {} {} {} {} {} {} {}",
                 r.endpoints.laddr,
                 r.endpoints.lport,
                 r.endpoints.raddr,
@@ -283,6 +303,7 @@ fn batch(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Result<()
                 r.tx_total,
                 r.rx_total,
                 r.retrans,
+                r.resets,
                 r.srtt_us,
                 r.age.as_millis(),
                 if r.closed { "closed" } else { "open" }
@@ -334,7 +355,8 @@ fn interactive(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Res
         }
         closed.extend(source.closed());
         if Instant::now() >= next {
-            rows = tracker.rows(&source.live(), std::mem::take(&mut closed));
+            let live = source.live();
+            rows = tracker.rows(&live, std::mem::take(&mut closed), &mut source.resets);
             lost = source.lost();
             next = Instant::now() + args.interval;
             readings += 1;
@@ -351,7 +373,7 @@ fn interactive(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Res
                 if filter.is_empty() { String::new() } else { format!(" \"{filter}\"") },
                 if typing { format!("  filter: {filter}_") } else { String::new() }
             );
-            let header = ["PID", "COMM", "LOCAL", "REMOTE", "TX/s", "RX/s", "TX", "RX", "RETRANS", "SRTT", "AGE"]
+            let header = ["PID", "COMM", "LOCAL", "REMOTE", "TX/s", "RX/s", "TX", "RX", "RETRANS", "RST", "SRTT", "AGE"]
                 .into_iter()
                 .map(Cell::from)
                 .collect::<TableRow>()
@@ -370,11 +392,12 @@ fn interactive(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Res
                     units::bytes(r.tx_total),
                     units::bytes(r.rx_total),
                     r.retrans.to_string(),
+                    r.resets.to_string(),
                     units::duration(Duration::from_micros(u64::from(r.srtt_us))),
                     if r.closed { format!("closed {}", units::duration(r.age)) } else { units::duration(r.age) },
                 ])
             });
-            let widths = [7, 16, 22, 22, 11, 11, 10, 10, 7, 9, 15].map(Constraint::Length);
+            let widths = [7, 16, 22, 22, 11, 11, 10, 10, 7, 3, 9, 15].map(Constraint::Length);
             let area = frame.area();
             let [top, rest] = ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
             frame.render_widget(Paragraph::new(status), top);
@@ -437,9 +460,9 @@ mod tests {
     #[test]
     fn connections_alike_but_for_their_socket_are_two_rows() {
         let mut t = Tracker::new();
-        t.rows(&[counts_of(1, 9, 100, 0), counts_of(2, 9, 1_000, 0)], Vec::new());
+        t.rows(&[counts_of(1, 9, 100, 0), counts_of(2, 9, 1_000, 0)], Vec::new(), &mut HashMap::new());
         t.last = Instant::now() - Duration::from_secs(1);
-        let rows = t.rows(&[counts_of(1, 9, 200, 0), counts_of(2, 9, 1_000, 0)], Vec::new());
+        let rows = t.rows(&[counts_of(1, 9, 200, 0), counts_of(2, 9, 1_000, 0)], Vec::new(), &mut HashMap::new());
         let mut rates: Vec<u64> = rows.iter().map(|r| r.tx_rate.round() as u64).collect();
         rates.sort_unstable();
         assert_eq!(rates.len(), 2);
@@ -449,17 +472,27 @@ mod tests {
     #[test]
     fn rates_are_differences_and_closed_connections_count_their_last_bytes() {
         let mut t = Tracker::new();
-        let first = t.rows(&[counts(1, 100, 10)], Vec::new());
+        let first = t.rows(&[counts(1, 100, 10)], Vec::new(), &mut HashMap::new());
         assert_eq!((first[0].tx_total, first[0].rx_total), (100, 10));
         t.last = Instant::now() - Duration::from_secs(2);
-        let second = t.rows(&[counts(1, 300, 10)], vec![counts(2, 50, 0)]);
+        let second = t.rows(&[counts(1, 300, 10)], vec![counts(2, 50, 0)], &mut HashMap::new());
         let open = second.iter().find(|r| r.endpoints.lport == 1).expect("open row");
         assert!((open.tx_rate - 100.0).abs() < 1.0, "{open:?}");
         assert_eq!(open.rx_rate, 0.0);
         let gone = second.iter().find(|r| r.endpoints.lport == 2).expect("closed row");
         assert!(gone.closed && gone.tx_total == 50);
-        let third = t.rows(&[], Vec::new());
+        let third = t.rows(&[], Vec::new(), &mut HashMap::new());
         assert!(third.is_empty(), "closed rows are shown once: {third:?}");
+    }
+
+    /// A row shows its connection's resets; once its closed row is shown they are gone.
+    #[test]
+    fn resets_are_shown_per_connection_until_it_has_closed() {
+        let mut t = Tracker::new();
+        let mut resets = HashMap::from([(1, 1), (2, 2)]);
+        let rows = t.rows(&[counts(1, 0, 0)], vec![counts(2, 0, 0)], &mut resets);
+        assert_eq!(rows.iter().map(|r| (r.endpoints.lport, r.resets)).collect::<Vec<_>>(), [(1, 1), (2, 2)]);
+        assert_eq!(resets, HashMap::from([(1, 1)]), "the closed one's taken");
     }
 
     /// A connection's age is from the end of its handshake where tcptrace saw it (its
@@ -468,18 +501,18 @@ mod tests {
     fn age_is_the_connections_own_where_known() {
         let mut t = Tracker::new();
         let known = Counts { age: Some(Duration::from_secs(90)), ..counts(1, 0, 0) };
-        let first = t.rows(&[known, counts(2, 0, 0)], Vec::new());
+        let first = t.rows(&[known, counts(2, 0, 0)], Vec::new(), &mut HashMap::new());
         assert_eq!(first.iter().map(|r| r.age.as_secs()).collect::<Vec<_>>(), [90, 0]);
         t.seen.get_mut(&2).expect("seen").since -= Duration::from_secs(5);
         let closed = Counts { age: Some(Duration::from_secs(91)), ..counts(1, 0, 0) };
-        let second = t.rows(&[counts(2, 0, 0)], vec![closed]);
+        let second = t.rows(&[counts(2, 0, 0)], vec![closed], &mut HashMap::new());
         assert_eq!(second.iter().map(|r| (r.endpoints.lport, r.age.as_secs(), r.closed)).collect::<Vec<_>>(), [(2, 5, false), (1, 91, true)]);
     }
 
     #[test]
     fn sorting_and_filtering() {
         let mut t = Tracker::new();
-        let mut rows = t.rows(&[counts(1, 5, 0), counts(2, 500, 0), counts(3, 50, 9000)], Vec::new());
+        let mut rows = t.rows(&[counts(1, 5, 0), counts(2, 500, 0), counts(3, 50, 9000)], Vec::new(), &mut HashMap::new());
         sort(&mut rows, SortKey::Total);
         assert_eq!(rows.iter().map(|r| r.endpoints.lport).collect::<Vec<_>>(), [3, 2, 1]);
         sort(&mut rows, SortKey::Tx);

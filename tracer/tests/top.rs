@@ -284,3 +284,44 @@ fn a_connection_older_than_top_counts_only_what_moved_since_it_started() {
     let done = trace.stop_with(libc::SIGHUP);
     assert!(done.status.success(), "{:?}", done.stderr);
 }
+
+/// Issue 32: a connection reset in front of top shows its resets. A server that closes
+/// with data unread sends one, which its client receives: both closed rows say 1.
+#[test]
+fn a_reset_connection_shows_one_reset_on_each_closed_row() {
+    use std::io::{Read, Write};
+    let _serial = serial();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut trace = match Trace::try_start_top(&["--port", &port.to_string()], &["-b", "-i", "300ms"]) {
+        Ok(trace) => trace,
+        Err(stderr) => return assert_calls_mode_refused(&stderr),
+    };
+    let rx = snapshots(&mut trace);
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    let client_port = client.local_addr().expect("addr").port().to_string();
+    client.write_all(&[b'c'; 5_000]).expect("client sends");
+    server.read_exact(&mut [0u8; 1_000]).expect("server reads a part");
+    // The rest arrives before the server closes: unread, so the kernel resets.
+    common::wait_until("the rest has arrived", || {
+        use std::os::fd::AsRawFd;
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int.
+        unsafe { libc::ioctl(server.as_raw_fd(), libc::FIONREAD, &mut n) == 0 && n == 4_000 }
+    });
+    drop(server);
+    assert_eq!(client.read(&mut [0u8; 16]).expect_err("reset").kind(), std::io::ErrorKind::ConnectionReset);
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let resets = loop {
+        let snapshot = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a snapshot in time");
+        let rows = rows_of(&snapshot);
+        let closed = |lport: &str| rows.iter().find(|r| r["LPORT"] == lport && r["STATE"] == "closed").map(|r| r["RESETS"].to_string());
+        if let (Some(server), Some(client)) = (closed(&port.to_string()), closed(&client_port)) {
+            break (server, client);
+        }
+    };
+    assert_eq!(resets, ("1".to_string(), "1".to_string()), "server's sent, client's received");
+    assert!(trace.stop().status.success());
+}
