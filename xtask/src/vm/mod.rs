@@ -148,7 +148,10 @@ fn boot(work: &Path, payloads: &[Payload], script: impl FnOnce(&[PathBuf]) -> St
     let modules = kernel.modules_for(&MODULES)?;
     let cpio = initramfs::build(work, payloads, &modules, &script(&modules))?;
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot"])
+        // 2 GiB: the uncompressed initramfs (debug test binaries, Prometheus, iperf3) is
+        // unpacked into memory, and at 1 GiB the kernel ran out of room for it, leaving
+        // files out ("Initramfs unpacking failed: write error"; see `verdict`).
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "2", "-nographic", "-no-reboot"])
         .arg("-kernel")
         .arg(&kernel.vmlinuz)
         .arg("-initrd")
@@ -211,6 +214,10 @@ fn boot(work: &Path, payloads: &[Payload], script: impl FnOnce(&[PathBuf]) -> St
 fn verdict(log: &[String], tests: &[String]) -> Result<()> {
     if let Some(panic) = log.iter().find(|l| kernel_failed(l)) {
         bail!("the VM kernel failed: {panic}");
+    }
+    // Files missing from the root file system: every run after would fail for that alone.
+    if let Some(unpacking) = log.iter().find(|l| l.contains("Initramfs unpacking failed")) {
+        bail!("the VM's initramfs did not unpack whole: {unpacking}");
     }
     if let Some(module) = log.iter().find(|l| l.starts_with("TT-MODULE-FAILED")) {
         bail!("in the VM: {module}");
@@ -278,6 +285,11 @@ mod tests {
 
         let unfinished: Vec<String> = good[..good.len() - 1].to_vec();
         assert!(verdict(&unfinished, &tests).is_err());
+
+        // Files left out of the root file system fail the run, whatever the tests said.
+        let mut unpacked_in_part = good.clone();
+        unpacked_in_part.insert(0, "[    3.265189] Initramfs unpacking failed: write error".into());
+        assert!(verdict(&unpacked_in_part, &tests).is_err());
     }
 
     /// A boot stopped by a lock-up: the runs without a result (the one under way first)
