@@ -24,8 +24,9 @@ use anyhow::{bail, Context, Result};
 pub(crate) use initramfs::Payload;
 
 /// Kernel modules the tests need (nftables with `numgen`, and veth, for the lossy-link
-/// tests); loaded by `/init` with busybox `insmod`, dependencies first.
-const MODULES: [&str; 2] = ["nft_numgen", "veth"];
+/// tests; nftables' `reject` in an inet table, for the ICMP unreachable answer in
+/// tests/end.rs); loaded by `/init` with busybox `insmod`, dependencies first.
+const MODULES: [&str; 3] = ["nft_numgen", "veth", "nft_reject_inet"];
 
 /// Families every integration test binary runs under, in the VM, each forced.
 const FORCED_FAMILIES: [&str; 4] = ["fentry", "kprobe", "tracepoint", "raw-tracepoint"];
