@@ -77,10 +77,25 @@ impl SockInfo {
             fin_acked: 0,
             filtered_out: 0,
             _pad: [0; 3],
-            endpoints: crate::addr::Endpoints { saddr: [0; 16], daddr: [0; 16], sport: 0, dport: 0, family: 0, _pad: 0 },
+            endpoints: crate::addr::Endpoints {
+                saddr: [0; 16],
+                daddr: [0; 16],
+                sport: 0,
+                dport: 0,
+                family: 0,
+                _pad: 0,
+            },
             total_retrans: 0,
             srtt_us: 0,
-            ending: crate::close::Ending { err: 0, unacked_bytes: 0, unread_bytes: 0, old_state: 0, retransmits: 0, probes_out: 0, flags: 0 },
+            ending: crate::close::Ending {
+                err: 0,
+                unacked_bytes: 0,
+                unread_bytes: 0,
+                old_state: 0,
+                retransmits: 0,
+                probes_out: 0,
+                flags: 0,
+            },
         }
     }
 }

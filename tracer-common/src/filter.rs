@@ -199,7 +199,11 @@ impl Filter {
     #[inline(always)]
     #[must_use]
     pub const fn has_endpoint_rules(&self) -> bool {
-        self.family != 0 || !self.ports.is_any() || !self.lports.is_any() || !self.rports.is_any() || self.netns != 0
+        self.family != 0
+            || !self.ports.is_any()
+            || !self.lports.is_any()
+            || !self.rports.is_any()
+            || self.netns != 0
     }
 
     /// The filters that only connect events have.
@@ -267,7 +271,10 @@ mod tests {
     fn no_filter_passes_everything_but_tcptrace_itself() {
         let f = Filter { self_pid: 7, ..Filter::ANY };
         assert!(f.owner_matches(1, 0, &comm("a")));
-        assert!(f.owner_matches(0, 0, &[0; COMM_LEN]), "unknown owners pass when no owner filter is set");
+        assert!(
+            f.owner_matches(0, 0, &[0; COMM_LEN]),
+            "unknown owners pass when no owner filter is set"
+        );
         assert!(!f.owner_matches(7, 0, &comm("tcptrace")));
         assert!(f.endpoints_match(AF_INET6, 1, 2));
         assert!(f.connect_matches(false, 0));
@@ -302,7 +309,8 @@ mod tests {
         assert!(f.endpoints_match(AF_INET, 1, 8100));
         assert!(f.endpoints_match(AF_INET, 443, 1));
         assert!(!f.endpoints_match(AF_INET, 7999, 8101));
-        let f = Filter { lports: ports(&[(80, 80)]), rports: ports(&[(5000, 5001)]), ..Filter::ANY };
+        let f =
+            Filter { lports: ports(&[(80, 80)]), rports: ports(&[(5000, 5001)]), ..Filter::ANY };
         assert!(f.endpoints_match(AF_INET, 80, 5001));
         assert!(!f.endpoints_match(AF_INET, 5001, 80));
         assert!(!f.endpoints_match(AF_INET, 80, 5002));

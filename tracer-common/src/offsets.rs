@@ -223,14 +223,13 @@ pub struct ResetOffsets {
 }
 
 impl ResetOffsets {
-    pub const ABSENT: Self =
-        Self {
-            skb_head: OFFSET_ABSENT,
-            skb_network_header: OFFSET_ABSENT,
-            skb_sk: OFFSET_ABSENT,
-            reason_arg: OFFSET_ABSENT,
-            drop_reason_arg: OFFSET_ABSENT,
-        };
+    pub const ABSENT: Self = Self {
+        skb_head: OFFSET_ABSENT,
+        skb_network_header: OFFSET_ABSENT,
+        skb_sk: OFFSET_ABSENT,
+        reason_arg: OFFSET_ABSENT,
+        drop_reason_arg: OFFSET_ABSENT,
+    };
 }
 
 /// The walk from the current task to the socket behind a file descriptor:
@@ -257,7 +256,12 @@ impl SyscallTpOffsets {
 }
 
 impl LengthTpOffsets {
-    pub const ABSENT: Self = Self { sk: OFFSET_ABSENT, protocol: OFFSET_ABSENT, ret: OFFSET_ABSENT, flags: OFFSET_ABSENT };
+    pub const ABSENT: Self = Self {
+        sk: OFFSET_ABSENT,
+        protocol: OFFSET_ABSENT,
+        ret: OFFSET_ABSENT,
+        flags: OFFSET_ABSENT,
+    };
 }
 
 impl RetransTpOffsets {

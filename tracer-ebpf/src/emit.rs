@@ -1,9 +1,7 @@
 //! Getting events to userspace: the common header, ring buffer reservation, and the
 //! per-CPU counters that make every loss visible.
 
-use aya_ebpf::helpers::{
-    bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-};
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_uid_gid};
 use tracer_common::{
     counters::Counter,
     event::{EventHeader, EventKind, COMM_LEN},
@@ -25,7 +23,9 @@ pub(crate) fn count(counter: Counter) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
         // SAFETY: a valid, aligned u64 in this CPU's slot of the map; BPF_ATOMIC | BPF_ADD
         // (any kernel with BPF: the old BPF_XADD), without fetch.
-        unsafe { core::arch::asm!("lock *(u64 *)({slot} + 0) += {one}", slot = in(reg) slot, one = in(reg) 1u64, options(nostack)) };
+        unsafe {
+            core::arch::asm!("lock *(u64 *)({slot} + 0) += {one}", slot = in(reg) slot, one = in(reg) 1u64, options(nostack))
+        };
     }
 }
 
@@ -53,7 +53,10 @@ fn current_comm() -> [u8; COMM_LEN] {
     let mut comm = core::mem::MaybeUninit::<[u8; COMM_LEN]>::uninit();
     // SAFETY: the helper fills all COMM_LEN bytes of the buffer (zeroed on failure).
     unsafe {
-        aya_ebpf::helpers::generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), COMM_LEN as u32);
+        aya_ebpf::helpers::generated::bpf_get_current_comm(
+            comm.as_mut_ptr().cast(),
+            COMM_LEN as u32,
+        );
         comm.assume_init()
     }
 }
@@ -62,7 +65,13 @@ fn current_comm() -> [u8; COMM_LEN] {
 /// time: the caller's own clock reading where it has one (a clock read costs about as
 /// much as a map lookup here).
 #[inline(always)]
-pub(crate) fn fill_header<A: Access>(out: &mut EventHeader, kind: EventKind, task: &Task, at_ns: u64, sk: u64) {
+pub(crate) fn fill_header<A: Access>(
+    out: &mut EventHeader,
+    kind: EventKind,
+    task: &Task,
+    at_ns: u64,
+    sk: u64,
+) {
     *out = header::<A>(kind, task, at_ns, sk);
 }
 
@@ -110,7 +119,9 @@ pub(crate) fn header_if_wanted<A: Access>(
         return None;
     }
     let filter = crate::globals::filter();
-    if !filter.owner_matches(owner.pid, owner.uid, &owner.comm) || !socket_matches::<A>(sk, endpoints) {
+    if !filter.owner_matches(owner.pid, owner.uid, &owner.comm)
+        || !socket_matches::<A>(sk, endpoints)
+    {
         count(Counter::Filtered);
         return None;
     }
@@ -120,7 +131,10 @@ pub(crate) fn header_if_wanted<A: Access>(
 /// The socket filters: family and ports from `endpoints` (the ends of `sk`), and the
 /// network namespace, read only when that filter is set.
 #[inline(always)]
-pub(crate) fn socket_matches<A: Access>(sk: u64, endpoints: &tracer_common::addr::Endpoints) -> bool {
+pub(crate) fn socket_matches<A: Access>(
+    sk: u64,
+    endpoints: &tracer_common::addr::Endpoints,
+) -> bool {
     let filter = crate::globals::filter();
     filter.endpoints_match(endpoints.family, endpoints.sport, endpoints.dport)
         && (filter.netns == 0 || filter.netns_matches(crate::sock::netns::<A>(sk)))
@@ -129,7 +143,10 @@ pub(crate) fn socket_matches<A: Access>(sk: u64, endpoints: &tracer_common::addr
 /// Reads the endpoints of `sk` into a reserved event's `out` and applies the socket
 /// filters: false (the read error or the drop counted) when the event must be discarded.
 #[inline(always)]
-pub(crate) fn endpoints_wanted<A: crate::sock::Access>(sk: u64, out: &mut tracer_common::addr::Endpoints) -> bool {
+pub(crate) fn endpoints_wanted<A: crate::sock::Access>(
+    sk: u64,
+    out: &mut tracer_common::addr::Endpoints,
+) -> bool {
     if crate::sock::endpoints_into::<A>(sk, out).is_err() {
         count(Counter::ReadError);
         return false;
@@ -148,7 +165,8 @@ pub(crate) fn task_wanted(task: &Task) -> bool {
     let filter = crate::globals::filter();
     // SAFETY: no preconditions.
     filter.owner_matches(task.pid, task.uid, &task.comm)
-        && (filter.cgroup_id == 0 || filter.cgroup_matches(unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() }))
+        && (filter.cgroup_id == 0
+            || filter.cgroup_matches(unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() }))
 }
 
 /// Nanoseconds of CLOCK_MONOTONIC.

@@ -5,7 +5,10 @@
 use tracer_common::{
     event::{kind_bit, EventKind},
     filter::{Config, Filter},
-    offsets::{LengthTpOffsets, ResetOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets},
+    offsets::{
+        LengthTpOffsets, ResetOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets,
+        SyscallTpOffsets, TaskOffsets,
+    },
 };
 
 #[unsafe(no_mangle)]

@@ -49,7 +49,8 @@ pub(crate) static NEW_SOCK_DEPTH: PerCpuArray<u32> = PerCpuArray::with_max_entri
 /// State changes by (old, new), counted here instead of sent when `Config::count_states`
 /// (`tcptrace serve`). Incremented by `state::state_event`; summed by userspace.
 #[map]
-pub(crate) static STATE_COUNTS: PerCpuArray<tracer_common::state::StateCounts> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static STATE_COUNTS: PerCpuArray<tracer_common::state::StateCounts> =
+    PerCpuArray::with_max_entries(1, 0);
 
 /// 1 while the softirq side of the state hook's program pair runs on this CPU (see
 /// `state::pair`). Written by that program, read by the owner side, both on this CPU.
@@ -65,20 +66,23 @@ pub(crate) static STATE_BUSY: PerCpuArray<u32> = PerCpuArray::with_max_entries(1
 /// Written: the state hook at CLOSE, only when reset events are wanted. Read and emptied:
 /// the reset hook. Overwritten, never freed.
 #[map]
-pub(crate) static LAST_CLOSED: PerCpuArray<crate::socks::Closed> = PerCpuArray::with_max_entries(2, 0);
+pub(crate) static LAST_CLOSED: PerCpuArray<crate::socks::Closed> =
+    PerCpuArray::with_max_entries(2, 0);
 
 /// Dropped TCP segments, counted per connection, direction and reason (see `drop`).
 /// Inserted and added to: the drop hook. Read: user space, once a second and at the end
 /// (tracer/src/drops.rs). Never deleted while tracing: a full table refuses new keys, each
 /// refused drop counted as a refused map update.
 #[map]
-pub(crate) static DROPS: HashMap<tracer_common::drop::DropKey, tracer_common::drop::DropCount> = HashMap::with_max_entries(16_384, 0);
+pub(crate) static DROPS: HashMap<tracer_common::drop::DropKey, tracer_common::drop::DropCount> =
+    HashMap::with_max_entries(16_384, 0);
 
 /// Arguments of a `tcp_v{4,6}_connect` call in progress, keyed by thread id.
 /// Inserted: connect entry hook (fentry / kprobe). Deleted and read: connect exit hook.
 /// Also read by the state hook: while an entry exists, the exit hook reports the failure.
 #[map]
-pub(crate) static CONNECT_ARGS: LruHashMap<u32, ConnectArgs> = LruHashMap::with_max_entries(16_384, 0);
+pub(crate) static CONNECT_ARGS: LruHashMap<u32, ConnectArgs> =
+    LruHashMap::with_max_entries(16_384, 0);
 
 /// The `struct sock *` argument of a kprobe'd call until its kretprobe runs, keyed by
 /// `calls::key()` (thread, or CPU for the idle task, and which call). Inserted: kprobe entries of

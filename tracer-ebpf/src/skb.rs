@@ -46,7 +46,8 @@ pub(crate) fn segment_into(skb: u64, out: &mut Endpoints) -> Result<(), ReadErro
     let first = Probe::load::<u8>(ip)?;
     let tcp = match first >> 4 {
         4 => {
-            if Probe::load::<u8>(ip + core::mem::offset_of!(Ipv4Hdr, proto) as u64)? != IPPROTO_TCP {
+            if Probe::load::<u8>(ip + core::mem::offset_of!(Ipv4Hdr, proto) as u64)? != IPPROTO_TCP
+            {
                 return Err(ReadError);
             }
             out.family = AF_INET;
@@ -61,7 +62,9 @@ pub(crate) fn segment_into(skb: u64, out: &mut Endpoints) -> Result<(), ReadErro
             ip + u64::from(first & 0x0f) * 4
         }
         6 => {
-            if Probe::load::<u8>(ip + core::mem::offset_of!(Ipv6Hdr, next_hdr) as u64)? != IPPROTO_TCP {
+            if Probe::load::<u8>(ip + core::mem::offset_of!(Ipv6Hdr, next_hdr) as u64)?
+                != IPPROTO_TCP
+            {
                 return Err(ReadError);
             }
             out.family = AF_INET6;
@@ -71,8 +74,12 @@ pub(crate) fn segment_into(skb: u64, out: &mut Endpoints) -> Result<(), ReadErro
         }
         _ => return Err(ReadError),
     };
-    out.sport = u16::from_be_bytes(Probe::load::<[u8; 2]>(tcp + core::mem::offset_of!(TcpHdr, source) as u64)?);
-    out.dport = u16::from_be_bytes(Probe::load::<[u8; 2]>(tcp + core::mem::offset_of!(TcpHdr, dest) as u64)?);
+    out.sport = u16::from_be_bytes(Probe::load::<[u8; 2]>(
+        tcp + core::mem::offset_of!(TcpHdr, source) as u64,
+    )?);
+    out.dport = u16::from_be_bytes(Probe::load::<[u8; 2]>(
+        tcp + core::mem::offset_of!(TcpHdr, dest) as u64,
+    )?);
     Ok(())
 }
 

@@ -52,7 +52,8 @@ impl Access for Probe {
     #[inline(always)]
     fn load_16(addr: u64, dst: &mut [u8; 16]) -> Result<(), ReadError> {
         // SAFETY: bpf_probe_read_kernel_buf checks the source address.
-        unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(addr as *const u8, dst) }.map_err(|_| ReadError)
+        unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(addr as *const u8, dst) }
+            .map_err(|_| ReadError)
     }
 
     #[inline(always)]
@@ -92,7 +93,11 @@ impl Access for Direct {
     fn tcp_sock(sk: u64) -> Result<TcpSock, ReadError> {
         // SAFETY: the helper checks the socket's type; NULL when it is not TCP.
         let tp = unsafe { aya_ebpf::helpers::bpf_skc_to_tcp_sock(sk as *mut core::ffi::c_void) };
-        if tp.is_null() { Err(ReadError) } else { Ok(TcpSock(tp as u64)) }
+        if tp.is_null() {
+            Err(ReadError)
+        } else {
+            Ok(TcpSock(tp as u64))
+        }
     }
 }
 
@@ -177,7 +182,10 @@ fn addresses_into<A: Access>(sk: u64, out: &mut Endpoints) -> Result<(), ReadErr
 /// `__sk_common` alone, its local port from `skc_num` (see `SockOffsets::num`). Every
 /// field of `out` is written.
 #[inline(always)]
-pub(crate) fn request_endpoints_into<A: Access>(req: u64, out: &mut Endpoints) -> Result<(), ReadError> {
+pub(crate) fn request_endpoints_into<A: Access>(
+    req: u64,
+    out: &mut Endpoints,
+) -> Result<(), ReadError> {
     // SAFETY: `out` is a valid, aligned `Endpoints`.
     unsafe { crate::mem::zero(out as *mut Endpoints) };
     out.family = read::<A, u16>(req, sock_off::family())?;
@@ -252,7 +260,12 @@ pub(crate) fn fin_received<A: Access>(sk: u64) -> Result<bool, ReadError> {
 /// unknown, and the SYN is inferred by comparing with the data put on the wire.
 /// Received: `bytes_received` (in-order bytes), less the peer's FIN when it arrived.
 #[inline(always)]
-pub(crate) fn byte_counts<A: Access>(sk: u64, tp: TcpSock, direction: u8, fin_acked: u8) -> Result<(u64, u64), ReadError> {
+pub(crate) fn byte_counts<A: Access>(
+    sk: u64,
+    tp: TcpSock,
+    direction: u8,
+    fin_acked: u8,
+) -> Result<(u64, u64), ReadError> {
     use tracer_common::close::{DIRECTION_ACTIVE, DIRECTION_PASSIVE};
     let tp = tp.0;
     let acked = read::<A, u64>(tp, sock_off::bytes_acked())?.saturating_sub(u64::from(fin_acked));
@@ -260,7 +273,8 @@ pub(crate) fn byte_counts<A: Access>(sk: u64, tp: TcpSock, direction: u8, fin_ac
         DIRECTION_ACTIVE => 1,
         DIRECTION_PASSIVE => 0,
         _ => {
-            let on_wire = read::<A, u64>(tp, sock_off::bytes_sent())?.saturating_sub(read::<A, u64>(tp, sock_off::bytes_retrans())?);
+            let on_wire = read::<A, u64>(tp, sock_off::bytes_sent())?
+                .saturating_sub(read::<A, u64>(tp, sock_off::bytes_retrans())?);
             u64::from(acked > on_wire)
         }
     };
@@ -338,17 +352,26 @@ pub(crate) fn read_u32<A: Access>(base: u64, offset: u32) -> Result<u32, ReadErr
 /// `rcv_nxt` once it arrived (`SOCK_DONE`), and in `copied_seq` once the application read
 /// the end of the stream, so "less the FIN" is a saturating subtraction either way.
 #[inline(always)]
-pub(crate) fn ending_into<A: Access>(sk: u64, tp: TcpSock, fin_acked: u8, out: &mut tracer_common::close::Ending) {
+pub(crate) fn ending_into<A: Access>(
+    sk: u64,
+    tp: TcpSock,
+    fin_acked: u8,
+    out: &mut tracer_common::close::Ending,
+) {
     use tracer_common::close::{ENDING_LINGER_ZERO, ENDING_READ, ENDING_ZERO_WINDOW};
     use tracer_common::tcp::{TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK};
     out.err = err::<A>(sk).unwrap_or(0);
     out.retransmits = read::<A, u8>(tp.0, sock_off::icsk_retransmits()).unwrap_or(0);
     out.probes_out = read::<A, u8>(tp.0, sock_off::icsk_probes_out()).unwrap_or(0);
-    let our_fin_queued = matches!(i32::from(out.old_state), TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING | TCP_LAST_ACK);
+    let our_fin_queued = matches!(
+        i32::from(out.old_state),
+        TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_CLOSING | TCP_LAST_ACK
+    );
     let our_fin_unacked = u32::from(our_fin_queued && fin_acked == 0);
     // Written straight into `out`, one read at a time: this runs at the end of the state
     // hook's deepest call chain, whose stack frames together must stay within 512 bytes.
-    let mut flags = if sequence_gaps_into::<A>(sk, tp, our_fin_unacked, out).is_ok() { ENDING_READ } else { 0 };
+    let mut flags =
+        if sequence_gaps_into::<A>(sk, tp, our_fin_unacked, out).is_ok() { ENDING_READ } else { 0 };
     if read::<A, u32>(tp.0, sock_off::snd_wnd()) == Ok(0) {
         flags |= ENDING_ZERO_WINDOW;
     }
@@ -364,7 +387,12 @@ pub(crate) fn ending_into<A: Access>(sk: u64, tp: TcpSock, fin_acked: u8, out: &
 
 /// `out.unacked_bytes` and `out.unread_bytes` (see `ending_into`); both 0 on an error.
 #[inline(always)]
-fn sequence_gaps_into<A: Access>(sk: u64, tp: TcpSock, our_fin_unacked: u32, out: &mut tracer_common::close::Ending) -> Result<(), ReadError> {
+fn sequence_gaps_into<A: Access>(
+    sk: u64,
+    tp: TcpSock,
+    our_fin_unacked: u32,
+    out: &mut tracer_common::close::Ending,
+) -> Result<(), ReadError> {
     out.unacked_bytes = 0;
     out.unread_bytes = 0;
     let write_seq = read::<A, u32>(tp.0, sock_off::write_seq())?;

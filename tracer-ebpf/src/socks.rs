@@ -21,7 +21,12 @@ const BPF_NOEXIST: u64 = 1;
 /// completes on another, and each may be first to insert), and the pointer is to that
 /// one. `None` if the map refused.
 #[inline(always)]
-pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&mut SockInfo)) -> Option<*mut SockInfo> {
+pub(crate) fn insert_new(
+    sk: u64,
+    direction: u8,
+    state_since_ns: u64,
+    init: impl FnOnce(&mut SockInfo),
+) -> Option<*mut SockInfo> {
     insert_fresh(sk, direction, state_since_ns, init)?;
     // Ours, or when the insert failed, someone else's (or none, if the map refused).
     SOCKS.get_ptr_mut(&sk)
@@ -30,7 +35,12 @@ pub(crate) fn insert_new(sk: u64, direction: u8, state_since_ns: u64, init: impl
 /// Puts a fresh entry for `sk` built by `init` (in per-CPU scratch space) in `SOCKS` if
 /// the key is new: whether it went in, or `None` when no scratch slot was free.
 #[inline(always)]
-fn insert_fresh(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&mut SockInfo)) -> Option<bool> {
+fn insert_fresh(
+    sk: u64,
+    direction: u8,
+    state_since_ns: u64,
+    init: impl FnOnce(&mut SockInfo),
+) -> Option<bool> {
     // SAFETY: the scratch slot is this program's alone until `with_scratch` returns.
     with_scratch(|scratch| unsafe {
         fresh(scratch, direction, state_since_ns);
@@ -43,7 +53,12 @@ fn insert_fresh(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&
 /// need the entry afterwards (one map lookup fewer than `insert_new`). False if the map
 /// refused.
 #[inline(always)]
-pub(crate) fn put(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce(&mut SockInfo)) -> bool {
+pub(crate) fn put(
+    sk: u64,
+    direction: u8,
+    state_since_ns: u64,
+    init: impl FnOnce(&mut SockInfo),
+) -> bool {
     // SAFETY: the scratch slot is this program's alone until `with_scratch` returns.
     with_scratch(|scratch| unsafe {
         fresh(scratch, direction, state_since_ns);
@@ -71,7 +86,8 @@ pub(crate) fn put(sk: u64, direction: u8, state_since_ns: u64, init: impl FnOnce
 /// finished its handshake nor was accepted (never a connection: see `state::on_change`).
 #[inline(always)]
 fn owed_an_event(old: &SockInfo) -> bool {
-    old.filtered_out == 0 && (old.direction != DIRECTION_PASSIVE || old.established_ns != 0 || old.task.pid != 0)
+    old.filtered_out == 0
+        && (old.direction != DIRECTION_PASSIVE || old.established_ns != 0 || old.task.pid != 0)
 }
 
 /// Puts `value` in `SOCKS` under `sk` if the key is new, counted (see `Counter::Tracked`):
@@ -203,7 +219,8 @@ pub(crate) fn get_or_track(sk: u64, old: i32, now: u64) -> Option<*mut SockInfo>
         return Some(p);
     }
     // A child socket born from a listener: we see its life from the start.
-    let (direction, since) = if old == crate::state::TCP_LISTEN || old == crate::state::TCP_SYN_RECV {
+    let (direction, since) = if old == crate::state::TCP_LISTEN || old == crate::state::TCP_SYN_RECV
+    {
         (DIRECTION_PASSIVE, if old == crate::state::TCP_LISTEN { now } else { 0 })
     } else {
         (DIRECTION_UNKNOWN, 0)

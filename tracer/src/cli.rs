@@ -357,7 +357,11 @@ impl ProbeArg {
 /// in the reader's RSS only once events have filled them, after start-up's peak.
 pub(crate) fn default_ring_bytes(events: u32) -> u32 {
     use tracer_common::event::{kind_bit, EventKind};
-    if events & kind_bit(EventKind::State) != 0 { 4 << 20 } else { 1 << 20 }
+    if events & kind_bit(EventKind::State) != 0 {
+        4 << 20
+    } else {
+        1 << 20
+    }
 }
 
 /// `--ring-buffer`: bytes with an optional K/M/G suffix; the kernel needs a power-of-two
@@ -373,7 +377,12 @@ fn parse_ring_size(text: &str) -> Result<u32, String> {
         return Err(format!("{text:?} is not a size (like 256K or 4M)"));
     }
     // Digits that overflow are a size too, only far too large.
-    let bytes = digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)).filter(|b| *b <= 1 << 30).ok_or("larger than 1G")?;
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|b| *b <= 1 << 30)
+        .ok_or("larger than 1G")?;
     if bytes < 4096 || !bytes.is_power_of_two() {
         return Err("must be a power of two of at least 4K (4096 bytes)".into());
     }
@@ -408,7 +417,9 @@ impl Cli {
         match &self.events {
             Some(list) => list.clone(),
             None if self.failed || self.min_latency.is_some() => vec![EventArg::Connect],
-            None => vec![EventArg::Connect, EventArg::Accept, EventArg::Close, EventArg::Retransmit],
+            None => {
+                vec![EventArg::Connect, EventArg::Accept, EventArg::Close, EventArg::Retransmit]
+            }
         }
     }
 }
@@ -416,13 +427,17 @@ impl Cli {
 /// `--listen`: an IP address and a port; no name lookups (a name could mean several
 /// addresses, and the exporter binds one).
 fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
-    text.parse().map_err(|_| format!("{:?} is not an IP address and port (like 127.0.0.1:9433 or [::1]:9433)", text))
+    text.parse().map_err(|_| {
+        format!("{:?} is not an IP address and port (like 127.0.0.1:9433 or [::1]:9433)", text)
+    })
 }
 
 /// A port (`80`) or an inclusive range (`8000-8100`); port 0 is not a port.
 fn parse_port_range(text: &str) -> Result<PortRange, String> {
     let port = |s: &str| match s.trim().parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("{text:?} is not a port or a range of ports (like 443 or 8000-8100)")),
+        Ok(0) | Err(_) => {
+            Err(format!("{text:?} is not a port or a range of ports (like 443 or 8000-8100)"))
+        }
         Ok(p) => Ok(p),
     };
     let (first, last) = match text.split_once('-') {
@@ -474,7 +489,8 @@ fn duration_in(text: &str, bare: Unit) -> Result<std::time::Duration, String> {
     if unit.is_empty() && !number.is_empty() && bare == Unit::Required {
         return Err(format!("{text:?} has no unit (like {text}ms, {text}us or {text}s)"));
     }
-    let n: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (like 30s, 500ms, 5m)"))?;
+    let n: f64 =
+        number.parse().map_err(|_| format!("{text:?} is not a duration (like 30s, 500ms, 5m)"))?;
     let seconds = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
@@ -505,7 +521,10 @@ mod tests {
         assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
         assert_eq!(parse_duration("1500ns"), Ok(Duration::from_nanos(1500)));
         assert_eq!(parse_latency("10ms"), Ok(Duration::from_millis(10)));
-        assert_eq!(parse_latency("10"), Err("\"10\" has no unit (like 10ms, 10us or 10s)".to_string()));
+        assert_eq!(
+            parse_latency("10"),
+            Err("\"10\" has no unit (like 10ms, 10us or 10s)".to_string())
+        );
         for bad in ["", "0", "0s", "-1s", "10x", "s", "1e999", "soon"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
@@ -524,7 +543,11 @@ mod tests {
         for args in [&["top", "--port", "80", "-p", "7"][..], &["--port", "80", "-p", "7", "top"]] {
             let cli = parse(args);
             assert!(matches!(cli.command, Some(Command::Top(_))), "{args:?}");
-            assert_eq!((cli.port.as_slice(), cli.pid.as_slice()), (&port_80[..], &[7][..]), "{args:?}");
+            assert_eq!(
+                (cli.port.as_slice(), cli.pid.as_slice()),
+                (&port_80[..], &[7][..]),
+                "{args:?}"
+            );
         }
         assert_eq!(parse(&["--max-connections", "2048", "serve"]).max_connections, 2048);
         assert_eq!(parse(&["serve", "--max-connections", "2048"]).max_connections, 2048);
@@ -562,9 +585,13 @@ mod tests {
     fn failed_and_min_latency_default_to_connect_events() {
         assert_eq!(parse(&["--failed"]).events(), [EventArg::Connect]);
         assert_eq!(parse(&["--min-latency", "1ms"]).events(), [EventArg::Connect]);
-        assert_eq!(parse(&["--failed", "-e", "connect,close"]).events(), [EventArg::Connect, EventArg::Close]);
+        assert_eq!(
+            parse(&["--failed", "-e", "connect,close"]).events(),
+            [EventArg::Connect, EventArg::Close]
+        );
         assert_eq!(parse(&[]).events().len(), 4);
-        let all: Vec<_> = parse(&["-e", "all"]).events().iter().flat_map(|e| e.kinds()).copied().collect();
+        let all: Vec<_> =
+            parse(&["-e", "all"]).events().iter().flat_map(|e| e.kinds()).copied().collect();
         assert_eq!(all.len(), 7);
         assert!(Cli::try_parse_from(["tcptrace", "-4", "-6"]).is_err());
     }
@@ -579,7 +606,10 @@ mod tests {
     fn state_events_get_a_bigger_default_ring() {
         use tracer_common::event::{kind_bit, EventKind};
         let bits = |kinds: &[EventKind]| kinds.iter().fold(0, |b, k| b | kind_bit(*k));
-        assert_eq!(default_ring_bytes(bits(&[EventKind::Connect, EventKind::Accept, EventKind::Close])), 1 << 20);
+        assert_eq!(
+            default_ring_bytes(bits(&[EventKind::Connect, EventKind::Accept, EventKind::Close])),
+            1 << 20
+        );
         assert_eq!(default_ring_bytes(bits(&[EventKind::Close, EventKind::State])), 4 << 20);
         assert_eq!(default_ring_bytes(0), 1 << 20);
     }

@@ -15,7 +15,10 @@ use tracer_common::{
     state::StateEvent,
 };
 
-use crate::event::{BytesSource, CloseInfo, ClosedBy, Comm, ConnectResult, Detail, Direction, Endpoints, Event, Owner, TcpState};
+use crate::event::{
+    BytesSource, CloseInfo, ClosedBy, Comm, ConnectResult, Detail, Direction, Endpoints, Event,
+    Owner, TcpState,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum Error {
@@ -89,8 +92,20 @@ pub(crate) fn endpoints(e: &addr::Endpoints) -> Result<Endpoints, Error> {
     Ok(Endpoints { laddr: ip(e.saddr)?, lport: e.sport, raddr: ip(e.daddr)?, rport: e.dport })
 }
 
-fn event(header: &EventHeader, ep: &addr::Endpoints, clock: Clock, detail: Detail) -> Result<Event, Error> {
-    Ok(Event { time_ns: clock.wall(header.ts_ns), sock: header.sock, owner: owner(header), endpoints: endpoints(ep)?, netns: header.netns, detail })
+fn event(
+    header: &EventHeader,
+    ep: &addr::Endpoints,
+    clock: Clock,
+    detail: Detail,
+) -> Result<Event, Error> {
+    Ok(Event {
+        time_ns: clock.wall(header.ts_ns),
+        sock: header.sock,
+        owner: owner(header),
+        endpoints: endpoints(ep)?,
+        netns: header.netns,
+        detail,
+    })
 }
 
 const fn nonzero(ns: u64) -> Option<Duration> {
@@ -107,8 +122,21 @@ pub(crate) fn decode(bytes: &[u8], clock: Clock) -> Result<Event, Error> {
     match EventKind::from_raw(header.kind) {
         Some(EventKind::Connect) => {
             let raw: connect::ConnectEvent = read(bytes)?;
-            let result = if raw.result == CONNECT_OK { ConnectResult::Ok } else { ConnectResult::Failed(raw.errno) };
-            event(&raw.header, &raw.endpoints, clock, Detail::Connect { latency: Duration::from_nanos(raw.latency_ns), result, syns_sent: raw.syns_sent })
+            let result = if raw.result == CONNECT_OK {
+                ConnectResult::Ok
+            } else {
+                ConnectResult::Failed(raw.errno)
+            };
+            event(
+                &raw.header,
+                &raw.endpoints,
+                clock,
+                Detail::Connect {
+                    latency: Duration::from_nanos(raw.latency_ns),
+                    result,
+                    syns_sent: raw.syns_sent,
+                },
+            )
         }
         Some(EventKind::Accept) => {
             let raw: AcceptEvent = read(bytes)?;
@@ -132,31 +160,49 @@ pub(crate) fn decode(bytes: &[u8], clock: Clock) -> Result<Event, Error> {
                     close::CLOSED_BY_REMOTE => ClosedBy::Remote,
                     _ => ClosedBy::Unknown,
                 },
-                bytes_source: if raw.bytes_source == close::BYTES_FROM_CALLS { BytesSource::Calls } else { BytesSource::Socket },
+                bytes_source: if raw.bytes_source == close::BYTES_FROM_CALLS {
+                    BytesSource::Calls
+                } else {
+                    BytesSource::Socket
+                },
                 ending: crate::end::Ending::classify(&raw.ending),
             };
             event(&raw.header, &raw.endpoints, clock, Detail::Close(info))
         }
         Some(EventKind::State) => {
             let raw: StateEvent = read(bytes)?;
-            let detail = Detail::State { old: TcpState(raw.old_state), new: TcpState(raw.new_state), in_old: nonzero(raw.in_old_state_ns) };
+            let detail = Detail::State {
+                old: TcpState(raw.old_state),
+                new: TcpState(raw.new_state),
+                in_old: nonzero(raw.in_old_state_ns),
+            };
             event(&raw.header, &raw.endpoints, clock, detail)
         }
         Some(EventKind::Retransmit) => {
             let raw: RetransmitEvent = read(bytes)?;
-            event(&raw.header, &raw.endpoints, clock, Detail::Retransmit {
-                state: TcpState(u32::from(raw.state)),
-                total_retrans: raw.total_retrans,
-                tail_loss_probe: raw.tail_loss_probe != 0,
-            })
+            event(
+                &raw.header,
+                &raw.endpoints,
+                clock,
+                Detail::Retransmit {
+                    state: TcpState(u32::from(raw.state)),
+                    total_retrans: raw.total_retrans,
+                    tail_loss_probe: raw.tail_loss_probe != 0,
+                },
+            )
         }
         Some(EventKind::Reset) => {
             let raw: tracer_common::reset::ResetEvent = read(bytes)?;
-            event(&raw.header, &raw.endpoints, clock, Detail::Reset {
-                sent: raw.direction == tracer_common::reset::RESET_SENT,
-                state: (raw.has_socket != 0).then_some(TcpState(u32::from(raw.state))),
-                reason: crate::end::reset_reason_name(raw.reason),
-            })
+            event(
+                &raw.header,
+                &raw.endpoints,
+                clock,
+                Detail::Reset {
+                    sent: raw.direction == tracer_common::reset::RESET_SENT,
+                    state: (raw.has_socket != 0).then_some(TcpState(u32::from(raw.state))),
+                    reason: crate::end::reset_reason_name(raw.reason),
+                },
+            )
         }
         // Drops are counted in a map, never sent as records (see `drops`).
         Some(EventKind::Drop) | None => Err(Error::UnknownKind(header.kind)),
@@ -181,8 +227,25 @@ mod tests {
         let mut daddr = [0u8; 16];
         daddr[..4].copy_from_slice(&[10, 1, 2, 3]);
         connect::ConnectEvent {
-            header: EventHeader { kind: EventKind::Connect as u32, pid: 42, tid: 43, uid: 1000, ts_ns: 5_000, sock: 0xffff_8880_1234_5600, comm, netns: 4_026_531_840, _pad: 0 },
-            endpoints: addr::Endpoints { saddr, daddr, sport: 40_000, dport: 443, family: AF_INET, _pad: 0 },
+            header: EventHeader {
+                kind: EventKind::Connect as u32,
+                pid: 42,
+                tid: 43,
+                uid: 1000,
+                ts_ns: 5_000,
+                sock: 0xffff_8880_1234_5600,
+                comm,
+                netns: 4_026_531_840,
+                _pad: 0,
+            },
+            endpoints: addr::Endpoints {
+                saddr,
+                daddr,
+                sport: 40_000,
+                dport: 443,
+                family: AF_INET,
+                _pad: 0,
+            },
             latency_ns: 1_234_567,
             result: CONNECT_FAILED,
             errno: 111,
@@ -202,7 +265,14 @@ mod tests {
         assert_eq!(c.endpoints.raddr.to_string(), "10.1.2.3");
         assert_eq!((c.endpoints.lport, c.endpoints.rport), (40_000, 443));
         assert_eq!(c.netns, 4_026_531_840);
-        assert_eq!(c.detail, Detail::Connect { latency: Duration::from_nanos(1_234_567), result: ConnectResult::Failed(111), syns_sent: 2 });
+        assert_eq!(
+            c.detail,
+            Detail::Connect {
+                latency: Duration::from_nanos(1_234_567),
+                result: ConnectResult::Failed(111),
+                syns_sent: 2
+            }
+        );
     }
 
     #[test]
@@ -274,7 +344,10 @@ mod tests {
         assert_eq!(decode(&full[..60], Clock::with_offset(0)), Err(Error::Short(60)));
         let mut unknown = sample();
         unknown.header.kind = 999;
-        assert_eq!(decode(&bytes_of(&unknown), Clock::with_offset(0)), Err(Error::UnknownKind(999)));
+        assert_eq!(
+            decode(&bytes_of(&unknown), Clock::with_offset(0)),
+            Err(Error::UnknownKind(999))
+        );
         let mut fam = sample();
         fam.endpoints.family = 1;
         assert_eq!(decode(&bytes_of(&fam), Clock::with_offset(0)), Err(Error::Family(1)));

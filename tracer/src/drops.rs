@@ -29,7 +29,12 @@ fn reason_name(raw: u32) -> Option<String> {
         return None;
     }
     let names = DROP_REASONS.get().map_or(&[][..], Vec::as_slice);
-    Some(names.iter().find(|(value, _)| *value == raw).map_or_else(|| format!("reason{raw}"), |(_, name)| name.clone()))
+    Some(
+        names
+            .iter()
+            .find(|(value, _)| *value == raw)
+            .map_or_else(|| format!("reason{raw}"), |(_, name)| name.clone()),
+    )
 }
 
 /// The kernel's map of drop counts, and what has been reported of each key.
@@ -45,8 +50,15 @@ impl Drops {
         if !wanted {
             return Ok(None);
         }
-        let map = tracer.ebpf.take_map("DROPS").ok_or_else(|| anyhow::anyhow!("DROPS map missing from the object"))?;
-        Ok(Some(Self { map: aya::maps::HashMap::try_from(map)?, reported: HashMap::new(), symbols: None }))
+        let map = tracer
+            .ebpf
+            .take_map("DROPS")
+            .ok_or_else(|| anyhow::anyhow!("DROPS map missing from the object"))?;
+        Ok(Some(Self {
+            map: aya::maps::HashMap::try_from(map)?,
+            reported: HashMap::new(),
+            symbols: None,
+        }))
     }
 
     /// One event for each key whose count grew since the last sweep, with the growth.
@@ -61,11 +73,17 @@ impl Drops {
             let grew = counted.count - *reported;
             *reported = counted.count;
             let Ok(endpoints) = crate::decode::endpoints(&key.endpoints) else { continue };
-            let location = (counted.location != 0).then(|| self.symbols.get_or_insert_with(Symbols::read).name(counted.location));
+            let location = (counted.location != 0)
+                .then(|| self.symbols.get_or_insert_with(Symbols::read).name(counted.location));
             events.push(Event {
                 time_ns: clock.wall(counted.last_ns),
                 sock: 0,
-                owner: owner_of(counted.task.pid, counted.task.tid, counted.task.uid, &counted.task.comm),
+                owner: owner_of(
+                    counted.task.pid,
+                    counted.task.tid,
+                    counted.task.uid,
+                    &counted.task.comm,
+                ),
                 endpoints,
                 netns: counted.netns,
                 detail: Detail::Drop {
@@ -121,7 +139,9 @@ mod tests {
 
     #[test]
     fn locations_are_named_by_the_symbol_below_them() {
-        let symbols = Symbols { sorted: vec![(0x1000, "tcp_v4_rcv".into()), (0x2000, "nf_hook_slow".into())] };
+        let symbols = Symbols {
+            sorted: vec![(0x1000, "tcp_v4_rcv".into()), (0x2000, "nf_hook_slow".into())],
+        };
         assert_eq!(symbols.name(0x1010), "tcp_v4_rcv+0x10");
         assert_eq!(symbols.name(0x2000), "nf_hook_slow+0x0");
         assert_eq!(symbols.name(0x10), "0x10");

@@ -24,8 +24,8 @@
 use tracer_common::{
     close::{Ending as RawEnding, ENDING_LINGER_ZERO, ENDING_READ, ENDING_ZERO_WINDOW},
     tcp::{
-        ECONNABORTED, ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2,
-        TCP_LAST_ACK, TCP_SYN_RECV, TCP_TIME_WAIT,
+        ECONNABORTED, ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT, TCP_CLOSE_WAIT, TCP_CLOSING,
+        TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_SYN_RECV, TCP_TIME_WAIT,
     },
 };
 
@@ -119,11 +119,12 @@ impl Ending {
             _ if retried && err != ECONNABORTED => End::Timeout,
             _ => End::Error,
         };
-        let timeout = (end == End::Timeout).then(|| match (probed, raw.flags & ENDING_ZERO_WINDOW != 0) {
-            (true, true) => Timeout::ZeroWindowProbes,
-            (true, false) => Timeout::Keepalive,
-            (false, _) => Timeout::Retransmissions,
-        });
+        let timeout =
+            (end == End::Timeout).then(|| match (probed, raw.flags & ENDING_ZERO_WINDOW != 0) {
+                (true, true) => Timeout::ZeroWindowProbes,
+                (true, false) => Timeout::Keepalive,
+                (false, _) => Timeout::Retransmissions,
+            });
         let read = raw.flags & ENDING_READ != 0;
         let reason = (end == End::ResetSent).then_some(()).and_then(|()| {
             // tcp_close() tests unread data first, then SO_LINGER.
@@ -163,14 +164,26 @@ pub(crate) fn reset_reason_name(raw: u32) -> Option<String> {
         return None;
     }
     let names = RESET_REASONS.get().map_or(&[][..], Vec::as_slice);
-    Some(names.iter().find(|(value, _)| *value == raw).map_or_else(|| format!("reason{raw}"), |(_, name)| name.clone()))
+    Some(
+        names
+            .iter()
+            .find(|(value, _)| *value == raw)
+            .map_or_else(|| format!("reason{raw}"), |(_, name)| name.clone()),
+    )
 }
 
 #[cfg(test)]
 impl Ending {
     /// An orderly close that lost nothing (for other modules' tests).
     pub(crate) const fn orderly() -> Self {
-        Self { end: End::Fin, errno: None, timeout: None, reason: None, unacked_bytes: Some(0), unread_bytes: Some(0) }
+        Self {
+            end: End::Fin,
+            errno: None,
+            timeout: None,
+            reason: None,
+            unacked_bytes: Some(0),
+            unread_bytes: Some(0),
+        }
     }
 }
 
@@ -190,14 +203,26 @@ mod tests {
     use super::*;
 
     fn raw(old: i32, err: i32) -> RawEnding {
-        RawEnding { err, unacked_bytes: 0, unread_bytes: 0, old_state: old as u8, retransmits: 0, probes_out: 0, flags: ENDING_READ }
+        RawEnding {
+            err,
+            unacked_bytes: 0,
+            unread_bytes: 0,
+            old_state: old as u8,
+            retransmits: 0,
+            probes_out: 0,
+            flags: ENDING_READ,
+        }
     }
 
     #[test]
     fn an_orderly_close_is_fin_from_every_closing_state() {
         for old in [TCP_FIN_WAIT2, TCP_CLOSING, TCP_LAST_ACK] {
             let e = Ending::classify(&raw(old, 0));
-            assert_eq!((e.end, e.errno, e.reason, e.timeout), (End::Fin, None, None, None), "from {old}");
+            assert_eq!(
+                (e.end, e.errno, e.reason, e.timeout),
+                (End::Fin, None, None, None),
+                "from {old}"
+            );
         }
     }
 
@@ -237,7 +262,10 @@ mod tests {
         let mut soft = raw(TCP_ESTABLISHED, 113);
         soft.retransmits = 5;
         let e = Ending::classify(&soft);
-        assert_eq!((e.end, e.errno, e.timeout), (End::Timeout, Some(113), Some(Timeout::Retransmissions)));
+        assert_eq!(
+            (e.end, e.errno, e.timeout),
+            (End::Timeout, Some(113), Some(Timeout::Retransmissions))
+        );
         assert_eq!(Ending::classify(&raw(TCP_ESTABLISHED, 113)).end, End::Error);
     }
 

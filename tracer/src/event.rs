@@ -140,10 +140,13 @@ impl ConnectResult {
             Self::Ok => (None, None),
             Self::Failed(errno) => {
                 let (end, timeout) = crate::end::of_failed_connect(errno);
-                (Some(end.name()), match timeout {
-                    Some(t) => Some(t.name()),
-                    None => None,
-                })
+                (
+                    Some(end.name()),
+                    match timeout {
+                        Some(t) => Some(t.name()),
+                        None => None,
+                    },
+                )
             }
         }
     }
@@ -218,7 +221,9 @@ impl CloseInfo {
     pub(crate) fn bytes_written(&self) -> Option<u64> {
         match self.bytes_source {
             BytesSource::Calls => Some(self.bytes_sent),
-            BytesSource::Socket => self.ending.unacked_bytes.map(|u| self.bytes_sent.saturating_add(u)),
+            BytesSource::Socket => {
+                self.ending.unacked_bytes.map(|u| self.bytes_sent.saturating_add(u))
+            }
         }
     }
 
@@ -227,7 +232,9 @@ impl CloseInfo {
     pub(crate) fn bytes_read(&self) -> Option<u64> {
         match self.bytes_source {
             BytesSource::Calls => Some(self.bytes_received),
-            BytesSource::Socket => self.ending.unread_bytes.map(|u| self.bytes_received.saturating_sub(u)),
+            BytesSource::Socket => {
+                self.ending.unread_bytes.map(|u| self.bytes_received.saturating_sub(u))
+            }
         }
     }
 }
@@ -235,25 +242,48 @@ impl CloseInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Detail {
     /// `syns_sent`: the SYN and its retransmissions; 0 when `connect()` failed before one.
-    Connect { latency: Duration, result: ConnectResult, syns_sent: u32 },
+    Connect {
+        latency: Duration,
+        result: ConnectResult,
+        syns_sent: u32,
+    },
     Accept,
     Close(CloseInfo),
-    State { old: TcpState, new: TcpState, in_old: Option<Duration> },
+    State {
+        old: TcpState,
+        new: TcpState,
+        in_old: Option<Duration>,
+    },
     /// `tail_loss_probe`: the probe timer resent the last segment before any loss was
     /// detected (RFC 8985), rather than a retransmission after loss or a timeout.
-    Retransmit { state: TcpState, total_retrans: u32, tail_loss_probe: bool },
+    Retransmit {
+        state: TcpState,
+        total_retrans: u32,
+        tail_loss_probe: bool,
+    },
     /// A RST sent or received. `state`: the socket's, `None` without a socket; `reason`:
     /// the kernel's name for why it was sent (Linux 6.10+), `None` where it gives none.
-    Reset { sent: bool, state: Option<TcpState>, reason: Option<String> },
+    Reset {
+        sent: bool,
+        state: Option<TcpState>,
+        reason: Option<String>,
+    },
     /// `count` TCP segments of one connection, direction and reason dropped since the last
     /// drop event of the same (at most one a second). `state`: the socket's, `None` when
     /// the segment had none; `reason`: the kernel's name (Linux 5.17+); `location`: where
     /// the kernel freed the last one, as a symbol (tracepoint family only).
-    Drop { outgoing: bool, state: Option<TcpState>, reason: Option<String>, count: u64, location: Option<String> },
+    Drop {
+        outgoing: bool,
+        state: Option<TcpState>,
+        reason: Option<String>,
+        count: u64,
+        location: Option<String>,
+    },
 }
 
 /// The event types by name, in alphabetical order (the summary line lists them so).
-pub(crate) const KINDS: [&str; 7] = ["accept", "close", "connect", "drop", "reset", "retransmit", "state"];
+pub(crate) const KINDS: [&str; 7] =
+    ["accept", "close", "connect", "drop", "reset", "retransmit", "state"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Event {

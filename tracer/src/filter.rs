@@ -29,7 +29,11 @@ pub(crate) fn from_cli(cli: &Cli) -> Result<Filter, UsageError> {
         *slot = *pid;
     }
     filter.pid_count = cli.pid.len() as u32;
-    for (set, ranges, flag) in [(&mut filter.ports, &cli.port, "--port"), (&mut filter.lports, &cli.lport, "--lport"), (&mut filter.rports, &cli.rport, "--rport")] {
+    for (set, ranges, flag) in [
+        (&mut filter.ports, &cli.port, "--port"),
+        (&mut filter.lports, &cli.lport, "--lport"),
+        (&mut filter.rports, &cli.rport, "--rport"),
+    ] {
         *set = PortSet::default();
         for range in ranges {
             if !set.push(*range) {
@@ -73,10 +77,19 @@ fn options_apply_to_events(cli: &Cli) -> Result<(), UsageError> {
     let needs = [
         (cli.failed, "--failed", EventArg::Connect, "connect"),
         (cli.min_latency.is_some(), "--min-latency", EventArg::Connect, "connect"),
-        (cli.bytes.is_some_and(|b| b != BytesArg::Socket), "--bytes calls", EventArg::Close, "close"),
+        (
+            cli.bytes.is_some_and(|b| b != BytesArg::Socket),
+            "--bytes calls",
+            EventArg::Close,
+            "close",
+        ),
     ];
-    match needs.into_iter().find(|(given, _, kind, _)| *given && !events.contains(kind) && !events.contains(&EventArg::All)) {
-        Some((_, option, _, name)) => Err(UsageError(format!("{option} applies to {name} events, and -e leaves them out"))),
+    match needs.into_iter().find(|(given, _, kind, _)| {
+        *given && !events.contains(kind) && !events.contains(&EventArg::All)
+    }) {
+        Some((_, option, _, name)) => {
+            Err(UsageError(format!("{option} applies to {name} events, and -e leaves them out")))
+        }
         None => Ok(()),
     }
 }
@@ -85,15 +98,20 @@ fn options_apply_to_events(cli: &Cli) -> Result<(), UsageError> {
 /// inode number of its directory in the cgroup2 file system.
 fn cgroup_id(path: &Path) -> Result<u64, UsageError> {
     use std::os::{linux::fs::MetadataExt, unix::ffi::OsStrExt};
-    let unknown = |why: &str| UsageError(format!("unknown cgroup path {}: {why}", crate::loader::shown(path)));
+    let unknown = |why: &str| {
+        UsageError(format!("unknown cgroup path {}: {why}", crate::loader::shown(path)))
+    };
     let meta = std::fs::metadata(path).map_err(|e| unknown(&e.to_string()))?;
     if !meta.is_dir() {
         return Err(unknown("not a directory"));
     }
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| unknown("has a NUL"))?;
+    let c_path =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| unknown("has a NUL"))?;
     // SAFETY: statfs on a NUL-terminated path into a zeroed struct.
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c_path.as_ptr(), &raw mut fs) } != 0 || fs.f_type != CGROUP2_SUPER_MAGIC {
+    if unsafe { libc::statfs(c_path.as_ptr(), &raw mut fs) } != 0
+        || fs.f_type != CGROUP2_SUPER_MAGIC
+    {
         return Err(unknown("not in a cgroup v2 file system"));
     }
     Ok(meta.st_ino())
@@ -113,7 +131,9 @@ const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 /// among the ones it can see is then taken as given, and stderr says it was not checked.
 fn netns_inode(given: &str) -> Result<u32, UsageError> {
     use std::os::{fd::AsRawFd, linux::fs::MetadataExt};
-    let bad = |why: &dyn std::fmt::Display| UsageError(format!("--netns {}: {why}", crate::loader::shown(Path::new(given))));
+    let bad = |why: &dyn std::fmt::Display| {
+        UsageError(format!("--netns {}: {why}", crate::loader::shown(Path::new(given))))
+    };
     if given.is_empty() {
         return Err(bad(&"empty"));
     }
@@ -123,18 +143,24 @@ fn netns_inode(given: &str) -> Result<u32, UsageError> {
         };
         return match netns_held(u64::from(inode)) {
             Held::Yes => Ok(inode),
-            Held::No { hidden: 0 } => Err(bad(&"no process or `ip netns` name is in a network namespace with that inode number")),
+            Held::No { hidden: 0 } => Err(bad(
+                &"no process or `ip netns` name is in a network namespace with that inode number",
+            )),
             Held::No { hidden } => {
-                let (what, them) = if hidden == 1 { ("process is", "it") } else { ("processes are", "them") };
+                let (what, them) =
+                    if hidden == 1 { ("process is", "it") } else { ("processes are", "them") };
                 say!("tcptrace: --netns {inode}: not checked: no process tcptrace can see is in that namespace, and the namespaces of {hidden} {what} hidden from it (seeing {them} takes CAP_SYS_PTRACE)");
                 Ok(inode)
             }
         };
     }
     let by_name = !given.contains('/');
-    let path = if by_name { Path::new("/run/netns").join(given) } else { Path::new(given).to_path_buf() };
+    let path =
+        if by_name { Path::new("/run/netns").join(given) } else { Path::new(given).to_path_buf() };
     let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound if by_name => bad(&"no such `ip netns` name (in /run/netns) or file"),
+        std::io::ErrorKind::NotFound if by_name => {
+            bad(&"no such `ip netns` name (in /run/netns) or file")
+        }
         _ => bad(&e),
     })?;
     // SAFETY: an ioctl without argument on a file this function holds open.
@@ -159,7 +185,9 @@ enum Held {
     /// Not by any this process can see; `hidden`: processes whose namespace it may not
     /// look at, for want of CAP_SYS_PTRACE (0 when it has it: what it cannot see then is
     /// kept from root too, as a sandbox may keep its PID 1).
-    No { hidden: usize },
+    No {
+        hidden: usize,
+    },
 }
 
 /// Whether a process (`/proc/PID/ns/net`) or an `ip netns` name is in the network
@@ -168,7 +196,9 @@ fn netns_held(inode: u64) -> Held {
     use std::os::linux::fs::MetadataExt;
     let mut hidden = 0;
     let mut any_in = |dir: &str, tail: &str| {
-        std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| match std::fs::metadata(entry.path().join(tail)) {
+        std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| match std::fs::metadata(
+            entry.path().join(tail),
+        ) {
             Ok(m) => m.st_ino() == inode,
             Err(e) => {
                 hidden += usize::from(e.kind() == std::io::ErrorKind::PermissionDenied);
@@ -188,7 +218,9 @@ fn netns_held(inode: u64) -> Held {
 /// A `--btf` that names no readable file is the user's mistake, like an unknown cgroup;
 /// what the file holds is judged when it is parsed.
 fn btf_file(path: &Path) -> Result<(), UsageError> {
-    let bad = |why: &dyn std::fmt::Display| UsageError(format!("--btf {}: {why}", crate::loader::shown(path)));
+    let bad = |why: &dyn std::fmt::Display| {
+        UsageError(format!("--btf {}: {why}", crate::loader::shown(path)))
+    };
     match std::fs::File::open(path).and_then(|f| f.metadata()) {
         Ok(meta) if meta.is_file() => Ok(()),
         Ok(_) => Err(bad(&"not a file")),
@@ -203,13 +235,33 @@ mod tests {
     use super::*;
 
     fn build(args: &[&str]) -> Result<Filter, UsageError> {
-        from_cli(&Cli::try_parse_from(std::iter::once("tcptrace").chain(args.iter().copied())).expect("parses"))
+        from_cli(
+            &Cli::try_parse_from(std::iter::once("tcptrace").chain(args.iter().copied()))
+                .expect("parses"),
+        )
     }
 
     #[test]
     fn flags_land_in_the_kernel_filter() {
-        let f = build(&["-p", "10", "-p", "20", "--port", "80", "--rport", "8000-8100", "-c", "curl", "-u", "1000", "-6", "--failed", "--min-latency", "2ms"])
-            .expect("valid");
+        let f = build(&[
+            "-p",
+            "10",
+            "-p",
+            "20",
+            "--port",
+            "80",
+            "--rport",
+            "8000-8100",
+            "-c",
+            "curl",
+            "-u",
+            "1000",
+            "-6",
+            "--failed",
+            "--min-latency",
+            "2ms",
+        ])
+        .expect("valid");
         assert_eq!((f.pid_count, f.pids[0], f.pids[1]), (2, 10, 20));
         assert!(f.ports.contains(80) && !f.ports.contains(81));
         assert!(f.lports.is_any());
@@ -223,12 +275,27 @@ mod tests {
     /// As bcc's tools take them: `-p 10,20`, `--port 80,443`.
     #[test]
     fn comma_separated_values_are_several() {
-        let f = build(&["-p", "10,20", "--port", "80,443,8000-8100", "--lport", "22", "--lport", "2222,3333"]).expect("valid");
+        let f = build(&[
+            "-p",
+            "10,20",
+            "--port",
+            "80,443,8000-8100",
+            "--lport",
+            "22",
+            "--lport",
+            "2222,3333",
+        ])
+        .expect("valid");
         assert_eq!((f.pid_count, f.pids[0], f.pids[1]), (2, 10, 20));
-        assert!([80, 443, 8000, 8100].iter().all(|p| f.ports.contains(*p)) && !f.ports.contains(444));
+        assert!(
+            [80, 443, 8000, 8100].iter().all(|p| f.ports.contains(*p)) && !f.ports.contains(444)
+        );
         assert!([22, 2222, 3333].iter().all(|p| f.lports.contains(*p)) && !f.lports.contains(23));
         let nine: Vec<String> = (1..=9).map(|p| p.to_string()).collect();
-        assert_eq!(build(&["--rport", &nine.join(",")]).expect_err("9 ports").to_string(), "at most 8 --rport values (see --help)");
+        assert_eq!(
+            build(&["--rport", &nine.join(",")]).expect_err("9 ports").to_string(),
+            "at most 8 --rport values (see --help)"
+        );
     }
 
     #[test]
@@ -238,24 +305,36 @@ mod tests {
         for p in &pids {
             args.extend(["-p", p.as_str()]);
         }
-        assert_eq!(build(&args).expect_err("9 pids").to_string(), "at most 8 --pid values (see --help)");
+        assert_eq!(
+            build(&args).expect_err("9 pids").to_string(),
+            "at most 8 --pid values (see --help)"
+        );
         let err = build(&["--cgroup", "/nonexistent"]).expect_err("no such cgroup").to_string();
         assert!(err.starts_with("unknown cgroup path /nonexistent: "), "{err}");
         let err = build(&["--cgroup", "/tmp"]).expect_err("not a cgroup").to_string();
         assert!(err.starts_with("unknown cgroup path /tmp: not in a cgroup v2"), "{err}");
         let err = build(&["--btf", "/nonexistent"]).expect_err("no such BTF file").to_string();
         assert!(err.starts_with("--btf /nonexistent: No such file"), "{err}");
-        assert_eq!(build(&["--btf", "/tmp"]).expect_err("a directory").to_string(), "--btf /tmp: not a file (see --help)");
+        assert_eq!(
+            build(&["--btf", "/tmp"]).expect_err("a directory").to_string(),
+            "--btf /tmp: not a file (see --help)"
+        );
     }
 
     #[test]
     fn netns_is_an_inode_number_or_a_namespace_file() {
         use std::os::linux::fs::MetadataExt;
         let own = std::fs::metadata("/proc/self/ns/net").expect("own netns").st_ino();
-        assert_eq!(u64::from(build(&["--netns", "/proc/self/ns/net"]).expect("a netns file").netns), own);
+        assert_eq!(
+            u64::from(build(&["--netns", "/proc/self/ns/net"]).expect("a netns file").netns),
+            own
+        );
         assert_eq!(u64::from(build(&["--netns", &own.to_string()]).expect("a number").netns), own);
         assert_eq!(build(&[]).expect("no filter").netns, 0);
-        let mnt = std::fs::metadata("/proc/self/ns/mnt").expect("own mount namespace").st_ino().to_string();
+        let mnt = std::fs::metadata("/proc/self/ns/mnt")
+            .expect("own mount namespace")
+            .st_ino()
+            .to_string();
         for (given, error) in [
             ("0", "--netns 0: not a namespace inode number (1 to 4294967295) (see --help)".to_string()),
             ("4294967296", "--netns 4294967296: not a namespace inode number (1 to 4294967295) (see --help)".to_string()),
@@ -271,5 +350,4 @@ mod tests {
             assert_eq!(build(&["--netns", given]).expect_err(given).to_string(), error);
         }
     }
-
 }

@@ -50,7 +50,10 @@ fn main() -> ExitCode {
         let ignored = cli.trace_only_options();
         if !ignored.is_empty() {
             let verb = if ignored.len() == 1 { "does" } else { "do" };
-            say!("tcptrace: {} {verb} not apply to `tcptrace {name}` (see --help)", ignored.join(", "));
+            say!(
+                "tcptrace: {} {verb} not apply to `tcptrace {name}` (see --help)",
+                ignored.join(", ")
+            );
             return ExitCode::from(2);
         }
     }
@@ -77,7 +80,12 @@ fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`tcptrace | head`, `--list-probes | head -1`): a normal end.
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             say!("tcptrace: {err:#}");
             ExitCode::from(if err.downcast_ref::<filter::UsageError>().is_some() { 2 } else { 1 })
@@ -95,7 +103,8 @@ fn print_generated(command: &cli::Command) -> std::io::Result<()> {
             // Into memory first: `generate` panics when it cannot write.
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut definition, "tcptrace", &mut script);
-            std::io::Write::write_all(&mut out, &script).and_then(|()| std::io::Write::flush(&mut out))
+            std::io::Write::write_all(&mut out, &script)
+                .and_then(|()| std::io::Write::flush(&mut out))
         }
         cli::Command::Man => man_page(definition, &mut out),
         cli::Command::Top(_) | cli::Command::Serve(_) => Ok(()),
@@ -108,7 +117,9 @@ fn print_generated(command: &cli::Command) -> std::io::Result<()> {
 fn man_page(mut definition: clap::Command, out: &mut impl std::io::Write) -> std::io::Result<()> {
     definition.build();
     let examples = definition.get_after_help().map(|h| h.to_string()).unwrap_or_default();
-    let main = clap_mangen::Man::new(definition.clone().after_help(None::<&str>).disable_help_subcommand(true));
+    let main = clap_mangen::Man::new(
+        definition.clone().after_help(None::<&str>).disable_help_subcommand(true),
+    );
     main.render_title(out)?;
     main.render_name_section(out)?;
     main.render_synopsis_section(out)?;
@@ -119,14 +130,24 @@ fn man_page(mut definition: clap::Command, out: &mut impl std::io::Write) -> std
         let title: &'static str = format!("tcptrace {}", sub.get_name()).leak();
         let heading: &'static str = format!("{} OPTIONS", title.to_uppercase()).leak();
         writeln!(out, ".SH \"{}\"", title.to_uppercase())?;
-        for line in sub.get_long_about().or(sub.get_about()).map(|a| a.to_string()).unwrap_or_default().lines() {
+        for line in sub
+            .get_long_about()
+            .or(sub.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+            .lines()
+        {
             writeln!(out, "{}", roff_line(line))?;
         }
         // Its own options only: the global ones are the main command's, above.
-        let own: Vec<clap::Arg> =
-            sub.get_arguments().filter(|a| !a.is_global_set() && !a.is_hide_set() && a.get_id() != "help").map(|a| a.clone().help_heading(heading)).collect();
+        let own: Vec<clap::Arg> = sub
+            .get_arguments()
+            .filter(|a| !a.is_global_set() && !a.is_hide_set() && a.get_id() != "help")
+            .map(|a| a.clone().help_heading(heading))
+            .collect();
         if !own.is_empty() {
-            let page = clap_mangen::Man::new(clap::Command::new(title).args(own).disable_help_flag(true));
+            let page =
+                clap_mangen::Man::new(clap::Command::new(title).args(own).disable_help_flag(true));
             page.render_options_section(out)?;
         }
     }
@@ -142,7 +163,11 @@ fn man_page(mut definition: clap::Command, out: &mut impl std::io::Write) -> std
 /// made literal.
 fn roff_line(line: &str) -> String {
     let escaped = line.replace('\\', "\\e").replace('-', "\\-");
-    if escaped.starts_with('.') || escaped.starts_with('\'') { format!("\\&{escaped}") } else { escaped }
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
 }
 
 /// clap's message on one line: what is wrong, and the lines that say what would be right
@@ -157,7 +182,11 @@ fn one_line_usage_error(text: &str) -> String {
         .collect();
     let line = words.join(" ");
     let line = line.trim_start_matches("error: ");
-    if line.is_empty() { "invalid arguments".to_string() } else { line.to_string() }
+    if line.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        line.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -165,7 +194,10 @@ mod tests {
     #[test]
     fn usage_errors_keep_what_would_be_right_on_one_line() {
         let missing = "error: the following required arguments were not provided:\n  <SHELL>\n\nUsage: tcptrace completions <SHELL>\n\nFor more information, try '--help'.\n";
-        assert_eq!(super::one_line_usage_error(missing), "the following required arguments were not provided: <SHELL>");
+        assert_eq!(
+            super::one_line_usage_error(missing),
+            "the following required arguments were not provided: <SHELL>"
+        );
         let value = "error: invalid value 'xml' for '--output <FORMAT>'\n  [possible values: table, plain, json, csv]\n\nFor more information, try '--help'.\n";
         assert_eq!(super::one_line_usage_error(value), "invalid value 'xml' for '--output <FORMAT>' [possible values: table, plain, json, csv]");
         assert_eq!(super::one_line_usage_error(""), "invalid arguments");

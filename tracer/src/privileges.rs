@@ -37,11 +37,14 @@ pub(crate) fn has_effective(cap: u32) -> bool {
 
 /// Ok when the process may trace; otherwise the one-line reason.
 pub(crate) fn check() -> Result<(), String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
     let caps = effective_caps(&status).ok_or("cannot read capabilities from /proc/self/status")?;
     match missing(caps) {
         None => Ok(()),
-        Some(what) => Err(format!("tracing needs root, or CAP_BPF and CAP_PERFMON (missing: {what})")),
+        Some(what) => {
+            Err(format!("tracing needs root, or CAP_BPF and CAP_PERFMON (missing: {what})"))
+        }
     }
 }
 
@@ -60,7 +63,11 @@ pub(crate) fn perf_events_note(reasons: &str, forced: bool) -> Option<String> {
 }
 
 fn perf_events_note_for(caps: u64, paranoid: i32, forced: bool) -> Option<String> {
-    let ways_out = if forced { "add it, set the sysctl to 2, or let --probe auto pick hooks attached without perf events" } else { "add it, or set the sysctl to 2" };
+    let ways_out = if forced {
+        "add it, set the sysctl to 2, or let --probe auto pick hooks attached without perf events"
+    } else {
+        "add it, or set the sysctl to 2"
+    };
     (paranoid > 2 && caps >> CAP_SYS_ADMIN & 1 == 0)
         .then(|| format!("kernel.perf_event_paranoid is {paranoid}, which on this kernel keeps perf events (kprobes, tracepoints) for CAP_SYS_ADMIN: {ways_out}"))
 }
@@ -84,9 +91,14 @@ mod tests {
     fn the_perf_events_note_is_for_paranoid_3_without_sys_admin_only() {
         let bpf_perfmon = 1 << CAP_BPF | 1 << CAP_PERFMON;
         let forced = perf_events_note_for(bpf_perfmon, 3, true).unwrap_or_default();
-        assert!(forced.starts_with("kernel.perf_event_paranoid is 3, ") && forced.ends_with(", or let --probe auto pick hooks attached without perf events"));
+        assert!(
+            forced.starts_with("kernel.perf_event_paranoid is 3, ")
+                && forced
+                    .ends_with(", or let --probe auto pick hooks attached without perf events")
+        );
         // Already automatic: no advice to be.
-        assert!(perf_events_note_for(bpf_perfmon, 3, false).is_some_and(|n| n.ends_with(": add it, or set the sysctl to 2")));
+        assert!(perf_events_note_for(bpf_perfmon, 3, false)
+            .is_some_and(|n| n.ends_with(": add it, or set the sysctl to 2")));
         assert_eq!(perf_events_note_for(bpf_perfmon, 2, true), None);
         assert_eq!(perf_events_note_for(bpf_perfmon | 1 << CAP_SYS_ADMIN, 3, true), None);
     }

@@ -26,7 +26,11 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         return list_probes(&loader::btf_path(cli.btf.as_ref()));
     }
     let config = Config {
-        events: cli.events().iter().flat_map(|e| e.kinds()).fold(0, |bits, &kind| bits | kind_bit(kind)),
+        events: cli
+            .events()
+            .iter()
+            .flat_map(|e| e.kinds())
+            .fold(0, |bits, &kind| bits | kind_bit(kind)),
         count_calls: u32::from(cli.bytes == Some(BytesArg::Calls)),
         live: 0,
         count_states: 0,
@@ -44,7 +48,8 @@ pub(crate) fn load(cli: &Cli, config: Config) -> Result<loader::Tracer> {
     let filter = crate::filter::from_cli(cli)?;
     privileges::check().map_err(anyhow::Error::msg)?;
     let btf = loader::btf_path(cli.btf.as_ref());
-    let ring_bytes = cli.ring_buffer.unwrap_or_else(|| crate::cli::default_ring_bytes(config.events));
+    let ring_bytes =
+        cli.ring_buffer.unwrap_or_else(|| crate::cli::default_ring_bytes(config.events));
     let request = loader::Request {
         btf_path: &btf,
         filter,
@@ -55,10 +60,19 @@ pub(crate) fn load(cli: &Cli, config: Config) -> Result<loader::Tracer> {
     };
     let tracer = loader::load(&request)?;
     if cli.verbose {
-        say!("tcptrace: ring buffer {} KiB{}", ring_bytes / 1024, if cli.ring_buffer.is_some() { "" } else { " (default)" });
+        say!(
+            "tcptrace: ring buffer {} KiB{}",
+            ring_bytes / 1024,
+            if cli.ring_buffer.is_some() { "" } else { " (default)" }
+        );
         for c in &tracer.choices {
-            let passed: Vec<String> = c.passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect();
-            let why = if passed.is_empty() { String::new() } else { format!(" (passed over: {})", passed.join("; ")) };
+            let passed: Vec<String> =
+                c.passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect();
+            let why = if passed.is_empty() {
+                String::new()
+            } else {
+                format!(" (passed over: {})", passed.join("; "))
+            };
             say!("tcptrace: hook {}: {} [{}]{why}", c.hook.name(), c.family, c.target);
         }
     }
@@ -66,16 +80,36 @@ pub(crate) fn load(cli: &Cli, config: Config) -> Result<loader::Tracer> {
 }
 
 /// The trace proper: events to stdout until a signal, the pipe's end, `-d` or `-n`.
-fn trace(cli: &Cli, tracer: &mut loader::Tracer, runtime: &tokio::runtime::Runtime, signals: StopSignals) -> Result<()> {
-    let mode = cli.output.unwrap_or(if io::stdout().is_terminal() { OutputMode::Table } else { OutputMode::Plain });
+fn trace(
+    cli: &Cli,
+    tracer: &mut loader::Tracer,
+    runtime: &tokio::runtime::Runtime,
+    signals: StopSignals,
+) -> Result<()> {
+    let mode = cli.output.unwrap_or(if io::stdout().is_terminal() {
+        OutputMode::Table
+    } else {
+        OutputMode::Plain
+    });
     let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
-    let mut printer = Printer::new(io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()), mode, tz, !cli.no_header).home_netns(crate::filter::own_netns());
+    let mut printer = Printer::new(
+        io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+        mode,
+        tz,
+        !cli.no_header,
+    )
+    .home_netns(crate::filter::own_netns());
     if cli.relative {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         printer = printer.relative_to(u64::try_from(now.as_nanos()).unwrap_or(0));
     }
     let stop = Stop { after: cli.duration, events: cli.count };
-    let wants_drops = cli.events().iter().flat_map(|e| e.kinds()).any(|k| *k == tracer_common::event::EventKind::Drop);
+    let wants_drops = cli
+        .events()
+        .iter()
+        .flat_map(|e| e.kinds())
+        .any(|k| *k == tracer_common::event::EventKind::Drop);
     let result = runtime.block_on(async {
         let source = Source::new(tracer)?;
         let drops = crate::drops::Drops::take(tracer, wants_drops)?;
@@ -85,7 +119,9 @@ fn trace(cli: &Cli, tracer: &mut loader::Tracer, runtime: &tokio::runtime::Runti
         // Connections the kernel still tracks: after every traced connection has closed,
         // this is back to zero (the map is bounded anyway; this shows nothing leaks).
         match tracked_connections(tracer) {
-            Ok((all, owned)) => say!("tcptrace: connections tracked at exit: {all} ({owned} with a known owner)"),
+            Ok((all, owned)) => {
+                say!("tcptrace: connections tracked at exit: {all} ({owned} with a known owner)")
+            }
             Err(e) => say!("tcptrace: cannot read the connection map: {e:#}"),
         }
     }
@@ -110,16 +146,30 @@ impl Tally {
     /// The line printed on stderr at exit: events per type, what was lost and why.
     pub(crate) fn summary(&self, end: &Losses) -> String {
         let seen: u64 = self.per_kind.iter().sum();
-        let kinds: Vec<String> =
-            crate::event::KINDS.iter().zip(self.per_kind).filter(|&(_, n)| n > 0).map(|(k, n)| format!("{k} {n}")).collect();
-        let kinds = if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
-        format!("tcptrace: {seen} events{kinds}; {}; filtered in the kernel {}{}", end.describe(), end.filtered, undecodable_note(self.undecodable))
+        let kinds: Vec<String> = crate::event::KINDS
+            .iter()
+            .zip(self.per_kind)
+            .filter(|&(_, n)| n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let kinds =
+            if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
+        format!(
+            "tcptrace: {seen} events{kinds}; {}; filtered in the kernel {}{}",
+            end.describe(),
+            end.filtered,
+            undecodable_note(self.undecodable)
+        )
     }
 }
 
 /// "; N undecodable" for the exit summaries, or nothing when every record decoded.
 pub(crate) fn undecodable_note(undecodable: u64) -> String {
-    if undecodable > 0 { format!("; {undecodable} undecodable") } else { String::new() }
+    if undecodable > 0 {
+        format!("; {undecodable} undecodable")
+    } else {
+        String::new()
+    }
 }
 
 /// Losses as the kernel side counted them.
@@ -175,7 +225,12 @@ impl Losses {
     }
 
     pub(crate) fn lost(&self) -> u64 {
-        self.ring_full + self.read_errors + self.missed_runs + self.state_gaps + self.map_errors + self.forgotten
+        self.ring_full
+            + self.read_errors
+            + self.missed_runs
+            + self.state_gaps
+            + self.map_errors
+            + self.forgotten
     }
 
     /// The loss part of the summary, e.g. `lost 3 (ring buffer full 3, ...)`; a hint
@@ -336,7 +391,8 @@ async fn pump<W: Write>(
     // sent, and a connection still tracked afterwards really had not ended (before, a
     // close in the gap between the two was neither printed nor tracked).
     tracer.stop_hooks();
-    drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left, None).context(WRITING)?;
+    drain(source.ring.get_mut(), &mut printer, clock, &mut tally, &mut left, None)
+        .context(WRITING)?;
     print_drops(drops.as_mut(), &mut printer, clock, &mut tally, &mut left).context(WRITING)?;
     let end = final_losses(&source.losses);
     say!("{}", tally.summary(&end));
@@ -370,7 +426,8 @@ fn print_drops<W: Write>(
 /// Entries in the kernel's per-connection map: (all, with a known owner).
 fn tracked_connections(tracer: &loader::Tracer) -> Result<(usize, usize)> {
     let map = tracer.ebpf.map("SOCKS").context("SOCKS map missing")?;
-    let socks: aya::maps::HashMap<_, u64, tracer_common::conn::SockInfo> = aya::maps::HashMap::try_from(map)?;
+    let socks: aya::maps::HashMap<_, u64, tracer_common::conn::SockInfo> =
+        aya::maps::HashMap::try_from(map)?;
     let mut all = 0;
     let mut owned = 0;
     for entry in socks.iter() {
@@ -396,14 +453,15 @@ fn list_probes(btf: &std::path::Path) -> Result<()> {
             let sizes = loader::Sizes { ring_bytes: 4096, max_connections: 1024 };
             let mut ebpf = loader::load_object(&facts, &Filter::default(), &config, sizes)?;
             let options = loader::family::Options { btf_tracepoints: true };
-            let (status, detail) = match loader::family::attach(&mut ebpf, &facts, hook, family, options) {
-                Ok(target) if first => {
-                    first = false;
-                    ("chosen", target.to_string())
-                }
-                Ok(target) => ("works", target.to_string()),
-                Err(why) => ("fails", why),
-            };
+            let (status, detail) =
+                match loader::family::attach(&mut ebpf, &facts, hook, family, options) {
+                    Ok(target) if first => {
+                        first = false;
+                        ("chosen", target.to_string())
+                    }
+                    Ok(target) => ("works", target.to_string()),
+                    Err(why) => ("fails", why),
+                };
             writeln!(out, "{:<10} {:<11} {:<7} {}", hook.name(), family, status, detail)?;
         }
     }

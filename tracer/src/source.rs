@@ -1,8 +1,8 @@
 //! Reading the kernel side: the ring buffer (woken through tokio's `AsyncFd`) and the
 //! per-CPU counters of what could not be delivered.
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
 use anyhow::Context;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     signal::unix::{signal, Signal, SignalKind},
@@ -19,11 +19,15 @@ pub(crate) struct Source {
 impl Source {
     /// Must run inside the tokio runtime (the ring buffer fd is registered with it).
     pub(crate) fn new(tracer: &mut Tracer) -> anyhow::Result<Self> {
-        let ring = tracer.ebpf.take_map("EVENTS").ok_or_else(|| anyhow::anyhow!("EVENTS map missing from the object"))?;
+        let ring = tracer
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| anyhow::anyhow!("EVENTS map missing from the object"))?;
         let ring = RingBuf::try_from(ring)?;
         // SAFETY: the RingBuf owns its map fd and keeps it open for as long as it lives,
         // which is as long as the AsyncFd that owns it.
-        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| e.into_parts().1)?;
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
         Ok(Self { ring, losses: LossCounters::new(tracer)? })
     }
 }
@@ -42,7 +46,8 @@ impl StopSignals {
     /// cleanly once it starts. Each is kept until `recv` is polled in `runtime`.
     pub(crate) fn install(runtime: &tokio::runtime::Runtime) -> anyhow::Result<Self> {
         let _in_runtime = runtime.enter();
-        let listen = |number| signal(SignalKind::from_raw(number)).context("installing the signal handlers");
+        let listen =
+            |number| signal(SignalKind::from_raw(number)).context("installing the signal handlers");
         let [a, b, c] = STOP_SIGNALS;
         Ok(Self([listen(a)?, listen(b)?, listen(c)?]))
     }
@@ -60,7 +65,10 @@ impl StopSignals {
 
 /// The single-threaded tokio runtime the trace and `serve` run on.
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the tokio runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
 }
 
 /// A timer for `-d`: fires after `after`, or never (a century) without it.
@@ -82,7 +90,10 @@ pub(crate) struct LossCounters {
 
 impl LossCounters {
     pub(crate) fn new(tracer: &mut Tracer) -> anyhow::Result<Self> {
-        let counters = tracer.ebpf.take_map("COUNTERS").ok_or_else(|| anyhow::anyhow!("COUNTERS map missing from the object"))?;
+        let counters = tracer
+            .ebpf
+            .take_map("COUNTERS")
+            .ok_or_else(|| anyhow::anyhow!("COUNTERS map missing from the object"))?;
         let programs = crate::loader::stats::counted_programs(&tracer.ebpf);
         let Some(aya::maps::Map::LruHashMap(socks)) = tracer.ebpf.map("SOCKS") else {
             anyhow::bail!("SOCKS map missing from the object");

@@ -65,7 +65,12 @@ impl Tracker {
     }
 
     /// `resets`: resets seen so far, by socket; those of the closed connections are taken.
-    fn rows(&mut self, live: &[Counts], closed: Vec<Counts>, resets: &mut HashMap<u64, u32>) -> Vec<Row> {
+    fn rows(
+        &mut self,
+        live: &[Counts],
+        closed: Vec<Counts>,
+        resets: &mut HashMap<u64, u32>,
+    ) -> Vec<Row> {
         let now = Instant::now();
         let secs = now.duration_since(self.last).as_secs_f64().max(1e-3);
         self.last = now;
@@ -182,7 +187,8 @@ impl Source {
                     rx: info.received_bytes,
                     retrans: info.total_retrans,
                     srtt_us: info.srtt_us,
-                    age: (info.established_ns != 0).then(|| Duration::from_nanos(now_ns.saturating_sub(info.established_ns))),
+                    age: (info.established_ns != 0)
+                        .then(|| Duration::from_nanos(now_ns.saturating_sub(info.established_ns))),
                 })
             })
             .collect()
@@ -226,7 +232,12 @@ impl Source {
 }
 
 pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
-    let config = Config { events: kind_bit(EventKind::Close) | kind_bit(EventKind::Reset), count_calls: 1, live: 1, count_states: 0 };
+    let config = Config {
+        events: kind_bit(EventKind::Close) | kind_bit(EventKind::Reset),
+        count_calls: 1,
+        live: 1,
+        count_states: 0,
+    };
     // Before the programs load, as the trace's (see `StopSignals`): a stop signal sent in
     // the first moments ends the view at its first look.
     let handler: extern "C" fn(libc::c_int) = on_signal;
@@ -238,7 +249,14 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
     let losses = crate::source::LossCounters::new(&mut tracer)?;
     let socks = tracer.ebpf.take_map("SOCKS").context("SOCKS map missing")?;
     let ring = tracer.ebpf.take_map("EVENTS").context("EVENTS map missing")?;
-    let mut source = Source { socks: BpfHashMap::try_from(socks)?, ring: RingBuf::try_from(ring)?, clock: Clock::now(), losses, undecodable: 0, resets: HashMap::new() };
+    let mut source = Source {
+        socks: BpfHashMap::try_from(socks)?,
+        ring: RingBuf::try_from(ring)?,
+        clock: Clock::now(),
+        losses,
+        undecodable: 0,
+        resets: HashMap::new(),
+    };
     if cli.verbose {
         say!("tcptrace: tracing; Ctrl-C to stop");
     }
@@ -261,13 +279,20 @@ fn should_stop(end: Option<Instant>) -> bool {
 }
 
 /// Sleeps until `deadline` in short steps, collecting close events; false when told to stop.
-fn wait_until(deadline: Instant, end: Option<Instant>, source: &mut Source, closed: &mut Vec<Counts>) -> bool {
+fn wait_until(
+    deadline: Instant,
+    end: Option<Instant>,
+    source: &mut Source,
+    closed: &mut Vec<Counts>,
+) -> bool {
     while Instant::now() < deadline {
         if should_stop(end) {
             return false;
         }
         closed.extend(source.closed());
-        std::thread::sleep(Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())),
+        );
     }
     closed.extend(source.closed());
     true
@@ -290,7 +315,11 @@ fn batch(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Result<()
         writeln!(out, "{time} connections {} lost {}", rows.len(), source.lost())?;
         writeln!(out, "PID COMM LADDR LPORT RADDR RPORT TX_BPS RX_BPS TX_BYTES RX_BYTES RETRANS RESETS SRTT_US AGE_MS STATE")?;
         for r in &rows {
-            let (pid, comm) = if r.owner.known() { (r.owner.pid.to_string(), crate::printer::column_safe(&r.owner.comm)) } else { ("-".into(), "-".into()) };
+            let (pid, comm) = if r.owner.known() {
+                (r.owner.pid.to_string(), crate::printer::column_safe(&r.owner.comm))
+            } else {
+                ("-".into(), "-".into())
+            };
             writeln!(
                 out,
                 "{pid} {comm} {} {} {} {} {:.0} {:.0} {} {} {} {} {} {} {}",
@@ -321,7 +350,11 @@ struct TerminalGuard;
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
         let _ = crossterm::terminal::disable_raw_mode();
-        let _ = crossterm::execute!(io::stdout(), crossterm::terminal::LeaveAlternateScreen, crossterm::cursor::Show);
+        let _ = crossterm::execute!(
+            io::stdout(),
+            crossterm::terminal::LeaveAlternateScreen,
+            crossterm::cursor::Show
+        );
     }
 }
 
@@ -336,7 +369,8 @@ fn interactive(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Res
     crossterm::terminal::enable_raw_mode()?;
     let _guard = TerminalGuard;
     crossterm::execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
-    let mut terminal = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(io::stdout()))?;
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(io::stdout()))?;
     let mut tracker = Tracker::new();
     let mut sort_key = args.sort;
     let mut filter = String::new();
@@ -452,7 +486,16 @@ mod tests {
     fn counts_of(sock: u64, port: u16, tx: u64, rx: u64) -> Counts {
         let owner = Owner { pid: 7, tid: 7, uid: 0, comm: "x".into() };
         let ip = "127.0.0.1".parse().expect("ip");
-        Counts { sock, owner, endpoints: Endpoints { laddr: ip, lport: port, raddr: ip, rport: 80 }, tx, rx, retrans: 0, srtt_us: 0, age: None }
+        Counts {
+            sock,
+            owner,
+            endpoints: Endpoints { laddr: ip, lport: port, raddr: ip, rport: 80 },
+            tx,
+            rx,
+            retrans: 0,
+            srtt_us: 0,
+            age: None,
+        }
     }
 
     /// Two network namespaces can each hold a connection with the same addresses and
@@ -460,9 +503,17 @@ mod tests {
     #[test]
     fn connections_alike_but_for_their_socket_are_two_rows() {
         let mut t = Tracker::new();
-        t.rows(&[counts_of(1, 9, 100, 0), counts_of(2, 9, 1_000, 0)], Vec::new(), &mut HashMap::new());
+        t.rows(
+            &[counts_of(1, 9, 100, 0), counts_of(2, 9, 1_000, 0)],
+            Vec::new(),
+            &mut HashMap::new(),
+        );
         t.last = Instant::now() - Duration::from_secs(1);
-        let rows = t.rows(&[counts_of(1, 9, 200, 0), counts_of(2, 9, 1_000, 0)], Vec::new(), &mut HashMap::new());
+        let rows = t.rows(
+            &[counts_of(1, 9, 200, 0), counts_of(2, 9, 1_000, 0)],
+            Vec::new(),
+            &mut HashMap::new(),
+        );
         let mut rates: Vec<u64> = rows.iter().map(|r| r.tx_rate.round() as u64).collect();
         rates.sort_unstable();
         assert_eq!(rates.len(), 2);
@@ -491,7 +542,10 @@ mod tests {
         let mut t = Tracker::new();
         let mut resets = HashMap::from([(1, 1), (2, 2)]);
         let rows = t.rows(&[counts(1, 0, 0)], vec![counts(2, 0, 0)], &mut resets);
-        assert_eq!(rows.iter().map(|r| (r.endpoints.lport, r.resets)).collect::<Vec<_>>(), [(1, 1), (2, 2)]);
+        assert_eq!(
+            rows.iter().map(|r| (r.endpoints.lport, r.resets)).collect::<Vec<_>>(),
+            [(1, 1), (2, 2)]
+        );
         assert_eq!(resets, HashMap::from([(1, 1)]), "the closed one's taken");
     }
 
@@ -506,17 +560,32 @@ mod tests {
         t.seen.get_mut(&2).expect("seen").since -= Duration::from_secs(5);
         let closed = Counts { age: Some(Duration::from_secs(91)), ..counts(1, 0, 0) };
         let second = t.rows(&[counts(2, 0, 0)], vec![closed], &mut HashMap::new());
-        assert_eq!(second.iter().map(|r| (r.endpoints.lport, r.age.as_secs(), r.closed)).collect::<Vec<_>>(), [(2, 5, false), (1, 91, true)]);
+        assert_eq!(
+            second
+                .iter()
+                .map(|r| (r.endpoints.lport, r.age.as_secs(), r.closed))
+                .collect::<Vec<_>>(),
+            [(2, 5, false), (1, 91, true)]
+        );
     }
 
     #[test]
     fn sorting_and_filtering() {
         let mut t = Tracker::new();
-        let mut rows = t.rows(&[counts(1, 5, 0), counts(2, 500, 0), counts(3, 50, 9000)], Vec::new(), &mut HashMap::new());
+        let mut rows = t.rows(
+            &[counts(1, 5, 0), counts(2, 500, 0), counts(3, 50, 9000)],
+            Vec::new(),
+            &mut HashMap::new(),
+        );
         sort(&mut rows, SortKey::Total);
         assert_eq!(rows.iter().map(|r| r.endpoints.lport).collect::<Vec<_>>(), [3, 2, 1]);
         sort(&mut rows, SortKey::Tx);
         assert_eq!(rows[0].endpoints.lport, 2);
-        assert!(matches(&rows[0], "") && matches(&rows[0], "127.0") && matches(&rows[0], "80") && !matches(&rows[0], "nginx"));
+        assert!(
+            matches(&rows[0], "")
+                && matches(&rows[0], "127.0")
+                && matches(&rows[0], "80")
+                && !matches(&rows[0], "nginx")
+        );
     }
 }

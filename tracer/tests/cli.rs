@@ -20,7 +20,11 @@ fn every_failure_is_one_line_with_its_exit_code() {
     let _serial = serial();
     // A family no hook can use on this kernel: the host has no kprobes; Debian's 6.1 has
     // no sock_send_length tracepoint for per-call byte counting.
-    let no_family: &[&str] = if in_vm() { &["--probe", "tracepoint", "--bytes", "calls"] } else { &["--probe", "kprobe"] };
+    let no_family: &[&str] = if in_vm() {
+        &["--probe", "tracepoint", "--bytes", "calls"]
+    } else {
+        &["--probe", "kprobe"]
+    };
     let cases: &[(&[&str], Option<u32>, i32, &str)] = &[
         (&["--bogus"], None, 2, "tcptrace: unexpected argument '--bogus' found (see --help)"),
         (&["--port", "70000"], None, 2, "tcptrace: invalid value '70000' for '--port <PORTS>'"),
@@ -96,7 +100,10 @@ fn every_failure_is_one_line_with_its_exit_code() {
     let addr = taken.local_addr().expect("addr").to_string();
     let (got, out, err) = run_to_end(&["serve", "--listen", &addr], None);
     assert_eq!((got, out.as_str()), (1, ""), "{err}");
-    assert_eq!(err, format!("tcptrace: cannot listen on {addr}: Address already in use (os error 98)\n"));
+    assert_eq!(
+        err,
+        format!("tcptrace: cannot listen on {addr}: Address already in use (os error 98)\n")
+    );
     // The hook that fails says why each family was refused.
     let (_, _, err) = run_to_end(no_family, None);
     assert!(err.contains("no hook family attaches on this kernel"), "{err}");
@@ -121,17 +128,29 @@ fn a_full_or_closed_output_stream_never_panics() {
     let full = || std::process::Stdio::from(std::fs::File::create("/dev/full").expect("/dev/full"));
     let piped = std::process::Stdio::piped;
     let (code, err) = run(&["completions", "bash"], full(), piped());
-    assert_eq!((code, err.as_str()), (Some(1), "tcptrace: writing to stdout: No space left on device (os error 28)\n"));
+    assert_eq!(
+        (code, err.as_str()),
+        (Some(1), "tcptrace: writing to stdout: No space left on device (os error 28)\n")
+    );
     // The trace's events, and top's snapshots: said what was being written.
     let (code, err) = run(&["-d", "1"], full(), piped());
-    assert_eq!((code, err.as_str()), (Some(1), "tcptrace: writing the events to stdout: No space left on device (os error 28)\n"));
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            Some(1),
+            "tcptrace: writing the events to stdout: No space left on device (os error 28)\n"
+        )
+    );
     if common::calls_mode_available() {
         // After its usual last line, what was lost (nothing).
         let (code, err) = run(&["top", "-b", "-n", "1", "-i", "100ms"], full(), piped());
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(code, Some(1), "{err}");
         assert!(lines.len() == 2 && lines[0].starts_with("tcptrace: lost 0 ("), "{err}");
-        assert_eq!(lines[1], "tcptrace: writing the snapshots to stdout: No space left on device (os error 28)");
+        assert_eq!(
+            lines[1],
+            "tcptrace: writing the snapshots to stdout: No space left on device (os error 28)"
+        );
     }
     // Usage errors, the trace's own lines (-v, the summary) and top's: nowhere to go.
     assert_eq!(run(&["-p", "x"], piped(), full()).0, Some(2));
@@ -188,10 +207,18 @@ fn count_prints_that_many_events_then_exits_zero() {
     let pids_seen: Vec<i64> = run
         .out
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON")["pid"].as_i64().expect("pid"))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("JSON")["pid"]
+                .as_i64()
+                .expect("pid")
+        })
         .collect();
     assert_eq!(pids_seen, [i64::from(run.pids[0]), i64::from(run.pids[1])]);
-    assert!(run.stderr.iter().any(|l| l.starts_with("tcptrace: 2 events (connect 2)")), "{:?}", run.stderr);
+    assert!(
+        run.stderr.iter().any(|l| l.starts_with("tcptrace: 2 events (connect 2)")),
+        "{:?}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -201,7 +228,11 @@ fn duration_stops_on_its_own_with_the_summary() {
     let run = trace_connects("json", &["-d", if common::in_vm() { "6s" } else { "2s" }], 1);
     let event: serde_json::Value = serde_json::from_str(run.out.trim()).expect("one JSON line");
     assert_eq!(event["pid"], run.pids[0]);
-    assert!(run.stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")), "{:?}", run.stderr);
+    assert!(
+        run.stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")),
+        "{:?}",
+        run.stderr
+    );
 }
 
 /// `-d` ends `top` and `serve` too, each with its closing line on stderr.
@@ -222,14 +253,18 @@ fn duration_ends_top_and_serve_too() {
             .args(args)
             .output()
             .expect("run timeout");
-        let stderr: Vec<String> = String::from_utf8_lossy(&out.stderr).lines().map(String::from).collect();
+        let stderr: Vec<String> =
+            String::from_utf8_lossy(&out.stderr).lines().map(String::from).collect();
         if args[0] == "top" && !common::calls_mode_available() {
             common::assert_calls_mode_refused(&stderr);
             continue;
         }
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr:?}");
         let end = stderr.last().map_or("", String::as_str);
-        assert!(end.starts_with(last) && end.contains("lost 0 (ring buffer full 0,"), "{args:?}: {stderr:?}");
+        assert!(
+            end.starts_with(last) && end.contains("lost 0 (ring buffer full 0,"),
+            "{args:?}: {stderr:?}"
+        );
     }
 }
 
@@ -237,10 +272,17 @@ fn duration_ends_top_and_serve_too() {
 fn csv_has_a_header_row_unless_told_not_to() {
     let _serial = serial();
     for header in [true, false] {
-        let run = trace_connects("csv", if header { &["-n", "1"] } else { &["-n", "1", "--no-header"] }, 1);
+        let run = trace_connects(
+            "csv",
+            if header { &["-n", "1"] } else { &["-n", "1", "--no-header"] },
+            1,
+        );
         let mut lines: Vec<&str> = run.out.lines().collect();
         if header {
-            assert_eq!(lines.remove(0).split(',').take(4).collect::<Vec<_>>(), ["type", "time", "time_ns", "pid"]);
+            assert_eq!(
+                lines.remove(0).split(',').take(4).collect::<Vec<_>>(),
+                ["type", "time", "time_ns", "pid"]
+            );
         }
         assert_eq!(lines.len(), 1, "{}", run.out);
         let cells: Vec<&str> = lines[0].split(',').collect();
@@ -273,7 +315,10 @@ fn a_reader_that_goes_away_ends_tcptrace_quietly() {
     let (code, _, stderr) = trace.wait_for_exit();
     assert_eq!(code, Some(0), "{stderr:?}");
     // Nothing but what -v (which the harness passes) always says at exit.
-    assert!(stderr.iter().all(|l| l.starts_with("tcptrace: connections tracked at exit")), "{stderr:?}");
+    assert!(
+        stderr.iter().all(|l| l.starts_with("tcptrace: connections tracked at exit")),
+        "{stderr:?}"
+    );
 
     // On a quiet machine no write fails: tcptrace notices the reader's end by itself.
     let mut trace = Trace::start_as("plain", &["-e", "connect", "--port", &port]);
@@ -283,12 +328,17 @@ fn a_reader_that_goes_away_ends_tcptrace_quietly() {
     drop(reader);
     let (code, _, stderr) = trace.wait_for_exit();
     assert_eq!(code, Some(0), "{stderr:?}");
-    assert!(stderr.iter().all(|l| l.starts_with("tcptrace: connections tracked at exit")), "{stderr:?}");
+    assert!(
+        stderr.iter().all(|l| l.starts_with("tcptrace: connections tracked at exit")),
+        "{stderr:?}"
+    );
 }
 
 #[test]
 fn completions_and_man_page_come_from_the_command_line_definition() {
-    for (shell, marker) in [("bash", "_tcptrace()"), ("zsh", "#compdef tcptrace"), ("fish", "complete -c tcptrace")] {
+    for (shell, marker) in
+        [("bash", "_tcptrace()"), ("zsh", "#compdef tcptrace"), ("fish", "complete -c tcptrace")]
+    {
         let (code, out, err) = run_to_end(&["completions", shell], Some(NOBODY));
         assert_eq!((code, err.as_str()), (0, ""), "{shell}");
         assert!(out.contains(marker), "{shell}: {out}");
@@ -327,7 +377,20 @@ fn relative_times_count_from_the_start() {
 fn table_output_sizes_and_sigterm() {
     let _serial = serial();
     let (listener, port) = listener_and_port();
-    let mut trace = Trace::start_as("table", &["-t", "--max-connections", "2048", "--ring-buffer", "64K", "-e", "connect", "--port", &port]);
+    let mut trace = Trace::start_as(
+        "table",
+        &[
+            "-t",
+            "--max-connections",
+            "2048",
+            "--ring-buffer",
+            "64K",
+            "-e",
+            "connect",
+            "--port",
+            &port,
+        ],
+    );
     let mut reader = std::io::BufReader::new(trace.take_stdout());
     let pids = connects(&listener, 1);
     let mut header = String::new();
@@ -361,9 +424,14 @@ fn sighup_ends_a_trace_cleanly() {
     trace.signal(libc::SIGHUP);
     let (code, stdout, stderr) = trace.wait_for_exit();
     assert_eq!(code, Some(0), "{stderr:?}");
-    let events: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let events: Vec<serde_json::Value> =
+        stdout.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
     assert_eq!(events.len(), 1, "{stdout}");
-    assert_eq!((&events[0]["type"], &events[0]["pid"]), (&serde_json::json!("connect"), &serde_json::json!(pids[0])), "{stdout}");
+    assert_eq!(
+        (&events[0]["type"], &events[0]["pid"]),
+        (&serde_json::json!("connect"), &serde_json::json!(pids[0])),
+        "{stdout}"
+    );
     assert!(stderr.iter().any(|l| l.starts_with("tcptrace: 1 events (connect 1)")), "{stderr:?}");
 }
 
@@ -407,19 +475,30 @@ fn stopped_while_loading(args: &[&str]) {
     let pid = child.id() as i32;
     let catches_sigterm = || {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).map(|m| u64::from_str_radix(m.trim(), 16).unwrap_or(0));
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .map(|m| u64::from_str_radix(m.trim(), 16).unwrap_or(0));
         caught.is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !catches_sigterm() {
-        assert!(std::time::Instant::now() < deadline && child.try_wait().expect("poll").is_none(), "tcptrace never caught SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline && child.try_wait().expect("poll").is_none(),
+            "tcptrace never caught SIGTERM"
+        );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     // SAFETY: signalling our own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     let programs = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("its fds")
-        .filter(|fd| fd.as_ref().ok().and_then(|fd| std::fs::read_link(fd.path()).ok()).is_some_and(|l| l.as_os_str() == "anon_inode:bpf-prog"))
+        .filter(|fd| {
+            fd.as_ref()
+                .ok()
+                .and_then(|fd| std::fs::read_link(fd.path()).ok())
+                .is_some_and(|l| l.as_os_str() == "anon_inode:bpf-prog")
+        })
         .count();
     // SAFETY: as above.
     unsafe {

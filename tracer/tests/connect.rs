@@ -124,7 +124,11 @@ fn pid_filter_keeps_that_process_and_drops_another() {
 
     assert_eq!(done.of("connect", wanted_pid).len(), 1, "{:?}", done.events);
     assert_eq!(done.of("connect", other_pid).len(), 0, "{:?}", done.events);
-    assert!(done.events.iter().all(|e| e["pid"] == wanted_pid), "only the filtered pid: {:?}", done.events);
+    assert!(
+        done.events.iter().all(|e| e["pid"] == wanted_pid),
+        "only the filtered pid: {:?}",
+        done.events
+    );
 }
 
 #[test]
@@ -146,7 +150,9 @@ fn port_filter_keeps_that_port_and_drops_another() {
     assert_eq!(events[0]["rport"], kept_addr.port());
     assert_eq!(done.of("connect", dropped_pid).len(), 0, "{:?}", done.events);
     assert!(
-        done.events.iter().all(|e| e["lport"] == kept_addr.port() || e["rport"] == kept_addr.port()),
+        done.events
+            .iter()
+            .all(|e| e["lport"] == kept_addr.port() || e["rport"] == kept_addr.port()),
         "only the filtered port: {:?}",
         done.events
     );
@@ -196,7 +202,10 @@ fn list_probes_matches_what_forcing_each_family_does() {
             let (code, _, err) = run_to_end(&["--probe", family], None);
             assert_eq!(code, 1, "{err}");
             assert_eq!(err.lines().count(), 1, "one line: {err}");
-            assert!(err.starts_with("tcptrace: hook state: no hook family attaches on this kernel ("), "{err}");
+            assert!(
+                err.starts_with("tcptrace: hook state: no hook family attaches on this kernel ("),
+                "{err}"
+            );
         }
     }
 }
@@ -227,12 +236,24 @@ fn a_simultaneous_open_is_a_connect_like_any_other() {
     let me = std::process::id() as i32;
     let connects = done.of("connect", me);
     assert_eq!(connects.len(), 1, "{:?}", done.events);
-    assert_eq!((&connects[0]["result"], &connects[0]["lport"], &connects[0]["rport"]), (&"ok".into(), &port.into(), &port.into()));
+    assert_eq!(
+        (&connects[0]["result"], &connects[0]["lport"], &connects[0]["rport"]),
+        (&"ok".into(), &port.into(), &port.into())
+    );
     let closes = done.of("close", me);
     assert_eq!(closes.len(), 1, "{:?}", done.events);
-    assert_eq!((&closes[0]["direction"], &closes[0]["closed_by"]), (&"active".into(), &"local".into()), "{:?}", closes[0]);
+    assert_eq!(
+        (&closes[0]["direction"], &closes[0]["closed_by"]),
+        (&"active".into(), &"local".into()),
+        "{:?}",
+        closes[0]
+    );
     assert_eq!(done.events.len(), 2, "{:?}", done.events);
-    let tracked = done.stderr.iter().find_map(|l| l.strip_prefix("tcptrace: connections tracked at exit: ")).unwrap_or_default();
+    let tracked = done
+        .stderr
+        .iter()
+        .find_map(|l| l.strip_prefix("tcptrace: connections tracked at exit: "))
+        .unwrap_or_default();
     assert!(tracked.starts_with("0 "), "{tracked:?} {:?}", done.stderr);
 }
 
@@ -277,8 +298,12 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
         let (server, _) = listener.accept().expect("accept");
         client_ports.push(client.local_addr().expect("addr").port());
         // This connection's two entries, by direction.
-        let ours: Vec<(u64, u8)> =
-            socks.iter().filter_map(Result::ok).filter(|(_, v)| v.task.pid == me).map(|(k, v)| (k, v.direction)).collect();
+        let ours: Vec<(u64, u8)> = socks
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, v)| v.task.pid == me)
+            .map(|(k, v)| (k, v.direction))
+            .collect();
         assert_eq!(ours.len(), 2, "one entry per end: {ours:?}");
         for &(key, direction) in &ours {
             if planted.contains(&key) {
@@ -286,7 +311,11 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
                     client_hits += 1;
                 } else {
                     child_hits += 1;
-                    *(if planted_direction == DIRECTION_ACTIVE { &mut child_hits_active } else { &mut child_hits_passive }) += 1;
+                    *(if planted_direction == DIRECTION_ACTIVE {
+                        &mut child_hits_active
+                    } else {
+                        &mut child_hits_passive
+                    }) += 1;
                 }
             }
         }
@@ -306,7 +335,8 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
         // Both ends' addresses, freed now: entries as an established connection whose
         // CLOSE was never seen would have left them.
         let now = common::monotonic_ns();
-        planted_direction = if tries % 2 == 1 { DIRECTION_ACTIVE } else { tracer_common::close::DIRECTION_PASSIVE };
+        planted_direction =
+            if tries % 2 == 1 { DIRECTION_ACTIVE } else { tracer_common::close::DIRECTION_PASSIVE };
         let mut stale = SockInfo::unknown(planted_direction, now - 1_000_000);
         (stale.task.pid, stale.task.tid) = (STALE_PID, STALE_PID);
         (stale.syn_sent_ns, stale.established_ns) = (now - 2_000_000, now - 1_000_000);
@@ -320,13 +350,31 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
     let stale: Vec<_> = done.events.iter().filter(|e| e["pid"] == STALE_PID).collect();
     assert!(stale.is_empty(), "events of the stale entries' owner: {stale:?}");
     let connects = done.of("connect", me);
-    let ports: Vec<_> = connects.iter().map(|e| (e["lport"].as_u64().unwrap_or(0) as u16, e["rport"].as_u64().unwrap_or(0) as u16)).collect();
-    assert_eq!(ports, client_ports.iter().map(|&p| (p, port)).collect::<Vec<_>>(), "{:?}", done.events);
+    let ports: Vec<_> = connects
+        .iter()
+        .map(|e| (e["lport"].as_u64().unwrap_or(0) as u16, e["rport"].as_u64().unwrap_or(0) as u16))
+        .collect();
+    assert_eq!(
+        ports,
+        client_ports.iter().map(|&p| (p, port)).collect::<Vec<_>>(),
+        "{:?}",
+        done.events
+    );
     let accepts = done.of("accept", me);
     assert_eq!(accepts.len(), tries, "{:?}", done.events);
     let closes = done.of("close", me);
-    assert_eq!(closes.iter().filter(|e| e["direction"] == "passive").count(), tries, "{:?}", done.events);
-    assert_eq!(closes.iter().filter(|e| e["direction"] == "active").count(), tries, "{:?}", done.events);
+    assert_eq!(
+        closes.iter().filter(|e| e["direction"] == "passive").count(),
+        tries,
+        "{:?}",
+        done.events
+    );
+    assert_eq!(
+        closes.iter().filter(|e| e["direction"] == "active").count(),
+        tries,
+        "{:?}",
+        done.events
+    );
     assert_eq!(done.events.len(), 4 * tries, "{:?}", done.events);
     // One lost close for each stale entry met.
     assert_eq!(common::gaps_in(done.summary()), client_hits + child_hits, "{}", done.summary());
@@ -359,7 +407,9 @@ fn perf_events_kept_for_sys_admin_are_named_when_a_hook_needs_them() {
         assert_traces_one_connection(trace);
         return;
     }
-    let Err(stderr) = trace(&["-e", "connect,accept"]) else { panic!("traced with perf events refused") };
+    let Err(stderr) = trace(&["-e", "connect,accept"]) else {
+        panic!("traced with perf events refused")
+    };
     assert_eq!(stderr.len(), 1, "one line: {stderr:?}");
     let line = &stderr[0];
     assert!(line.starts_with("tcptrace: hook ") && line.contains("(os error 13)"), "{line}");
@@ -373,7 +423,8 @@ fn assert_traces_one_connection(start: impl Fn(&[&str]) -> Result<Trace, Vec<Str
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let port = addr.port();
-    let trace = start(&["-e", "connect,accept", "--port", &port.to_string()]).unwrap_or_else(|e| panic!("tcptrace did not start: {e:?}"));
+    let trace = start(&["-e", "connect,accept", "--port", &port.to_string()])
+        .unwrap_or_else(|e| panic!("tcptrace did not start: {e:?}"));
     assert_eq!(trace.effective_capabilities(), BPF_PERFMON);
     let client = std::net::TcpStream::connect(addr).expect("connect");
     let (server, _) = listener.accept().expect("accept");
@@ -382,7 +433,9 @@ fn assert_traces_one_connection(start: impl Fn(&[&str]) -> Result<Trace, Vec<Str
     common::wait_port_settled(port);
     let done = trace.stop();
     let me = std::process::id() as i32;
-    let ends = |e: &&serde_json::Value| (e["lport"].as_u64().unwrap_or(0), e["rport"].as_u64().unwrap_or(0));
+    let ends = |e: &&serde_json::Value| {
+        (e["lport"].as_u64().unwrap_or(0), e["rport"].as_u64().unwrap_or(0))
+    };
     let connects: Vec<_> = done.of("connect", me).iter().map(ends).collect();
     assert_eq!(connects, [(u64::from(client_port), u64::from(port))], "{:?}", done.events);
     let accepts: Vec<_> = done.of("accept", me).iter().map(ends).collect();

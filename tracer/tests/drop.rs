@@ -23,7 +23,11 @@ fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
     const SYNS: u32 = 200_000;
     let _serial = serial();
     let port = 16_000 + (std::process::id() % 1_000) as u16;
-    let rules = PrivateRules::new(&format!("tt-storm-{port}.nft"), "input", &format!("tcp dport {port} counter drop"));
+    let rules = PrivateRules::new(
+        &format!("tt-storm-{port}.nft"),
+        "input",
+        &format!("tcp dport {port} counter drop"),
+    );
     let to = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
     let report = pipe();
     let started = std::time::Instant::now();
@@ -43,7 +47,15 @@ fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
             syn[12] = 5 << 4;
             syn[13] = 0x02;
             for _ in 0..SYNS {
-                if libc::sendto(s, syn.as_ptr().cast(), syn.len(), 0, (&raw const to.0).cast(), to.1) != 20 {
+                if libc::sendto(
+                    s,
+                    syn.as_ptr().cast(),
+                    syn.len(),
+                    0,
+                    (&raw const to.0).cast(),
+                    to.1,
+                ) != 20
+                {
                     return 61;
                 }
             }
@@ -60,12 +72,19 @@ fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
     let done = trace.stop();
     let seconds = started.elapsed().as_secs() + 2;
     let drops: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "drop").collect();
-    assert!(!drops.is_empty() && drops.len() as u64 <= seconds, "{} events in {seconds} s", drops.len());
+    assert!(
+        !drops.is_empty() && drops.len() as u64 <= seconds,
+        "{} events in {seconds} s",
+        drops.len()
+    );
     for drop in &drops {
-        assert_fields(drop, &json!({
-            "pid": null, "direction": "in", "state": null, "reason": "NETFILTER_DROP",
-            "laddr": "127.0.0.1", "lport": port, "raddr": "127.0.0.1", "rport": 40_000,
-        }));
+        assert_fields(
+            drop,
+            &json!({
+                "pid": null, "direction": "in", "state": null, "reason": "NETFILTER_DROP",
+                "laddr": "127.0.0.1", "lport": port, "raddr": "127.0.0.1", "rport": 40_000,
+            }),
+        );
     }
     assert_eq!(drops.iter().map(|d| d["count"].as_u64().expect("a count")).sum::<u64>(), dropped);
     assert_eq!(done.lost(), 0, "{}", done.summary());
@@ -78,7 +97,11 @@ fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
 fn a_syn_this_host_drops_on_its_way_out_is_a_drop_owned_by_the_connecting_process() {
     let _serial = serial();
     let port = 18_000 + (std::process::id() % 1_000) as u16;
-    let rules = PrivateRules::new(&format!("tt-out-{port}.nft"), "output", &format!("tcp dport {port} counter drop"));
+    let rules = PrivateRules::new(
+        &format!("tt-out-{port}.nft"),
+        "output",
+        &format!("tcp dport {port} counter drop"),
+    );
     let to = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
     let trace = Trace::start(&["-e", "connect,drop", "--port", &port.to_string()]);
     let client = fork_with(c"tt-end-cli", move || {
@@ -94,17 +117,28 @@ fn a_syn_this_host_drops_on_its_way_out_is_a_drop_owned_by_the_connecting_proces
     });
     assert_eq!(wait_child(client), 0, "the connect did not time out");
     let done = trace.stop();
-    assert_fields(only(&done.of("connect", client)), &json!({
-        "result": "failed", "error": "ETIMEDOUT", "end": "timeout", "timeout": "syn_retries", "syns_sent": 2,
-    }));
+    assert_fields(
+        only(&done.of("connect", client)),
+        &json!({
+            "result": "failed", "error": "ETIMEDOUT", "end": "timeout", "timeout": "syn_retries", "syns_sent": 2,
+        }),
+    );
     let drops = done.of("drop", client);
     for drop in &drops {
-        assert_fields(drop, &json!({
-            "comm": "tt-end-cli", "direction": "out", "state": "SYN_SENT", "reason": "NETFILTER_DROP",
-            "laddr": "127.0.0.1", "raddr": "127.0.0.1", "rport": port,
-        }));
+        assert_fields(
+            drop,
+            &json!({
+                "comm": "tt-end-cli", "direction": "out", "state": "SYN_SENT", "reason": "NETFILTER_DROP",
+                "laddr": "127.0.0.1", "raddr": "127.0.0.1", "rport": port,
+            }),
+        );
     }
-    assert_eq!(drops.iter().map(|d| d["count"].as_u64().expect("a count")).sum::<u64>(), 2, "{:#?}", done.events);
+    assert_eq!(
+        drops.iter().map(|d| d["count"].as_u64().expect("a count")).sum::<u64>(),
+        2,
+        "{:#?}",
+        done.events
+    );
 }
 
 fn close_all(fds: &[i32]) {

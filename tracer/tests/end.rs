@@ -32,8 +32,8 @@ mod common;
 use std::ffi::CStr;
 
 use common::{
-    fork_with, listen_v4, raw, serial, sockaddr_of,
     events::{assert_fields, only},
+    fork_with, listen_v4, raw, serial, sockaddr_of,
     tools::{decimal, packets_counted, pipe, run, temp_file, tool_path, write_sysctl},
     wait_child, wait_port_settled, Trace,
 };
@@ -51,7 +51,12 @@ fn issue_32_close_with_unread_data_sends_a_reset_abort_on_close() {
     let (done, server, client) = on_loopback(
         4 << 20,
         // Told that all the client wrote was acknowledged, so has arrived.
-        move |c, acked| raw::read_exactly(c, &mut buf, READ) && wait_for(acked) && queued(c, libc::FIONREAD) == Some(400_000) && close(c),
+        move |c, acked| {
+            raw::read_exactly(c, &mut buf, READ)
+                && wait_for(acked)
+                && queued(c, libc::FIONREAD) == Some(400_000)
+                && close(c)
+        },
         move |s, acked| {
             raw::write_exactly(s, &data, WRITTEN)
                 && eventually(|| queued(s, libc::TIOCOUTQ) == Some(0))
@@ -60,16 +65,22 @@ fn issue_32_close_with_unread_data_sends_a_reset_abort_on_close() {
                 && close(s)
         },
     );
-    assert_fields(only(&done.of("close", server)), &json!({
-        "pid": server, "comm": "tt-end-srv", "direction": "passive", "closed_by": "local",
-        "end": "reset_sent", "errno": null, "error": null, "reason": "TCP_ABORT_ON_CLOSE", "reason_inferred": true, "timeout": null,
-        "bytes_written": 0, "bytes_sent": 0, "bytes_unacked": 0, "bytes_read": 100_000, "bytes_received": 500_000, "bytes_unread": 400_000,
-    }));
-    assert_fields(only(&done.of("close", client)), &json!({
-        "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "remote",
-        "end": "reset_received", "errno": 104, "error": "ECONNRESET", "reason": null, "reason_inferred": null, "timeout": null,
-        "bytes_written": 500_000, "bytes_sent": 500_000, "bytes_unacked": 0, "bytes_read": 0, "bytes_received": 0, "bytes_unread": 0,
-    }));
+    assert_fields(
+        only(&done.of("close", server)),
+        &json!({
+            "pid": server, "comm": "tt-end-srv", "direction": "passive", "closed_by": "local",
+            "end": "reset_sent", "errno": null, "error": null, "reason": "TCP_ABORT_ON_CLOSE", "reason_inferred": true, "timeout": null,
+            "bytes_written": 0, "bytes_sent": 0, "bytes_unacked": 0, "bytes_read": 100_000, "bytes_received": 500_000, "bytes_unread": 400_000,
+        }),
+    );
+    assert_fields(
+        only(&done.of("close", client)),
+        &json!({
+            "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "remote",
+            "end": "reset_received", "errno": 104, "error": "ECONNRESET", "reason": null, "reason_inferred": null, "timeout": null,
+            "bytes_written": 500_000, "bytes_sent": 500_000, "bytes_unacked": 0, "bytes_read": 0, "bytes_received": 0, "bytes_unread": 0,
+        }),
+    );
     assert_one_reset_each_way(&done, (server, client), "TCP_ABORT_ON_CLOSE");
 }
 
@@ -79,20 +90,35 @@ fn issue_32_close_with_unread_data_sends_a_reset_abort_on_close() {
 fn assert_one_reset_each_way(done: &common::Finished, (aborting, peer): (i32, i32), reason: &str) {
     let aborting_close = only(&done.of("close", aborting));
     let (here, there) = (&aborting_close["lport"], &aborting_close["rport"]);
-    assert_fields(only(&done.of("reset", aborting)), &json!({
-        "direction": "sent", "state": "CLOSE", "reason": kernel_reason(reason),
-        "laddr": "127.0.0.1", "lport": here, "raddr": "127.0.0.1", "rport": there,
-    }));
-    assert_fields(only(&done.of("reset", peer)), &json!({
-        "direction": "received", "state": "ESTABLISHED", "reason": null,
-        "laddr": "127.0.0.1", "lport": there, "raddr": "127.0.0.1", "rport": here,
-    }));
-    assert_eq!(done.events.iter().filter(|e| e["type"] == "reset").count(), 2, "{:#?}", done.events);
+    assert_fields(
+        only(&done.of("reset", aborting)),
+        &json!({
+            "direction": "sent", "state": "CLOSE", "reason": kernel_reason(reason),
+            "laddr": "127.0.0.1", "lport": here, "raddr": "127.0.0.1", "rport": there,
+        }),
+    );
+    assert_fields(
+        only(&done.of("reset", peer)),
+        &json!({
+            "direction": "received", "state": "ESTABLISHED", "reason": null,
+            "laddr": "127.0.0.1", "lport": there, "raddr": "127.0.0.1", "rport": here,
+        }),
+    );
+    assert_eq!(
+        done.events.iter().filter(|e| e["type"] == "reset").count(),
+        2,
+        "{:#?}",
+        done.events
+    );
 }
 
 /// `name` where the kernel gives reset reasons, `null` where it gives none.
 fn kernel_reason(name: &str) -> Value {
-    if common::kernel_gives_reset_reasons() { json!(name) } else { Value::Null }
+    if common::kernel_gives_reset_reasons() {
+        json!(name)
+    } else {
+        Value::Null
+    }
 }
 
 /// The error tcp_disconnect() leaves on the aborting socket (ECONNRESET) comes after its
@@ -112,19 +138,28 @@ fn a_close_with_zero_linger_sends_a_reset_named_tcp_state() {
                 && close(c)
         },
         move |s, acked| {
-            raw::write_exactly(s, &client_data, 1_000) && raw::read_exactly(s, &mut client_buf, 2_000) && wait_for(acked) && abort(s)
+            raw::write_exactly(s, &client_data, 1_000)
+                && raw::read_exactly(s, &mut client_buf, 2_000)
+                && wait_for(acked)
+                && abort(s)
         },
     );
-    assert_fields(only(&done.of("close", client)), &json!({
-        "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "local",
-        "end": "reset_sent", "errno": null, "error": null, "reason": "TCP_STATE", "reason_inferred": true, "timeout": null,
-        "bytes_written": 1_000, "bytes_sent": 1_000, "bytes_unacked": 0, "bytes_read": 2_000, "bytes_received": 2_000, "bytes_unread": 0,
-    }));
-    assert_fields(only(&done.of("close", server)), &json!({
-        "pid": server, "comm": "tt-end-srv", "direction": "passive", "closed_by": "remote",
-        "end": "reset_received", "errno": 104, "error": "ECONNRESET", "reason": null, "reason_inferred": null, "timeout": null,
-        "bytes_written": 2_000, "bytes_sent": 2_000, "bytes_unacked": 0, "bytes_read": 1_000, "bytes_received": 1_000, "bytes_unread": 0,
-    }));
+    assert_fields(
+        only(&done.of("close", client)),
+        &json!({
+            "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "local",
+            "end": "reset_sent", "errno": null, "error": null, "reason": "TCP_STATE", "reason_inferred": true, "timeout": null,
+            "bytes_written": 1_000, "bytes_sent": 1_000, "bytes_unacked": 0, "bytes_read": 2_000, "bytes_received": 2_000, "bytes_unread": 0,
+        }),
+    );
+    assert_fields(
+        only(&done.of("close", server)),
+        &json!({
+            "pid": server, "comm": "tt-end-srv", "direction": "passive", "closed_by": "remote",
+            "end": "reset_received", "errno": 104, "error": "ECONNRESET", "reason": null, "reason_inferred": null, "timeout": null,
+            "bytes_written": 2_000, "bytes_sent": 2_000, "bytes_unacked": 0, "bytes_read": 1_000, "bytes_received": 1_000, "bytes_unread": 0,
+        }),
+    );
     assert_one_reset_each_way(&done, (client, server), "TCP_STATE");
 }
 
@@ -141,71 +176,116 @@ fn an_orderly_close_ends_in_fins_with_nothing_left_behind() {
                 && raw::read_to_eof(c, &mut server_buf) == Some(0)
                 && close(c)
         },
-        move |s, _| raw::write_exactly(s, &client_data, 3_000) && raw::read_exactly(s, &mut client_buf, 7_000) && close(s),
+        move |s, _| {
+            raw::write_exactly(s, &client_data, 3_000)
+                && raw::read_exactly(s, &mut client_buf, 7_000)
+                && close(s)
+        },
     );
-    assert_fields(only(&done.of("connect", client)), &json!({
-        "result": "ok", "errno": null, "error": null, "end": null, "timeout": null, "syns_sent": 1,
-    }));
+    assert_fields(
+        only(&done.of("connect", client)),
+        &json!({
+            "result": "ok", "errno": null, "error": null, "end": null, "timeout": null, "syns_sent": 1,
+        }),
+    );
     let fin = json!({"end": "fin", "errno": null, "error": null, "reason": null, "reason_inferred": null, "timeout": null});
     let client_close = only(&done.of("close", client));
     assert_fields(client_close, &fin);
-    assert_fields(client_close, &json!({
-        "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "local",
-        "bytes_written": 3_000, "bytes_sent": 3_000, "bytes_unacked": 0, "bytes_read": 7_000, "bytes_received": 7_000, "bytes_unread": 0,
-    }));
+    assert_fields(
+        client_close,
+        &json!({
+            "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "local",
+            "bytes_written": 3_000, "bytes_sent": 3_000, "bytes_unacked": 0, "bytes_read": 7_000, "bytes_received": 7_000, "bytes_unread": 0,
+        }),
+    );
     let server_close = only(&done.of("close", server));
     assert_fields(server_close, &fin);
-    assert_fields(server_close, &json!({
-        "pid": server, "comm": "tt-end-srv", "direction": "passive", "closed_by": "remote",
-        "bytes_written": 7_000, "bytes_sent": 7_000, "bytes_unacked": 0, "bytes_read": 3_000, "bytes_received": 3_000, "bytes_unread": 0,
-    }));
-    assert_eq!(done.events.iter().filter(|e| e["type"] == "reset").count(), 0, "no reset in an orderly close");
+    assert_fields(
+        server_close,
+        &json!({
+            "pid": server, "comm": "tt-end-srv", "direction": "passive", "closed_by": "remote",
+            "bytes_written": 7_000, "bytes_sent": 7_000, "bytes_unacked": 0, "bytes_read": 3_000, "bytes_received": 3_000, "bytes_unread": 0,
+        }),
+    );
+    assert_eq!(
+        done.events.iter().filter(|e| e["type"] == "reset").count(),
+        0,
+        "no reset in an orderly close"
+    );
 }
 
 #[test]
 fn a_refused_connect_ends_in_a_reset_received_after_one_syn() {
     let _serial = serial();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let closed =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     // The listener is dropped: nothing listens on `closed` now.
     let trace = Trace::start(&["-e", "connect,reset", "--port", &closed.port().to_string()]);
     let sa = sockaddr_of(closed);
-    let client = fork_with(c"tt-end-cli", || i32::from(raw::connect(&sa, libc::AF_INET) != -libc::ECONNREFUSED));
+    let client = fork_with(c"tt-end-cli", || {
+        i32::from(raw::connect(&sa, libc::AF_INET) != -libc::ECONNREFUSED)
+    });
     assert_eq!(wait_child(client), 0, "the connect was not refused");
     let done = trace.stop();
     let connect = only(&done.of("connect", client));
-    assert_fields(connect, &json!({
-        "pid": client, "comm": "tt-end-cli", "raddr": "127.0.0.1", "rport": closed.port(),
-        "result": "failed", "errno": 111, "error": "ECONNREFUSED", "end": "reset_received", "timeout": null, "syns_sent": 1,
-    }));
+    assert_fields(
+        connect,
+        &json!({
+            "pid": client, "comm": "tt-end-cli", "raddr": "127.0.0.1", "rport": closed.port(),
+            "result": "failed", "errno": 111, "error": "ECONNREFUSED", "end": "reset_received", "timeout": null, "syns_sent": 1,
+        }),
+    );
     // The client's SYN reached no socket: the reset that answers it has no owner, and its
     // ends are the SYN's turned round.
-    assert_fields(only(&done.of("reset", client)), &json!({
-        "direction": "received", "state": "SYN_SENT", "reason": null,
-        "lport": connect["lport"], "raddr": "127.0.0.1", "rport": closed.port(),
-    }));
-    let no_socket: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "reset" && e["direction"] == "sent").collect();
+    assert_fields(
+        only(&done.of("reset", client)),
+        &json!({
+            "direction": "received", "state": "SYN_SENT", "reason": null,
+            "lport": connect["lport"], "raddr": "127.0.0.1", "rport": closed.port(),
+        }),
+    );
+    let no_socket: Vec<&Value> =
+        done.events.iter().filter(|e| e["type"] == "reset" && e["direction"] == "sent").collect();
     // Before 6.10 the kernel's tracepoint does not fire for it (`--list-probes` says so).
     if !common::no_socket_resets_seen() {
         assert_eq!(no_socket.len(), 0, "{no_socket:#?}");
         let probes = common::run_to_end(&["--list-probes"], None).1;
-        let blind = "tcp_send_reset does not fire for a reset answering a segment that reached no socket";
-        assert!(probes.lines().any(|l| l.starts_with("reset ") && l.contains(" tracepoint ") && l.contains(blind)), "{probes}");
-        assert!(done.stderr.iter().any(|l| l.starts_with("tcptrace: hook reset: ") && l.contains(blind)), "-v says so: {:?}", done.stderr);
+        let blind =
+            "tcp_send_reset does not fire for a reset answering a segment that reached no socket";
+        assert!(
+            probes.lines().any(|l| l.starts_with("reset ")
+                && l.contains(" tracepoint ")
+                && l.contains(blind)),
+            "{probes}"
+        );
+        assert!(
+            done.stderr
+                .iter()
+                .any(|l| l.starts_with("tcptrace: hook reset: ") && l.contains(blind)),
+            "-v says so: {:?}",
+            done.stderr
+        );
     } else {
-        assert_fields(only(&no_socket), &json!({
-            "pid": null, "comm": null, "direction": "sent", "state": null, "reason": kernel_reason("NO_SOCKET"),
-            "laddr": "127.0.0.1", "lport": closed.port(), "raddr": "127.0.0.1", "rport": connect["lport"],
-        }));
+        assert_fields(
+            only(&no_socket),
+            &json!({
+                "pid": null, "comm": null, "direction": "sent", "state": null, "reason": kernel_reason("NO_SOCKET"),
+                "laddr": "127.0.0.1", "lport": closed.port(), "raddr": "127.0.0.1", "rport": connect["lport"],
+            }),
+        );
     }
 }
 
 #[test]
 fn unanswered_syns_end_the_connect_in_a_syn_retries_timeout() {
     let (done, client, port) = over_a_link_gone_dark(Dark::BeforeConnect);
-    assert_fields(only(&done.of("connect", client)), &json!({
-        "pid": client, "comm": "tt-end-cli", "raddr": SERVER_ADDR, "rport": port,
-        "result": "failed", "errno": 110, "error": "ETIMEDOUT", "end": "timeout", "timeout": "syn_retries", "syns_sent": 2,
-    }));
+    assert_fields(
+        only(&done.of("connect", client)),
+        &json!({
+            "pid": client, "comm": "tt-end-cli", "raddr": SERVER_ADDR, "rport": port,
+            "result": "failed", "errno": 110, "error": "ETIMEDOUT", "end": "timeout", "timeout": "syn_retries", "syns_sent": 2,
+        }),
+    );
 }
 
 /// SYNs answered by an ICMP host unreachable (an nftables reject rule at the server's
@@ -216,22 +296,33 @@ fn unanswered_syns_end_the_connect_in_a_syn_retries_timeout() {
 #[test]
 fn an_icmp_unreachable_answer_ends_the_connect_in_an_error() {
     let (done, client, port) = over_a_link_gone_dark(Dark::Rejected);
-    assert_fields(only(&done.of("connect", client)), &json!({
-        "pid": client, "comm": "tt-end-cli", "raddr": SERVER_ADDR, "rport": port,
-        "result": "failed", "errno": 113, "error": "EHOSTUNREACH", "end": "error", "timeout": null, "syns_sent": 2,
-    }));
-    assert_eq!(done.events.iter().filter(|e| e["type"] == "reset").count(), 0, "{:#?}", done.events);
+    assert_fields(
+        only(&done.of("connect", client)),
+        &json!({
+            "pid": client, "comm": "tt-end-cli", "raddr": SERVER_ADDR, "rport": port,
+            "result": "failed", "errno": 113, "error": "EHOSTUNREACH", "end": "error", "timeout": null, "syns_sent": 2,
+        }),
+    );
+    assert_eq!(
+        done.events.iter().filter(|e| e["type"] == "reset").count(),
+        0,
+        "{:#?}",
+        done.events
+    );
 }
 
 #[test]
 fn data_never_acknowledged_ends_in_a_retransmissions_timeout() {
     let (done, client, _) = over_a_link_gone_dark(Dark::BeforeWrite);
-    assert_fields(only(&done.of("close", client)), &json!({
-        "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "local",
-        "end": "timeout", "errno": 110, "error": "ETIMEDOUT", "reason": null, "reason_inferred": null, "timeout": "retransmissions",
-        "bytes_written": REQUEST + IN_THE_DARK, "bytes_sent": REQUEST, "bytes_unacked": IN_THE_DARK,
-        "bytes_read": REPLY, "bytes_received": REPLY, "bytes_unread": 0,
-    }));
+    assert_fields(
+        only(&done.of("close", client)),
+        &json!({
+            "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "local",
+            "end": "timeout", "errno": 110, "error": "ETIMEDOUT", "reason": null, "reason_inferred": null, "timeout": "retransmissions",
+            "bytes_written": REQUEST + IN_THE_DARK, "bytes_sent": REQUEST, "bytes_unacked": IN_THE_DARK,
+            "bytes_read": REPLY, "bytes_received": REPLY, "bytes_unread": 0,
+        }),
+    );
     // Retransmissions that ran out end the connection without a reset.
     assert_eq!(resets_sent_by(&done, client).len(), 0, "{:#?}", done.events);
 }
@@ -244,15 +335,21 @@ fn resets_sent_by(done: &common::Finished, pid: i32) -> Vec<&Value> {
 #[test]
 fn unanswered_keepalive_probes_end_in_a_keepalive_timeout() {
     let (done, client, _) = over_a_link_gone_dark(Dark::WhileIdle);
-    assert_fields(only(&done.of("close", client)), &json!({
-        "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "local",
-        "end": "timeout", "errno": 110, "error": "ETIMEDOUT", "reason": null, "reason_inferred": null, "timeout": "keepalive",
-        "bytes_written": REQUEST, "bytes_sent": REQUEST, "bytes_unacked": 0, "bytes_read": REPLY, "bytes_received": REPLY, "bytes_unread": 0,
-    }));
+    assert_fields(
+        only(&done.of("close", client)),
+        &json!({
+            "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "local",
+            "end": "timeout", "errno": 110, "error": "ETIMEDOUT", "reason": null, "reason_inferred": null, "timeout": "keepalive",
+            "bytes_written": REQUEST, "bytes_sent": REQUEST, "bytes_unacked": 0, "bytes_read": REPLY, "bytes_received": REPLY, "bytes_unread": 0,
+        }),
+    );
     // Keepalive probes that ran out: the kernel resets the connection, then gives up.
-    assert_fields(only(&resets_sent_by(&done, client)), &json!({
-        "state": "ESTABLISHED", "reason": kernel_reason("TCP_KEEPALIVE_TIMEOUT"), "laddr": CLIENT_ADDR, "raddr": SERVER_ADDR,
-    }));
+    assert_fields(
+        only(&resets_sent_by(&done, client)),
+        &json!({
+            "state": "ESTABLISHED", "reason": kernel_reason("TCP_KEEPALIVE_TIMEOUT"), "laddr": CLIENT_ADDR, "raddr": SERVER_ADDR,
+        }),
+    );
 }
 
 /// One connection on loopback, traced (connect and close events): `server` gets the
@@ -268,7 +365,10 @@ fn on_loopback(
 ) -> (common::Finished, i32, i32) {
     let _serial = serial();
     let (lfd, addr) = listen_v4(16);
-    assert!(rcvbuf == 0 || set_int(lfd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, rcvbuf), "SO_RCVBUFFORCE");
+    assert!(
+        rcvbuf == 0 || set_int(lfd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, rcvbuf),
+        "SO_RCVBUFFORCE"
+    );
     let trace = Trace::start(&["-e", "connect,close,reset", "--port", &addr.port().to_string()]);
     let (between, sa) = (pipe(), sockaddr_of(addr));
     let server = fork_with(c"tt-end-srv", move || {
@@ -298,7 +398,10 @@ fn wait_for(pipe: [i32; 2]) -> bool {
     let mut poll = libc::pollfd { fd: pipe[0], events: libc::POLLIN, revents: 0 };
     let mut byte = [0u8; 1];
     // SAFETY: one valid pollfd; a one-byte read into our buffer.
-    unsafe { libc::poll(&raw mut poll, 1, PATIENCE_MS) == 1 && libc::read(pipe[0], byte.as_mut_ptr().cast(), 1) == 1 }
+    unsafe {
+        libc::poll(&raw mut poll, 1, PATIENCE_MS) == 1
+            && libc::read(pipe[0], byte.as_mut_ptr().cast(), 1) == 1
+    }
 }
 
 /// Polls `done` every 10 ms; false when it did not hold within `PATIENCE_MS`.
@@ -325,7 +428,10 @@ fn queued(fd: i32, request: libc::Ioctl) -> Option<i32> {
 fn abort(fd: i32) -> bool {
     let linger = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: a valid option buffer; our socket.
-    unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, (&raw const linger).cast(), 8) == 0 && libc::close(fd) == 0 }
+    unsafe {
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, (&raw const linger).cast(), 8) == 0
+            && libc::close(fd) == 0
+    }
 }
 
 fn close(fd: i32) -> bool {
@@ -411,8 +517,14 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
             verdict = if dark == Dark::Rejected { "reject with icmp type host-unreachable" } else { "drop" },
         ),
     );
-    let server_ip = temp_file(&format!("tt-end-{port}-server.ip"), &format!("link set lo up\naddr add {SERVER_ADDR}/24 dev tt-e1\nlink set tt-e1 up\n"));
-    let client_ip = temp_file(&format!("tt-end-{port}-client.ip"), &format!("link set lo up\naddr add {CLIENT_ADDR}/24 dev tt-e0\nlink set tt-e0 up\n"));
+    let server_ip = temp_file(
+        &format!("tt-end-{port}-server.ip"),
+        &format!("link set lo up\naddr add {SERVER_ADDR}/24 dev tt-e1\nlink set tt-e1 up\n"),
+    );
+    let client_ip = temp_file(
+        &format!("tt-end-{port}-client.ip"),
+        &format!("link set lo up\naddr add {CLIENT_ADDR}/24 dev tt-e0\nlink set tt-e0 up\n"),
+    );
     let load = [nft.as_ptr(), c"-f".as_ptr(), rules.as_ptr(), std::ptr::null()];
     let configure_server = [ip.as_ptr(), c"-batch".as_ptr(), server_ip.as_ptr(), std::ptr::null()];
     let configure_client = [ip.as_ptr(), c"-batch".as_ptr(), client_ip.as_ptr(), std::ptr::null()];
@@ -420,14 +532,30 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
     // by its pid (put in by the leader); NULL-terminated.
     let mut add_link = [std::ptr::null(); 12];
     add_link[0] = ip.as_ptr();
-    add_link[1..10].copy_from_slice(&[c"link", c"add", c"tt-e1", c"type", c"veth", c"peer", c"name", c"tt-e0", c"netns"].map(CStr::as_ptr));
+    add_link[1..10].copy_from_slice(
+        &[c"link", c"add", c"tt-e1", c"type", c"veth", c"peer", c"name", c"tt-e0", c"netns"]
+            .map(CStr::as_ptr),
+    );
     let addr = sockaddr_of(format!("{SERVER_ADDR}:{port}").parse().expect("addr"));
-    let p = Pipes { in_netns: pipe(), link_ready: pipe(), exchanged: pipe(), gone_dark: pipe(), may_close: pipe() };
+    let p = Pipes {
+        in_netns: pipe(),
+        link_ready: pipe(),
+        exchanged: pipe(),
+        gone_dark: pipe(),
+        may_close: pipe(),
+    };
     let report = pipe();
     let (mut client_buf, client_data) = (vec![0u8; 16 * 1024], vec![b'c'; 16 * 1024]);
     let (mut server_buf, server_data) = (vec![0u8; 16 * 1024], vec![b's'; 16 * 1024]);
     let trace = Trace::start(&["-e", "connect,close,reset,drop", "--port", &port.to_string()]);
-    let list = [nft.as_ptr(), c"list".as_ptr(), c"table".as_ptr(), c"inet".as_ptr(), c"tt".as_ptr(), std::ptr::null()];
+    let list = [
+        nft.as_ptr(),
+        c"list".as_ptr(),
+        c"table".as_ptr(),
+        c"inet".as_ptr(),
+        c"tt".as_ptr(),
+        std::ptr::null(),
+    ];
 
     // The leader lives in the server's namespace: it makes the link, listens, and loads
     // the rule when the link is to go dark.
@@ -437,24 +565,33 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
             if libc::unshare(libc::CLONE_NEWNET) != 0 {
                 return 70;
             }
-            let client = fork_with(c"tt-end-cli", || client_side(dark, p, &configure_client, &addr, &mut client_buf, &client_data));
+            let client = fork_with(c"tt-end-cli", || {
+                client_side(dark, p, &configure_client, &addr, &mut client_buf, &client_data)
+            });
             if !wait_for(p.in_netns) {
                 return 71;
             }
             let mut pid_text = [0u8; 12];
             add_link[10] = decimal(client as u32, &mut pid_text);
-            if run(&add_link) != 0 || run(&configure_server) != 0 || (dark.from_the_start() && run(&load) != 0) {
+            if run(&add_link) != 0
+                || run(&configure_server) != 0
+                || (dark.from_the_start() && run(&load) != 0)
+            {
                 return 72;
             }
             let l = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
             if libc::bind(l, (&raw const addr.0).cast(), addr.1) != 0 || libc::listen(l, 16) != 0 {
                 return 73;
             }
-            let server = (!dark.from_the_start()).then(|| fork_with(c"tt-end-srv", || server_side(l, p, &mut server_buf, &server_data)));
+            let server = (!dark.from_the_start()).then(|| {
+                fork_with(c"tt-end-srv", || server_side(l, p, &mut server_buf, &server_data))
+            });
             if libc::write(report[1], (&raw const client).cast(), 4) != 4 || !signal(p.link_ready) {
                 return 74;
             }
-            if server.is_some() && (!wait_for(p.exchanged) || run(&load) != 0 || !signal(p.gone_dark)) {
+            if server.is_some()
+                && (!wait_for(p.exchanged) || run(&load) != 0 || !signal(p.gone_dark))
+            {
                 return 75;
             }
             let client_status = wait_child(client);
@@ -467,7 +604,11 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
             if libc::write(report[1], (&raw const dropped).cast(), 8) != 8 {
                 return 76;
             }
-            if client_status != 0 { client_status } else { server_status }
+            if client_status != 0 {
+                client_status
+            } else {
+                server_status
+            }
         }
     });
     let status = wait_child(leader);
@@ -475,8 +616,16 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
     let (mut client, mut dropped) = (0i32, 0u64);
     // SAFETY: reads of the pid and count the leader wrote, or of the end of the pipe when
     // it failed before (every side gives up within PATIENCE_MS).
-    assert_eq!(unsafe { libc::read(report[0], (&raw mut client).cast(), 4) }, 4, "the leader failed early (status {status})");
-    assert_eq!(unsafe { libc::read(report[0], (&raw mut dropped).cast(), 8) }, 8, "the leader failed late (status {status})");
+    assert_eq!(
+        unsafe { libc::read(report[0], (&raw mut client).cast(), 4) },
+        4,
+        "the leader failed early (status {status})"
+    );
+    assert_eq!(
+        unsafe { libc::read(report[0], (&raw mut dropped).cast(), 8) },
+        8,
+        "the leader failed late (status {status})"
+    );
     assert_eq!(status, 0, "the run over the dark link failed");
     let Pipes { in_netns, link_ready, exchanged, gone_dark, may_close } = p;
     close_all(&[in_netns, link_ready, exchanged, gone_dark, may_close].concat());
@@ -495,22 +644,35 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
 fn assert_drops_counted(done: &common::Finished, port: u16, dark: Dark, dropped: u64) {
     assert!(dropped > 0 && dropped != u64::MAX, "the rule's counter: {dropped}");
     // Others may come as the namespaces go (a queue's drops, once the link is gone).
-    let drops: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "drop" && e["reason"] == "NETFILTER_DROP").collect();
+    let drops: Vec<&Value> = done
+        .events
+        .iter()
+        .filter(|e| e["type"] == "drop" && e["reason"] == "NETFILTER_DROP")
+        .collect();
     let owner = if dark.from_the_start() { Value::Null } else { json!("tt-end-srv") };
     for drop in &drops {
-        assert_fields(drop, &json!({
-            "direction": "in", "reason": "NETFILTER_DROP", "comm": owner,
-            "laddr": SERVER_ADDR, "lport": port, "raddr": CLIENT_ADDR,
-        }));
+        assert_fields(
+            drop,
+            &json!({
+                "direction": "in", "reason": "NETFILTER_DROP", "comm": owner,
+                "laddr": SERVER_ADDR, "lport": port, "raddr": CLIENT_ADDR,
+            }),
+        );
     }
     let counted: u64 = drops.iter().map(|d| d["count"].as_u64().expect("a count")).sum();
     assert_eq!(counted, dropped, "{drops:#?}");
 }
 
-
 /// The client, in a namespace of its own with its retries lowered: connects, and once
 /// the link is dark, waits for its socket to time out.
-fn client_side(dark: Dark, p: Pipes, configure: &[*const libc::c_char], addr: &(libc::sockaddr_storage, libc::socklen_t), buf: &mut [u8], data: &[u8]) -> i32 {
+fn client_side(
+    dark: Dark,
+    p: Pipes,
+    configure: &[*const libc::c_char],
+    addr: &(libc::sockaddr_storage, libc::socklen_t),
+    buf: &mut [u8],
+    data: &[u8],
+) -> i32 {
     // SAFETY: raw system calls in a forked child.
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 || !signal(p.in_netns) {
         return 40;
@@ -532,7 +694,11 @@ fn client_side(dark: Dark, p: Pipes, configure: &[*const libc::c_char], addr: &(
         Dark::Rejected => return if s == -libc::EHOSTUNREACH { 0 } else { 43 },
         Dark::BeforeWrite | Dark::WhileIdle => {}
     }
-    if s < 0 || !raw::write_exactly(s, data, REQUEST) || !raw::read_exactly(s, buf, REPLY) || !wait_for(p.gone_dark) {
+    if s < 0
+        || !raw::write_exactly(s, data, REQUEST)
+        || !raw::read_exactly(s, buf, REPLY)
+        || !wait_for(p.gone_dark)
+    {
         return 44;
     }
     let ready = match dark {
@@ -552,11 +718,16 @@ fn client_side(dark: Dark, p: Pipes, configure: &[*const libc::c_char], addr: &(
 fn server_side(l: i32, p: Pipes, buf: &mut [u8], data: &[u8]) -> i32 {
     let mut poll = libc::pollfd { fd: l, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd.
-    let c = if unsafe { libc::poll(&raw mut poll, 1, PATIENCE_MS) } == 1 { raw::accept(l) } else { -1 };
+    let c =
+        if unsafe { libc::poll(&raw mut poll, 1, PATIENCE_MS) } == 1 { raw::accept(l) } else { -1 };
     if c < 0 || !raw::read_exactly(c, buf, REQUEST) || !raw::write_exactly(c, data, REPLY) {
         return 80;
     }
-    if !eventually(|| queued(c, libc::TIOCOUTQ) == Some(0)) || !signal(p.exchanged) || !wait_for(p.may_close) || !abort(c) {
+    if !eventually(|| queued(c, libc::TIOCOUTQ) == Some(0))
+        || !signal(p.exchanged)
+        || !wait_for(p.may_close)
+        || !abort(c)
+    {
         return 81;
     }
     0
@@ -575,4 +746,3 @@ fn set_int(fd: i32, level: i32, name: i32, value: libc::c_int) -> bool {
     // SAFETY: a valid int option buffer.
     unsafe { libc::setsockopt(fd, level, name, (&raw const value).cast(), 4) == 0 }
 }
-

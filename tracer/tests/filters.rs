@@ -37,13 +37,22 @@ fn assert_only(done: &Finished, kept: i32, rport: u16) {
     assert_eq!(connects.len(), 1, "want one connect from {kept}: {:?}", done.events);
     assert_eq!(connects[0]["rport"], rport);
     assert_eq!(done.events.len(), 1, "only the kept connect: {:?}", done.events);
-    assert!(filtered_count(done).is_some_and(|n| n > 0), "the kernel filtered nothing: {:?}", done.stderr);
+    assert!(
+        filtered_count(done).is_some_and(|n| n > 0),
+        "the kernel filtered nothing: {:?}",
+        done.stderr
+    );
 }
 
 /// "filtered in the kernel N" from the summary line.
 fn filtered_count(done: &Finished) -> Option<u64> {
     let line = done.stderr.iter().find(|l| l.contains("filtered in the kernel"))?;
-    line.rsplit("filtered in the kernel ").next()?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    line.rsplit("filtered in the kernel ")
+        .next()?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn listener(bind: &str) -> (TcpListener, SocketAddr) {
@@ -56,7 +65,8 @@ fn listener(bind: &str) -> (TcpListener, SocketAddr) {
 fn pids_are_repeatable_and_keep_only_those_processes() {
     let _serial = serial();
     let (_l, addr) = listener("127.0.0.1:0");
-    let peers: Vec<Peer> = (0..3).map(|_| Peer::connector(setup(c"tt-f-pid", NOBODY), addr)).collect();
+    let peers: Vec<Peer> =
+        (0..3).map(|_| Peer::connector(setup(c"tt-f-pid", NOBODY), addr)).collect();
     let pids: Vec<String> = peers.iter().map(|p| p.pid.to_string()).collect();
     let trace = Trace::start(&["-e", "connect", "-p", &pids[0], "-p", &pids[2]]);
     let results = connect_all(peers);
@@ -103,27 +113,40 @@ fn port_ranges_on_either_side_on_the_remote_side_and_on_the_local_side() {
     let (listeners, base) = (0..50)
         .find_map(|i| {
             let base = 20_000 + (std::process::id() % 120) as u16 * 100 + i * 3;
-            let ls: Result<Vec<_>, _> = (0..3).map(|k| TcpListener::bind(("127.0.0.1", base + k))).collect();
+            let ls: Result<Vec<_>, _> =
+                (0..3).map(|k| TcpListener::bind(("127.0.0.1", base + k))).collect();
             ls.ok().map(|ls| (ls, base))
         })
         .expect("three free consecutive ports");
     let range = format!("{}-{}", base, base + 1);
     for flag in ["--port", "--rport"] {
-        let peers: Vec<Peer> = (0..3).map(|k| Peer::connector(setup(c"tt-f-port", NOBODY), ([127, 0, 0, 1], base + k).into())).collect();
+        let peers: Vec<Peer> = (0..3)
+            .map(|k| {
+                Peer::connector(setup(c"tt-f-port", NOBODY), ([127, 0, 0, 1], base + k).into())
+            })
+            .collect();
         let trace = Trace::start(&["-e", "connect", flag, &range]);
         let results = connect_all(peers);
         let done = trace.stop();
         for (k, (pid, rc)) in results.iter().enumerate() {
             assert_eq!(*rc, 0);
             let want = usize::from(k < 2);
-            assert_eq!(done.of("connect", *pid).len(), want, "{flag} {range}, port {}: {:?}", base + k as u16, done.events);
+            assert_eq!(
+                done.of("connect", *pid).len(),
+                want,
+                "{flag} {range}, port {}: {:?}",
+                base + k as u16,
+                done.events
+            );
         }
         assert_eq!(done.events.len(), 2, "{flag}: {:?}", done.events);
     }
     // The local port: accept events carry the listening port as theirs; a connect to the
     // kept port has it as its remote port, so --lport drops it.
     let trace = Trace::start(&["-e", "connect,accept", "--lport", &base.to_string()]);
-    let peers: Vec<Peer> = (0..2).map(|k| Peer::connector(setup(c"tt-f-lport", NOBODY), ([127, 0, 0, 1], base + k).into())).collect();
+    let peers: Vec<Peer> = (0..2)
+        .map(|k| Peer::connector(setup(c"tt-f-lport", NOBODY), ([127, 0, 0, 1], base + k).into()))
+        .collect();
     connect_all(peers);
     for l in &listeners[..2] {
         drop(l.accept().expect("accept"));
@@ -144,9 +167,18 @@ fn ip_version_flags_keep_one_family() {
         let v4 = Peer::connector(setup(c"tt-f-ip", NOBODY), addr4);
         let v6 = Peer::connector(setup(c"tt-f-ip", NOBODY), addr6);
         // The ports keep other traffic of the machine out of the count.
-        let trace = Trace::start(&["-e", "connect", flag, "--port", &addr4.port().to_string(), "--port", &addr6.port().to_string()]);
+        let trace = Trace::start(&[
+            "-e",
+            "connect",
+            flag,
+            "--port",
+            &addr4.port().to_string(),
+            "--port",
+            &addr6.port().to_string(),
+        ]);
         let results = connect_all(vec![v4, v6]);
-        let (kept, port) = if kept_v4 { (results[0].0, addr4.port()) } else { (results[1].0, addr6.port()) };
+        let (kept, port) =
+            if kept_v4 { (results[0].0, addr4.port()) } else { (results[1].0, addr6.port()) };
         assert_only(&trace.stop(), kept, port);
     }
 }
@@ -159,7 +191,13 @@ fn failed_keeps_failed_connects_only() {
     let ok = Peer::connector(setup(c"tt-f-ok", NOBODY), open);
     let refused = Peer::connector(setup(c"tt-f-refused", NOBODY), closed);
     // No -e: --failed alone means connect events.
-    let trace = Trace::start(&["--failed", "--port", &open.port().to_string(), "--port", &closed.port().to_string()]);
+    let trace = Trace::start(&[
+        "--failed",
+        "--port",
+        &open.port().to_string(),
+        "--port",
+        &closed.port().to_string(),
+    ]);
     let results = connect_all(vec![ok, refused]);
     assert_eq!(results[1].1, libc::ECONNREFUSED);
     let done = trace.stop();
@@ -181,7 +219,14 @@ fn min_latency_keeps_slow_handshakes_only() {
     assert_eq!(filler.go_and_wait(), 0);
     let quick = Peer::connector(setup(c"tt-f-quick", NOBODY), fast);
     let late = Peer::connector(setup(c"tt-f-slow", NOBODY), slow);
-    let trace = Trace::start(&["--min-latency", "500ms", "--port", &slow.port().to_string(), "--port", &fast.port().to_string()]);
+    let trace = Trace::start(&[
+        "--min-latency",
+        "500ms",
+        "--port",
+        &slow.port().to_string(),
+        "--port",
+        &fast.port().to_string(),
+    ]);
     let quick_pid = quick.pid;
     assert_eq!(quick.go_and_wait(), 0);
     // Free the queue once the first SYN was dropped and sent again.
@@ -199,7 +244,11 @@ fn min_latency_keeps_slow_handshakes_only() {
     assert_eq!(done.of("connect", quick_pid).len(), 0, "{:?}", done.events);
     let slow_events = done.of("connect", late_pid);
     assert_eq!(slow_events.len(), 1, "{:?}", done.events);
-    assert!(slow_events[0]["latency_ns"].as_u64().is_some_and(|ns| ns >= 500_000_000), "{:?}", slow_events[0]);
+    assert!(
+        slow_events[0]["latency_ns"].as_u64().is_some_and(|ns| ns >= 500_000_000),
+        "{:?}",
+        slow_events[0]
+    );
     assert_eq!(done.events.len(), 1, "{:?}", done.events);
 }
 
@@ -222,7 +271,8 @@ impl TestCgroup {
     fn holding(name: &str, pid: i32) -> Self {
         let dir = cgroup2_root().join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("make a cgroup");
-        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).expect("move the peer into the cgroup");
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string())
+            .expect("move the peer into the cgroup");
         Self(dir)
     }
 
@@ -261,7 +311,8 @@ fn cgroup_drops_what_a_process_outside_it_accepts() {
     let inside = Peer::connector(setup(c"tt-f-cg-in", NOBODY), addr);
     let cgroup = TestCgroup::holding("tt-filter-acc", inside.pid);
     let port = addr.port().to_string();
-    let trace = Trace::start(&["-e", "connect,accept,close", "--port", &port, "--cgroup", cgroup.path()]);
+    let trace =
+        Trace::start(&["-e", "connect,accept,close", "--port", &port, "--cgroup", cgroup.path()]);
     let results = connect_all(vec![inside]);
     // Accepted here, by the test, outside the cgroup; the peer has exited, so both ends close.
     let (conn, _) = l.accept().expect("accept");
@@ -273,9 +324,12 @@ fn cgroup_drops_what_a_process_outside_it_accepts() {
     assert_eq!(done.of("connect", peer).len(), 1, "{:?}", done.events);
     assert_eq!(done.of("close", peer).len(), 1, "{:?}", done.events);
     assert_eq!(done.events.len(), 2, "only the peer's connect and close: {:?}", done.events);
-    assert!(filtered_count(&done).is_some_and(|n| n > 0), "the kernel filtered nothing: {:?}", done.stderr);
+    assert!(
+        filtered_count(&done).is_some_and(|n| n > 0),
+        "the kernel filtered nothing: {:?}",
+        done.stderr
+    );
 }
-
 
 /// A peer in a network namespace of its own (loopback up), with its own listener there,
 /// waiting to connect to it and accept (exit code 0 when both worked); returns it, its
@@ -287,7 +341,8 @@ fn peer_in_own_netns(comm: &CStr) -> (Peer, u64, u16) {
     for (dst, src) in lo_up.ifr_name.iter_mut().zip(c"lo".to_bytes()) {
         *dst = *src as libc::c_char;
     }
-    lo_up.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as libc::c_short;
+    lo_up.ifr_ifru.ifru_flags =
+        (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as libc::c_short;
     let (bind_any, bind_len) = common::sockaddr_of(([127, 0, 0, 1], 0).into());
     // SAFETY: pipes and fork; the child makes only raw system calls on data made above.
     unsafe {
@@ -299,24 +354,35 @@ fn peer_in_own_netns(comm: &CStr) -> (Peer, u64, u16) {
             // The parent's ends: held here, a parent that fails would leave this waiting.
             libc::close(report_r);
             libc::close(go_w);
-            let ctl = if libc::unshare(libc::CLONE_NEWNET) == 0 { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) } else { -1 };
+            let ctl = if libc::unshare(libc::CLONE_NEWNET) == 0 {
+                libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)
+            } else {
+                -1
+            };
             if ctl < 0 || libc::ioctl(ctl, libc::SIOCSIFFLAGS, &raw const lo_up) != 0 {
                 return 200;
             }
             let listener = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-            if libc::bind(listener, (&raw const bind_any).cast(), bind_len) != 0 || libc::listen(listener, 4) != 0 {
+            if libc::bind(listener, (&raw const bind_any).cast(), bind_len) != 0
+                || libc::listen(listener, 4) != 0
+            {
                 return 201;
             }
-            let (mut bound, mut len): (libc::sockaddr_storage, libc::socklen_t) = (std::mem::zeroed(), bind_len);
+            let (mut bound, mut len): (libc::sockaddr_storage, libc::socklen_t) =
+                (std::mem::zeroed(), bind_len);
             libc::getsockname(listener, (&raw mut bound).cast(), &raw mut len);
             let port = u16::from_be((*(&raw const bound).cast::<libc::sockaddr_in>()).sin_port);
             let said = [common::own_netns(), u64::from(port)];
             let mut byte = 0u8;
-            if libc::write(report_w, said.as_ptr().cast(), 16) != 16 || libc::read(go_r, (&raw mut byte).cast(), 1) != 1 {
+            if libc::write(report_w, said.as_ptr().cast(), 16) != 16
+                || libc::read(go_r, (&raw mut byte).cast(), 1) != 1
+            {
                 return 202;
             }
             let client = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-            if libc::connect(client, (&raw const bound).cast(), len) != 0 || libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) < 0 {
+            if libc::connect(client, (&raw const bound).cast(), len) != 0
+                || libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) < 0
+            {
                 return 203;
             }
             0
@@ -324,7 +390,14 @@ fn peer_in_own_netns(comm: &CStr) -> (Peer, u64, u16) {
         libc::close(report_w);
         libc::close(go_r);
         let mut said = [0u64; 2];
-        assert!(common::raw::read_exactly(report[0], std::slice::from_raw_parts_mut(said.as_mut_ptr().cast(), 16), 16), "the peer did not make its namespace");
+        assert!(
+            common::raw::read_exactly(
+                report[0],
+                std::slice::from_raw_parts_mut(said.as_mut_ptr().cast(), 16),
+                16
+            ),
+            "the peer did not make its namespace"
+        );
         libc::close(report[0]);
         (Peer::waiting(pid, go[1]), said[0], said[1] as u16)
     }
@@ -357,21 +430,39 @@ fn plain_and_table_name_a_foreign_network_namespace() {
         let (out, stderr, status) = trace.stop_raw(libc::SIGINT);
         assert!(status.success(), "{format}: {stderr:?}");
         // TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL...
-        let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).filter(|r: &Vec<&str>| r.len() >= 10).collect();
-        let of = |pid: i32, kind: &str| -> Vec<&Vec<&str>> { rows.iter().filter(|r| r[1] == kind && r[2] == pid.to_string()).collect() };
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .filter(|r: &Vec<&str>| r.len() >= 10)
+            .collect();
+        let of = |pid: i32, kind: &str| -> Vec<&Vec<&str>> {
+            rows.iter().filter(|r| r[1] == kind && r[2] == pid.to_string()).collect()
+        };
         let want = format!("netns={netns}");
         let (connects, accepts) = (of(inside, "connect"), of(inside, "accept"));
         assert_eq!((connects.len(), accepts.len()), (1, 1), "{format}: {out}");
-        assert_eq!((connects[0][3], connects[0][8]), ("tt-f-nsn-in", inside_port.to_string().as_str()), "{format}: {out}");
+        assert_eq!(
+            (connects[0][3], connects[0][8]),
+            ("tt-f-nsn-in", inside_port.to_string().as_str()),
+            "{format}: {out}"
+        );
         assert_eq!(accepts[0][6], inside_port.to_string(), "{format}: {out}");
         for row in [connects[0], accepts[0]] {
             assert_eq!(row.last(), Some(&want.as_str()), "{format}: {row:?}");
-            assert_eq!(row.iter().filter(|t| t.starts_with("netns=")).count(), 1, "{format}: {row:?}");
+            assert_eq!(
+                row.iter().filter(|t| t.starts_with("netns=")).count(),
+                1,
+                "{format}: {row:?}"
+            );
         }
         let outside_connects = of(outside_pid, "connect");
         assert_eq!(outside_connects.len(), 1, "{format}: {out}");
         assert_eq!(outside_connects[0][8], addr.port().to_string(), "{format}: {out}");
-        assert!(!outside_connects[0].iter().any(|t| t.starts_with("netns=")), "{format}: {:?}", outside_connects[0]);
+        assert!(
+            !outside_connects[0].iter().any(|t| t.starts_with("netns=")),
+            "{format}: {:?}",
+            outside_connects[0]
+        );
     }
 }
 
@@ -392,11 +483,20 @@ fn netns_keeps_one_network_namespace_only() {
         both_sides_connect(outside, &l, inside_peer);
         let done = trace.stop();
         let (connects, accepts) = (done.of("connect", inside), done.of("accept", inside));
-        assert_eq!((connects.len(), accepts.len(), done.events.len()), (1, 1, 2), "only the peer's connect and accept: {:?}", done.events);
+        assert_eq!(
+            (connects.len(), accepts.len(), done.events.len()),
+            (1, 1, 2),
+            "only the peer's connect and accept: {:?}",
+            done.events
+        );
         assert_eq!(connects[0]["rport"], inside_port, "{:?}", done.events);
         assert_eq!(accepts[0]["lport"], inside_port, "{:?}", done.events);
         assert!(done.events.iter().all(|e| e["netns"] == netns), "{:?}", done.events);
-        assert!(filtered_count(&done).is_some_and(|n| n >= 2), "the outside connect and accept were not filtered: {:?}", done.stderr);
+        assert!(
+            filtered_count(&done).is_some_and(|n| n >= 2),
+            "the outside connect and accept were not filtered: {:?}",
+            done.stderr
+        );
     }
 }
 
@@ -415,24 +515,38 @@ fn netns_of_a_hidden_process_is_taken_unchecked_without_sys_ptrace() {
     let (inside_peer, netns, inside_port) = peer_in_own_netns(c"tt-f-nsh-in");
     let inside = inside_peer.pid;
     let keep = 1u64 << common::CAP_BPF | 1 << common::CAP_PERFMON;
-    let trace = Trace::try_start_with_capabilities(keep, &["-e", "connect,accept", "--netns", &netns.to_string()])
-        .unwrap_or_else(|e| panic!("tcptrace did not start: {e:?}"));
+    let trace = Trace::try_start_with_capabilities(
+        keep,
+        &["-e", "connect,accept", "--netns", &netns.to_string()],
+    )
+    .unwrap_or_else(|e| panic!("tcptrace did not start: {e:?}"));
     assert_eq!(trace.effective_capabilities(), keep);
     both_sides_connect(outside, &l, inside_peer);
     let done = trace.stop();
     let (connects, accepts) = (done.of("connect", inside), done.of("accept", inside));
-    assert_eq!((connects.len(), accepts.len(), done.events.len()), (1, 1, 2), "only the peer's connect and accept: {:?}", done.events);
+    assert_eq!(
+        (connects.len(), accepts.len(), done.events.len()),
+        (1, 1, 2),
+        "only the peer's connect and accept: {:?}",
+        done.events
+    );
     assert_eq!(connects[0]["rport"], inside_port, "{:?}", done.events);
     assert!(done.events.iter().all(|e| e["netns"] == netns), "{:?}", done.events);
     let note = format!("tcptrace: --netns {netns}: not checked: no process tcptrace can see is in that namespace, and the namespaces of ");
-    let notes: Vec<&String> = done.stderr.iter().filter(|l| l.starts_with("tcptrace: --netns")).collect();
+    let notes: Vec<&String> =
+        done.stderr.iter().filter(|l| l.starts_with("tcptrace: --netns")).collect();
     assert_eq!(notes.len(), 1, "{:?}", done.stderr);
     // How many processes are hidden varies with what else runs (root's daemons, kernel
     // threads); the wording must agree with the number, one or more.
     let rest = notes[0].strip_prefix(&note).unwrap_or_else(|| panic!("{:?}", notes[0]));
     let (count, wording) = rest.split_once(' ').unwrap_or_else(|| panic!("{:?}", notes[0]));
-    let hidden: u32 = count.parse().unwrap_or_else(|_| panic!("no count of hidden processes: {:?}", notes[0]));
-    let expected = if hidden == 1 { "process is hidden from it (seeing it takes CAP_SYS_PTRACE)" } else { "processes are hidden from it (seeing them takes CAP_SYS_PTRACE)" };
+    let hidden: u32 =
+        count.parse().unwrap_or_else(|_| panic!("no count of hidden processes: {:?}", notes[0]));
+    let expected = if hidden == 1 {
+        "process is hidden from it (seeing it takes CAP_SYS_PTRACE)"
+    } else {
+        "processes are hidden from it (seeing them takes CAP_SYS_PTRACE)"
+    };
     assert!(hidden >= 1 && wording == expected, "{:?}", notes[0]);
     // As root, every namespace can be seen: the peer's is gone with it, so its number
     // names nothing now.

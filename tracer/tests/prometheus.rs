@@ -55,9 +55,15 @@ impl Prometheus {
             .expect("start prometheus");
         let mut p = Self { child, addr, dir };
         let deadline = Instant::now() + Duration::from_secs(180);
-        while !std::net::TcpStream::connect(p.addr).is_ok_and(|_| http_get(p.addr, "/-/ready").0 == 200) {
+        while !std::net::TcpStream::connect(p.addr)
+            .is_ok_and(|_| http_get(p.addr, "/-/ready").0 == 200)
+        {
             let exited = p.child.try_wait().expect("poll prometheus");
-            assert!(exited.is_none() && Instant::now() < deadline, "prometheus not ready ({exited:?}): {}", p.log());
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "prometheus not ready ({exited:?}): {}",
+                p.log()
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
         p
@@ -69,8 +75,10 @@ impl Prometheus {
 
     /// An instant query: the API's `data.result` (an error if the query failed).
     fn query(&self, promql: &str) -> Result<Vec<Value>, String> {
-        let (status, body) = http_get(self.addr, &format!("/api/v1/query?query={}", percent_encode(promql)));
-        let v: Value = serde_json::from_str(&body).map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
+        let (status, body) =
+            http_get(self.addr, &format!("/api/v1/query?query={}", percent_encode(promql)));
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|e| format!("HTTP {status}, not JSON ({e}): {body}"))?;
         if v["status"] != "success" {
             return Err(format!("HTTP {status}: {}", v["error"]));
         }
@@ -80,7 +88,10 @@ impl Prometheus {
     /// The single value of a scalar-like query (`sum(...)`), 0 when there is no series.
     fn value(&self, promql: &str) -> f64 {
         let result = self.query(promql).unwrap_or_else(|e| panic!("{promql}: {e}"));
-        result.first().and_then(|r| r["value"][1].as_str()).map_or(0.0, |v| v.parse().expect("a number"))
+        result
+            .first()
+            .and_then(|r| r["value"][1].as_str())
+            .map_or(0.0, |v| v.parse().expect("a number"))
     }
 }
 
@@ -95,7 +106,9 @@ impl Drop for Prometheus {
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -119,16 +132,20 @@ fn syn_retransmits(listener: i32, addr: SocketAddr) -> u32 {
     let first = std::net::TcpStream::connect(addr).expect("first connect").into_raw_fd();
     common::wait_accept_queue(listener, 1);
     // A thread takes its creator's name.
-    let second = std::thread::spawn(move || std::net::TcpStream::connect(addr).expect("second connect").into_raw_fd());
+    let second = std::thread::spawn(move || {
+        std::net::TcpStream::connect(addr).expect("second connect").into_raw_fd()
+    });
     common::wait_syn_resent(addr.port());
     // SAFETY: accepting on our own listener.
     let accepted = unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) };
     assert!(accepted >= 0);
     let second = second.join().expect("second connect thread");
     // SAFETY: as above.
-    let accepted_second = unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) };
+    let accepted_second =
+        unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) };
     assert!(accepted_second >= 0);
-    let retransmits = common::close_counted(first, accepted) + common::close_counted(second, accepted_second);
+    let retransmits =
+        common::close_counted(first, accepted) + common::close_counted(second, accepted_second);
     assert!(retransmits >= 1, "the SYN was never dropped");
     // SAFETY: closing our own listener; the thread's name back, from the buffer above.
     unsafe {
@@ -148,7 +165,9 @@ fn retransmit_counters() -> Vec<(String, u64)> {
         for pair in lines.chunks(2) {
             let [names, values] = pair else { continue };
             for (name, value) in names.split_whitespace().zip(values.split_whitespace()).skip(1) {
-                if ["RetransSegs", "TCPSynRetrans", "TCPRetransFail", "TCPLostRetransmit"].contains(&name) {
+                if ["RetransSegs", "TCPSynRetrans", "TCPRetransFail", "TCPLostRetransmit"]
+                    .contains(&name)
+                {
                     out.push((name.to_string(), value.parse().unwrap_or(0)));
                 }
             }
@@ -180,7 +199,11 @@ fn dashboard_queries(dashboard: &Value) -> Vec<String> {
     let mut exprs = Vec::new();
     walk(&dashboard["panels"], &mut exprs);
     for var in dashboard["templating"]["list"].as_array().into_iter().flatten() {
-        let query = var["query"].as_object().and_then(|q| q["query"].as_str()).or_else(|| var["query"].as_str()).unwrap_or("");
+        let query = var["query"]
+            .as_object()
+            .and_then(|q| q["query"].as_str())
+            .or_else(|| var["query"].as_str())
+            .unwrap_or("");
         if let Some(args) = query.strip_prefix("label_values(").and_then(|r| r.strip_suffix(')')) {
             let (metric, label) = args.rsplit_once(',').expect("label_values(metric, label)");
             exprs.push(format!("group by ({}) ({})", label.trim(), metric.trim()));
@@ -189,9 +212,15 @@ fn dashboard_queries(dashboard: &Value) -> Vec<String> {
     exprs
         .into_iter()
         .map(|e| {
-            let mut e = e.replace("$__rate_interval", "1m").replace("${__rate_interval}", "1m").replace("$__interval", "15s");
+            let mut e = e
+                .replace("$__rate_interval", "1m")
+                .replace("${__rate_interval}", "1m")
+                .replace("$__interval", "15s");
             for var in ["instance", "comm", "service_port"] {
-                e = e.replace(&format!("${{{var}:regex}}"), ".*").replace(&format!("${{{var}}}"), ".*").replace(&format!("${var}"), ".*");
+                e = e
+                    .replace(&format!("${{{var}:regex}}"), ".*")
+                    .replace(&format!("${{{var}}}"), ".*")
+                    .replace(&format!("${var}"), ".*");
             }
             e
         })
@@ -203,15 +232,25 @@ fn prometheus_sees_exact_counts_and_every_dashboard_panel_has_data() {
     let _serial = serial();
     let (listener, addr) = listen_v4(16);
     let (rtx_listener, rtx_addr) = listen_v4(0);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let ports = [addr.port(), closed, rtx_addr.port()].map(|p| p.to_string());
     let serve = Serve::start(&["--port", &ports[0], "--port", &ports[1], "--port", &ports[2]], &[]);
     let prometheus = Prometheus::start(serve.addr);
 
-    let held: Vec<HeldExchange> =
-        (0..CONNECTIONS).map(|_| HeldExchange::start(listener, addr, (c"ttpc", c"ttps"), CLIENT_SENDS, SERVER_SENDS)).collect();
+    let held: Vec<HeldExchange> = (0..CONNECTIONS)
+        .map(|_| {
+            HeldExchange::start(listener, addr, (c"ttpc", c"ttps"), CLIENT_SENDS, SERVER_SENDS)
+        })
+        .collect();
     for _ in 0..FAILED {
-        let peer = Peer::connector(PeerSetup { comm: c"ttpf", uid: 0, empty_netns: false }, ([127, 0, 0, 1], closed).into());
+        let peer = Peer::connector(
+            PeerSetup { comm: c"ttpf", uid: 0, empty_netns: false },
+            ([127, 0, 0, 1], closed).into(),
+        );
         assert_eq!(peer.go_and_wait(), libc::ECONNREFUSED);
     }
     for h in held {
@@ -228,9 +267,15 @@ fn prometheus_sees_exact_counts_and_every_dashboard_panel_has_data() {
         rtx_addr.port()
     );
     let expected: [(&str, f64); 8] = [
-        (r#"sum(tcptrace_connections_opened_total{comm="ttpc",direction="active",result="ok"})"#, n),
+        (
+            r#"sum(tcptrace_connections_opened_total{comm="ttpc",direction="active",result="ok"})"#,
+            n,
+        ),
         (r#"sum(tcptrace_connections_opened_total{comm="ttps",direction="passive"})"#, n),
-        (r#"sum(tcptrace_connect_failures_total{comm="ttpf",errno="ECONNREFUSED"})"#, FAILED as f64),
+        (
+            r#"sum(tcptrace_connect_failures_total{comm="ttpf",errno="ECONNREFUSED"})"#,
+            FAILED as f64,
+        ),
         (r#"sum(tcptrace_resets_total{comm="ttpf",direction="received"})"#, FAILED as f64),
         (r#"sum(tcptrace_sent_bytes_total{comm="ttpc"})"#, n * CLIENT_SENDS as f64),
         (r#"sum(tcptrace_received_bytes_total{comm="ttpc"})"#, n * SERVER_SENDS as f64),
@@ -256,12 +301,18 @@ fn prometheus_sees_exact_counts_and_every_dashboard_panel_has_data() {
             let own: Vec<String> = serve
                 .scrape()
                 .iter()
-                .filter(|s| ["retransmit", "lost", "opened", "filtered"].iter().any(|w| s.name.contains(w)))
+                .filter(|s| {
+                    ["retransmit", "lost", "opened", "filtered"].iter().any(|w| s.name.contains(w))
+                })
                 .map(|s| format!("{s:?}"))
                 .collect();
             // And the host's own retransmit counters over the same time (other traffic
             // included): a resend that failed to leave shows as TCPRetransFail.
-            let kernel: Vec<String> = retransmit_counters().iter().zip(&kernel_before).map(|((k, now), (_, then))| format!("{k} +{}", now.saturating_sub(*then))).collect();
+            let kernel: Vec<String> = retransmit_counters()
+                .iter()
+                .zip(&kernel_before)
+                .map(|((k, now), (_, then))| format!("{k} +{}", now.saturating_sub(*then)))
+                .collect();
             panic!(
                 "Prometheus never saw the traffic: {got:?} (wanted {:?})\ntcptrace's own: {own:#?}\nthe host's counters since: {kernel:?}\n{}",
                 expected.map(|e| e.1),

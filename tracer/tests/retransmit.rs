@@ -48,7 +48,13 @@ struct Run {
 /// leader has removed the rules (so that the close is lossless) the client closes its
 /// side, the server its own at the client's FIN, and the client reads its final
 /// `tcpi_total_retrans` once the server's FIN has come. Reports their pids and that count.
-fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: usize, reply: usize) -> Run {
+fn over_lossy_link(
+    port: u16,
+    rules: &str,
+    pause: std::time::Duration,
+    request: usize,
+    reply: usize,
+) -> Run {
     // Buffers for the forked sides, which must not allocate.
     let mut server_buf = vec![0u8; 64 * 1024];
     let server_data = vec![b's'; 64 * 1024];
@@ -67,8 +73,10 @@ fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: 
     );
     let load = [nft.as_ptr(), c"-f".as_ptr(), rules.as_ptr(), std::ptr::null()];
     let flush = [nft.as_ptr(), c"flush".as_ptr(), c"ruleset".as_ptr(), std::ptr::null()];
-    let configure_server = [ip.as_ptr(), c"-batch".as_ptr(), server_side.as_ptr(), std::ptr::null()];
-    let configure_client = [ip.as_ptr(), c"-batch".as_ptr(), client_side.as_ptr(), std::ptr::null()];
+    let configure_server =
+        [ip.as_ptr(), c"-batch".as_ptr(), server_side.as_ptr(), std::ptr::null()];
+    let configure_client =
+        [ip.as_ptr(), c"-batch".as_ptr(), client_side.as_ptr(), std::ptr::null()];
     let addr = sockaddr_of(format!("{SERVER_ADDR}:{port}").parse().expect("addr"));
     let pause_us = u32::try_from(pause.as_micros()).expect("a pause under an hour");
 
@@ -91,7 +99,9 @@ fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: 
             }
             let client = common::fork_with(c"tt-lossy-cli", || {
                 let mut byte = [0u8; 1];
-                if libc::unshare(libc::CLONE_NEWNET) != 0 || libc::write(in_netns[1], byte.as_ptr().cast(), 1) != 1 {
+                if libc::unshare(libc::CLONE_NEWNET) != 0
+                    || libc::write(in_netns[1], byte.as_ptr().cast(), 1) != 1
+                {
                     return 240;
                 }
                 if !raw::read_exactly(link_ready[0], &mut byte, 1) || run(&configure_client) != 0 {
@@ -104,16 +114,22 @@ fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: 
                 if pause_us > 0 {
                     libc::usleep(pause_us);
                 }
-                if !raw::write_exactly(s, &client_data, request) || !raw::read_exactly(s, &mut client_buf, reply) {
+                if !raw::write_exactly(s, &client_data, request)
+                    || !raw::read_exactly(s, &mut client_buf, reply)
+                {
                     return 243;
                 }
-                if libc::write(data_done[1], byte.as_ptr().cast(), 1) != 1 || !raw::read_exactly(may_close[0], &mut byte, 1) {
+                if libc::write(data_done[1], byte.as_ptr().cast(), 1) != 1
+                    || !raw::read_exactly(may_close[0], &mut byte, 1)
+                {
                     return 244;
                 }
                 // Our FIN first, and the server's at our EOF, which acknowledges ours: then
                 // nothing of ours is left to resend (a count read before could miss a FIN
                 // that a slow machine resends), and the socket has reached CLOSE.
-                if libc::shutdown(s, libc::SHUT_WR) != 0 || raw::read_to_eof(s, &mut client_buf) != Some(0) {
+                if libc::shutdown(s, libc::SHUT_WR) != 0
+                    || raw::read_to_eof(s, &mut client_buf) != Some(0)
+                {
                     return 247;
                 }
                 let Some(retrans) = raw::total_retrans(s) else { return 245 };
@@ -153,7 +169,10 @@ fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: 
             }
             let server = common::fork_with(c"tt-lossy-srv", || {
                 let c = libc::accept(l, std::ptr::null_mut(), std::ptr::null_mut());
-                if c < 0 || !raw::read_exactly(c, &mut server_buf, request) || !raw::write_exactly(c, &server_data, reply) {
+                if c < 0
+                    || !raw::read_exactly(c, &mut server_buf, request)
+                    || !raw::write_exactly(c, &server_data, reply)
+                {
                     return 80;
                 }
                 if raw::read_to_eof(c, &mut server_buf) != Some(0) {
@@ -164,7 +183,9 @@ fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: 
             });
             let pids = [client as u64, server as u64, own_netns()];
             libc::write(report[1], pids.as_ptr().cast(), 24);
-            if libc::write(link_ready[1], byte.as_ptr().cast(), 1) != 1 || !raw::read_exactly(data_done[0], &mut byte, 1) {
+            if libc::write(link_ready[1], byte.as_ptr().cast(), 1) != 1
+                || !raw::read_exactly(data_done[0], &mut byte, 1)
+            {
                 return 74;
             }
             if run(&flush) != 0 || libc::write(may_close[1], byte.as_ptr().cast(), 1) != 1 {
@@ -185,7 +206,11 @@ fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: 
     unsafe {
         libc::close(report[1]);
         libc::close(counted[1]);
-        assert_eq!(libc::read(report[0], pids.as_mut_ptr().cast(), 24), 24, "the leader failed early");
+        assert_eq!(
+            libc::read(report[0], pids.as_mut_ptr().cast(), 24),
+            24,
+            "the leader failed early"
+        );
         assert_eq!(wait_child(leader), 0, "the transfer over the lossy link failed");
         assert_eq!(libc::read(counted[0], counted_report.as_mut_ptr().cast(), 16), 16);
         for p in pipes {
@@ -201,7 +226,6 @@ fn over_lossy_link(port: u16, rules: &str, pause: std::time::Duration, request: 
         server_netns: pids[2],
     }
 }
-
 
 /// Both processes are gone; the last ACK of a lossless close is microseconds behind them.
 fn settle() {
@@ -233,14 +257,25 @@ fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
     const SERVER_SENDS: usize = 30_000;
     let _serial = serial();
     let port = test_port();
-    let trace = Trace::start(&["-e", "connect,accept,close,retransmit", "--port", &port.to_string()]);
-    let Run { client, server, kernel_count, client_netns, server_netns } =
-        over_lossy_link(port, &drop_rule(port, &format!("{DATA} numgen random mod 100 < 10")), AT_ONCE, CLIENT_SENDS, SERVER_SENDS);
+    let trace =
+        Trace::start(&["-e", "connect,accept,close,retransmit", "--port", &port.to_string()]);
+    let Run { client, server, kernel_count, client_netns, server_netns } = over_lossy_link(
+        port,
+        &drop_rule(port, &format!("{DATA} numgen random mod 100 < 10")),
+        AT_ONCE,
+        CLIENT_SENDS,
+        SERVER_SENDS,
+    );
     settle();
     let done = trace.stop();
     assert!(kernel_count > 0, "10% loss made no retransmission: the netns rules did not apply");
     // Each side's events carry its own network namespace, neither this test's.
-    assert!(client_netns != 0 && server_netns != 0 && client_netns != server_netns && client_netns != own_netns());
+    assert!(
+        client_netns != 0
+            && server_netns != 0
+            && client_netns != server_netns
+            && client_netns != own_netns()
+    );
     for (pid, netns) in [(client, client_netns), (server, server_netns)] {
         let events: Vec<_> = done.events.iter().filter(|e| e["pid"] == pid).collect();
         assert!(events.len() >= 2, "{:?}", done.events);
@@ -268,12 +303,19 @@ fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
         assert_eq!(r["lport"], close["lport"]);
         assert_eq!(r["raddr"], SERVER_ADDR);
         assert_eq!(r["rport"], port);
-        assert!(r["total_retrans"].as_u64().is_some_and(|n| (1..=u64::from(kernel_count)).contains(&n)), "{r}");
+        assert!(
+            r["total_retrans"].as_u64().is_some_and(|n| (1..=u64::from(kernel_count)).contains(&n)),
+            "{r}"
+        );
     }
     // Every retransmission was seen, tail loss probes included: the running count of the
     // last one is the kernel's final count.
     let last = from_client.iter().filter_map(|r| r["total_retrans"].as_u64()).max();
-    assert_eq!(last, Some(u64::from(kernel_count)), "retransmit events vs TCP_INFO: {from_client:?}");
+    assert_eq!(
+        last,
+        Some(u64::from(kernel_count)),
+        "retransmit events vs TCP_INFO: {from_client:?}"
+    );
     // A tail loss probe resends one segment: its count is one more than the event before
     // (a recovery's retransmission, made on an ACK while the probe timer was due, once
     // passed for a probe, its count a whole batch ahead).
@@ -281,7 +323,11 @@ fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
     for r in &from_client {
         let count = r["total_retrans"].as_u64().expect("a count");
         if r["tail_loss_probe"] == true {
-            assert_eq!(count, before + 1, "a probe of more than one segment: {r} in {from_client:?}");
+            assert_eq!(
+                count,
+                before + 1,
+                "a probe of more than one segment: {r} in {from_client:?}"
+            );
         }
         before = count;
     }
@@ -300,7 +346,13 @@ fn a_lost_last_segment_is_resent_by_a_tail_loss_probe_and_marked_so() {
     let port = test_port() + 1;
     let trace = Trace::start(&["-e", "close,retransmit", "--port", &port.to_string()]);
     // `numgen inc` counts from 0: only the first data packet to the port is dropped.
-    let Run { client, server, kernel_count, .. } = over_lossy_link(port, &drop_rule(port, &format!("{DATA} numgen inc mod 1000000 == 0")), AT_ONCE, REQUEST, REPLY);
+    let Run { client, server, kernel_count, .. } = over_lossy_link(
+        port,
+        &drop_rule(port, &format!("{DATA} numgen inc mod 1000000 == 0")),
+        AT_ONCE,
+        REQUEST,
+        REPLY,
+    );
     settle();
     let done = trace.stop();
     assert!(kernel_count >= 1, "the request was not dropped: the netns rules did not apply");
@@ -311,7 +363,12 @@ fn a_lost_last_segment_is_resent_by_a_tail_loss_probe_and_marked_so() {
     let from_client = done.of("retransmit", client);
     let counts: Vec<u64> = from_client.iter().filter_map(|r| r["total_retrans"].as_u64()).collect();
     // With tcptrace's stderr: its summary says whether an event was lost, and why.
-    assert_eq!(counts, (1..=u64::from(kernel_count)).collect::<Vec<_>>(), "vs TCP_INFO's {kernel_count}: {from_client:?} {:?}", done.stderr);
+    assert_eq!(
+        counts,
+        (1..=u64::from(kernel_count)).collect::<Vec<_>>(),
+        "vs TCP_INFO's {kernel_count}: {from_client:?} {:?}",
+        done.stderr
+    );
     let r = from_client[0];
     assert_eq!(r["comm"], "tt-lossy-cli");
     assert_eq!(r["raddr"], SERVER_ADDR);
@@ -342,8 +399,13 @@ fn a_lost_handshake_ack_makes_the_listener_resend_its_syn_ack() {
     // Pure ACKs (no data: headers alone); `numgen inc` counts only the packets that got
     // that far in the rule, so only the first one, the handshake's, is dropped.
     let first_ack = "tcp flags == ack meta length < 100 numgen inc mod 1000000 == 0";
-    let Run { client, server, kernel_count, server_netns, .. } =
-        over_lossy_link(port, &drop_rule(port, first_ack), std::time::Duration::from_secs(2), REQUEST, REPLY);
+    let Run { client, server, kernel_count, server_netns, .. } = over_lossy_link(
+        port,
+        &drop_rule(port, first_ack),
+        std::time::Duration::from_secs(2),
+        REQUEST,
+        REPLY,
+    );
     settle();
     let done = trace.stop();
     assert_eq!(kernel_count, 0, "the client resent nothing");
@@ -375,7 +437,9 @@ fn a_lost_handshake_ack_makes_the_listener_resend_its_syn_ack() {
 fn decimal_writes_digits_without_allocating() {
     let mut buf = [0u8; 12];
     // SAFETY: `decimal` returns a pointer to a NUL-terminated string inside `buf`.
-    let text = |n, buf: &mut [u8; 12]| unsafe { CStr::from_ptr(decimal(n, buf)) }.to_str().expect("ascii").to_owned();
+    let text = |n, buf: &mut [u8; 12]| {
+        unsafe { CStr::from_ptr(decimal(n, buf)) }.to_str().expect("ascii").to_owned()
+    };
     assert_eq!(text(0, &mut buf), "0");
     assert_eq!(text(4_294_967_295, &mut buf), "4294967295");
     assert_eq!(text(181, &mut buf), "181");

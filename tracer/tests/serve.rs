@@ -7,8 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{
-    effective_family, fork_with, listen_v4, serial, sockaddr_of, sum,
-    tools::PrivateRules,
+    effective_family, fork_with, listen_v4, serial, sockaddr_of, sum, tools::PrivateRules,
     wait_child, HeldExchange, Peer, PeerSetup, Serve,
 };
 
@@ -31,24 +30,37 @@ fn counters_move_by_exactly_the_traffic_made() {
     let serve = Serve::start(&["--port", &lport, "--port", &cport], &["--labels", "pid,lport"]);
     assert_eq!(common::http_get(serve.addr, "/healthz"), (200, "ok\n".to_string()));
 
-    let held: Vec<HeldExchange> =
-        (0..CONNECTIONS).map(|_| HeldExchange::start(listener, addr, (c"ttsc", c"ttss"), CLIENT_SENDS, SERVER_SENDS)).collect();
+    let held: Vec<HeldExchange> = (0..CONNECTIONS)
+        .map(|_| {
+            HeldExchange::start(listener, addr, (c"ttsc", c"ttss"), CLIENT_SENDS, SERVER_SENDS)
+        })
+        .collect();
     let open = serve.scrape_until("three connections open each way", |s| {
         sum(s, "tcptrace_open_connections", &[("direction", "active")]) == CONNECTIONS as f64
-            && sum(s, "tcptrace_open_connections", &[("direction", "passive")]) == CONNECTIONS as f64
+            && sum(s, "tcptrace_open_connections", &[("direction", "passive")])
+                == CONNECTIONS as f64
     });
     // One label set per process: the pid label is the connecting or accepting process.
     for h in &held {
         let (client, server) = (h.client.to_string(), h.server.to_string());
-        let one_client = [("comm", "ttsc"), ("pid", client.as_str()), ("direction", "active"), ("result", "ok")];
+        let one_client =
+            [("comm", "ttsc"), ("pid", client.as_str()), ("direction", "active"), ("result", "ok")];
         assert_eq!(sum(&open, "tcptrace_connections_opened_total", &one_client), 1.0, "{open:#?}");
-        let one_server = [("comm", "ttss"), ("pid", server.as_str()), ("lport", lport.as_str()), ("direction", "passive")];
+        let one_server = [
+            ("comm", "ttss"),
+            ("pid", server.as_str()),
+            ("lport", lport.as_str()),
+            ("direction", "passive"),
+        ];
         assert_eq!(sum(&open, "tcptrace_connections_opened_total", &one_server), 1.0, "{open:#?}");
     }
 
     let refusals: Vec<i32> = (0..FAILED)
         .map(|_| {
-            let peer = Peer::connector(PeerSetup { comm: c"ttfail", uid: 0, empty_netns: false }, ([127, 0, 0, 1], closed).into());
+            let peer = Peer::connector(
+                PeerSetup { comm: c"ttfail", uid: 0, empty_netns: false },
+                ([127, 0, 0, 1], closed).into(),
+            );
             peer.go_and_wait()
         })
         .collect();
@@ -63,37 +75,96 @@ fn counters_move_by_exactly_the_traffic_made() {
 
     let n = CONNECTIONS as f64;
     let count = |name: &str, with: &[(&str, &str)]| sum(&s, name, with);
-    assert_eq!(count("tcptrace_connections_opened_total", &[("comm", "ttsc"), ("direction", "active"), ("result", "ok")]), n);
-    assert_eq!(count("tcptrace_connections_opened_total", &[("comm", "ttss"), ("direction", "passive"), ("result", "ok")]), n);
-    assert_eq!(count("tcptrace_connections_opened_total", &[("comm", "ttfail"), ("result", "failed")]), FAILED as f64);
-    assert_eq!(count("tcptrace_connections_opened_total", &[]), 2.0 * n + FAILED as f64, "nothing else counted");
     assert_eq!(
-        count("tcptrace_connect_failures_total", &[("comm", "ttfail"), ("errno", "ECONNREFUSED"), ("service_port", "ephemeral")]),
+        count(
+            "tcptrace_connections_opened_total",
+            &[("comm", "ttsc"), ("direction", "active"), ("result", "ok")]
+        ),
+        n
+    );
+    assert_eq!(
+        count(
+            "tcptrace_connections_opened_total",
+            &[("comm", "ttss"), ("direction", "passive"), ("result", "ok")]
+        ),
+        n
+    );
+    assert_eq!(
+        count("tcptrace_connections_opened_total", &[("comm", "ttfail"), ("result", "failed")]),
+        FAILED as f64
+    );
+    assert_eq!(
+        count("tcptrace_connections_opened_total", &[]),
+        2.0 * n + FAILED as f64,
+        "nothing else counted"
+    );
+    assert_eq!(
+        count(
+            "tcptrace_connect_failures_total",
+            &[("comm", "ttfail"), ("errno", "ECONNREFUSED"), ("service_port", "ephemeral")]
+        ),
         FAILED as f64
     );
     // Bytes, both ways, exactly as sent.
     assert_eq!(count("tcptrace_sent_bytes_total", &[("comm", "ttsc")]), n * CLIENT_SENDS as f64);
-    assert_eq!(count("tcptrace_received_bytes_total", &[("comm", "ttsc")]), n * SERVER_SENDS as f64);
-    assert_eq!(count("tcptrace_sent_bytes_total", &[("comm", "ttss"), ("lport", &lport)]), n * SERVER_SENDS as f64);
-    assert_eq!(count("tcptrace_received_bytes_total", &[("comm", "ttss")]), n * CLIENT_SENDS as f64);
+    assert_eq!(
+        count("tcptrace_received_bytes_total", &[("comm", "ttsc")]),
+        n * SERVER_SENDS as f64
+    );
+    assert_eq!(
+        count("tcptrace_sent_bytes_total", &[("comm", "ttss"), ("lport", &lport)]),
+        n * SERVER_SENDS as f64
+    );
+    assert_eq!(
+        count("tcptrace_received_bytes_total", &[("comm", "ttss")]),
+        n * CLIENT_SENDS as f64
+    );
     assert_eq!(count("tcptrace_connect_latency_seconds_count", &[("comm", "ttsc")]), n);
-    assert_eq!(count("tcptrace_connect_latency_seconds_bucket", &[("comm", "ttsc"), ("le", "+Inf")]), n);
+    assert_eq!(
+        count("tcptrace_connect_latency_seconds_bucket", &[("comm", "ttsc"), ("le", "+Inf")]),
+        n
+    );
     assert_eq!(count("tcptrace_connection_lifetime_seconds_count", &[("direction", "active")]), n);
     assert_eq!(count("tcptrace_connection_lifetime_seconds_count", &[("direction", "passive")]), n);
     // Both sides close at once here, so which one started is a race: not checked.
-    assert_eq!(count("tcptrace_connections_closed_total", &[("comm", "ttsc"), ("direction", "active")]), n);
-    assert_eq!(count("tcptrace_connections_closed_total", &[("comm", "ttss"), ("direction", "passive")]), n);
+    assert_eq!(
+        count("tcptrace_connections_closed_total", &[("comm", "ttsc"), ("direction", "active")]),
+        n
+    );
+    assert_eq!(
+        count("tcptrace_connections_closed_total", &[("comm", "ttss"), ("direction", "passive")]),
+        n
+    );
     // Orderly: both FINs, and nothing lost either way.
     assert_eq!(count("tcptrace_connections_closed_total", &[("end", "fin")]), 2.0 * n);
     assert_eq!(count("tcptrace_bytes_lost_total", &[]), 0.0);
-    assert!(s.iter().any(|x| x.name == "tcptrace_bytes_lost_total" && x.labels.get("kind").map(String::as_str) == Some("unread")), "{s:#?}");
+    assert!(
+        s.iter().any(|x| x.name == "tcptrace_bytes_lost_total"
+            && x.labels.get("kind").map(String::as_str) == Some("unread")),
+        "{s:#?}"
+    );
     assert_eq!(count("tcptrace_open_connections", &[]), 0.0);
     // Each refused connect received one reset (the kernel gives a reason only for those sent).
-    assert_eq!(count("tcptrace_resets_total", &[("comm", "ttfail"), ("direction", "received"), ("reason", "none")]), FAILED as f64);
+    assert_eq!(
+        count(
+            "tcptrace_resets_total",
+            &[("comm", "ttfail"), ("direction", "received"), ("reason", "none")]
+        ),
+        FAILED as f64
+    );
     // Three handshakes, two refusals, two sides of three connections closing.
-    assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_SENT"), ("to", "ESTABLISHED")]), n);
-    assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_SENT"), ("to", "CLOSE")]), FAILED as f64);
-    assert_eq!(count("tcptrace_state_transitions_total", &[("from", "SYN_RECV"), ("to", "ESTABLISHED")]), n);
+    assert_eq!(
+        count("tcptrace_state_transitions_total", &[("from", "SYN_SENT"), ("to", "ESTABLISHED")]),
+        n
+    );
+    assert_eq!(
+        count("tcptrace_state_transitions_total", &[("from", "SYN_SENT"), ("to", "CLOSE")]),
+        FAILED as f64
+    );
+    assert_eq!(
+        count("tcptrace_state_transitions_total", &[("from", "SYN_RECV"), ("to", "ESTABLISHED")]),
+        n
+    );
     // Counted in the kernel, filtered there too: each side of an exchange passes through
     // five changes (from CLOSE or LISTEN to CLOSE), a refused connect through two, and
     // nothing else on the machine is counted. The child's birth, LISTEN -> SYN_RECV, is
@@ -104,7 +175,10 @@ fn counters_move_by_exactly_the_traffic_made() {
     assert!(twins <= n, "more children closed in SYN_RECV than connections: {twins}");
     let births = if effective_family() == "tracepoint" { n + twins } else { 0.0 };
     assert_eq!(count("tcptrace_state_transitions_total", &[("from", "LISTEN")]), births);
-    assert_eq!(count("tcptrace_state_transitions_total", &[]), 9.0 * n + births + twins + 2.0 * FAILED as f64);
+    assert_eq!(
+        count("tcptrace_state_transitions_total", &[]),
+        9.0 * n + births + twins + 2.0 * FAILED as f64
+    );
     assert_eq!(count("tcptrace_events_lost_total", &[]), 0.0);
     assert_eq!(count("tcptrace_series_dropped_total", &[]), 0.0);
     // Which family each hook took, as -v says it.
@@ -115,16 +189,27 @@ fn counters_move_by_exactly_the_traffic_made() {
         .collect();
     let family = effective_family();
     let expected: BTreeSet<(String, String)> =
-        ["state", "connect", "accept", "retransmit", "reset"].iter().map(|h| ((*h).to_string(), family.clone())).collect();
+        ["state", "connect", "accept", "retransmit", "reset"]
+            .iter()
+            .map(|h| ((*h).to_string(), family.clone()))
+            .collect();
     assert_eq!(hooks, expected);
     // A client that asks for the classic text format alone gets it, with the same samples
     // (but the count of tcptrace's own connections filtered out, which each scrape moves).
     let (status, classic) = common::http_get_accepting(serve.addr, "/metrics", "text/plain");
     assert_eq!(status, 200, "{classic}");
-    assert!(classic.contains("\n# TYPE tcptrace_connections_opened_total counter\n") && !classic.contains("# EOF"), "{classic}");
+    assert!(
+        classic.contains("\n# TYPE tcptrace_connections_opened_total counter\n")
+            && !classic.contains("# EOF"),
+        "{classic}"
+    );
     // In order: the kernel's state counts come out of a hash map.
     let settled = |samples: Vec<common::Sample>| -> BTreeSet<String> {
-        samples.into_iter().filter(|x| x.name != "tcptrace_events_filtered_total").map(|x| format!("{x:?}")).collect()
+        samples
+            .into_iter()
+            .filter(|x| x.name != "tcptrace_events_filtered_total")
+            .map(|x| format!("{x:?}"))
+            .collect()
     };
     assert_eq!(settled(common::parse_samples(&classic)), settled(serve.scrape()));
 
@@ -166,12 +251,37 @@ fn an_abortive_close_counts_its_end_and_the_bytes_it_threw_away() {
     let reset = client.read(&mut [0; 16]).expect_err("the reset reaches the client");
     assert_eq!(reset.kind(), std::io::ErrorKind::ConnectionReset);
     drop(client);
-    let s = serve.scrape_until("both sides closed", |s| sum(s, "tcptrace_connections_closed_total", &[]) == 2.0);
-    assert_eq!(sum(&s, "tcptrace_connections_closed_total", &[("direction", "passive"), ("end", "reset_sent")]), 1.0, "{s:#?}");
-    assert_eq!(sum(&s, "tcptrace_connections_closed_total", &[("direction", "active"), ("end", "reset_received")]), 1.0, "{s:#?}");
-    assert_eq!(sum(&s, "tcptrace_bytes_lost_total", &[("kind", "unread")]), (WRITTEN - READ) as f64);
+    let s = serve.scrape_until("both sides closed", |s| {
+        sum(s, "tcptrace_connections_closed_total", &[]) == 2.0
+    });
+    assert_eq!(
+        sum(
+            &s,
+            "tcptrace_connections_closed_total",
+            &[("direction", "passive"), ("end", "reset_sent")]
+        ),
+        1.0,
+        "{s:#?}"
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "tcptrace_connections_closed_total",
+            &[("direction", "active"), ("end", "reset_received")]
+        ),
+        1.0,
+        "{s:#?}"
+    );
+    assert_eq!(
+        sum(&s, "tcptrace_bytes_lost_total", &[("kind", "unread")]),
+        (WRITTEN - READ) as f64
+    );
     let acked = sum(&s, "tcptrace_sent_bytes_total", &[]); // the server sent nothing
-    assert_eq!(acked + sum(&s, "tcptrace_bytes_lost_total", &[("kind", "unacked")]), WRITTEN as f64, "{s:#?}");
+    assert_eq!(
+        acked + sum(&s, "tcptrace_bytes_lost_total", &[("kind", "unacked")]),
+        WRITTEN as f64,
+        "{s:#?}"
+    );
     let (code, stderr) = serve.terminate();
     assert_eq!(code, Some(0), "{stderr:?}");
 }
@@ -184,7 +294,11 @@ fn drops_count_exactly_what_a_firewall_rule_dropped() {
     let _serial = serial();
     let port = 13_000 + (std::process::id() % 1_000) as u16;
     let serve = Serve::start(&["--port", &port.to_string()], &["--drops"]);
-    let rules = PrivateRules::new(&format!("tt-serve-drop-{port}.nft"), "input", &format!("tcp dport {port} counter drop"));
+    let rules = PrivateRules::new(
+        &format!("tt-serve-drop-{port}.nft"),
+        "input",
+        &format!("tcp dport {port} counter drop"),
+    );
     let addr = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
     let client = fork_with(c"tt-serve-drop", move || {
         // SAFETY: raw system calls in a forked child.
@@ -196,7 +310,13 @@ fn drops_count_exactly_what_a_firewall_rule_dropped() {
             let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
             let patience = libc::timeval { tv_sec: 1, tv_usec: 500_000 };
             let size = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
-            if libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&raw const patience).cast(), size) != 0
+            if libc::setsockopt(
+                s,
+                libc::SOL_SOCKET,
+                libc::SO_SNDTIMEO,
+                (&raw const patience).cast(),
+                size,
+            ) != 0
                 || libc::connect(s, (&raw const addr.0).cast(), addr.1) == 0
             {
                 return 201;
@@ -208,8 +328,18 @@ fn drops_count_exactly_what_a_firewall_rule_dropped() {
     });
     let dropped = wait_child(client);
     assert!((1..200).contains(&dropped), "the client failed: {dropped}");
-    let s = serve.scrape_until("every drop counted", |s| sum(s, "tcptrace_drops_total", &[]) >= f64::from(dropped));
-    assert_eq!(sum(&s, "tcptrace_drops_total", &[("reason", "NETFILTER_DROP"), ("service_port", &port.to_string())]), f64::from(dropped), "{s:#?}");
+    let s = serve.scrape_until("every drop counted", |s| {
+        sum(s, "tcptrace_drops_total", &[]) >= f64::from(dropped)
+    });
+    assert_eq!(
+        sum(
+            &s,
+            "tcptrace_drops_total",
+            &[("reason", "NETFILTER_DROP"), ("service_port", &port.to_string())]
+        ),
+        f64::from(dropped),
+        "{s:#?}"
+    );
     assert_eq!(sum(&s, "tcptrace_drops_total", &[]), f64::from(dropped), "{s:#?}");
     let (code, stderr) = serve.terminate();
     assert_eq!(code, Some(0), "{stderr:?}");
@@ -235,15 +365,29 @@ fn its_own_connections_are_left_out() {
     for _ in 0..3 {
         serve.scrape();
     }
-    let s = serve.scrape_until("three scrapes closed", |s| sum(s, "tcptrace_connections_closed_total", &[]) >= 3.0);
-    let closes: Vec<_> = s.iter().filter(|x| x.name == "tcptrace_connections_closed_total").collect();
-    assert!(closes.iter().all(|x| x.labels.get("direction").map(String::as_str) == Some("active") && x.labels.contains_key("comm")), "{closes:#?}");
-    assert_eq!(sum(&s, "tcptrace_connections_opened_total", &[("direction", "passive")]), 0.0, "{s:#?}");
+    let s = serve.scrape_until("three scrapes closed", |s| {
+        sum(s, "tcptrace_connections_closed_total", &[]) >= 3.0
+    });
+    let closes: Vec<_> =
+        s.iter().filter(|x| x.name == "tcptrace_connections_closed_total").collect();
+    assert!(
+        closes.iter().all(|x| x.labels.get("direction").map(String::as_str) == Some("active")
+            && x.labels.contains_key("comm")),
+        "{closes:#?}"
+    );
+    assert_eq!(
+        sum(&s, "tcptrace_connections_opened_total", &[("direction", "passive")]),
+        0.0,
+        "{s:#?}"
+    );
     assert_eq!(sum(&s, "tcptrace_open_connections", &[("direction", "passive")]), 0.0, "{s:#?}");
     // A hang-up ends it as cleanly as SIGTERM: the summary, and exit 0.
     let (code, stderr) = serve.end_with(libc::SIGHUP);
     assert_eq!(code, Some(0), "{stderr:?}");
-    assert!(stderr.iter().any(|l| l.starts_with("tcptrace: ") && l.contains(" events")), "{stderr:?}");
+    assert!(
+        stderr.iter().any(|l| l.starts_with("tcptrace: ") && l.contains(" events")),
+        "{stderr:?}"
+    );
 }
 
 /// 5,000 distinct remote ports with `--labels rport --max-series 1000`: 1,000 label sets
@@ -255,7 +399,10 @@ fn label_sets_stop_at_max_series_and_the_rest_are_counted() {
     const FIRST: u16 = 20000;
     let _serial = serial();
     let range = format!("{FIRST}-{}", FIRST + PORTS - 1);
-    let serve = Serve::start(&["--rport", &range, "--ring-buffer", "8M"], &["--labels", "rport", "--max-series", "1000"]);
+    let serve = Serve::start(
+        &["--rport", &range, "--ring-buffer", "8M"],
+        &["--labels", "rport", "--max-series", "1000"],
+    );
     let mut refused = 0;
     for port in FIRST..FIRST + PORTS {
         match std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -265,13 +412,18 @@ fn label_sets_stop_at_max_series_and_the_rest_are_counted() {
     }
     assert_eq!(refused, PORTS);
     let s = serve.scrape_until("every refusal recorded or dropped", |s| {
-        let recorded = sum(s, "tcptrace_connections_opened_total", &[]) + sum(s, "tcptrace_resets_total", &[]);
+        let recorded =
+            sum(s, "tcptrace_connections_opened_total", &[]) + sum(s, "tcptrace_resets_total", &[]);
         recorded + sum(s, "tcptrace_series_dropped_total", &[]) == 2.0 * f64::from(PORTS)
     });
     assert_eq!(sum(&s, "tcptrace_label_sets", &[]), 1000.0);
     assert_eq!(sum(&s, "tcptrace_resets_total", &[("direction", "received")]), 1000.0);
     assert_eq!(sum(&s, "tcptrace_series_dropped_total", &[]), 8000.0);
-    let ports: BTreeSet<&String> = s.iter().filter(|x| x.name == "tcptrace_connect_failures_total").map(|x| &x.labels["rport"]).collect();
+    let ports: BTreeSet<&String> = s
+        .iter()
+        .filter(|x| x.name == "tcptrace_connect_failures_total")
+        .map(|x| &x.labels["rport"])
+        .collect();
     assert_eq!(ports.len(), 1000);
     assert_eq!(sum(&s, "tcptrace_events_lost_total", &[]), 0.0);
     let (code, stderr) = serve.terminate();
@@ -294,7 +446,8 @@ fn a_full_connection_table_shows_as_a_loss() {
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) }, 0);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let serve = Serve::start(&["--port", &port.to_string(), "--max-connections", &TABLE.to_string()], &[]);
+    let serve =
+        Serve::start(&["--port", &port.to_string(), "--max-connections", &TABLE.to_string()], &[]);
     let held: Vec<(std::net::TcpStream, std::net::TcpStream)> = (0..OPEN)
         .map(|_| {
             let client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -302,11 +455,19 @@ fn a_full_connection_table_shows_as_a_loss() {
         })
         .collect();
     let full = [("reason", "connection_table_full")];
-    let while_open = serve.scrape_until("the table's drops counted", |s| sum(s, "tcptrace_events_lost_total", &full) >= (2 * OPEN - TABLE) as f64);
+    let while_open = serve.scrape_until("the table's drops counted", |s| {
+        sum(s, "tcptrace_events_lost_total", &full) >= (2 * OPEN - TABLE) as f64
+    });
     drop(held);
     common::wait_port_settled(port);
-    let s = serve.scrape_until("every connection closed", |s| sum(s, "tcptrace_connections_closed_total", &[]) == 2.0 * OPEN as f64);
-    let ownerless: f64 = s.iter().filter(|x| x.name == "tcptrace_connections_closed_total" && !x.labels.contains_key("comm")).map(|x| x.value).sum();
+    let s = serve.scrape_until("every connection closed", |s| {
+        sum(s, "tcptrace_connections_closed_total", &[]) == 2.0 * OPEN as f64
+    });
+    let ownerless: f64 = s
+        .iter()
+        .filter(|x| x.name == "tcptrace_connections_closed_total" && !x.labels.contains_key("comm"))
+        .map(|x| x.value)
+        .sum();
     let (code, stderr) = serve.terminate();
     assert_eq!(code, Some(0), "{stderr:?}");
     let summary = common::summary_in(&stderr);
@@ -314,7 +475,14 @@ fn a_full_connection_table_shows_as_a_loss() {
     assert_eq!(ownerless, forgotten, "{summary}");
     assert!(sum(&while_open, "tcptrace_events_lost_total", &full) <= forgotten, "{summary}");
     // Nothing else was lost.
-    let other_losses: f64 = s.iter().filter(|x| x.name == "tcptrace_events_lost_total" && x.labels.get("reason").is_some_and(|r| r != "connection_table_full")).map(|x| x.value).sum();
+    let other_losses: f64 = s
+        .iter()
+        .filter(|x| {
+            x.name == "tcptrace_events_lost_total"
+                && x.labels.get("reason").is_some_and(|r| r != "connection_table_full")
+        })
+        .map(|x| x.value)
+        .sum();
     assert_eq!(other_losses, 0.0, "{summary}");
 }
 
@@ -344,22 +512,39 @@ fn connections_that_never_finish_a_request_are_closed() {
     let asked = std::time::Instant::now();
     let (status, body) = common::http_get(serve.addr, "/healthz");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
-    assert!(asked.elapsed() < std::time::Duration::from_secs(5), "the scrape waited {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(5),
+        "the scrape waited {:?}",
+        asked.elapsed()
+    );
     // ...and the oldest holder was closed for it: end of stream, or a reset.
     let mut oldest = holders.remove(0);
     let end = oldest.read(&mut [0u8; 64]).map_err(|e| e.kind());
-    assert!(matches!(end, Ok(0) | Err(std::io::ErrorKind::ConnectionReset)), "the oldest holder: {end:?}");
-    assert!(asked.elapsed() < std::time::Duration::from_secs(5), "the oldest holder stayed {:?}", asked.elapsed());
+    assert!(
+        matches!(end, Ok(0) | Err(std::io::ErrorKind::ConnectionReset)),
+        "the oldest holder: {end:?}"
+    );
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(5),
+        "the oldest holder stayed {:?}",
+        asked.elapsed()
+    );
     // Each other holder's connection ends (whatever the server says first); one still
     // open after 40 s fails the read with WouldBlock.
     for (i, mut held) in holders.into_iter().enumerate() {
         let end = held.read_to_end(&mut Vec::new()).map_err(|e| e.kind());
-        assert!(!matches!(end, Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)), "holder {i}: {end:?}");
+        assert!(
+            !matches!(end, Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+            "holder {i}: {end:?}"
+        );
     }
     let (status, body) = common::http_get(serve.addr, "/healthz");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let (code, stderr) = serve.terminate();
     assert_eq!(code, Some(0), "{stderr:?}");
-    let warnings = stderr.iter().filter(|l| l.starts_with("tcptrace: more than 128 HTTP connections at once")).count();
+    let warnings = stderr
+        .iter()
+        .filter(|l| l.starts_with("tcptrace: more than 128 HTTP connections at once"))
+        .count();
     assert_eq!(warnings, 1, "{stderr:?}");
 }

@@ -18,7 +18,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{assert_calls_mode_refused, calls_mode_available, in_vm, listen_v4, serial, HeldExchange, Trace};
+use common::{
+    assert_calls_mode_refused, calls_mode_available, in_vm, listen_v4, serial, HeldExchange, Trace,
+};
 
 const CLIENT_SENDS: usize = 1_000_003;
 const SERVER_SENDS: usize = 77_777;
@@ -27,7 +29,10 @@ const SERVER_SENDS: usize = 77_777;
 fn rows_of(snapshot: &[String]) -> Vec<std::collections::HashMap<&str, &str>> {
     let Some(header) = snapshot.get(1) else { return Vec::new() };
     let names: Vec<&str> = header.split_whitespace().collect();
-    snapshot[2..].iter().map(|line| names.iter().copied().zip(line.split_whitespace()).collect()).collect()
+    snapshot[2..]
+        .iter()
+        .map(|line| names.iter().copied().zip(line.split_whitespace()).collect())
+        .collect()
 }
 
 /// Traffic on a port the filter leaves out, in this process, all through a test: one
@@ -48,7 +53,8 @@ impl Bystander {
             (client, listener.accept().expect("accept").0)
         };
         let mut pairs = vec![pair(&listener)];
-        let (stop, (open_another, asked), (done, opened)) = (Arc::new(AtomicBool::new(false)), mpsc::channel(), mpsc::channel());
+        let (stop, (open_another, asked), (done, opened)) =
+            (Arc::new(AtomicBool::new(false)), mpsc::channel(), mpsc::channel());
         let stopping = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
             let mut rounds_with_both = 0;
@@ -80,7 +86,9 @@ impl Bystander {
     /// Opens the second connection, and returns once it has carried bytes.
     fn open_another(&self) {
         self.open_another.send(()).expect("bystander running");
-        self.opened.recv_timeout(Duration::from_secs(30)).expect("the bystander's second connection carried bytes");
+        self.opened
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the bystander's second connection carried bytes");
     }
 
     /// How many rounds both connections exchanged bytes in.
@@ -127,16 +135,27 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
     bystander.open_another();
 
     let before_connect = Instant::now();
-    let exchange = HeldExchange::start(listener, addr, (c"tt-top-cli", c"tt-top-srv"), CLIENT_SENDS, SERVER_SENDS);
+    let exchange = HeldExchange::start(
+        listener,
+        addr,
+        (c"tt-top-cli", c"tt-top-srv"),
+        CLIENT_SENDS,
+        SERVER_SENDS,
+    );
     let (client, server) = (exchange.client, exchange.server);
 
     let deadline = Instant::now() + Duration::from_secs(120);
-    let next = |rx: &mpsc::Receiver<Vec<String>>| rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a snapshot in time");
+    let next = |rx: &mpsc::Receiver<Vec<String>>| {
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("a snapshot in time")
+    };
     // Until a snapshot shows the exchange complete on both open ends.
     let ends = |snapshot: &[String], state: &str| -> Option<(String, String)> {
         let rows = rows_of(snapshot);
-        let client_row = rows.iter().find(|r| r["PID"] == client.to_string() && r["STATE"] == state)?;
-        let server_row = rows.iter().find(|r| r["PID"] == server.to_string() && r["STATE"] == state)?;
+        let client_row =
+            rows.iter().find(|r| r["PID"] == client.to_string() && r["STATE"] == state)?;
+        let server_row =
+            rows.iter().find(|r| r["PID"] == server.to_string() && r["STATE"] == state)?;
         let complete = client_row["TX_BYTES"] == CLIENT_SENDS.to_string()
             && client_row["RX_BYTES"] == SERVER_SENDS.to_string()
             && server_row["TX_BYTES"] == SERVER_SENDS.to_string()
@@ -164,9 +183,14 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
     assert_eq!(server_row["LPORT"], port);
     assert_eq!(rows.len(), 2, "only this port's two ends: {snapshot:?}");
     // AGE_MS: since each end's handshake ended, which was after `before_connect`.
-    let age_ms = |r: &std::collections::HashMap<&str, &str>| r["AGE_MS"].parse::<u128>().expect("AGE_MS is a number");
+    let age_ms = |r: &std::collections::HashMap<&str, &str>| {
+        r["AGE_MS"].parse::<u128>().expect("AGE_MS is a number")
+    };
     let open_ages = [age_ms(client_row), age_ms(server_row)];
-    assert!(open_ages.iter().all(|a| *a <= open_for_at_most), "{open_ages:?} > {open_for_at_most} ms: {snapshot:?}");
+    assert!(
+        open_ages.iter().all(|a| *a <= open_for_at_most),
+        "{open_ages:?} > {open_for_at_most} ms: {snapshot:?}"
+    );
 
     assert!(exchange.close(), "the exchange failed");
     loop {
@@ -176,20 +200,33 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
             let lived_at_most = before_connect.elapsed().as_millis();
             let rows = rows_of(&snapshot);
             for (pid, open_age) in [client, server].into_iter().zip(open_ages) {
-                let row = rows.iter().find(|r| r["PID"] == pid.to_string() && r["STATE"] == "closed").expect("closed row");
-                assert!((open_age..=lived_at_most).contains(&age_ms(row)), "{pid}: {open_age}..={lived_at_most} ms: {snapshot:?}");
+                let row = rows
+                    .iter()
+                    .find(|r| r["PID"] == pid.to_string() && r["STATE"] == "closed")
+                    .expect("closed row");
+                assert!(
+                    (open_age..=lived_at_most).contains(&age_ms(row)),
+                    "{pid}: {open_age}..={lived_at_most} ms: {snapshot:?}"
+                );
             }
             break;
         }
         // Until then, the open rows must still be right.
         for r in rows_of(&snapshot) {
-            assert!(r["PID"] == client.to_string() || r["PID"] == server.to_string(), "a stranger: {snapshot:?}");
+            assert!(
+                r["PID"] == client.to_string() || r["PID"] == server.to_string(),
+                "a stranger: {snapshot:?}"
+            );
         }
     }
     let done = trace.stop();
     assert!(bystander.stop() > 1, "the bystander's connections carried nothing while top ran");
     assert!(done.status.success(), "{:?}", done.stderr);
-    assert!(done.stderr.last().is_some_and(|l| l.starts_with("tcptrace: lost 0 (ring buffer full 0,")), "{:?}", done.stderr);
+    assert!(
+        done.stderr.last().is_some_and(|l| l.starts_with("tcptrace: lost 0 (ring buffer full 0,")),
+        "{:?}",
+        done.stderr
+    );
 }
 
 /// `-n` ends top after that many snapshots; `-s total` orders by bytes both ways.
@@ -203,18 +240,31 @@ fn iterations_and_sort_order() {
     // The second snapshot must come after both exchanges: a fork and 300 KB through
     // per-call hooks take seconds on the emulated VM.
     let interval = if in_vm() { "5s" } else { "1s" };
-    let trace = match Trace::try_start_top(&["--port", &ports[0], "--port", &ports[1]], &["-b", "-i", interval, "-n", "2", "-s", "total"]) {
+    let trace = match Trace::try_start_top(
+        &["--port", &ports[0], "--port", &ports[1]],
+        &["-b", "-i", interval, "-n", "2", "-s", "total"],
+    ) {
         Ok(trace) => trace,
         Err(stderr) => return assert_calls_mode_refused(&stderr),
     };
-    let small = HeldExchange::start(small_listener, small_addr, (c"tt-top-small", c"tt-top-s-srv"), 1_000, 10);
-    let big = HeldExchange::start(big_listener, big_addr, (c"tt-top-big", c"tt-top-b-srv"), 300_000, 10);
+    let small = HeldExchange::start(
+        small_listener,
+        small_addr,
+        (c"tt-top-small", c"tt-top-s-srv"),
+        1_000,
+        10,
+    );
+    let big =
+        HeldExchange::start(big_listener, big_addr, (c"tt-top-big", c"tt-top-b-srv"), 300_000, 10);
     let (code, out, stderr) = trace.wait_for_exit();
     // Newest first: `big`'s processes hold a copy of `small`'s pipe (see HeldExchange).
     assert!(big.close() && small.close());
     assert_eq!(code, Some(0), "{stderr:?}");
-    let snapshots: Vec<Vec<String>> =
-        out.split("\n\n").filter(|s| !s.trim().is_empty()).map(|s| s.lines().map(String::from).collect()).collect();
+    let snapshots: Vec<Vec<String>> = out
+        .split("\n\n")
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.lines().map(String::from).collect())
+        .collect();
     assert_eq!(snapshots.len(), 2, "{out}");
     let last = rows_of(&snapshots[1]);
     let mut comms: Vec<&str> = last.iter().map(|r| r["COMM"]).collect();
@@ -235,36 +285,45 @@ fn a_connection_older_than_top_counts_only_what_moved_since_it_started() {
     let port = listener.local_addr().expect("addr").port();
     let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let (mut server, _) = listener.accept().expect("accept");
-    let exchange = |client: &mut std::net::TcpStream, server: &mut std::net::TcpStream, n: usize| {
-        use std::io::{Read, Write};
-        let mut buf = vec![0u8; n];
-        client.write_all(&vec![b'c'; n]).expect("client sends");
-        server.read_exact(&mut buf).expect("server reads");
-        server.write_all(&vec![b's'; n]).expect("server sends");
-        client.read_exact(&mut buf).expect("client reads");
-    };
+    let exchange =
+        |client: &mut std::net::TcpStream, server: &mut std::net::TcpStream, n: usize| {
+            use std::io::{Read, Write};
+            let mut buf = vec![0u8; n];
+            client.write_all(&vec![b'c'; n]).expect("client sends");
+            server.read_exact(&mut buf).expect("server reads");
+            server.write_all(&vec![b's'; n]).expect("server sends");
+            client.read_exact(&mut buf).expect("client reads");
+        };
     exchange(&mut client, &mut server, BEFORE);
-    let mut trace = match Trace::try_start_top(&["--port", &port.to_string()], &["-b", "-i", "300ms"]) {
-        Ok(trace) => trace,
-        Err(stderr) => return assert_calls_mode_refused(&stderr),
-    };
+    let mut trace =
+        match Trace::try_start_top(&["--port", &port.to_string()], &["-b", "-i", "300ms"]) {
+            Ok(trace) => trace,
+            Err(stderr) => return assert_calls_mode_refused(&stderr),
+        };
     assert!(calls_mode_available(), "top attached where per-call counting cannot");
     let rx = snapshots(&mut trace);
     exchange(&mut client, &mut server, SINCE);
-    let (client_port, me) = (client.local_addr().expect("addr").port().to_string(), std::process::id().to_string());
+    let (client_port, me) =
+        (client.local_addr().expect("addr").port().to_string(), std::process::id().to_string());
     let deadline = Instant::now() + Duration::from_secs(120);
     // Both ends, by their local port, in `state`, once they show `SINCE` bytes each way.
     let both = |snapshot: &[String], state: &str| -> bool {
         let rows = rows_of(snapshot);
         [client_port.as_str(), port.to_string().as_str()].into_iter().all(|lport| {
             rows.iter().any(|r| {
-                r["LPORT"] == lport && r["STATE"] == state && r["PID"] == me && r["TX_BYTES"] == SINCE.to_string() && r["RX_BYTES"] == SINCE.to_string()
+                r["LPORT"] == lport
+                    && r["STATE"] == state
+                    && r["PID"] == me
+                    && r["TX_BYTES"] == SINCE.to_string()
+                    && r["RX_BYTES"] == SINCE.to_string()
             })
         })
     };
     let mut seen = Vec::new();
     let mut wait_for = |state: &str| loop {
-        let snapshot = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| panic!("no {state} rows in time: {seen:?}"));
+        let snapshot = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no {state} rows in time: {seen:?}"));
         // No row of this port may ever show the bytes from before top.
         for r in rows_of(&snapshot) {
             let total = |column: &str| r[column].parse::<usize>().expect("a byte count");
@@ -293,10 +352,11 @@ fn a_reset_connection_shows_one_reset_on_each_closed_row() {
     let _serial = serial();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let mut trace = match Trace::try_start_top(&["--port", &port.to_string()], &["-b", "-i", "300ms"]) {
-        Ok(trace) => trace,
-        Err(stderr) => return assert_calls_mode_refused(&stderr),
-    };
+    let mut trace =
+        match Trace::try_start_top(&["--port", &port.to_string()], &["-b", "-i", "300ms"]) {
+            Ok(trace) => trace,
+            Err(stderr) => return assert_calls_mode_refused(&stderr),
+        };
     let rx = snapshots(&mut trace);
     let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let (mut server, _) = listener.accept().expect("accept");
@@ -311,13 +371,22 @@ fn a_reset_connection_shows_one_reset_on_each_closed_row() {
         unsafe { libc::ioctl(server.as_raw_fd(), libc::FIONREAD, &mut n) == 0 && n == 4_000 }
     });
     drop(server);
-    assert_eq!(client.read(&mut [0u8; 16]).expect_err("reset").kind(), std::io::ErrorKind::ConnectionReset);
+    assert_eq!(
+        client.read(&mut [0u8; 16]).expect_err("reset").kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
     drop(client);
     let deadline = Instant::now() + Duration::from_secs(120);
     let resets = loop {
-        let snapshot = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a snapshot in time");
+        let snapshot = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("a snapshot in time");
         let rows = rows_of(&snapshot);
-        let closed = |lport: &str| rows.iter().find(|r| r["LPORT"] == lport && r["STATE"] == "closed").map(|r| r["RESETS"].to_string());
+        let closed = |lport: &str| {
+            rows.iter()
+                .find(|r| r["LPORT"] == lport && r["STATE"] == "closed")
+                .map(|r| r["RESETS"].to_string())
+        };
         if let (Some(server), Some(client)) = (closed(&port.to_string()), closed(&client_port)) {
             break (server, client);
         }

@@ -40,22 +40,40 @@ fn the_live_table_shows_connections_sorts_filters_and_quits() {
     let _serial = serial();
     let (listener, addr) = listen_v4(16);
     let session = format!("tt-top-{}", std::process::id());
-    let command = format!("{} --probe {} --port {} top -i 300ms", tcptrace_bin().display(), probe(), addr.port());
+    let command = format!(
+        "{} --probe {} --port {} top -i 300ms",
+        tcptrace_bin().display(),
+        probe(),
+        addr.port()
+    );
     let _ = tmux(&["kill-session", "-t", &session]);
-    assert!(tmux(&["new-session", "-d", "-s", &session, "-x", "200", "-y", "40", &command]).0, "tmux new-session");
+    assert!(
+        tmux(&["new-session", "-d", "-s", &session, "-x", "200", "-y", "40", &command]).0,
+        "tmux new-session"
+    );
     screen_until(&session, "status line", |s| s.contains("tcptrace top:"));
 
-    let exchange = HeldExchange::start(listener, addr, (c"tt-tui-cli", c"tt-tui-srv"), 1_000_003, 77_777);
+    let exchange =
+        HeldExchange::start(listener, addr, (c"tt-tui-cli", c"tt-tui-srv"), 1_000_003, 77_777);
     // 1,000,003 B is 976.6 KiB, 77,777 B is 76.0 KiB: each end's totals, under its pid.
     let screen = screen_until(&session, "both ends with their totals", |s| {
         line_of(s, "tt-tui-cli").is_some_and(|l| l.contains("976.6KiB") && l.contains("76.0KiB"))
-            && line_of(s, "tt-tui-srv").is_some_and(|l| l.contains("976.6KiB") && l.contains("76.0KiB"))
+            && line_of(s, "tt-tui-srv")
+                .is_some_and(|l| l.contains("976.6KiB") && l.contains("76.0KiB"))
     });
     let client_line = line_of(&screen, "tt-tui-cli").expect("client line");
-    assert_eq!(client_line.split_whitespace().next(), Some(exchange.client.to_string().as_str()), "{screen}");
+    assert_eq!(
+        client_line.split_whitespace().next(),
+        Some(exchange.client.to_string().as_str()),
+        "{screen}"
+    );
     assert!(client_line.contains(&format!("127.0.0.1:{}", addr.port())), "{screen}");
     let server_line = line_of(&screen, "tt-tui-srv").expect("server line");
-    assert_eq!(server_line.split_whitespace().next(), Some(exchange.server.to_string().as_str()), "{screen}");
+    assert_eq!(
+        server_line.split_whitespace().next(),
+        Some(exchange.server.to_string().as_str()),
+        "{screen}"
+    );
 
     // s: the next sort key.
     assert!(screen.contains("sorted by rate"), "{screen}");
@@ -66,7 +84,9 @@ fn the_live_table_shows_connections_sorts_filters_and_quits() {
     tmux(&["send-keys", "-t", &session, "/"]);
     tmux(&["send-keys", "-t", &session, "-l", "tt-tui-srv"]);
     tmux(&["send-keys", "-t", &session, "Enter"]);
-    let filtered = screen_until(&session, "the filter", |s| s.contains("\"tt-tui-srv\"") && line_of(s, "tt-tui-cli").is_none());
+    let filtered = screen_until(&session, "the filter", |s| {
+        s.contains("\"tt-tui-srv\"") && line_of(s, "tt-tui-cli").is_none()
+    });
     assert!(line_of(&filtered, "tt-tui-srv").is_some(), "{filtered}");
     assert!(filtered.contains("1 connections"), "{filtered}");
 
@@ -96,12 +116,20 @@ fn start_top(name: &str, top_args: &str) -> (String, std::path::PathBuf, std::pa
         rc.display()
     );
     let _ = tmux(&["kill-session", "-t", &session]);
-    assert!(tmux(&["new-session", "-d", "-s", &session, "-x", "200", "-y", "40", &command]).0, "tmux new-session");
+    assert!(
+        tmux(&["new-session", "-d", "-s", &session, "-x", "200", "-y", "40", &command]).0,
+        "tmux new-session"
+    );
     (session, rc, err)
 }
 
 /// Waits for the wrapped command to end; its exit status and stderr.
-fn ended(session: &str, rc: &std::path::Path, err: &std::path::Path, how: &str) -> (String, String) {
+fn ended(
+    session: &str,
+    rc: &std::path::Path,
+    err: &std::path::Path,
+    how: &str,
+) -> (String, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while tmux(&["has-session", "-t", session]).0 {
         if Instant::now() >= deadline {
@@ -110,7 +138,8 @@ fn ended(session: &str, rc: &std::path::Path, err: &std::path::Path, how: &str) 
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    let read =
+        |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
     (read(rc), read(err))
 }
 
@@ -125,7 +154,13 @@ fn ctrl_c_and_a_reading_count_end_the_live_table() {
     tmux(&["send-keys", "-t", &session, "C-c"]);
     let (code, stderr) = ended(&session, &rc, &err, "on Ctrl-C");
     assert_eq!(code, "0", "{stderr}");
-    assert!(stderr.lines().last().is_some_and(|l| l.starts_with("tcptrace: lost 0 (ring buffer full 0,")), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("tcptrace: lost 0 (ring buffer full 0,")),
+        "{stderr}"
+    );
 
     let (session, rc, err) = start_top("topn", "top -i 200ms -n 3");
     let (code, stderr) = ended(&session, &rc, &err, "after 3 readings (-n 3)");

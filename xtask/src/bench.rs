@@ -116,16 +116,34 @@ const QUIET_COMM: &str = "tt-no-such-comm";
 
 fn configs(root: &Path) -> Vec<Config> {
     let tcptrace = root.join("target/release/tcptrace").display().to_string();
-    let bt = |f: &str| vec!["bpftrace".to_string(), root.join("bench").join(f).display().to_string()];
+    let bt =
+        |f: &str| vec!["bpftrace".to_string(), root.join("bench").join(f).display().to_string()];
     // The floor is this program itself (`cargo xtask floor`), which attaches empty programs
     // exactly as tcptrace attaches its own; bpftrace can only attach classic tracepoints.
-    let xtask = std::env::current_exe().map_or_else(|_| "xtask".to_string(), |p| p.display().to_string());
+    let xtask =
+        std::env::current_exe().map_or_else(|_| "xtask".to_string(), |p| p.display().to_string());
     let mut list = vec![
         Config { key: "untraced", name: "untraced", command: None },
-        Config { key: "floor", name: "floor (empty programs)", command: Some(vec![xtask, "floor".into()]) },
-        Config { key: "floor-bt", name: "floor, bpftrace (classic tracepoints)", command: Some(bt("floor.bt")) },
-        Config { key: "floor-state", name: "floor, state tracepoint only", command: Some(bt("floor-state.bt")) },
-        Config { key: "tcptrace", name: "tcptrace (default events)", command: Some(vec![tcptrace.clone(), "-o".into(), "plain".into()]) },
+        Config {
+            key: "floor",
+            name: "floor (empty programs)",
+            command: Some(vec![xtask, "floor".into()]),
+        },
+        Config {
+            key: "floor-bt",
+            name: "floor, bpftrace (classic tracepoints)",
+            command: Some(bt("floor.bt")),
+        },
+        Config {
+            key: "floor-state",
+            name: "floor, state tracepoint only",
+            command: Some(bt("floor-state.bt")),
+        },
+        Config {
+            key: "tcptrace",
+            name: "tcptrace (default events)",
+            command: Some(vec![tcptrace.clone(), "-o".into(), "plain".into()]),
+        },
         // The per-connection bookkeeping alone: every program runs and keeps its entries,
         // but the owner filter (matched by no process) drops every event in the kernel. What
         // a tracer that keeps one entry per connection and gives accepts their owner costs
@@ -133,17 +151,37 @@ fn configs(root: &Path) -> Vec<Config> {
         Config {
             key: "tcptrace-quiet",
             name: "tcptrace, bookkeeping only (every event filtered out in the kernel)",
-            command: Some(vec![tcptrace.clone(), "-o".into(), "plain".into(), "-c".into(), QUIET_COMM.into()]),
+            command: Some(vec![
+                tcptrace.clone(),
+                "-o".into(),
+                "plain".into(),
+                "-c".into(),
+                QUIET_COMM.into(),
+            ]),
         },
         Config {
             key: "tcptrace-all",
             name: "tcptrace (all events)",
-            command: Some(vec![tcptrace.clone(), "-o".into(), "plain".into(), "-e".into(), "all".into()]),
+            command: Some(vec![
+                tcptrace.clone(),
+                "-o".into(),
+                "plain".into(),
+                "-e".into(),
+                "all".into(),
+            ]),
         },
         // The exporter: every event type's worth of metrics, state changes counted in the
         // kernel.
-        Config { key: "serve", name: "tcptrace serve (exporter)", command: Some(vec![tcptrace, "serve".into(), "--listen".into(), "127.0.0.1:0".into()]) },
-        Config { key: "tcplife", name: "tcplife (libbpf-tools)", command: Some(vec!["tcplife".into()]) },
+        Config {
+            key: "serve",
+            name: "tcptrace serve (exporter)",
+            command: Some(vec![tcptrace, "serve".into(), "--listen".into(), "127.0.0.1:0".into()]),
+        },
+        Config {
+            key: "tcplife",
+            name: "tcplife (libbpf-tools)",
+            command: Some(vec!["tcplife".into()]),
+        },
         Config { key: "bpftrace", name: "bpftrace tcptrace.bt", command: Some(bt("tcptrace.bt")) },
     ];
     // Before/after in one run: TT_BENCH_BASELINE names another build of tcptrace.
@@ -359,17 +397,28 @@ fn tracer_counts(stderr: &str) -> TracerCounts {
         rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
     };
     // tcptrace: "tcptrace: N events (...); lost M (reason N, reason N, ...); ..."
-    if let Some(summary) = stderr.lines().find(|l| l.starts_with("tcptrace: ") && l.contains(" events")) {
-        return TracerCounts { events: number_after(summary, "tcptrace:"), lost: number_after(summary, "; lost"), lost_why: loss_reasons(summary) };
+    if let Some(summary) =
+        stderr.lines().find(|l| l.starts_with("tcptrace: ") && l.contains(" events"))
+    {
+        return TracerCounts {
+            events: number_after(summary, "tcptrace:"),
+            lost: number_after(summary, "; lost"),
+            lost_why: loss_reasons(summary),
+        };
     }
     // libbpf-tools: "lost N events on CPU #C"; bpftrace: "Lost N events".
-    let lost: u64 = stderr.lines().filter_map(|l| number_after(&l.to_ascii_lowercase(), "lost")).sum();
+    let lost: u64 =
+        stderr.lines().filter_map(|l| number_after(&l.to_ascii_lowercase(), "lost")).sum();
     TracerCounts { events: None, lost: Some(lost), lost_why: Vec::new() }
 }
 
 /// The reasons with a loss in tcptrace's summary: "lost M (ring buffer full 2, ...)".
 fn loss_reasons(summary: &str) -> Vec<(String, u64)> {
-    let Some(start) = summary.find("; lost ").and_then(|at| summary[at..].find('(').map(|p| at + p + 1)) else { return Vec::new() };
+    let Some(start) =
+        summary.find("; lost ").and_then(|at| summary[at..].find('(').map(|p| at + p + 1))
+    else {
+        return Vec::new();
+    };
     let Some(len) = summary[start..].find(')') else { return Vec::new() };
     summary[start..start + len]
         .split(", ")
@@ -404,7 +453,17 @@ fn sample(config: &Config, w: Workload, window: Duration) -> Result<Sample> {
         counts = tracer_counts(&std::fs::read_to_string(&stderr_path).unwrap_or_default());
     }
     let TracerCounts { events, lost, lost_why } = counts;
-    Ok(Sample { units, seconds, workload_cpu_us, tracer_cpu_us, events, lost, lost_why, programs, peak_rss_kib })
+    Ok(Sample {
+        units,
+        seconds,
+        workload_cpu_us,
+        tracer_cpu_us,
+        events,
+        lost,
+        lost_why,
+        programs,
+        peak_rss_kib,
+    })
 }
 
 /// Losses by reason over `samples`, in the order tcptrace names them.
@@ -421,15 +480,20 @@ fn loss_reasons_summed(samples: &[Sample]) -> Vec<(String, u64)> {
 
 /// Per program name over all rounds: (name, ns per run, runs per unit of work).
 fn program_costs(samples: &[Sample]) -> Vec<(String, f64, f64)> {
-    let mut by_name: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+    let mut by_name: std::collections::BTreeMap<&str, (u64, u64)> =
+        std::collections::BTreeMap::new();
     for p in samples.iter().flat_map(|s| &s.programs) {
         let e = by_name.entry(&p.name).or_default();
         e.0 += p.run_time_ns;
         e.1 += p.run_cnt;
     }
     let units: f64 = samples.iter().map(|s| s.units).sum::<f64>().max(1.0);
-    let mut list: Vec<(String, f64, f64)> =
-        by_name.into_iter().map(|(name, (ns, runs))| (name.to_string(), ns as f64 / runs.max(1) as f64, runs as f64 / units)).collect();
+    let mut list: Vec<(String, f64, f64)> = by_name
+        .into_iter()
+        .map(|(name, (ns, runs))| {
+            (name.to_string(), ns as f64 / runs.max(1) as f64, runs as f64 / units)
+        })
+        .collect();
     list.sort_by(|a, b| (b.1 * b.2).total_cmp(&(a.1 * a.2)));
     list
 }
@@ -463,7 +527,11 @@ fn time_wait_sockets() -> Option<(u64, u64)> {
     let tcp = stat.lines().find(|l| l.starts_with("TCP:"))?;
     let mut words = tcp.split_whitespace();
     let tw = words.by_ref().skip_while(|w| *w != "tw").nth(1)?.parse().ok()?;
-    let cap = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_max_tw_buckets").ok()?.trim().parse().ok()?;
+    let cap = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_max_tw_buckets")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some((tw, cap))
 }
 
@@ -511,16 +579,25 @@ fn tcptrace_startup(root: &Path) -> Result<(f64, u64)> {
 /// A process's peak resident set so far (VmHWM), in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 pub(crate) fn run(opts: &Options) -> Result<()> {
     let root = workspace_root();
-    crate::run_cmd(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "tracer"]))?;
+    crate::run_cmd(Command::new("cargo").current_dir(&root).args([
+        "build",
+        "--release",
+        "-p",
+        "tracer",
+    ]))?;
     // More, shorter rounds rather than fewer long ones: the machine's speed drifts between
     // rounds, and a median over more paired rounds holds still better.
     // Nine rounds: with seven, a median's 90% interval spanned several µs per connection.
-    let (rounds, window) = if opts.quick { (1, Duration::from_millis(1_500)) } else { (9, Duration::from_secs(3)) };
+    let (rounds, window) =
+        if opts.quick { (1, Duration::from_millis(1_500)) } else { (9, Duration::from_secs(3)) };
     let rounds = opts.rounds.unwrap_or(rounds);
     let mut configs = configs(&root);
     if opts.configs.is_empty() {
@@ -539,7 +616,8 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         anyhow::ensure!(!workloads.is_empty(), "no workload {w:?} (churn, rr, bulk)");
     }
     // samples[workload][config] = one Sample per round
-    let mut samples: Vec<Vec<Vec<Sample>>> = workloads.iter().map(|_| configs.iter().map(|_| Vec::new()).collect()).collect();
+    let mut samples: Vec<Vec<Vec<Sample>>> =
+        workloads.iter().map(|_| configs.iter().map(|_| Vec::new()).collect()).collect();
     // One workload at a time, its configurations interleaved round by round: churn leaves
     // TIME_WAIT sockets behind for a minute, and a connect costs more the more there are
     // (2 µs per connection more at 28,000 than at none, here). Rounds of all three
@@ -548,7 +626,11 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     // connection against all of them. Churn now runs in one block, from a full table.
     for (wi, w) in workloads.iter().enumerate() {
         if *w == Workload::Churn {
-            fill_time_wait_table(if opts.quick { Duration::from_secs(10) } else { Duration::from_secs(45) })?;
+            fill_time_wait_table(if opts.quick {
+                Duration::from_secs(10)
+            } else {
+                Duration::from_secs(45)
+            })?;
         }
         for round in 0..rounds {
             // Each round starts one configuration further along, so that none always runs
@@ -574,11 +656,14 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     // Per-program cost in a pass of its own: kernel.bpf_stats_enabled adds two clock reads
     // to every program run, a cost the rounds above must not carry (a tracer with more
     // program runs per connection would pay more of it).
-    let mut profiles: Vec<Vec<Vec<Sample>>> = workloads.iter().map(|_| configs.iter().map(|_| Vec::new()).collect()).collect();
+    let mut profiles: Vec<Vec<Vec<Sample>>> =
+        workloads.iter().map(|_| configs.iter().map(|_| Vec::new()).collect()).collect();
     {
         let _stats = crate::bpf_stats::enable();
         // --quick profiles churn only, to stay well under its two minutes.
-        for (wi, w) in workloads.iter().enumerate().filter(|(_, w)| !opts.quick || **w == Workload::Churn) {
+        for (wi, w) in
+            workloads.iter().enumerate().filter(|(_, w)| !opts.quick || **w == Workload::Churn)
+        {
             for (ci, c) in configs.iter().enumerate().filter(|(_, c)| c.command.is_some()) {
                 profiles[wi][ci].push(sample(c, *w, window.min(Duration::from_secs(2)))?);
             }
@@ -640,14 +725,29 @@ impl Rounds<'_> {
     /// when theirs is not above zero (a ratio to nothing).
     fn cpu_ratio(&self, ours: usize, theirs: usize, pick: &[usize]) -> f64 {
         let t = Self::median_of(pick, |r| self.total_added(theirs, r));
-        if t > 0.0 { Self::median_of(pick, |r| self.total_added(ours, r)) / t } else { f64::NAN }
+        if t > 0.0 {
+            Self::median_of(pick, |r| self.total_added(ours, r)) / t
+        } else {
+            f64::NAN
+        }
     }
 }
 
-fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'_>, startup_ms: f64, rss_kib: u64, opts: &Options) -> Result<()> {
+fn report(
+    root: &Path,
+    workloads: &[Workload],
+    configs: &[Config],
+    runs: &Runs<'_>,
+    startup_ms: f64,
+    rss_kib: u64,
+    opts: &Options,
+) -> Result<()> {
     let Runs { samples, profiles, rounds, window } = *runs;
     let partial = opts.partial();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let mut md = format!(
         "# Benchmarks\n\nMeasured by `{}` on Linux {kernel}, {cpus} CPUs; {rounds} round(s) of {:.1} s per workload and configuration, interleaved. \
@@ -679,13 +779,18 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
         for (ci, c) in configs.iter().enumerate() {
             let these = &samples[wi][ci];
             let (lo, med, hi) = spread(these.iter().map(rate).collect());
-            let (ratio_lo, ratio, ratio_hi) = spread((0..these.len()).map(|r| paired.vs_untraced(ci, r)).collect());
-            let (added_lo, added, added_hi) = spread((0..these.len()).map(|r| paired.added(ci, r)).collect());
+            let (ratio_lo, ratio, ratio_hi) =
+                spread((0..these.len()).map(|r| paired.vs_untraced(ci, r)).collect());
+            let (added_lo, added, added_hi) =
+                spread((0..these.len()).map(|r| paired.added(ci, r)).collect());
             let cpu = median(these.iter().map(cpu_per_unit).collect());
             let tracer = median(these.iter().map(Rounds::tracer_per_unit).collect());
             // The median of each round's sum, as the targets use it (not the sum of medians).
             let total = median((0..these.len()).map(|r| paired.total_added(ci, r)).collect());
-            let per_event: Vec<f64> = these.iter().filter_map(|s| s.events.filter(|&n| n > 0).map(|n| s.tracer_cpu_us / n as f64)).collect();
+            let per_event: Vec<f64> = these
+                .iter()
+                .filter_map(|s| s.events.filter(|&n| n > 0).map(|n| s.tracer_cpu_us / n as f64))
+                .collect();
             let per_event = (!per_event.is_empty()).then(|| median(per_event));
             let lost: Option<u64> = these.iter().map(|s| s.lost).sum();
             let lost_why = loss_reasons_summed(these);
@@ -731,7 +836,9 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
         // The issue's targets are ratios of total CPU added (workload + tracer). A ratio to
         // a cost this run cannot tell from noise (its interval reaches zero) says nothing.
         if let Some(ours) = index("tcptrace") {
-            for (key, what) in [("tcplife", "tcplife"), ("floor", "the floor"), ("floor-bt", "bpftrace's floor")] {
+            for (key, what) in
+                [("tcplife", "tcplife"), ("floor", "the floor"), ("floor-bt", "bpftrace's floor")]
+            {
                 let Some(theirs) = index(key) else { continue };
                 match targets::cpu_ratio(&paired, rounds, ours, theirs) {
                     Some((value, band)) => body.push_str(&format!(
@@ -759,25 +866,39 @@ fn report(root: &Path, workloads: &[Workload], configs: &[Config], runs: &Runs<'
         let mut in_programs: Vec<(&str, f64, f64)> = Vec::new();
         for (ci, c) in configs.iter().enumerate().skip(1) {
             let costs = program_costs(&profiles[wi][ci]);
-            let list: Vec<String> = costs.iter().map(|(name, ns, per_unit)| format!("`{name}` {ns:.0} ns × {per_unit:.3}")).collect();
+            let list: Vec<String> = costs
+                .iter()
+                .map(|(name, ns, per_unit)| format!("`{name}` {ns:.0} ns × {per_unit:.3}"))
+                .collect();
             if list.is_empty() {
                 body.push_str(&format!("- {}: no runs\n", c.name));
             } else {
                 let us = program_us_per_unit(&costs);
                 let runs_per_unit: f64 = costs.iter().map(|(_, _, per_unit)| per_unit).sum();
                 in_programs.push((c.key, us, runs_per_unit));
-                body.push_str(&format!("- {}: {}; in all {us:.2} µs per {}\n", c.name, list.join(", "), w.unit()));
+                body.push_str(&format!(
+                    "- {}: {}; in all {us:.2} µs per {}\n",
+                    c.name,
+                    list.join(", "),
+                    w.unit()
+                ));
             }
         }
         // The same ratio as above from the programs' own run time: a steady figure where the
         // CPU columns swing by microseconds between rounds (it leaves out what attaching
         // costs outside the programs, and the tracer process). Only where the programs run
         // for most units of work: a few runs in a whole window make no ratio.
-        let in_programs_of = |key: &str| in_programs.iter().find(|(k, _, _)| *k == key).map(|&(_, us, n)| (us, n));
+        let in_programs_of =
+            |key: &str| in_programs.iter().find(|(k, _, _)| *k == key).map(|&(_, us, n)| (us, n));
         let mut programs_vs_floor = None;
-        if let (Some((ours, _)), Some((floor, floor_runs))) = (in_programs_of("tcptrace"), in_programs_of("floor")) {
+        if let (Some((ours, _)), Some((floor, floor_runs))) =
+            (in_programs_of("tcptrace"), in_programs_of("floor"))
+        {
             if floor > 0.0 && floor_runs >= 1.0 {
-                body.push_str(&format!("\nTime in programs, tcptrace (default events) against the floor: {:.2}x.\n", ours / floor));
+                body.push_str(&format!(
+                    "\nTime in programs, tcptrace (default events) against the floor: {:.2}x.\n",
+                    ours / floor
+                ));
                 let quiet = in_programs_of("tcptrace-quiet").map(|(us, _)| us);
                 if let Some(quiet) = quiet {
                     body.push_str(&format!("Time in programs, tcptrace's bookkeeping alone against the floor: {:.2}x.\n", quiet / floor));
@@ -824,7 +945,13 @@ mod tests {
             tcptrace: 731514 events (accept 52251, close 104502); lost 5 (ring buffer full 3, kernel reads failed 0, hook runs skipped by the kernel 2); filtered in the kernel 0\n";
         let counts = tracer_counts(stderr);
         assert_eq!((counts.events, counts.lost), (Some(731_514), Some(5)));
-        assert_eq!(counts.lost_why, [("ring buffer full".to_string(), 3), ("hook runs skipped by the kernel".to_string(), 2)]);
+        assert_eq!(
+            counts.lost_why,
+            [
+                ("ring buffer full".to_string(), 3),
+                ("hook runs skipped by the kernel".to_string(), 2)
+            ]
+        );
         let clean = tracer_counts("tcptrace: 10 events (close 10); lost 0 (ring buffer full 0); filtered in the kernel 0\n");
         assert_eq!((clean.lost, clean.lost_why.len()), (Some(0), 0));
         let peer = tracer_counts("lost 4 events on CPU #1\nLost 3 events\n");

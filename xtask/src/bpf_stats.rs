@@ -42,7 +42,8 @@ fn info(id: u32) -> Option<ProgStats> {
     }
     let u64_at = |at: usize| u64::from_ne_bytes(buf[at..at + 8].try_into().unwrap_or_default());
     let name = &buf[NAME_OFFSET..NAME_OFFSET + 16];
-    let name = String::from_utf8_lossy(&name[..name.iter().position(|&b| b == 0).unwrap_or(16)]).into_owned();
+    let name = String::from_utf8_lossy(&name[..name.iter().position(|&b| b == 0).unwrap_or(16)])
+        .into_owned();
     Some(ProgStats { name, run_time_ns: u64_at(RUN_TIME_OFFSET), run_cnt: u64_at(RUN_CNT_OFFSET) })
 }
 
@@ -65,7 +66,10 @@ pub(crate) fn snapshot() -> BTreeMap<u32, ProgStats> {
 
 /// What each program that is in `after` ran between the two snapshots (programs new in
 /// `after` count from zero), summed by name, busiest first.
-pub(crate) fn delta(before: &BTreeMap<u32, ProgStats>, after: &BTreeMap<u32, ProgStats>) -> Vec<ProgStats> {
+pub(crate) fn delta(
+    before: &BTreeMap<u32, ProgStats>,
+    after: &BTreeMap<u32, ProgStats>,
+) -> Vec<ProgStats> {
     let mut by_name: BTreeMap<String, ProgStats> = BTreeMap::new();
     for (id, now) in after {
         let then = before.get(id).cloned().unwrap_or_default();
@@ -73,7 +77,9 @@ pub(crate) fn delta(before: &BTreeMap<u32, ProgStats>, after: &BTreeMap<u32, Pro
         if runs == 0 {
             continue;
         }
-        let entry = by_name.entry(now.name.clone()).or_insert_with(|| ProgStats { name: now.name.clone(), ..ProgStats::default() });
+        let entry = by_name
+            .entry(now.name.clone())
+            .or_insert_with(|| ProgStats { name: now.name.clone(), ..ProgStats::default() });
         entry.run_cnt += runs;
         entry.run_time_ns += now.run_time_ns.saturating_sub(then.run_time_ns);
     }

@@ -38,7 +38,17 @@ pub(crate) fn run(check: bool) -> Result<()> {
     .join("\x1f");
     let status = Command::new("cargo")
         .current_dir(&root)
-        .args(["+nightly", "build", "--release", "-p", "tracer-ebpf", "--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        .args([
+            "+nightly",
+            "build",
+            "--release",
+            "-p",
+            "tracer-ebpf",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", flags)
@@ -61,10 +71,7 @@ pub(crate) fn run(check: bool) -> Result<()> {
     std::fs::create_dir_all(dest.parent().context("object path has no parent")?)?;
     std::fs::write(&dest, &fresh)?;
     if check {
-        bail!(
-            "{} did not match its sources; it has been rebuilt: commit it",
-            dest.display()
-        );
+        bail!("{} did not match its sources; it has been rebuilt: commit it", dest.display());
     }
     eprintln!("xtask: wrote {} ({} bytes)", dest.display(), fresh.len());
     Ok(())

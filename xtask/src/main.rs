@@ -42,9 +42,7 @@ enum Task {
     Floor,
     /// Boot Debian 6.1 under QEMU with a debug build of tcptrace at /tt/tcptrace and run
     /// one shell command there (e.g. `cargo xtask vm-exec '/tt/tcptrace --list-probes'`).
-    VmExec {
-        command: String,
-    },
+    VmExec { command: String },
 }
 
 fn main() {
@@ -75,5 +73,3 @@ pub(crate) fn run_cmd(cmd: &mut std::process::Command) -> Result<()> {
     anyhow::ensure!(status.success(), "{cmd:?} failed: {status}");
     Ok(())
 }
-
-

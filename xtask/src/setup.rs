@@ -66,13 +66,27 @@ pub(crate) fn ensure_ebpf_toolchain() -> Result<()> {
     let rust_src = std::path::Path::new(&sysroot).join("lib/rustlib/src/rust/library/core");
     if !rust_src.exists() {
         eprintln!("xtask: installing rust-src for nightly");
-        crate::run_cmd(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        crate::run_cmd(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
     if !have("bpf-linker") {
         eprintln!("xtask: installing bpf-linker (LLVM 22)");
         crate::run_cmd(
             Command::new("cargo")
-                .args(["install", "bpf-linker", "--version", "0.13.0", "--no-default-features", "--features", "llvm-22"])
+                .args([
+                    "install",
+                    "bpf-linker",
+                    "--version",
+                    "0.13.0",
+                    "--no-default-features",
+                    "--features",
+                    "llvm-22",
+                ])
                 .env("LLVM_PREFIX", "/usr/lib/llvm-22"),
         )?;
     }

@@ -58,7 +58,8 @@ fn integration_binaries() -> Result<Vec<PathBuf>> {
     let mut bins = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        let is_integration = msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "test"));
+        let is_integration =
+            msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "test"));
         if msg["reason"] == "compiler-artifact" && is_integration {
             if let Some(exe) = msg["executable"].as_str() {
                 bins.push(PathBuf::from(exe));
@@ -77,7 +78,12 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
 
     if !opts.vm_only && opts.filter.is_none() {
         eprintln!("xtask: unit tests");
-        crate::run_cmd(Command::new("cargo").current_dir(&root).args(["test", "--workspace", "--lib", "--bins"]))?;
+        crate::run_cmd(Command::new("cargo").current_dir(&root).args([
+            "test",
+            "--workspace",
+            "--lib",
+            "--bins",
+        ]))?;
     }
 
     crate::run_cmd(Command::new("cargo").current_dir(&root).args(["build", "-p", "tracer"]))?;
@@ -104,14 +110,23 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     if !opts.vm_only && opts.filter.is_none() {
         // The benchmark's short mode, so that it cannot rot (its numbers are not checked).
         eprintln!("xtask: benchmark, short mode");
-        crate::bench::run(&crate::bench::Options { quick: true, configs: Vec::new(), workload: None, rounds: None })?;
+        crate::bench::run(&crate::bench::Options {
+            quick: true,
+            configs: Vec::new(),
+            workload: None,
+            rounds: None,
+        })?;
     }
     if opts.no_vm {
         eprintln!("xtask: VM skipped (--no-vm)");
         return Ok(());
     }
     let tool = |name: &str, package: &str| {
-        ["/usr/sbin", "/sbin", "/usr/bin"].into_iter().map(|d| Path::new(d).join(name)).find(|p| p.exists()).with_context(|| format!("{name} missing (apt-get install {package})"))
+        ["/usr/sbin", "/sbin", "/usr/bin"]
+            .into_iter()
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.exists())
+            .with_context(|| format!("{name} missing (apt-get install {package})"))
     };
     // nft and ip (iproute2: busybox's cannot make veth pairs) for the lossy-link tests.
     let mut payloads = vec![
@@ -139,6 +154,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
 pub(crate) fn vm_exec(command: &str) -> Result<()> {
     let root = workspace_root();
     crate::run_cmd(Command::new("cargo").current_dir(&root).args(["build", "-p", "tracer"]))?;
-    let payloads = vec![vm::Payload { name: "tcptrace".into(), path: root.join("target/debug/tcptrace") }];
+    let payloads =
+        vec![vm::Payload { name: "tcptrace".into(), path: root.join("target/debug/tcptrace") }];
     vm::exec(&root.join("target/vm-exec"), &payloads, command)
 }

@@ -16,7 +16,6 @@ use crate::{
     emit::{count, current_task, header_if_wanted, send, task_wanted},
     maps::SOCKS,
     sock,
-
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -43,7 +42,12 @@ pub(crate) fn on_accept(sk: u64) {
     // register, which the verifier refuses.)
     let entry = match SOCKS.get_ptr_mut(&sk) {
         // SAFETY: map value of `sk`.
-        Some(found) if unsafe { (*found).direction == DIRECTION_ACTIVE || ((*found).direction == DIRECTION_PASSIVE && (*found).task.pid != 0) } => {
+        Some(found)
+            if unsafe {
+                (*found).direction == DIRECTION_ACTIVE
+                    || ((*found).direction == DIRECTION_PASSIVE && (*found).task.pid != 0)
+            } =>
+        {
             // An active socket's entry on a child, or one with an owner already (a
             // previous accepted child's): a freed socket's, whose CLOSE was never seen (see
             // `state::on_change`, which finds the same when the handshake ends first).
@@ -53,7 +57,9 @@ pub(crate) fn on_accept(sk: u64) {
             Some(found)
         }
         Some(found) => Some(found),
-        None if sock::state::<sock::Probe>(sk) != Ok(TCP_CLOSE) => crate::socks::insert_new(sk, DIRECTION_PASSIVE, 0, |_| {}),
+        None if sock::state::<sock::Probe>(sk) != Ok(TCP_CLOSE) => {
+            crate::socks::insert_new(sk, DIRECTION_PASSIVE, 0, |_| {})
+        }
         None => None,
     };
     if let Some(info) = entry {
@@ -73,7 +79,13 @@ pub(crate) fn on_accept(sk: u64) {
         count(Counter::ReadError);
         return;
     };
-    if let Some(header) = header_if_wanted::<sock::Probe>(EventKind::Accept, &task, &endpoints, crate::emit::now_ns(), sk) {
+    if let Some(header) = header_if_wanted::<sock::Probe>(
+        EventKind::Accept,
+        &task,
+        &endpoints,
+        crate::emit::now_ns(),
+        sk,
+    ) {
         // SAFETY: `e` points at a reserved AcceptEvent; every field is written.
         send(|e: *mut AcceptEvent| unsafe {
             (*e).header = header;

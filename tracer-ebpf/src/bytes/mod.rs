@@ -28,7 +28,10 @@ pub(crate) fn on_call(sk: u64, ret: i64, sent: bool, flags: i32) {
             if !crate::emit::task_wanted(&task) {
                 return;
             }
-            let Some(info) = crate::socks::insert_new(sk, DIRECTION_UNKNOWN, 0, |i| i.task = task) else { return };
+            let Some(info) = crate::socks::insert_new(sk, DIRECTION_UNKNOWN, 0, |i| i.task = task)
+            else {
+                return;
+            };
             info
         }
         None => return,
@@ -44,11 +47,14 @@ pub(crate) fn on_call(sk: u64, ret: i64, sent: bool, flags: i32) {
             (*info).received_bytes += ret as u64;
         }
         if live {
-            if (*info).endpoints.family == 0 && !crate::socks::live_ends_wanted::<crate::sock::Probe>(sk, &mut *info) {
+            if (*info).endpoints.family == 0
+                && !crate::socks::live_ends_wanted::<crate::sock::Probe>(sk, &mut *info)
+            {
                 return;
             }
             let tp = crate::sock::tcp_sock::<crate::sock::Probe>(sk);
-            (*info).total_retrans = tp.and_then(crate::sock::total_retrans::<crate::sock::Probe>).unwrap_or(0);
+            (*info).total_retrans =
+                tp.and_then(crate::sock::total_retrans::<crate::sock::Probe>).unwrap_or(0);
             (*info).srtt_us = tp.and_then(crate::sock::srtt_us::<crate::sock::Probe>).unwrap_or(0);
         }
     }

@@ -9,18 +9,23 @@ pub(crate) mod kprobe;
 pub(crate) mod tracepoint;
 
 use tracer_common::{
-    close::{CloseEvent, BYTES_FROM_CALLS, BYTES_FROM_SOCKET, CLOSED_BY_LOCAL, CLOSED_BY_REMOTE, CLOSED_BY_UNKNOWN},
+    close::{
+        CloseEvent, BYTES_FROM_CALLS, BYTES_FROM_SOCKET, CLOSED_BY_LOCAL, CLOSED_BY_REMOTE,
+        CLOSED_BY_UNKNOWN,
+    },
     counters::Counter,
     event::EventKind,
 };
 
 use crate::{
     emit::count,
-    maps::EVENTS,
     globals::config,
+    maps::EVENTS,
     sock::{self, Access},
     socks::SockInfo,
-    state::{TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK},
+    state::{
+        TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
+    },
 };
 
 // errno values a reset from the peer leaves on the socket (tcp_reset()).
@@ -178,7 +183,9 @@ fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
             (*e).bytes_sent = info.sent_bytes;
             (*e).bytes_received = info.received_bytes;
             (*e).bytes_source = BYTES_FROM_CALLS;
-        } else if let Ok((sent, received)) = tp.and_then(|tp| sock::byte_counts::<A>(sk, tp, info.direction, info.fin_acked)) {
+        } else if let Ok((sent, received)) =
+            tp.and_then(|tp| sock::byte_counts::<A>(sk, tp, info.direction, info.fin_acked))
+        {
             (*e).bytes_sent = sent;
             (*e).bytes_received = received;
             (*e).bytes_source = BYTES_FROM_SOCKET;
@@ -190,7 +197,11 @@ fn emit<A: Access>(sk: u64, info: &SockInfo, closed_ns: u64, by_calls: bool) {
         // The moment of CLOSE, except for a close event delayed to the socket's destruction.
         let at_ns = if by_calls { crate::emit::now_ns() } else { closed_ns };
         crate::emit::fill_header::<A>(&mut (*e).header, EventKind::Close, &info.task, at_ns, sk);
-        (*e).lifetime_ns = if info.established_ns == 0 { 0 } else { closed_ns.saturating_sub(info.established_ns) };
+        (*e).lifetime_ns = if info.established_ns == 0 {
+            0
+        } else {
+            closed_ns.saturating_sub(info.established_ns)
+        };
         if kept {
             (*e).total_retrans = info.total_retrans;
             (*e).srtt_us = info.srtt_us;

@@ -90,7 +90,9 @@ pub(crate) fn finish<A: sock::Access>(sk: u64, info: &SockInfo, failed: bool, no
     }
     let latency_ns = now.saturating_sub(info.syn_sent_ns);
     let filter = filter();
-    if !filter.connect_matches(failed, latency_ns) || !filter.owner_matches(info.task.pid, info.task.uid, &info.task.comm) {
+    if !filter.connect_matches(failed, latency_ns)
+        || !filter.owner_matches(info.task.pid, info.task.uid, &info.task.comm)
+    {
         count(Counter::Filtered);
         return true;
     }
@@ -123,7 +125,13 @@ pub(crate) fn finish<A: sock::Access>(sk: u64, info: &SockInfo, failed: bool, no
 }
 
 #[inline(always)]
-fn send_connect(header: EventHeader, endpoints: Endpoints, latency_ns: u64, result: u32, errno: u32) {
+fn send_connect(
+    header: EventHeader,
+    endpoints: Endpoints,
+    latency_ns: u64,
+    result: u32,
+    errno: u32,
+) {
     // SAFETY: `e` points at a reserved ConnectEvent; every field is written.
     send(|e: *mut ConnectEvent| unsafe {
         (*e).header = header;
@@ -167,7 +175,11 @@ pub(crate) fn exit(ret: i64) {
             // SAFETY: plain struct.
             let started = unsafe { (*entry).syn_sent_ns };
             crate::socks::forget(args.sk);
-            if started == 0 { 0 } else { now_ns().saturating_sub(started) }
+            if started == 0 {
+                0
+            } else {
+                now_ns().saturating_sub(started)
+            }
         }
         None => 0,
     };
@@ -186,7 +198,13 @@ pub(crate) fn exit(ret: i64) {
         count(Counter::Filtered);
         return;
     }
-    send_connect(header::<sock::Probe>(EventKind::Connect, &task, now_ns(), args.sk), endpoints, latency_ns, CONNECT_FAILED, ret.unsigned_abs() as u32);
+    send_connect(
+        header::<sock::Probe>(EventKind::Connect, &task, now_ns(), args.sk),
+        endpoints,
+        latency_ns,
+        CONNECT_FAILED,
+        ret.unsigned_abs() as u32,
+    );
 }
 
 /// The local end from the socket, the remote end from the address passed to `connect()`
@@ -197,21 +215,25 @@ fn endpoints_from_call(args: &ConnectArgs) -> Result<Endpoints, sock::ReadError>
     // struct sockaddr_in / sockaddr_in6: family (u16), port (be16), then the address at
     // byte 4 (in) or 8 (in6, after sin6_flowinfo). These are ABI, the same on every kernel.
     // SAFETY: bpf_probe_read_kernel validates the address.
-    let family = unsafe { bpf_probe_read_kernel(args.uaddr as *const u16) }.map_err(|_| sock::ReadError)?;
+    let family =
+        unsafe { bpf_probe_read_kernel(args.uaddr as *const u16) }.map_err(|_| sock::ReadError)?;
     // SAFETY: as above.
-    let port = unsafe { bpf_probe_read_kernel((args.uaddr + 2) as *const u16) }.map_err(|_| sock::ReadError)?;
+    let port = unsafe { bpf_probe_read_kernel((args.uaddr + 2) as *const u16) }
+        .map_err(|_| sock::ReadError)?;
     ep.family = family;
     ep.dport = u16::from_be(port);
     match family {
         AF_INET => {
             // SAFETY: as above.
-            let addr = unsafe { bpf_probe_read_kernel((args.uaddr + 4) as *const [u8; 4]) }.map_err(|_| sock::ReadError)?;
+            let addr = unsafe { bpf_probe_read_kernel((args.uaddr + 4) as *const [u8; 4]) }
+                .map_err(|_| sock::ReadError)?;
             ep.daddr = [0; 16];
             ep.daddr[..4].copy_from_slice(&addr);
         }
         AF_INET6 => {
             // SAFETY: as above.
-            ep.daddr = unsafe { bpf_probe_read_kernel((args.uaddr + 8) as *const [u8; 16]) }.map_err(|_| sock::ReadError)?;
+            ep.daddr = unsafe { bpf_probe_read_kernel((args.uaddr + 8) as *const [u8; 16]) }
+                .map_err(|_| sock::ReadError)?;
         }
         _ => return Err(sock::ReadError),
     }

@@ -43,7 +43,12 @@ pub(crate) fn on_drop(skb: u64, reason: u32, location: u64) {
     if !crate::globals::wants(EventKind::Drop) || !crate::globals::armed() {
         return;
     }
-    let mut key = DropKey { endpoints: tracer_common::addr::Endpoints::default(), reason, outgoing: 0, _pad: [0; 3] };
+    let mut key = DropKey {
+        endpoints: tracer_common::addr::Endpoints::default(),
+        reason,
+        outgoing: 0,
+        _pad: [0; 3],
+    };
     if crate::skb::segment_into(skb, &mut key.endpoints).is_err() {
         return; // not TCP (or not readable as such): not ours, and not counted
     }
@@ -62,7 +67,9 @@ pub(crate) fn on_drop(skb: u64, reason: u32, location: u64) {
         return;
     };
     let filter = crate::globals::filter();
-    if !filter.owner_matches(owner.pid, owner.uid, &owner.comm) || !crate::emit::socket_matches::<Probe>(sk, &key.endpoints) {
+    if !filter.owner_matches(owner.pid, owner.uid, &owner.comm)
+        || !crate::emit::socket_matches::<Probe>(sk, &key.endpoints)
+    {
         count(Counter::Filtered);
         return;
     }

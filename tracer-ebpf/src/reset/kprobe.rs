@@ -5,7 +5,11 @@ use aya_ebpf::{macros::kprobe, programs::ProbeContext};
 
 #[kprobe]
 pub(crate) fn tt_rst_snd_kp(ctx: ProbeContext) -> u32 {
-    super::on_sent(ctx.arg(0).unwrap_or(0), ctx.arg(1).unwrap_or(0), super::reason(|| ctx.arg(2).unwrap_or(0)));
+    super::on_sent(
+        ctx.arg(0).unwrap_or(0),
+        ctx.arg(1).unwrap_or(0),
+        super::reason(|| ctx.arg(2).unwrap_or(0)),
+    );
     0
 }
 

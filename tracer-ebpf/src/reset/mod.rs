@@ -78,7 +78,9 @@ fn on_reset(sk: u64, skb: u64, direction: u8, reason: u32) {
         count(Counter::Filtered); // its owner failed the filters
         return;
     };
-    let Some(header) = header_if_wanted::<Probe>(EventKind::Reset, &owner, &endpoints, crate::emit::now_ns(), sk) else {
+    let Some(header) =
+        header_if_wanted::<Probe>(EventKind::Reset, &owner, &endpoints, crate::emit::now_ns(), sk)
+    else {
         return;
     };
     let state = if sk == 0 { 0 } else { sock::state::<Probe>(sk).unwrap_or(0) };

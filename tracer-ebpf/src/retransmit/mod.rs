@@ -27,7 +27,9 @@ pub(crate) fn on_retransmit<A: Access>(sk: u64, tail_loss_probe: bool) {
         count(Counter::Filtered);
         return;
     };
-    if let Some(header) = header_if_wanted::<A>(EventKind::Retransmit, &owner, &endpoints, crate::emit::now_ns(), sk) {
+    if let Some(header) =
+        header_if_wanted::<A>(EventKind::Retransmit, &owner, &endpoints, crate::emit::now_ns(), sk)
+    {
         let state = sock::state::<A>(sk).unwrap_or(0);
         let total_retrans = sock::tcp_sock::<A>(sk).and_then(sock::total_retrans::<A>).unwrap_or(0);
         // SAFETY: `e` points at a reserved RetransmitEvent; every field is written.
@@ -58,7 +60,13 @@ pub(crate) fn on_synack_retransmit<A: Access>(req: u64) {
         count(Counter::ReadError);
         return;
     }
-    if let Some(header) = header_if_wanted::<A>(EventKind::Retransmit, &socks::UNKNOWN_TASK, &endpoints, crate::emit::now_ns(), req) {
+    if let Some(header) = header_if_wanted::<A>(
+        EventKind::Retransmit,
+        &socks::UNKNOWN_TASK,
+        &endpoints,
+        crate::emit::now_ns(),
+        req,
+    ) {
         let resent_before = sock::request_retransmits::<A>(req).unwrap_or(0);
         // SAFETY: `e` points at a reserved RetransmitEvent; every field is written.
         send(|e: *mut RetransmitEvent| unsafe {
@@ -90,7 +98,10 @@ pub(crate) fn loss_probe_exit(sk: u64) {
     // SAFETY: a u32 map value, copied before the delete.
     let before = unsafe { *before };
     let _ = crate::maps::LOSS_PROBES.remove(&sk);
-    if sock::tcp_sock::<Probe>(sk).and_then(sock::total_retrans::<Probe>).is_ok_and(|after| after != before) {
+    if sock::tcp_sock::<Probe>(sk)
+        .and_then(sock::total_retrans::<Probe>)
+        .is_ok_and(|after| after != before)
+    {
         on_retransmit::<Probe>(sk, true);
     }
 }

@@ -23,7 +23,8 @@ use crate::{
 
 // `TCP_*` states: shared with user space and the tests.
 pub(crate) use tracer_common::tcp::{
-    TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT,
+    TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2,
+    TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT,
 };
 
 /// The body of the two state programs of a pair: `owner_side` is true for the one that
@@ -142,7 +143,11 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
         }
         return;
     }
-    if old == TCP_SYN_RECV && new == TCP_ESTABLISHED && !with_states && socks::track_established_child(sk, now) {
+    if old == TCP_SYN_RECV
+        && new == TCP_ESTABLISHED
+        && !with_states
+        && socks::track_established_child(sk, now)
+    {
         // A listener's child that ends its handshake before it is accepted (the usual
         // order), new to tcptrace: all its entry needs is the time, so one insert stands
         // for the failed lookup, insert and lookup of the way below. When an entry is
@@ -185,7 +190,8 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
 
     let mut keep_for_exit_hook = false;
     // A connect still under way: SYN_SENT, or SYN_RECV after a simultaneous open.
-    let connecting = old == TCP_SYN_SENT || (old == TCP_SYN_RECV && info.direction == DIRECTION_ACTIVE);
+    let connecting =
+        old == TCP_SYN_SENT || (old == TCP_SYN_RECV && info.direction == DIRECTION_ACTIVE);
     if connecting {
         match new {
             TCP_ESTABLISHED => {
@@ -199,7 +205,8 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
         info.established_ns = now;
     }
     if with_states {
-        let in_old = if info.state_since_ns == 0 { 0 } else { now.saturating_sub(info.state_since_ns) };
+        let in_old =
+            if info.state_since_ns == 0 { 0 } else { now.saturating_sub(info.state_since_ns) };
         state_event::<A>(sk, &info.task, Change { old, new }, in_old, now);
         info.state_since_ns = now;
     }
@@ -226,7 +233,13 @@ struct Change {
 }
 
 #[inline(never)]
-fn state_event<A: Access>(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_old_state_ns: u64, now: u64) {
+fn state_event<A: Access>(
+    sk: u64,
+    owner: &tracer_common::conn::Task,
+    change: Change,
+    in_old_state_ns: u64,
+    now: u64,
+) {
     let send_it = crate::globals::wants(EventKind::State);
     let count_it = crate::globals::config().count_states != 0;
     if !send_it && !count_it {
@@ -268,7 +281,13 @@ fn endpoints_pass<A: Access>(sk: u64, filter: &tracer_common::filter::Filter) ->
 /// The state event, written straight into the ring buffer (this is the deepest call chain:
 /// a copy on the stack would not fit the 512 bytes older verifiers allow it).
 #[inline(always)]
-fn send_state<A: Access>(sk: u64, owner: &tracer_common::conn::Task, change: Change, in_old_state_ns: u64, now: u64) {
+fn send_state<A: Access>(
+    sk: u64,
+    owner: &tracer_common::conn::Task,
+    change: Change,
+    in_old_state_ns: u64,
+    now: u64,
+) {
     let Some(mut entry) = crate::maps::EVENTS.reserve::<StateEvent>(0) else {
         count(Counter::RingbufFull);
         return;

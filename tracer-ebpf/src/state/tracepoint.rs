@@ -53,7 +53,9 @@ pub(crate) fn tt_state_rtp(ctx: aya_ebpf::programs::RawTracePointContext) -> u32
 pub(crate) fn tt_state_rtp2(ctx: aya_ebpf::programs::RawTracePointContext) -> u32 {
     // Cheap enough to come before the busy mark: two loads from the context.
     if has_work(&ctx) {
-        super::softirq_side(|| take::<Probe>(ctx.arg(0), ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32, false));
+        super::softirq_side(|| {
+            take::<Probe>(ctx.arg(0), ctx.arg::<u64>(1) as i32, ctx.arg::<u64>(2) as i32, false)
+        });
     }
     0
 }
@@ -92,7 +94,9 @@ pub(crate) fn tt_state_btf(ctx: BtfTracePointContext) -> u32 {
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub(crate) fn tt_state_btf2(ctx: BtfTracePointContext) -> u32 {
     if btf_has_work(&ctx) {
-        super::softirq_side(|| take::<Direct>(ctx.arg(0), ctx.arg::<i32>(1), ctx.arg::<i32>(2), false));
+        super::softirq_side(|| {
+            take::<Direct>(ctx.arg(0), ctx.arg::<i32>(1), ctx.arg::<i32>(2), false)
+        });
     }
     0
 }

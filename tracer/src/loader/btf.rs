@@ -66,7 +66,8 @@ fn u32_at(data: &[u8], at: usize) -> Option<u32> {
 
 impl Btf {
     pub(crate) fn from_file(path: &Path) -> Result<Self, Error> {
-        let data = std::fs::read(path).map_err(|why| Error::NoBtf { path: super::shown(path), why })?;
+        let data =
+            std::fs::read(path).map_err(|why| Error::NoBtf { path: super::shown(path), why })?;
         Self::parse(&data).ok_or_else(|| Error::BadBtf(super::shown(path)))
     }
 
@@ -85,7 +86,13 @@ impl Btf {
         let strings = data.get(hdr_len + str_off..hdr_len + str_off + str_len)?.to_vec();
 
         // Type id 0 is `void` and has no record.
-        let mut types = vec![Type { kind: 0, name_off: 0, ref_type: 0, members: Vec::new(), values: Vec::new() }];
+        let mut types = vec![Type {
+            kind: 0,
+            name_off: 0,
+            ref_type: 0,
+            members: Vec::new(),
+            values: Vec::new(),
+        }];
         let mut at = 0;
         while at < type_data.len() {
             let name_off = u32_at(type_data, at)?;
@@ -99,8 +106,8 @@ impl Btf {
             let mut values = Vec::new();
             // Bytes that follow the common record, by kind (see the format document).
             let extra = match kind {
-                1 | 14 | 17 => 4,    // INT, VAR, DECL_TAG
-                3 => 12,             // ARRAY
+                1 | 14 | 17 => 4, // INT, VAR, DECL_TAG
+                3 => 12,          // ARRAY
                 KIND_STRUCT | KIND_UNION => {
                     for i in 0..vlen {
                         let m = at + i * 12;
@@ -118,14 +125,18 @@ impl Btf {
                 KIND_ENUM => {
                     for i in 0..vlen {
                         let e = at + i * 8;
-                        values.push((u32_at(type_data, e)?, i64::from(u32_at(type_data, e + 4)? as i32)));
+                        values.push((
+                            u32_at(type_data, e)?,
+                            i64::from(u32_at(type_data, e + 4)? as i32),
+                        ));
                     }
                     vlen * 8
                 }
                 KIND_ENUM64 => {
                     for i in 0..vlen {
                         let e = at + i * 12;
-                        let value = u64::from(u32_at(type_data, e + 4)?) | u64::from(u32_at(type_data, e + 8)?) << 32;
+                        let value = u64::from(u32_at(type_data, e + 4)?)
+                            | u64::from(u32_at(type_data, e + 8)?) << 32;
                         values.push((u32_at(type_data, e)?, value as i64));
                     }
                     vlen * 12
@@ -133,7 +144,12 @@ impl Btf {
                 KIND_FUNC_PROTO => {
                     for i in 0..vlen {
                         let p = at + i * 8;
-                        members.push(Member { name_off: u32_at(type_data, p)?, type_id: u32_at(type_data, p + 4)?, bit_offset: 0, bitfield_size: 0 });
+                        members.push(Member {
+                            name_off: u32_at(type_data, p)?,
+                            type_id: u32_at(type_data, p + 4)?,
+                            bit_offset: 0,
+                            bitfield_size: 0,
+                        });
                     }
                     vlen * 8
                 }
@@ -156,7 +172,12 @@ impl Btf {
     fn resolve(&self, mut id: u32) -> u32 {
         for _ in 0..32 {
             match self.types.get(id as usize) {
-                Some(t) if matches!(t.kind, KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG) => {
+                Some(t)
+                    if matches!(
+                        t.kind,
+                        KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG
+                    ) =>
+                {
                     id = t.ref_type;
                 }
                 _ => break,
@@ -168,7 +189,11 @@ impl Btf {
     fn find_struct(&self, name: &str) -> Option<u32> {
         self.types
             .iter()
-            .position(|t| t.kind == KIND_STRUCT && !t.members.is_empty() && self.name(t.name_off) == name.as_bytes())
+            .position(|t| {
+                t.kind == KIND_STRUCT
+                    && !t.members.is_empty()
+                    && self.name(t.name_off) == name.as_bytes()
+            })
             .and_then(|i| u32::try_from(i).ok())
     }
 
@@ -196,17 +221,34 @@ impl Btf {
     /// The names of function `function`'s parameters, in order, from its prototype.
     pub(crate) fn params(&self, function: &str) -> Result<Vec<String>, Error> {
         let missing = || Error::MissingField(format!("function {function}"));
-        let func = self.types.iter().find(|t| t.kind == KIND_FUNC && self.name(t.name_off) == function.as_bytes()).ok_or_else(missing)?;
-        let proto = self.types.get(func.ref_type as usize).filter(|t| t.kind == KIND_FUNC_PROTO).ok_or_else(missing)?;
-        Ok(proto.members.iter().map(|m| String::from_utf8_lossy(self.name(m.name_off)).into_owned()).collect())
+        let func = self
+            .types
+            .iter()
+            .find(|t| t.kind == KIND_FUNC && self.name(t.name_off) == function.as_bytes())
+            .ok_or_else(missing)?;
+        let proto = self
+            .types
+            .get(func.ref_type as usize)
+            .filter(|t| t.kind == KIND_FUNC_PROTO)
+            .ok_or_else(missing)?;
+        Ok(proto
+            .members
+            .iter()
+            .map(|m| String::from_utf8_lossy(self.name(m.name_off)).into_owned())
+            .collect())
     }
 
     /// The value of enumerator `name` in `enum enum_name`.
     pub(crate) fn enum_value(&self, enum_name: &str, name: &str) -> Result<i64, Error> {
         self.types
             .iter()
-            .filter(|t| matches!(t.kind, KIND_ENUM | KIND_ENUM64) && self.name(t.name_off) == enum_name.as_bytes())
-            .find_map(|t| t.values.iter().find(|(n, _)| self.name(*n) == name.as_bytes()).map(|(_, v)| *v))
+            .filter(|t| {
+                matches!(t.kind, KIND_ENUM | KIND_ENUM64)
+                    && self.name(t.name_off) == enum_name.as_bytes()
+            })
+            .find_map(|t| {
+                t.values.iter().find(|(n, _)| self.name(*n) == name.as_bytes()).map(|(_, v)| *v)
+            })
             .ok_or_else(|| Error::MissingField(format!("enum {enum_name} value {name}")))
     }
 
@@ -215,8 +257,15 @@ impl Btf {
     pub(crate) fn enum_values(&self, enum_name: &str) -> Vec<(String, i64)> {
         self.types
             .iter()
-            .filter(|t| matches!(t.kind, KIND_ENUM | KIND_ENUM64) && self.name(t.name_off) == enum_name.as_bytes())
-            .flat_map(|t| t.values.iter().map(|(n, v)| (String::from_utf8_lossy(self.name(*n)).into_owned(), *v)))
+            .filter(|t| {
+                matches!(t.kind, KIND_ENUM | KIND_ENUM64)
+                    && self.name(t.name_off) == enum_name.as_bytes()
+            })
+            .flat_map(|t| {
+                t.values
+                    .iter()
+                    .map(|(n, v)| (String::from_utf8_lossy(self.name(*n)).into_owned(), *v))
+            })
             .collect()
     }
 
@@ -234,7 +283,9 @@ impl Btf {
     /// little-endian target), and its width in bits.
     pub(crate) fn bitfield(&self, name: &str, path: &[&str]) -> Result<Bitfield, Error> {
         match self.member_bits(name, path)? {
-            (bits, width) if width != 0 && bits % 8 + width <= 8 => Ok(Bitfield { byte: bits / 8, shift: bits % 8, width }),
+            (bits, width) if width != 0 && bits % 8 + width <= 8 => {
+                Ok(Bitfield { byte: bits / 8, shift: bits % 8, width })
+            }
             _ => Err(Self::missing(name, path)),
         }
     }
@@ -244,7 +295,8 @@ impl Btf {
         let mut id = self.find_struct(name).ok_or_else(|| Self::missing(name, path))?;
         let (mut bits, mut width) = (0, 0);
         for field in path {
-            let (off, ty, size) = self.find_member(id, field, 0).ok_or_else(|| Self::missing(name, path))?;
+            let (off, ty, size) =
+                self.find_member(id, field, 0).ok_or_else(|| Self::missing(name, path))?;
             bits += off;
             id = ty;
             width = size;
@@ -267,7 +319,9 @@ mod tests {
     fn sample() -> Vec<u8> {
         let strings = b"\0int\0outer\0a\0b\0c\0d\0short\0flags\0FLAG_X\0FLAG_Y\0loop\0sk\0msg\0len\0nonblock\0addr_len\0old_recvmsg\0new_recvmsg\0bits\0lo\0hi\0whole\0".to_vec();
         let s = |name: &str| -> u32 {
-            let pos = strings.windows(name.len() + 2).position(|w| w[0] == 0 && &w[1..=name.len()] == name.as_bytes() && w[name.len() + 1] == 0);
+            let pos = strings.windows(name.len() + 2).position(|w| {
+                w[0] == 0 && &w[1..=name.len()] == name.as_bytes() && w[name.len() + 1] == 0
+            });
             pos.map(|p| p as u32 + 1).expect("string present")
         };
         let mut types = Vec::new();
@@ -295,9 +349,22 @@ mod tests {
         push(&[s("old_recvmsg"), KIND_FUNC << 24, 8]); // 9
         push(&proto(&[names[0], names[1], names[2], names[4], names[5]])); // 10: 5.19 on
         push(&[s("new_recvmsg"), KIND_FUNC << 24, 10]); // 11
-        // 12: struct bits { u16 pad; u8 lo:5, hi:3; int whole; }, with kind_flag (as pahole
-        // writes a struct with bitfields): a member's offset word holds its width on top.
-        push(&[s("bits"), (1 << 31) | (KIND_STRUCT << 24) | 3, 8, s("lo"), 2, (5 << 24) | 16, s("hi"), 2, (3 << 24) | 21, s("whole"), 1, 32]);
+                                                        // 12: struct bits { u16 pad; u8 lo:5, hi:3; int whole; }, with kind_flag (as pahole
+                                                        // writes a struct with bitfields): a member's offset word holds its width on top.
+        push(&[
+            s("bits"),
+            (1 << 31) | (KIND_STRUCT << 24) | 3,
+            8,
+            s("lo"),
+            2,
+            (5 << 24) | 16,
+            s("hi"),
+            2,
+            (3 << 24) | 21,
+            s("whole"),
+            1,
+            32,
+        ]);
         let mut blob = Vec::new();
         blob.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         blob.extend_from_slice(&[1, 0]);
@@ -321,7 +388,10 @@ mod tests {
         assert_eq!(btf.enum_value("flags", "FLAG_Y").ok(), Some(7));
         assert_eq!(btf.enum_value("flags", "FLAG_X").ok(), Some(0));
         assert!(btf.enum_value("flags", "FLAG_Z").is_err());
-        assert_eq!(btf.enum_values("flags"), [("FLAG_X".to_string(), 0), ("FLAG_Y".to_string(), 7)]);
+        assert_eq!(
+            btf.enum_values("flags"),
+            [("FLAG_X".to_string(), 0), ("FLAG_Y".to_string(), 7)]
+        );
         assert!(btf.enum_values("no_such_enum").is_empty());
     }
 
@@ -329,8 +399,14 @@ mod tests {
     #[test]
     fn bitfields_within_a_byte_are_found_with_their_shift_and_width() {
         let btf = Btf::parse(&sample()).expect("valid sample");
-        assert_eq!(btf.bitfield("bits", &["lo"]).ok(), Some(Bitfield { byte: 2, shift: 0, width: 5 }));
-        assert_eq!(btf.bitfield("bits", &["hi"]).ok(), Some(Bitfield { byte: 2, shift: 5, width: 3 }));
+        assert_eq!(
+            btf.bitfield("bits", &["lo"]).ok(),
+            Some(Bitfield { byte: 2, shift: 0, width: 5 })
+        );
+        assert_eq!(
+            btf.bitfield("bits", &["hi"]).ok(),
+            Some(Bitfield { byte: 2, shift: 5, width: 3 })
+        );
         assert!(btf.member_offset("bits", &["lo"]).is_err());
         assert!(btf.bitfield("bits", &["whole"]).is_err());
         assert_eq!(btf.member_offset("bits", &["whole"]).ok(), Some(4));
@@ -348,14 +424,32 @@ mod tests {
     fn recvmsg_argument_positions_follow_the_prototype() {
         use crate::loader::RecvmsgArgs;
         let btf = Btf::parse(&sample()).expect("valid sample");
-        assert_eq!(btf.params("new_recvmsg").expect("params"), ["sk", "msg", "len", "flags", "addr_len"]);
-        assert_eq!(crate::loader::recvmsg_args(&btf, "old_recvmsg").ok(), Some(RecvmsgArgs { flags: 4, count: 6 }));
-        assert_eq!(crate::loader::recvmsg_args(&btf, "new_recvmsg").ok(), Some(RecvmsgArgs { flags: 3, count: 5 }));
+        assert_eq!(
+            btf.params("new_recvmsg").expect("params"),
+            ["sk", "msg", "len", "flags", "addr_len"]
+        );
+        assert_eq!(
+            crate::loader::recvmsg_args(&btf, "old_recvmsg").ok(),
+            Some(RecvmsgArgs { flags: 4, count: 6 })
+        );
+        assert_eq!(
+            crate::loader::recvmsg_args(&btf, "new_recvmsg").ok(),
+            Some(RecvmsgArgs { flags: 3, count: 5 })
+        );
         assert!(crate::loader::recvmsg_args(&btf, "no_such_function").is_err());
         // Each prototype has its programs; an unknown one has none.
-        assert_eq!(RecvmsgArgs { flags: 3, count: 5 }.programs(), Ok(("tt_recv_fexit", "tt_recv_kp")));
-        assert_eq!(RecvmsgArgs { flags: 4, count: 6 }.programs(), Ok(("tt_recv_fexit6", "tt_recv_kp6")));
-        assert_eq!(RecvmsgArgs { flags: 3, count: 4 }.programs(), Ok(("tt_recv_fexit4", "tt_recv_kp")));
+        assert_eq!(
+            RecvmsgArgs { flags: 3, count: 5 }.programs(),
+            Ok(("tt_recv_fexit", "tt_recv_kp"))
+        );
+        assert_eq!(
+            RecvmsgArgs { flags: 4, count: 6 }.programs(),
+            Ok(("tt_recv_fexit6", "tt_recv_kp6"))
+        );
+        assert_eq!(
+            RecvmsgArgs { flags: 3, count: 4 }.programs(),
+            Ok(("tt_recv_fexit4", "tt_recv_kp"))
+        );
         assert!(RecvmsgArgs { flags: 2, count: 4 }.programs().is_err());
     }
 

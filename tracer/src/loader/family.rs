@@ -26,7 +26,8 @@ pub(crate) enum HookFamily {
     Tracepoint,
 }
 
-pub(crate) const FALLBACK_ORDER: [HookFamily; 3] = [HookFamily::Fentry, HookFamily::Kprobe, HookFamily::Tracepoint];
+pub(crate) const FALLBACK_ORDER: [HookFamily; 3] =
+    [HookFamily::Fentry, HookFamily::Kprobe, HookFamily::Tracepoint];
 
 impl fmt::Display for HookFamily {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -58,7 +59,15 @@ pub(crate) enum Hook {
 }
 
 impl Hook {
-    pub(crate) const ALL: [Self; 7] = [Self::State, Self::Connect, Self::Accept, Self::Retransmit, Self::Bytes, Self::Reset, Self::Drop];
+    pub(crate) const ALL: [Self; 7] = [
+        Self::State,
+        Self::Connect,
+        Self::Accept,
+        Self::Retransmit,
+        Self::Bytes,
+        Self::Reset,
+        Self::Drop,
+    ];
 
     pub(crate) const fn name(self) -> &'static str {
         match self {
@@ -212,12 +221,15 @@ const STATE_PAIR_BTF: [&str; 2] = ["tt_state_btf", "tt_state_btf2"];
 const STATE_PAIR_RAW: [&str; 2] = ["tt_state_rtp", "tt_state_rtp2"];
 pub(crate) const STATE_PAIRS: [[&str; 2]; 3] = [STATE_PAIR_FENTRY, STATE_PAIR_BTF, STATE_PAIR_RAW];
 /// Every program the tracepoint family's state hook may load: a pair, or the classic one.
-const STATE_TP_PROGRAMS: [&str; 5] = [STATE_PAIR_BTF[0], STATE_PAIR_BTF[1], STATE_PAIR_RAW[0], STATE_PAIR_RAW[1], "tt_state_tp"];
+const STATE_TP_PROGRAMS: [&str; 5] =
+    [STATE_PAIR_BTF[0], STATE_PAIR_BTF[1], STATE_PAIR_RAW[0], STATE_PAIR_RAW[1], "tt_state_tp"];
 
 /// Programs of one hook and family, to unload them again when the family fails halfway.
 fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
     match (hook, family) {
-        (Hook::Connect, HookFamily::Fentry) => &["tt_conn_fent4", "tt_conn_fext4", "tt_conn_fent6", "tt_conn_fext6"],
+        (Hook::Connect, HookFamily::Fentry) => {
+            &["tt_conn_fent4", "tt_conn_fext4", "tt_conn_fent6", "tt_conn_fext6"]
+        }
         (Hook::Connect, HookFamily::Kprobe) => &["tt_conn_kp", "tt_conn_krp"],
         (Hook::Connect, HookFamily::Tracepoint) => &[],
         (Hook::State, HookFamily::Fentry) => &STATE_PAIR_FENTRY,
@@ -226,15 +238,27 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
         (Hook::Accept, HookFamily::Fentry) => &["tt_acc_fexit"],
         (Hook::Accept, HookFamily::Kprobe) => &["tt_acc_kp"],
         (Hook::Accept, HookFamily::Tracepoint) => &ACCEPT_TP_PROGRAMS,
-        (Hook::Retransmit, HookFamily::Fentry) => &["tt_rtx_fexit", "tt_tlp_fent", "tt_tlp_fexit", "tt_synack_fexit"],
-        (Hook::Retransmit, HookFamily::Kprobe) => &["tt_rtx_kp", "tt_rtx_krp", "tt_tlp_kp", "tt_tlp_krp", "tt_synack_kp", "tt_synack_krp"],
-        (Hook::Retransmit, HookFamily::Tracepoint) => &["tt_rtx_btf", "tt_synack_btf", "tt_rtx_tp", "tt_synack_tp"],
-        (Hook::Bytes, HookFamily::Fentry) => &["tt_send_fexit", "tt_recv_fexit", "tt_recv_fexit4", "tt_recv_fexit6", "tt_dstr_fent"],
-        (Hook::Bytes, HookFamily::Kprobe) => &["tt_send_kp", "tt_send_krp", "tt_recv_kp", "tt_recv_kp6", "tt_recv_krp", "tt_dstr_kp"],
+        (Hook::Retransmit, HookFamily::Fentry) => {
+            &["tt_rtx_fexit", "tt_tlp_fent", "tt_tlp_fexit", "tt_synack_fexit"]
+        }
+        (Hook::Retransmit, HookFamily::Kprobe) => {
+            &["tt_rtx_kp", "tt_rtx_krp", "tt_tlp_kp", "tt_tlp_krp", "tt_synack_kp", "tt_synack_krp"]
+        }
+        (Hook::Retransmit, HookFamily::Tracepoint) => {
+            &["tt_rtx_btf", "tt_synack_btf", "tt_rtx_tp", "tt_synack_tp"]
+        }
+        (Hook::Bytes, HookFamily::Fentry) => {
+            &["tt_send_fexit", "tt_recv_fexit", "tt_recv_fexit4", "tt_recv_fexit6", "tt_dstr_fent"]
+        }
+        (Hook::Bytes, HookFamily::Kprobe) => {
+            &["tt_send_kp", "tt_send_krp", "tt_recv_kp", "tt_recv_kp6", "tt_recv_krp", "tt_dstr_kp"]
+        }
         (Hook::Bytes, HookFamily::Tracepoint) => &["tt_send_tp", "tt_recv_tp", "tt_dstr_tp"],
         (Hook::Reset, HookFamily::Fentry) => &RESET_FENTRY,
         (Hook::Reset, HookFamily::Kprobe) => &["tt_rst_snd_kp", "tt_rst_act_kp", "tt_rst_rcv_kp"],
-        (Hook::Reset, HookFamily::Tracepoint) => &["tt_rst_snd_btf", "tt_rst_rcv_btf", "tt_rst_snd_rtp", "tt_rst_rcv_rtp"],
+        (Hook::Reset, HookFamily::Tracepoint) => {
+            &["tt_rst_snd_btf", "tt_rst_rcv_btf", "tt_rst_snd_rtp", "tt_rst_rcv_rtp"]
+        }
         (Hook::Drop, HookFamily::Fentry) => &["tt_drop_fent", "tt_drop_fent3"],
         (Hook::Drop, HookFamily::Kprobe) => &["tt_drop_kp", "tt_drop_kp3"],
         (Hook::Drop, HookFamily::Tracepoint) => &["tt_drop_btf", "tt_drop_rtp"],
@@ -244,22 +268,32 @@ fn programs(hook: Hook, family: HookFamily) -> &'static [&'static str] {
 const CONNECT_FUNCS: [&str; 2] = ["tcp_v4_connect", "tcp_v6_connect"];
 
 /// The reset hook's fentry programs and their functions (tracer-ebpf/src/reset/fentry.rs).
-const RESET_FENTRY: [&str; 4] = ["tt_rst_v4_fent", "tt_rst_v6_fent", "tt_rst_act_fent", "tt_rst_rcv_fent"];
-const RESET_FUNCS: [&str; 4] = ["tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_send_active_reset", "tcp_reset"];
+const RESET_FENTRY: [&str; 4] =
+    ["tt_rst_v4_fent", "tt_rst_v6_fent", "tt_rst_act_fent", "tt_rst_rcv_fent"];
+const RESET_FUNCS: [&str; 4] =
+    ["tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_send_active_reset", "tcp_reset"];
 
 /// Entry probes that leave a thread's key for a return probe (tracer-ebpf/src/calls.rs).
 /// A key its return probe never takes counts as a lost return at the thread's next call,
 /// so the return probe is attached first and unloaded last (`Tracer::stop_hooks`): a
 /// call that begins between the two would otherwise look like one.
-pub(crate) const ENTRY_PROBES: [&str; 6] = ["tt_send_kp", "tt_recv_kp", "tt_recv_kp6", "tt_rtx_kp", "tt_tlp_kp", "tt_synack_kp"];
+pub(crate) const ENTRY_PROBES: [&str; 6] =
+    ["tt_send_kp", "tt_recv_kp", "tt_recv_kp6", "tt_rtx_kp", "tt_tlp_kp", "tt_synack_kp"];
 
 /// The return probes of `ENTRY_PROBES`: a run of theirs the kernel skips is found and
 /// counted by the programs (`Counter::ReturnUnseen`), so the kernel's own count of those
 /// skips (Linux 6.7+) is left out (see `stats::counted_programs`), never counted twice.
-pub(crate) const RETURN_PROBES: [&str; 5] = ["tt_send_krp", "tt_recv_krp", "tt_rtx_krp", "tt_tlp_krp", "tt_synack_krp"];
+pub(crate) const RETURN_PROBES: [&str; 5] =
+    ["tt_send_krp", "tt_recv_krp", "tt_rtx_krp", "tt_tlp_krp", "tt_synack_krp"];
 
 /// Loads and attaches `hook` with `family`; returns where it hooked in.
-fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFamily, options: Options) -> Result<&'static str, String> {
+fn try_attach(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    hook: Hook,
+    family: HookFamily,
+    options: Options,
+) -> Result<&'static str, String> {
     let attached = match (hook, family) {
         (Hook::Connect, HookFamily::Fentry) => {
             let btf = facts.aya_btf()?;
@@ -306,7 +340,9 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             kprobe(ebpf, "tt_synack_krp", &["tcp_rtx_synack"])?;
             kprobe(ebpf, "tt_synack_kp", &["tcp_rtx_synack"])
         }
-        (Hook::Retransmit, HookFamily::Tracepoint) => return retransmit_tracepoint(ebpf, facts, options),
+        (Hook::Retransmit, HookFamily::Tracepoint) => {
+            return retransmit_tracepoint(ebpf, facts, options)
+        }
         (Hook::Bytes, HookFamily::Fentry) => {
             let (recv, _) = facts.recvmsg.clone()?.programs()?;
             let btf = facts.aya_btf()?;
@@ -331,7 +367,10 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
         }
         (Hook::Reset, HookFamily::Fentry) => {
             let btf = facts.aya_btf()?;
-            RESET_FENTRY.iter().zip(RESET_FUNCS).try_for_each(|(name, func)| fentry(ebpf, btf, name, func))
+            RESET_FENTRY
+                .iter()
+                .zip(RESET_FUNCS)
+                .try_for_each(|(name, func)| fentry(ebpf, btf, name, func))
         }
         (Hook::Reset, HookFamily::Kprobe) => {
             kprobe(ebpf, "tt_rst_snd_kp", &RESET_FUNCS[..2])?;
@@ -354,7 +393,9 @@ fn try_attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFami
             let mut refused = Vec::new();
             if options.btf_tracepoints {
                 let btf = facts.aya_btf();
-                match all_or_none(ebpf, &["tt_drop_btf"], |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, "kfree_skb")) {
+                match all_or_none(ebpf, &["tt_drop_btf"], |ebpf, name| {
+                    btf_tracepoint(ebpf, btf.clone()?, name, "kfree_skb")
+                }) {
                     Ok(()) => return Ok(DROP_TP_BTF),
                     Err(why) => refused.push(format!("BTF-typed: {why}")),
                 }
@@ -396,7 +437,11 @@ const RESET_TP_RAW_BLIND: &str = "tracepoint tcp:tcp_send_reset, tcp_receive_res
 /// The reset hook on `tcp:tcp_send_reset` and `tcp:tcp_receive_reset`, by their arguments:
 /// BTF-typed where they load, else raw (with `--probe raw-tracepoint` too). Not classic:
 /// the records' layouts differ from kernel to kernel, and the arguments do not.
-fn reset_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> Result<&'static str, String> {
+fn reset_tracepoint(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    options: Options,
+) -> Result<&'static str, String> {
     const POINTS: [&str; 2] = ["tcp_send_reset", "tcp_receive_reset"];
     let point = |name: &str| if name.starts_with("tt_rst_snd") { POINTS[0] } else { POINTS[1] };
     // The reason argument and the firing without a socket came together, in 6.10.
@@ -404,12 +449,16 @@ fn reset_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> R
     let mut refused = Vec::new();
     if options.btf_tracepoints {
         let btf = facts.aya_btf();
-        match all_or_none(ebpf, &["tt_rst_snd_btf", "tt_rst_rcv_btf"], |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, point(name))) {
+        match all_or_none(ebpf, &["tt_rst_snd_btf", "tt_rst_rcv_btf"], |ebpf, name| {
+            btf_tracepoint(ebpf, btf.clone()?, name, point(name))
+        }) {
             Ok(()) => return Ok(if blind { RESET_TP_BTF_BLIND } else { RESET_TP_BTF }),
             Err(why) => refused.push(format!("BTF-typed: {why}")),
         }
     }
-    match all_or_none(ebpf, &["tt_rst_snd_rtp", "tt_rst_rcv_rtp"], |ebpf, name| raw_tracepoint(ebpf, name, point(name))) {
+    match all_or_none(ebpf, &["tt_rst_snd_rtp", "tt_rst_rcv_rtp"], |ebpf, name| {
+        raw_tracepoint(ebpf, name, point(name))
+    }) {
         Ok(()) => Ok(if blind { RESET_TP_RAW_BLIND } else { RESET_TP_RAW }),
         Err(why) => {
             refused.push(format!("raw: {why}"));
@@ -419,9 +468,12 @@ fn reset_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> R
 }
 
 /// Where the tracepoint family's state hook is, by how it attached (`-v` says which).
-pub(crate) const STATE_TP_BTF: &str = "tracepoint sock:inet_sock_set_state, BTF-typed (plain loads of the socket)";
-pub(crate) const STATE_TP_RAW: &str = "tracepoint sock:inet_sock_set_state, raw (socket read through helper calls)";
-pub(crate) const STATE_TP_CLASSIC: &str = "tracepoint sock:inet_sock_set_state, classic (one recursion guard for all programs)";
+pub(crate) const STATE_TP_BTF: &str =
+    "tracepoint sock:inet_sock_set_state, BTF-typed (plain loads of the socket)";
+pub(crate) const STATE_TP_RAW: &str =
+    "tracepoint sock:inet_sock_set_state, raw (socket read through helper calls)";
+pub(crate) const STATE_TP_CLASSIC: &str =
+    "tracepoint sock:inet_sock_set_state, classic (one recursion guard for all programs)";
 
 /// The state hook on `sock:inet_sock_set_state`, the first way that works:
 /// - BTF-typed (`tp_btf`): the verifier knows the socket's type, so the programs read it
@@ -431,20 +483,32 @@ pub(crate) const STATE_TP_CLASSIC: &str = "tracepoint sock:inet_sock_set_state, 
 ///   BPF program on the CPU.
 ///
 /// The first two are a pair of identical programs (see tracer-ebpf/src/state/mod.rs `pair`).
-fn state_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> Result<&'static str, String> {
+fn state_tracepoint(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    options: Options,
+) -> Result<&'static str, String> {
     let mut refused = Vec::new();
     if options.btf_tracepoints {
         let btf = facts.aya_btf();
-        match all_or_none(ebpf, &STATE_PAIR_BTF, |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, "inet_sock_set_state")) {
+        match all_or_none(ebpf, &STATE_PAIR_BTF, |ebpf, name| {
+            btf_tracepoint(ebpf, btf.clone()?, name, "inet_sock_set_state")
+        }) {
             Ok(()) => return Ok(STATE_TP_BTF),
             Err(why) => refused.push(format!("BTF-typed: {why}")),
         }
     }
-    match all_or_none(ebpf, &STATE_PAIR_RAW, |ebpf, name| raw_tracepoint(ebpf, name, "inet_sock_set_state")) {
+    match all_or_none(ebpf, &STATE_PAIR_RAW, |ebpf, name| {
+        raw_tracepoint(ebpf, name, "inet_sock_set_state")
+    }) {
         Ok(()) => return Ok(STATE_TP_RAW),
         Err(why) => refused.push(format!("raw: {why}")),
     }
-    let classic = facts.state_tp.as_ref().map_err(ToString::to_string).and_then(|_| tracepoint(ebpf, "tt_state_tp", &[("sock", "inet_sock_set_state")]));
+    let classic = facts
+        .state_tp
+        .as_ref()
+        .map_err(ToString::to_string)
+        .and_then(|_| tracepoint(ebpf, "tt_state_tp", &[("sock", "inet_sock_set_state")]));
     match classic {
         Ok(()) => Ok(STATE_TP_CLASSIC),
         Err(why) => {
@@ -460,12 +524,17 @@ const ACCEPT_TP_PROBED: &str =
     "tracepoint syscalls:sys_exit_accept4, sys_exit_accept (fd -> socket through the file table, every link probed)";
 /// The accept hook's tracepoint programs, in the order tried (tracer-ebpf/src/accept/tracepoint.rs).
 const ACCEPT_TP_PROGRAMS: [&str; 2] = ["tt_acc_tp_task", "tt_acc_tp"];
-const ACCEPT_TP_POINTS: [(&str, &str); 2] = [("syscalls", "sys_exit_accept4"), ("syscalls", "sys_exit_accept")];
+const ACCEPT_TP_POINTS: [(&str, &str); 2] =
+    [("syscalls", "sys_exit_accept4"), ("syscalls", "sys_exit_accept")];
 
 /// The accept hook on the accept syscalls' exit: from the task as a typed pointer where
 /// the kernel allows it (`bpf_get_current_task_btf`, Linux 5.11+; not with `--probe
 /// raw-tracepoint`, which keeps to helper reads), else with every read probed.
-fn accept_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> Result<&'static str, String> {
+fn accept_tracepoint(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    options: Options,
+) -> Result<&'static str, String> {
     facts.accept_tp.as_ref().map_err(Clone::clone)?;
     facts.task.as_ref().map_err(Clone::clone)?;
     let [typed, probed] = ACCEPT_TP_PROGRAMS;
@@ -491,26 +560,41 @@ pub(crate) const RETRANSMIT_TP_CLASSIC: &str = "tracepoint tcp:tcp_retransmit_sk
 /// Each program of the retransmit hook's tracepoint family, and its tracepoint: a
 /// listener's SYN-ACKs are sent for a request socket, not through `tcp_retransmit_skb`.
 /// (BTF-typed program, classic program, tracepoint in `tcp`).
-const RETRANSMIT_TP_PROGRAMS: [(&str, &str, &str); 2] =
-    [("tt_rtx_btf", "tt_rtx_tp", "tcp_retransmit_skb"), ("tt_synack_btf", "tt_synack_tp", "tcp_retransmit_synack")];
+const RETRANSMIT_TP_PROGRAMS: [(&str, &str, &str); 2] = [
+    ("tt_rtx_btf", "tt_rtx_tp", "tcp_retransmit_skb"),
+    ("tt_synack_btf", "tt_synack_tp", "tcp_retransmit_synack"),
+];
 
 /// The retransmit hook on `tcp:tcp_retransmit_skb` and `tcp:tcp_retransmit_synack`:
 /// BTF-typed where they load (plain loads, and a recursion guard of their own), else
 /// classic. Both learn from the format file whether the kernel reports failed
 /// retransmissions too (its `err` field, 6.10+).
-fn retransmit_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options) -> Result<&'static str, String> {
+fn retransmit_tracepoint(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    options: Options,
+) -> Result<&'static str, String> {
     facts.retrans_tp.as_ref().map_err(Clone::clone)?;
     facts.synack_tp.as_ref().map_err(Clone::clone)?;
-    let point = |name: &str| RETRANSMIT_TP_PROGRAMS.iter().find(|(btf, classic, _)| *btf == name || *classic == name).map_or("", |p| p.2);
+    let point = |name: &str| {
+        RETRANSMIT_TP_PROGRAMS
+            .iter()
+            .find(|(btf, classic, _)| *btf == name || *classic == name)
+            .map_or("", |p| p.2)
+    };
     let mut refused = Vec::new();
     if options.btf_tracepoints {
         let btf = facts.aya_btf();
-        match all_or_none(ebpf, &RETRANSMIT_TP_PROGRAMS.map(|p| p.0), |ebpf, name| btf_tracepoint(ebpf, btf.clone()?, name, point(name))) {
+        match all_or_none(ebpf, &RETRANSMIT_TP_PROGRAMS.map(|p| p.0), |ebpf, name| {
+            btf_tracepoint(ebpf, btf.clone()?, name, point(name))
+        }) {
             Ok(()) => return Ok(RETRANSMIT_TP_BTF),
             Err(why) => refused.push(format!("BTF-typed: {why}")),
         }
     }
-    match all_or_none(ebpf, &RETRANSMIT_TP_PROGRAMS.map(|p| p.1), |ebpf, name| tracepoint(ebpf, name, &[("tcp", point(name))])) {
+    match all_or_none(ebpf, &RETRANSMIT_TP_PROGRAMS.map(|p| p.1), |ebpf, name| {
+        tracepoint(ebpf, name, &[("tcp", point(name))])
+    }) {
         Ok(()) => Ok(RETRANSMIT_TP_CLASSIC),
         Err(why) => {
             refused.push(format!("classic: {why}"));
@@ -520,7 +604,11 @@ fn retransmit_tracepoint(ebpf: &mut Ebpf, facts: &KernelFacts, options: Options)
 }
 
 /// Loads and attaches every program of `names` with `attach_one`, or leaves none loaded.
-fn all_or_none(ebpf: &mut Ebpf, names: &[&str], mut attach_one: impl FnMut(&mut Ebpf, &str) -> Result<(), String>) -> Result<(), String> {
+fn all_or_none(
+    ebpf: &mut Ebpf,
+    names: &[&str],
+    mut attach_one: impl FnMut(&mut Ebpf, &str) -> Result<(), String>,
+) -> Result<(), String> {
     let result = names.iter().try_for_each(|name| attach_one(ebpf, name));
     if result.is_err() {
         for name in names {
@@ -555,7 +643,13 @@ pub(crate) struct Options {
 
 /// Loads and attaches `hook` with `family` and returns where it hooked in; on failure
 /// nothing of it stays loaded.
-pub(crate) fn attach(ebpf: &mut Ebpf, facts: &KernelFacts, hook: Hook, family: HookFamily, options: Options) -> Result<&'static str, String> {
+pub(crate) fn attach(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    hook: Hook,
+    family: HookFamily,
+    options: Options,
+) -> Result<&'static str, String> {
     let result = try_attach(ebpf, facts, hook, family, options);
     if result.is_err() {
         for name in programs(hook, family) {
@@ -591,7 +685,11 @@ mod tests {
 
     #[test]
     fn entry_and_return_probes_are_kprobe_family_programs() {
-        let kprobe_family: Vec<&str> = Hook::ALL.into_iter().flat_map(|hook| programs(hook, HookFamily::Kprobe)).copied().collect();
+        let kprobe_family: Vec<&str> = Hook::ALL
+            .into_iter()
+            .flat_map(|hook| programs(hook, HookFamily::Kprobe))
+            .copied()
+            .collect();
         for name in ENTRY_PROBES.iter().chain(&RETURN_PROBES) {
             assert!(kprobe_family.contains(name), "{name}");
         }

@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use aya::{Ebpf, EbpfLoader};
 use tracer_common::{
     filter::{Config, Filter},
-    offsets::{LengthTpOffsets, ResetOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets, SyscallTpOffsets, TaskOffsets, OFFSET_ABSENT},
+    offsets::{
+        LengthTpOffsets, ResetOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets,
+        SyscallTpOffsets, TaskOffsets, OFFSET_ABSENT,
+    },
 };
 
 pub(crate) use family::{Hook, HookFamily};
@@ -91,7 +94,9 @@ impl KernelFacts {
     pub(crate) fn read(btf_path: &Path) -> Result<Self, Error> {
         Self::read_with(btf_path).map_err(|e| match e {
             // What a file given with --btf lacks says nothing about the kernel.
-            Error::MissingField(what) if btf_path != Path::new(SYS_BTF) => Error::MissingInFile { path: shown(btf_path), what },
+            Error::MissingField(what) if btf_path != Path::new(SYS_BTF) => {
+                Error::MissingInFile { path: shown(btf_path), what }
+            }
             other => other,
         })
     }
@@ -99,15 +104,35 @@ impl KernelFacts {
     fn read_with(btf_path: &Path) -> Result<Self, Error> {
         let btf = btf::Btf::from_file(btf_path)?;
         let sk = |path: &[&str]| btf.member_offset("sock", path);
-        let tcp = |member: &str| embedded_offset(&btf, "tcp_sock", &["inet_conn", "icsk_inet", "sk"], member);
+        let tcp = |member: &str| {
+            embedded_offset(&btf, "tcp_sock", &["inet_conn", "icsk_inet", "sk"], member)
+        };
         // The optional fields of `struct inet_connection_sock`: absent unless it embeds the sock at 0.
-        let icsk_readable = sock_at_zero(&btf, "inet_connection_sock", &["icsk_inet", "sk"]).is_ok();
-        let icsk = |path: &[&str]| if icsk_readable { btf.member_offset("inet_connection_sock", path).ok() } else { None };
+        let icsk_readable =
+            sock_at_zero(&btf, "inet_connection_sock", &["icsk_inet", "sk"]).is_ok();
+        let icsk = |path: &[&str]| {
+            if icsk_readable {
+                btf.member_offset("inet_connection_sock", path).ok()
+            } else {
+                None
+            }
+        };
         // A request socket's fields are read at its `sock_common`'s offsets in `struct sock`.
-        let req_readable = sock_at_zero(&btf, "sock", &["__sk_common"]).is_ok() && matches!(btf.member_offset("request_sock", &["__req_common"]), Ok(0));
-        let for_requests = |offset: Result<u32, Error>| if req_readable { offset.unwrap_or(OFFSET_ABSENT) } else { OFFSET_ABSENT };
+        let req_readable = sock_at_zero(&btf, "sock", &["__sk_common"]).is_ok()
+            && matches!(btf.member_offset("request_sock", &["__req_common"]), Ok(0));
+        let for_requests = |offset: Result<u32, Error>| {
+            if req_readable {
+                offset.unwrap_or(OFFSET_ABSENT)
+            } else {
+                OFFSET_ABSENT
+            }
+        };
         // Without it, a tail loss probe is told by its timer alone (see `sock::loss_probe_due`).
-        let ca_state = if icsk_readable { btf.bitfield("inet_connection_sock", &["icsk_ca_state"]).ok() } else { None };
+        let ca_state = if icsk_readable {
+            btf.bitfield("inet_connection_sock", &["icsk_ca_state"]).ok()
+        } else {
+            None
+        };
         let sock = SockOffsets {
             family: sk(&["__sk_common", "skc_family"])?,
             state: sk(&["__sk_common", "skc_state"])?,
@@ -130,7 +155,9 @@ impl KernelFacts {
             total_retrans: optional(tcp("total_retrans")),
             srtt_us: optional(tcp("srtt_us")),
             icsk_pending: icsk(&["icsk_pending"]).unwrap_or(OFFSET_ABSENT),
-            icsk_timeout: icsk(&["icsk_timeout"]).or_else(|| icsk(&["icsk_retransmit_timer", "expires"])).unwrap_or(OFFSET_ABSENT),
+            icsk_timeout: icsk(&["icsk_timeout"])
+                .or_else(|| icsk(&["icsk_retransmit_timer", "expires"]))
+                .unwrap_or(OFFSET_ABSENT),
             icsk_ca_state: ca_state.map_or(OFFSET_ABSENT, |b| b.byte),
             icsk_ca_state_shift: ca_state.map_or(0, |b| b.shift),
             icsk_ca_state_bits: ca_state.map_or(0, |b| b.width),
@@ -146,10 +173,16 @@ impl KernelFacts {
             icsk_retransmits: icsk(&["icsk_retransmits"]).unwrap_or(OFFSET_ABSENT),
             icsk_probes_out: icsk(&["icsk_probes_out"]).unwrap_or(OFFSET_ABSENT),
             lingertime: optional(sk(&["sk_lingertime"])),
-            sock_linger_bit: optional(btf.enum_value("sock_flags", "SOCK_LINGER").map(|v| v as u32)),
+            sock_linger_bit: optional(
+                btf.enum_value("sock_flags", "SOCK_LINGER").map(|v| v as u32),
+            ),
         };
         let reset_reasons = reason_names(&btf, "sk_rst_reason", "SK_RST_REASON_");
-        let functions = family::DROP_FUNCS.iter().filter(|f| btf.params(f).is_ok()).map(ToString::to_string).collect();
+        let functions = family::DROP_FUNCS
+            .iter()
+            .filter(|f| btf.params(f).is_ok())
+            .map(ToString::to_string)
+            .collect();
         let drop_reasons = reason_names(&btf, "skb_drop_reason", "SKB_DROP_REASON_");
         let skb = |member: &str| optional(btf.member_offset("sk_buff", &[member]));
         let reset = ResetOffsets {
@@ -170,8 +203,10 @@ impl KernelFacts {
         let state_tp = root.clone().and_then(|r| state_tp_offsets(r).map_err(|e| e.to_string()));
         let accept_tp = root.clone().and_then(|r| accept_tp_offsets(r).map_err(|e| e.to_string()));
         let length_tp = root.clone().and_then(|r| length_tp_offsets(r).map_err(|e| e.to_string()));
-        let retrans_tp = root.clone().and_then(|r| retrans_tp_offsets(r).map_err(|e| e.to_string()));
-        let destroy_tp = root.clone().and_then(|r| destroy_tp_offsets(r).map_err(|e| e.to_string()));
+        let retrans_tp =
+            root.clone().and_then(|r| retrans_tp_offsets(r).map_err(|e| e.to_string()));
+        let destroy_tp =
+            root.clone().and_then(|r| destroy_tp_offsets(r).map_err(|e| e.to_string()));
         let synack_tp = root.and_then(|r| synack_tp_offsets(r).map_err(|e| e.to_string()));
         Ok(Self {
             sock,
@@ -195,7 +230,10 @@ impl KernelFacts {
     /// aya's parse of the kernel BTF, made on first use.
     pub(crate) fn aya_btf(&self) -> Result<&aya::Btf, String> {
         self.aya_btf
-            .get_or_init(|| aya::Btf::parse_file(&self.btf_path, aya::Endianness::default()).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                aya::Btf::parse_file(&self.btf_path, aya::Endianness::default())
+                    .map_err(|e| e.to_string())
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -207,7 +245,11 @@ impl KernelFacts {
         } else if self.has_function(family::DROP_FUNCS[0]) {
             Ok(family::DropFunction::Old)
         } else {
-            Err(format!("neither {} nor {} in this kernel (drop reasons came in Linux 5.17)", family::DROP_FUNCS[0], family::DROP_FUNCS[1]))
+            Err(format!(
+                "neither {} nor {} in this kernel (drop reasons came in Linux 5.17)",
+                family::DROP_FUNCS[0],
+                family::DROP_FUNCS[1]
+            ))
         }
     }
 
@@ -233,13 +275,20 @@ impl KernelFacts {
 fn reason_names(btf: &btf::Btf, name: &str, prefix: &str) -> Vec<(u32, String)> {
     btf.enum_values(name)
         .into_iter()
-        .filter_map(|(n, value)| Some((u32::try_from(value).ok()?, n.strip_prefix(prefix).unwrap_or(&n).to_string())))
+        .filter_map(|(n, value)| {
+            Some((u32::try_from(value).ok()?, n.strip_prefix(prefix).unwrap_or(&n).to_string()))
+        })
         .collect()
 }
 
 /// `member` of `outer`, as an offset from the `struct sock` that `outer` embeds through
 /// `path_to_sock`: tcptrace's pointers are `struct sock *`, so the embedding must be at 0.
-fn embedded_offset(btf: &btf::Btf, outer: &str, path_to_sock: &[&str], member: &str) -> Result<u32, Error> {
+fn embedded_offset(
+    btf: &btf::Btf,
+    outer: &str,
+    path_to_sock: &[&str],
+    member: &str,
+) -> Result<u32, Error> {
     sock_at_zero(btf, outer, path_to_sock)?;
     btf.member_offset(outer, &[member])
 }
@@ -274,7 +323,10 @@ impl RecvmsgArgs {
             // reads it from a register, so the kprobe reads `flags` where it was.
             (3, 4) => Ok(("tt_recv_fexit4", "tt_recv_kp")),
             (4, 6) => Ok(("tt_recv_fexit6", "tt_recv_kp6")),
-            _ => Err(format!("tcp_recvmsg takes flags as argument {} of {}: no program for that prototype", self.flags, self.count)),
+            _ => Err(format!(
+                "tcp_recvmsg takes flags as argument {} of {}: no program for that prototype",
+                self.flags, self.count
+            )),
         }
     }
 }
@@ -282,7 +334,10 @@ impl RecvmsgArgs {
 /// `function`'s (`tcp_recvmsg`'s) argument positions, from its prototype in BTF.
 pub(crate) fn recvmsg_args(btf: &btf::Btf, function: &str) -> Result<RecvmsgArgs, Error> {
     let params = btf.params(function)?;
-    let flags = params.iter().position(|p| p == "flags").ok_or_else(|| Error::MissingField(format!("argument flags of {function}")))?;
+    let flags = params
+        .iter()
+        .position(|p| p == "flags")
+        .ok_or_else(|| Error::MissingField(format!("argument flags of {function}")))?;
     Ok(RecvmsgArgs { flags: flags as u32, count: params.len() as u32 })
 }
 
@@ -309,11 +364,23 @@ fn state_tp_offsets(root: &Path) -> Result<StateTpOffsets, Error> {
 }
 
 fn accept_tp_offsets(root: &Path) -> Result<SyscallTpOffsets, Error> {
-    let ret = tracefs::offset_of(&tracefs::format(root, "syscalls", "sys_exit_accept4")?, "syscalls:sys_exit_accept4", "ret", 8)?;
-    let ret_plain = tracefs::offset_of(&tracefs::format(root, "syscalls", "sys_exit_accept")?, "syscalls:sys_exit_accept", "ret", 8)?;
+    let ret = tracefs::offset_of(
+        &tracefs::format(root, "syscalls", "sys_exit_accept4")?,
+        "syscalls:sys_exit_accept4",
+        "ret",
+        8,
+    )?;
+    let ret_plain = tracefs::offset_of(
+        &tracefs::format(root, "syscalls", "sys_exit_accept")?,
+        "syscalls:sys_exit_accept",
+        "ret",
+        8,
+    )?;
     if ret != ret_plain {
         // One program serves both tracepoints, so their layouts must agree.
-        return Err(Error::MissingField("the same `ret` offset in sys_exit_accept and sys_exit_accept4".into()));
+        return Err(Error::MissingField(
+            "the same `ret` offset in sys_exit_accept and sys_exit_accept4".into(),
+        ));
     }
     Ok(SyscallTpOffsets { ret })
 }
@@ -331,7 +398,9 @@ fn length_tp_offsets(root: &Path) -> Result<LengthTpOffsets, Error> {
         });
     }
     if offsets.first() != offsets.get(1) {
-        return Err(Error::MissingField("the same layout in sock_send_length and sock_recv_length".into()));
+        return Err(Error::MissingField(
+            "the same layout in sock_send_length and sock_recv_length".into(),
+        ));
     }
     offsets.pop().ok_or_else(|| Error::MissingField("sock:sock_send_length".into()))
 }
@@ -347,12 +416,18 @@ fn retrans_tp_offsets(root: &Path) -> Result<RetransTpOffsets, Error> {
 
 fn destroy_tp_offsets(root: &Path) -> Result<RetransTpOffsets, Error> {
     let fields = tracefs::format(root, "tcp", "tcp_destroy_sock")?;
-    Ok(RetransTpOffsets { skaddr: tracefs::offset_of(&fields, "tcp:tcp_destroy_sock", "skaddr", 8)?, err: OFFSET_ABSENT })
+    Ok(RetransTpOffsets {
+        skaddr: tracefs::offset_of(&fields, "tcp:tcp_destroy_sock", "skaddr", 8)?,
+        err: OFFSET_ABSENT,
+    })
 }
 
 fn synack_tp_offsets(root: &Path) -> Result<RetransTpOffsets, Error> {
     let fields = tracefs::format(root, "tcp", "tcp_retransmit_synack")?;
-    Ok(RetransTpOffsets { skaddr: tracefs::offset_of(&fields, "tcp:tcp_retransmit_synack", "req", 8)?, err: OFFSET_ABSENT })
+    Ok(RetransTpOffsets {
+        skaddr: tracefs::offset_of(&fields, "tcp:tcp_retransmit_synack", "req", 8)?,
+        err: OFFSET_ABSENT,
+    })
 }
 
 /// Sizes the user chose.
@@ -364,7 +439,12 @@ pub(crate) struct Sizes {
 
 /// Loads the object with this kernel's facts and the user's choices as read-only globals.
 /// No program is loaded into the kernel yet: that happens per hook, in `family::attach`.
-pub(crate) fn load_object(facts: &KernelFacts, filter: &Filter, config: &Config, sizes: Sizes) -> Result<Ebpf, Error> {
+pub(crate) fn load_object(
+    facts: &KernelFacts,
+    filter: &Filter,
+    config: &Config,
+    sizes: Sizes,
+) -> Result<Ebpf, Error> {
     let state_tp = facts.state_tp.clone().unwrap_or_else(|_| StateTpOffsets::absent());
     let accept_tp = facts.accept_tp.clone().unwrap_or(SyscallTpOffsets::ABSENT);
     let length_tp = facts.length_tp.clone().unwrap_or(LengthTpOffsets::ABSENT);
@@ -470,7 +550,8 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
     }
     let mut ebpf = load_object(&facts, &req.filter, &config, req.sizes)?;
     return_freed_memory(); // the loader's parse of the object and of the kernel's BTF
-    let order: Vec<HookFamily> = req.forced.map_or_else(|| family::FALLBACK_ORDER.to_vec(), |f| vec![f]);
+    let order: Vec<HookFamily> =
+        req.forced.map_or_else(|| family::FALLBACK_ORDER.to_vec(), |f| vec![f]);
     let mut choices = Vec::new();
     for hook in Hook::ALL.into_iter().filter(|h| h.needed(&config)) {
         let mut passed_over = Vec::new();
@@ -485,7 +566,11 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
             }
         }
         let Some((family, target)) = chosen else {
-            let mut tried = passed_over.iter().map(|(f, why)| format!("{f}: {why}")).collect::<Vec<_>>().join("; ");
+            let mut tried = passed_over
+                .iter()
+                .map(|(f, why)| format!("{f}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ");
             if let Some(note) = crate::privileges::perf_events_note(&tried, req.forced.is_some()) {
                 tried = format!("{tried}; {note}");
             }
@@ -507,7 +592,9 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
 /// counted lost when the socket's address came round again), and events piled up in the
 /// ring buffer before anyone read it.
 fn arm(ebpf: &mut Ebpf, on: bool) -> Result<(), aya::maps::MapError> {
-    let map = ebpf.map_mut("ARMED").ok_or_else(|| aya::maps::MapError::InvalidName { name: "ARMED".into() })?;
+    let map = ebpf
+        .map_mut("ARMED")
+        .ok_or_else(|| aya::maps::MapError::InvalidName { name: "ARMED".into() })?;
     let mut armed: aya::maps::Array<_, u32> = aya::maps::Array::try_from(map)?;
     armed.set(0, u32::from(on), 0)
 }

@@ -21,9 +21,12 @@ fn recursion_misses(fd: i32) -> std::io::Result<u64> {
         info_len: u32,
         info: u64,
     }
-    let mut attr = InfoAttr { bpf_fd: fd as u32, info_len: info.len() as u32, info: info.as_mut_ptr() as u64 };
+    let mut attr =
+        InfoAttr { bpf_fd: fd as u32, info_len: info.len() as u32, info: info.as_mut_ptr() as u64 };
     // SAFETY: a valid attr for BPF_OBJ_GET_INFO_BY_FD pointing at a buffer we own.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &raw mut attr, size_of::<InfoAttr>()) };
+    let rc = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &raw mut attr, size_of::<InfoAttr>())
+    };
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -39,7 +42,8 @@ fn recursion_misses(fd: i32) -> std::io::Result<u64> {
 /// though some of those the owner side took.
 /// The return probes whose skips the programs count themselves are left out too.
 fn skip_may_lose(name: &str) -> bool {
-    !crate::loader::family::STATE_PAIRS.iter().any(|[owner_side, _]| *owner_side == name) && !crate::loader::family::RETURN_PROBES.contains(&name)
+    !crate::loader::family::STATE_PAIRS.iter().any(|[owner_side, _]| *owner_side == name)
+        && !crate::loader::family::RETURN_PROBES.contains(&name)
 }
 
 /// Copies of the descriptors of every loaded program whose skipped runs are losses: they
@@ -68,11 +72,25 @@ mod tests {
         for owner_side in ["tt_state_fent", "tt_state_btf", "tt_state_rtp"] {
             assert!(!skip_may_lose(owner_side), "{owner_side}");
         }
-        for counted in ["tt_state_fent2", "tt_state_btf2", "tt_state_rtp2", "tt_state_tp", "tt_state_kp", "tt_acc_tp", "tt_acc_tp_task", "tt_rtx_btf", "tt_rtx_kp", "tt_synack_btf", "tt_synack_kp"] {
+        for counted in [
+            "tt_state_fent2",
+            "tt_state_btf2",
+            "tt_state_rtp2",
+            "tt_state_tp",
+            "tt_state_kp",
+            "tt_acc_tp",
+            "tt_acc_tp_task",
+            "tt_rtx_btf",
+            "tt_rtx_kp",
+            "tt_synack_btf",
+            "tt_synack_kp",
+        ] {
             assert!(skip_may_lose(counted), "{counted}");
         }
         // Counted by the programs when found (Counter::ReturnUnseen): never twice.
-        for counted_by_programs in ["tt_send_krp", "tt_recv_krp", "tt_rtx_krp", "tt_tlp_krp", "tt_synack_krp"] {
+        for counted_by_programs in
+            ["tt_send_krp", "tt_recv_krp", "tt_rtx_krp", "tt_tlp_krp", "tt_synack_krp"]
+        {
             assert!(!skip_may_lose(counted_by_programs), "{counted_by_programs}");
         }
     }

@@ -15,7 +15,9 @@ pub(crate) fn root() -> Result<PathBuf, Error> {
     }
     let target = c"/sys/kernel/tracing";
     // SAFETY: valid NUL-terminated strings; mount(2) has no other preconditions.
-    let rc = unsafe { libc::mount(c"tracefs".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null()) };
+    let rc = unsafe {
+        libc::mount(c"tracefs".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null())
+    };
     if rc == 0 {
         return Ok(PathBuf::from("/sys/kernel/tracing"));
     }
@@ -65,7 +67,12 @@ pub(crate) fn format(root: &Path, category: &str, name: &str) -> Result<Vec<Fiel
 }
 
 /// The offset of `field`, checking it has the size the program reads.
-pub(crate) fn offset_of(fields: &[Field], tracepoint: &str, field: &str, size: u32) -> Result<u32, Error> {
+pub(crate) fn offset_of(
+    fields: &[Field],
+    tracepoint: &str,
+    field: &str,
+    size: u32,
+) -> Result<u32, Error> {
     fields
         .iter()
         .find(|f| f.name == field && f.size == size)

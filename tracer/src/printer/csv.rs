@@ -11,18 +11,52 @@ use crate::event::Event;
 /// The JSON fields, common ones first, then each type's in docs/events.md order; a field
 /// two types share (`total_retrans`) has one column.
 const COLUMNS: [&str; 41] = [
-    "type", "time", "time_ns", "pid", "tid", "uid", "comm", "ip", "laddr", "lport", "raddr", "rport", "netns",
+    "type",
+    "time",
+    "time_ns",
+    "pid",
+    "tid",
+    "uid",
+    "comm",
+    "ip",
+    "laddr",
+    "lport",
+    "raddr",
+    "rport",
+    "netns",
     // connect
-    "latency_ns", "result", "errno", "error", "end", "timeout", "syns_sent",
+    "latency_ns",
+    "result",
+    "errno",
+    "error",
+    "end",
+    "timeout",
+    "syns_sent",
     // close (and errno, error, end and timeout above)
-    "direction", "closed_by", "lifetime_ns", "bytes_sent", "bytes_received", "total_retrans", "srtt_us", "bytes_from",
-    "reason", "reason_inferred", "bytes_written", "bytes_read", "bytes_unacked", "bytes_unread",
+    "direction",
+    "closed_by",
+    "lifetime_ns",
+    "bytes_sent",
+    "bytes_received",
+    "total_retrans",
+    "srtt_us",
+    "bytes_from",
+    "reason",
+    "reason_inferred",
+    "bytes_written",
+    "bytes_read",
+    "bytes_unacked",
+    "bytes_unread",
     // state
-    "old_state", "new_state", "in_old_state_ns",
+    "old_state",
+    "new_state",
+    "in_old_state_ns",
     // retransmit (and total_retrans above)
-    "state", "tail_loss_probe",
+    "state",
+    "tail_loss_probe",
     // drop (and direction, state and reason above)
-    "count", "location",
+    "count",
+    "location",
 ];
 
 pub(super) fn header<W: Write>(out: &mut W) -> io::Result<()> {
@@ -81,7 +115,11 @@ mod tests {
         for event in crate::printer::tests::one_of_each() {
             let value = crate::printer::json::value(&event);
             for key in value.as_object().expect("an object").keys() {
-                assert!(all.contains(&key.as_str()), "field {key} of {} has no CSV column", event.kind());
+                assert!(
+                    all.contains(&key.as_str()),
+                    "field {key} of {} has no CSV column",
+                    event.kind()
+                );
             }
         }
     }

@@ -61,10 +61,28 @@ enum Fields {
         bytes_unacked: Option<u64>,
         bytes_unread: Option<u64>,
     },
-    State { old_state: String, new_state: String, in_old_state_ns: Option<u128> },
-    Retransmit { state: String, total_retrans: u32, tail_loss_probe: bool },
-    Reset { direction: &'static str, state: Option<String>, reason: Option<String> },
-    Drop { direction: &'static str, state: Option<String>, reason: Option<String>, count: u64, location: Option<String> },
+    State {
+        old_state: String,
+        new_state: String,
+        in_old_state_ns: Option<u128>,
+    },
+    Retransmit {
+        state: String,
+        total_retrans: u32,
+        tail_loss_probe: bool,
+    },
+    Reset {
+        direction: &'static str,
+        state: Option<String>,
+        reason: Option<String>,
+    },
+    Drop {
+        direction: &'static str,
+        state: Option<String>,
+        reason: Option<String>,
+        count: u64,
+        location: Option<String>,
+    },
 }
 
 #[derive(Serialize)]
@@ -84,7 +102,15 @@ fn fields(d: &Detail) -> Fields {
                 ConnectResult::Failed(0) => ("failed", None),
                 ConnectResult::Failed(n) => ("failed", Some(n)),
             };
-            Fields::Connect { latency_ns: latency.as_nanos(), result, errno, error: errno.and_then(errno_name), end, timeout, syns_sent: *syns_sent }
+            Fields::Connect {
+                latency_ns: latency.as_nanos(),
+                result,
+                errno,
+                error: errno.and_then(errno_name),
+                end,
+                timeout,
+                syns_sent: *syns_sent,
+            }
         }
         Detail::Accept => Fields::Accept {},
         Detail::Close(c) => Fields::Close {
@@ -110,12 +136,16 @@ fn fields(d: &Detail) -> Fields {
             bytes_unacked: c.ending.unacked_bytes,
             bytes_unread: c.ending.unread_bytes,
         },
-        Detail::State { old, new, in_old } => {
-            Fields::State { old_state: old.name(), new_state: new.name(), in_old_state_ns: in_old.map(|d| d.as_nanos()) }
-        }
-        Detail::Retransmit { state, total_retrans, tail_loss_probe } => {
-            Fields::Retransmit { state: state.name(), total_retrans: *total_retrans, tail_loss_probe: *tail_loss_probe }
-        }
+        Detail::State { old, new, in_old } => Fields::State {
+            old_state: old.name(),
+            new_state: new.name(),
+            in_old_state_ns: in_old.map(|d| d.as_nanos()),
+        },
+        Detail::Retransmit { state, total_retrans, tail_loss_probe } => Fields::Retransmit {
+            state: state.name(),
+            total_retrans: *total_retrans,
+            tail_loss_probe: *tail_loss_probe,
+        },
         Detail::Drop { outgoing, state, reason, count, location } => Fields::Drop {
             direction: if *outgoing { "out" } else { "in" },
             state: state.map(crate::event::TcpState::name),
@@ -148,7 +178,8 @@ fn row(e: &Event) -> Row<'_> {
         common: Common {
             kind: e.kind(),
             // Always nine fraction digits: a fixed width sorts as text and cuts with `cut`.
-            time: jiff::Timestamp::from_nanosecond(i128::from(e.time_ns)).map_or_else(|_| String::new(), |t| format!("{t:.9}")),
+            time: jiff::Timestamp::from_nanosecond(i128::from(e.time_ns))
+                .map_or_else(|_| String::new(), |t| format!("{t:.9}")),
             time_ns: e.time_ns,
             pid: known.then_some(e.owner.pid),
             tid: known.then_some(e.owner.tid),
@@ -179,7 +210,9 @@ mod tests {
         for line in doc.lines() {
             if let Some(title) = line.strip_prefix("## ") {
                 sections.push((title.trim_matches('`').to_string(), BTreeSet::new()));
-            } else if let (Some(field), Some(section)) = (line.strip_prefix("| `"), sections.last_mut()) {
+            } else if let (Some(field), Some(section)) =
+                (line.strip_prefix("| `"), sections.last_mut())
+            {
                 if let Some(name) = field.split('`').next() {
                     section.1.insert(name.to_string());
                 }
@@ -210,7 +243,9 @@ mod tests {
     #[test]
     fn docs_and_serializer_agree_field_for_field() {
         let docs = documented();
-        let section = |name: &str| docs.iter().find(|(t, _)| t == name).map(|(_, f)| f.clone()).unwrap_or_default();
+        let section = |name: &str| {
+            docs.iter().find(|(t, _)| t == name).map(|(_, f)| f.clone()).unwrap_or_default()
+        };
         let common = section("Common fields");
         assert!(common.contains("type") && common.contains("pid"), "{common:?}");
         let close = CloseInfo {
@@ -225,13 +260,27 @@ mod tests {
             ending: crate::end::Ending::orderly(),
         };
         let all = [
-            sample(Detail::Connect { latency: Duration::ZERO, result: ConnectResult::Ok, syns_sent: 1 }),
+            sample(Detail::Connect {
+                latency: Duration::ZERO,
+                result: ConnectResult::Ok,
+                syns_sent: 1,
+            }),
             sample(Detail::Accept),
             sample(Detail::Close(close)),
             sample(Detail::State { old: TcpState(1), new: TcpState(2), in_old: None }),
-            sample(Detail::Retransmit { state: TcpState(1), total_retrans: 1, tail_loss_probe: true }),
+            sample(Detail::Retransmit {
+                state: TcpState(1),
+                total_retrans: 1,
+                tail_loss_probe: true,
+            }),
             sample(Detail::Reset { sent: true, state: None, reason: Some("NO_SOCKET".into()) }),
-            sample(Detail::Drop { outgoing: false, state: None, reason: Some("NETFILTER_DROP".into()), count: 3, location: None }),
+            sample(Detail::Drop {
+                outgoing: false,
+                state: None,
+                reason: Some("NETFILTER_DROP".into()),
+                count: 3,
+                location: None,
+            }),
         ];
         for event in &all {
             let mut want = common.clone();

@@ -49,7 +49,15 @@ pub(crate) struct Printer<W: Write> {
 impl<W: Write> Printer<W> {
     /// `header`: print the column header (false for `--no-header`).
     pub(crate) fn new(out: W, mode: OutputMode, tz: jiff::tz::TimeZone, header: bool) -> Self {
-        Self { out, mode, header_written: !header, tz, since: None, addr_width: table::ADDR_WIDTH, home_netns: None }
+        Self {
+            out,
+            mode,
+            header_written: !header,
+            tz,
+            since: None,
+            addr_width: table::ADDR_WIDTH,
+            home_netns: None,
+        }
     }
 
     /// Table and plain output add `netns=N` to events of sockets in any network namespace
@@ -61,7 +69,8 @@ impl<W: Write> Printer<W> {
 
     /// The namespace to name on this event's line: known, and not tcptrace's own.
     fn foreign_netns(&self, event: &Event) -> Option<u32> {
-        (event.netns != 0 && self.home_netns.is_some_and(|home| home != event.netns)).then_some(event.netns)
+        (event.netns != 0 && self.home_netns.is_some_and(|home| home != event.netns))
+            .then_some(event.netns)
     }
 
     /// Table and plain output show seconds since `start_ns` (Unix ns) instead of the time
@@ -89,7 +98,14 @@ impl<W: Write> Printer<W> {
         self.header()?;
         let netns = self.foreign_netns(event);
         match self.mode {
-            OutputMode::Table => table::event(&mut self.out, event, &self.tz, self.since, &mut self.addr_width, netns),
+            OutputMode::Table => table::event(
+                &mut self.out,
+                event,
+                &self.tz,
+                self.since,
+                &mut self.addr_width,
+                netns,
+            ),
             OutputMode::Plain => plain::event(&mut self.out, event, self.since, netns),
             OutputMode::Json => json::event(&mut self.out, event),
             OutputMode::Csv => csv::event(&mut self.out, event),
@@ -111,7 +127,9 @@ pub(crate) fn result_text(result: ConnectResult) -> std::borrow::Cow<'static, st
     match result {
         ConnectResult::Ok => "ok".into(),
         ConnectResult::Failed(0) => "failed".into(),
-        ConnectResult::Failed(n) => crate::event::errno_name(n).map_or_else(|| format!("errno{n}").into(), Into::into),
+        ConnectResult::Failed(n) => {
+            crate::event::errno_name(n).map_or_else(|| format!("errno{n}").into(), Into::into)
+        }
     }
 }
 
@@ -242,9 +260,29 @@ pub(crate) mod tests {
             event(connect(ConnectResult::Failed(111)), true, true),
             event(Detail::Accept, false, true),
             event(close(), false, true),
-            event(Detail::State { old: TcpState(1), new: TcpState(4), in_old: Some(Duration::from_micros(340)) }, false, false),
-            event(Detail::Retransmit { state: TcpState(1), total_retrans: 3, tail_loss_probe: false }, false, true),
-            event(Detail::Reset { sent: true, state: Some(TcpState(7)), reason: Some("TCP_ABORT_ON_CLOSE".into()) }, false, true),
+            event(
+                Detail::State {
+                    old: TcpState(1),
+                    new: TcpState(4),
+                    in_old: Some(Duration::from_micros(340)),
+                },
+                false,
+                false,
+            ),
+            event(
+                Detail::Retransmit { state: TcpState(1), total_retrans: 3, tail_loss_probe: false },
+                false,
+                true,
+            ),
+            event(
+                Detail::Reset {
+                    sent: true,
+                    state: Some(TcpState(7)),
+                    reason: Some("TCP_ABORT_ON_CLOSE".into()),
+                },
+                false,
+                true,
+            ),
             event(
                 Detail::Drop {
                     outgoing: false,
@@ -310,7 +348,8 @@ TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
     fn table_widens_address_columns_for_a_longer_address() {
         let mut mapped = all_kinds()[2].clone();
         mapped.endpoints.laddr = "::ffff:127.0.0.1".parse().expect("v6");
-        let got = render(OutputMode::Table, &[all_kinds()[2].clone(), mapped, all_kinds()[2].clone()]);
+        let got =
+            render(OutputMode::Table, &[all_kinds()[2].clone(), mapped, all_kinds()[2].clone()]);
         let want = "\
 TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR           RPORT DETAIL
 12:00:01.500 accept     4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  -
@@ -331,14 +370,22 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         unknown.netns = 0;
         let events = [all_kinds()[2].clone(), foreign.clone(), unknown];
         let lines = |mode, home| {
-            let mut p = Printer::new(Vec::new(), mode, jiff::tz::TimeZone::UTC, false).home_netns(home);
+            let mut p =
+                Printer::new(Vec::new(), mode, jiff::tz::TimeZone::UTC, false).home_netns(home);
             for e in &events {
                 p.event(e).expect("write to vec");
             }
-            String::from_utf8(p.into_inner()).expect("utf8").lines().map(str::to_owned).collect::<Vec<_>>()
+            String::from_utf8(p.into_inner())
+                .expect("utf8")
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
         };
         let plain = lines(OutputMode::Plain, Some(home));
-        assert_eq!(plain[0], "1795608001.500000000 accept 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 -");
+        assert_eq!(
+            plain[0],
+            "1795608001.500000000 accept 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 -"
+        );
         assert_eq!(plain[1], "1795608001.500000000 accept 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 - netns=4026532999");
         assert_eq!(plain[2], plain[0]);
         let table = lines(OutputMode::Table, Some(home));
@@ -358,17 +405,27 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         if let Detail::Close(c) = &mut close_event.detail {
             c.lifetime = None;
         }
-        let state = event(Detail::State { old: TcpState(7), new: TcpState(2), in_old: None }, false, true);
+        let state =
+            event(Detail::State { old: TcpState(7), new: TcpState(2), in_old: None }, false, true);
         let events = [close_event, state];
         let plain = render(OutputMode::Plain, &events);
         assert!(plain.contains(" lifetime_ns=- tx_bytes="), "{plain}");
         assert!(plain.ends_with(" old=CLOSE new=SYN_SENT in_old_ns=-\n"), "{plain}");
         let table = render(OutputMode::Table, &events);
-        assert!(table.contains(" life=? tx=") && table.ends_with(" CLOSE->SYN_SENT after=?\n"), "{table}");
+        assert!(
+            table.contains(" life=? tx=") && table.ends_with(" CLOSE->SYN_SENT after=?\n"),
+            "{table}"
+        );
         let json = render(OutputMode::Json, &events);
-        assert!(json.contains(r#""lifetime_ns":null,"#) && json.contains(r#""in_old_state_ns":null}"#), "{json}");
+        assert!(
+            json.contains(r#""lifetime_ns":null,"#) && json.contains(r#""in_old_state_ns":null}"#),
+            "{json}"
+        );
         let csv = render(OutputMode::Csv, &events);
-        assert!(csv.contains(",active,local,,1000003,") && csv.contains(",CLOSE,SYN_SENT,,,"), "{csv}");
+        assert!(
+            csv.contains(",active,local,,1000003,") && csv.contains(",CLOSE,SYN_SENT,,,"),
+            "{csv}"
+        );
     }
 
     #[test]
@@ -387,7 +444,9 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         assert_eq!(lines.len(), 8);
         assert_eq!(
             lines[0],
-            format!(r#"{{"type":"connect",{common},"latency_ns":1234000,"result":"ok","errno":null,"error":null,"end":null,"timeout":null,"syns_sent":1}}"#)
+            format!(
+                r#"{{"type":"connect",{common},"latency_ns":1234000,"result":"ok","errno":null,"error":null,"end":null,"timeout":null,"syns_sent":1}}"#
+            )
         );
         assert_eq!(lines[2], format!(r#"{{"type":"accept",{common}}}"#));
         assert_eq!(
@@ -400,14 +459,23 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
             lines[4],
             r#"{"type":"state","time":"2026-11-25T12:00:01.500000000Z","time_ns":1795608001500000000,"pid":null,"tid":null,"uid":null,"comm":null,"ip":4,"laddr":"127.0.0.1","lport":51234,"raddr":"10.0.0.7","rport":8080,"netns":4026531840,"old_state":"ESTABLISHED","new_state":"FIN_WAIT1","in_old_state_ns":340000}"#
         );
-        assert_eq!(lines[5], format!(r#"{{"type":"retransmit",{common},"state":"ESTABLISHED","total_retrans":3,"tail_loss_probe":false}}"#));
+        assert_eq!(
+            lines[5],
+            format!(
+                r#"{{"type":"retransmit",{common},"state":"ESTABLISHED","total_retrans":3,"tail_loss_probe":false}}"#
+            )
+        );
         assert_eq!(
             lines[6],
-            format!(r#"{{"type":"reset",{common},"direction":"sent","state":"CLOSE","reason":"TCP_ABORT_ON_CLOSE"}}"#)
+            format!(
+                r#"{{"type":"reset",{common},"direction":"sent","state":"CLOSE","reason":"TCP_ABORT_ON_CLOSE"}}"#
+            )
         );
         assert_eq!(
             lines[7],
-            format!(r#"{{"type":"drop",{common},"direction":"in","state":"ESTABLISHED","reason":"NETFILTER_DROP","count":12,"location":"nft_do_chain+0x46f"}}"#)
+            format!(
+                r#"{{"type":"drop",{common},"direction":"in","state":"ESTABLISHED","reason":"NETFILTER_DROP","count":12,"location":"nft_do_chain+0x46f"}}"#
+            )
         );
     }
 
@@ -425,8 +493,14 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         assert_eq!(lines[2], "connect,2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,4026531840,1234000,failed,111,ECONNREFUSED,reset_received,,3,,,,,,,,,,,,,,,,,,,,,");
         assert_eq!(lines[4], format!("close,{common},,,,,reset_sent,,,active,local,1500000000,1000003,77777,2,41,socket,TCP_ABORT_ON_CLOSE,true,1000006,70000,3,7777,,,,,,,"));
         assert_eq!(lines[5], "state,2026-11-25T12:00:01.500000000Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,4026531840,,,,,,,,,,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,,,");
-        assert_eq!(lines[6], format!("retransmit,{common},,,,,,,,,,,,,3,,,,,,,,,,,,ESTABLISHED,false,,"));
-        assert_eq!(lines[7], format!("reset,{common},,,,,,,,sent,,,,,,,,TCP_ABORT_ON_CLOSE,,,,,,,,,CLOSE,,,"));
+        assert_eq!(
+            lines[6],
+            format!("retransmit,{common},,,,,,,,,,,,,3,,,,,,,,,,,,ESTABLISHED,false,,")
+        );
+        assert_eq!(
+            lines[7],
+            format!("reset,{common},,,,,,,,sent,,,,,,,,TCP_ABORT_ON_CLOSE,,,,,,,,,CLOSE,,,")
+        );
         assert_eq!(lines[8], format!("drop,{common},,,,,,,,in,,,,,,,,NETFILTER_DROP,,,,,,,,,ESTABLISHED,,12,nft_do_chain+0x46f"));
         for line in &lines {
             assert_eq!(line.matches(',').count(), 40, "{line}");
@@ -436,12 +510,18 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
     #[test]
     fn relative_times_count_from_the_start() {
         let start = 1_795_608_000_000_000_000;
-        let mut p = Printer::new(Vec::new(), OutputMode::Plain, jiff::tz::TimeZone::UTC, false).relative_to(start);
+        let mut p = Printer::new(Vec::new(), OutputMode::Plain, jiff::tz::TimeZone::UTC, false)
+            .relative_to(start);
         p.event(&all_kinds()[2]).expect("write to vec");
-        let mut t = Printer::new(Vec::new(), OutputMode::Table, jiff::tz::TimeZone::UTC, false).relative_to(start);
+        let mut t = Printer::new(Vec::new(), OutputMode::Table, jiff::tz::TimeZone::UTC, false)
+            .relative_to(start);
         t.event(&all_kinds()[2]).expect("write to vec");
-        assert!(String::from_utf8(p.into_inner()).expect("utf8").starts_with("1.500000000 accept 4242 "));
-        assert!(String::from_utf8(t.into_inner()).expect("utf8").starts_with("1.500        accept "));
+        assert!(String::from_utf8(p.into_inner())
+            .expect("utf8")
+            .starts_with("1.500000000 accept 4242 "));
+        assert!(String::from_utf8(t.into_inner())
+            .expect("utf8")
+            .starts_with("1.500        accept "));
         assert_eq!(relative(start - 5, start, 3), "0.000");
         assert_eq!(relative(start + 61_000_123_456, start, 6), "61.000123");
     }
@@ -471,7 +551,11 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         for mode in [OutputMode::Table, OutputMode::Plain, OutputMode::Json, OutputMode::Csv] {
             let got = render(mode, std::slice::from_ref(&e));
             assert!(!got.contains('\u{1b}') && !got.contains('\u{7}'), "{mode:?}: {got:?}");
-            assert_eq!(got.lines().count(), if mode == OutputMode::Json { 1 } else { 2 }, "{mode:?}: {got:?}");
+            assert_eq!(
+                got.lines().count(),
+                if mode == OutputMode::Json { 1 } else { 2 },
+                "{mode:?}: {got:?}"
+            );
         }
         assert!(render(OutputMode::Table, &[e]).contains(" x\\x1b]0;pwn\\x07\\x0ay "));
     }
@@ -485,7 +569,10 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         let mut tab = literal.clone();
         tab.owner.comm = "a\tb".into();
         for mode in [OutputMode::Table, OutputMode::Plain, OutputMode::Csv] {
-            let (got_literal, got_tab) = (render(mode, std::slice::from_ref(&literal)), render(mode, std::slice::from_ref(&tab)));
+            let (got_literal, got_tab) = (
+                render(mode, std::slice::from_ref(&literal)),
+                render(mode, std::slice::from_ref(&tab)),
+            );
             assert!(got_literal.contains("a\\x5cx09b"), "{mode:?}: {got_literal:?}");
             assert!(got_tab.contains("a\\x09b"), "{mode:?}: {got_tab:?}");
         }

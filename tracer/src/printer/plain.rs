@@ -99,7 +99,11 @@ fn detail<W: Write>(out: &mut W, d: &Detail) -> io::Result<()> {
             text_field(out, " end=", Some(ending.end.name()))?;
             text_field(out, " err=", ending.errno.and_then(crate::event::errno_name))?;
             text_field(out, " reason=", ending.reason.as_ref().map(|r| r.name))?;
-            text_field(out, " inferred=", ending.reason.as_ref().map(|r| if r.inferred { "1" } else { "0" }))?;
+            text_field(
+                out,
+                " inferred=",
+                ending.reason.as_ref().map(|r| if r.inferred { "1" } else { "0" }),
+            )?;
             text_field(out, " timeout=", ending.timeout.map(crate::end::Timeout::name))?;
             opt_field(out, " written=", c.bytes_written())?;
             opt_field(out, " read=", c.bytes_read())?;
@@ -132,7 +136,12 @@ fn detail<W: Write>(out: &mut W, d: &Detail) -> io::Result<()> {
 
 /// `since`: print seconds since then (`-T`) instead of Unix time. `netns`: the socket's
 /// namespace, when it is to be named.
-pub(super) fn event<W: Write>(out: &mut W, e: &Event, since: Option<u64>, netns: Option<u32>) -> io::Result<()> {
+pub(super) fn event<W: Write>(
+    out: &mut W,
+    e: &Event,
+    since: Option<u64>,
+    netns: Option<u32>,
+) -> io::Result<()> {
     match since {
         None => {
             num(out, e.time_ns / 1_000_000_000)?;

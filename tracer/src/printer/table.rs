@@ -30,18 +30,25 @@ fn detail(d: &Detail) -> String {
             text
         }
         Detail::Accept => "-".into(),
-        Detail::Close(c) => format!(
-            "{} closed_by={} life={} tx={} rx={} retrans={} srtt={}",
-            direction_text(c.direction),
-            closed_by_text(c.closed_by),
-            c.lifetime.map_or_else(|| "?".into(), units::duration),
-            units::bytes(c.bytes_sent),
-            units::bytes(c.bytes_received),
-            c.total_retrans,
-            units::duration(std::time::Duration::from_micros(u64::from(c.srtt_us)))
-        ) + &ending(c),
+        Detail::Close(c) => {
+            format!(
+                "{} closed_by={} life={} tx={} rx={} retrans={} srtt={}",
+                direction_text(c.direction),
+                closed_by_text(c.closed_by),
+                c.lifetime.map_or_else(|| "?".into(), units::duration),
+                units::bytes(c.bytes_sent),
+                units::bytes(c.bytes_received),
+                c.total_retrans,
+                units::duration(std::time::Duration::from_micros(u64::from(c.srtt_us)))
+            ) + &ending(c)
+        }
         Detail::State { old, new, in_old } => {
-            format!("{}->{} after={}", old.name(), new.name(), in_old.map_or_else(|| "?".into(), units::duration))
+            format!(
+                "{}->{} after={}",
+                old.name(),
+                new.name(),
+                in_old.map_or_else(|| "?".into(), units::duration)
+            )
         }
         Detail::Drop { outgoing, state, reason, count, location } => format!(
             "{} {} {} x{count}{}",
@@ -57,7 +64,11 @@ fn detail(d: &Detail) -> String {
             reason.as_deref().map_or_else(String::new, |r| format!(" {r}"))
         ),
         Detail::Retransmit { state, total_retrans, tail_loss_probe } => {
-            format!("{} total_retrans={total_retrans}{}", state.name(), if *tail_loss_probe { " tail-loss-probe" } else { "" })
+            format!(
+                "{} total_retrans={total_retrans}{}",
+                state.name(),
+                if *tail_loss_probe { " tail-loss-probe" } else { "" }
+            )
         }
     }
 }
@@ -74,7 +85,10 @@ fn ending(c: &crate::event::CloseInfo) -> String {
         text.push_str(&format!("({}{})", reason.name, if reason.inferred { "?" } else { "" }));
     }
     if let Some(errno) = e.errno {
-        text.push_str(&format!(" {}", crate::event::errno_name(errno).map_or_else(|| format!("errno{errno}"), str::to_owned)));
+        text.push_str(&format!(
+            " {}",
+            crate::event::errno_name(errno).map_or_else(|| format!("errno{errno}"), str::to_owned)
+        ));
     }
     for (key, bytes) in [("unacked", e.unacked_bytes), ("unread", e.unread_bytes)] {
         if let Some(n) = bytes.filter(|&n| n > 0) {
@@ -87,7 +101,14 @@ fn ending(c: &crate::event::CloseInfo) -> String {
 /// `since`: print seconds since then (`-T`) instead of the wall-clock time.
 /// `addr_width`: the address columns' width so far, widened here for a longer address.
 /// `netns`: the socket's namespace, when it is to be named.
-pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone, since: Option<u64>, addr_width: &mut usize, netns: Option<u32>) -> io::Result<()> {
+pub(super) fn event<W: Write>(
+    out: &mut W,
+    e: &Event,
+    tz: &jiff::tz::TimeZone,
+    since: Option<u64>,
+    addr_width: &mut usize,
+    netns: Option<u32>,
+) -> io::Result<()> {
     let time = match since {
         Some(start) => super::relative(e.time_ns, start, 3),
         None => jiff::Timestamp::from_nanosecond(i128::from(e.time_ns))
@@ -96,7 +117,11 @@ pub(super) fn event<W: Write>(out: &mut W, e: &Event, tz: &jiff::tz::TimeZone, s
     };
     // Any user can name a process, escape sequences and newlines included: escaped, or
     // they would reach the terminal of whoever runs tcptrace.
-    let (pid, comm) = if e.owner.known() { (e.owner.pid.to_string(), super::printable(&e.owner.comm)) } else { ("-".into(), "-".into()) };
+    let (pid, comm) = if e.owner.known() {
+        (e.owner.pid.to_string(), super::printable(&e.owner.comm))
+    } else {
+        ("-".into(), "-".into())
+    };
     let ep = &e.endpoints;
     let (laddr, raddr) = (ep.laddr.to_string(), ep.raddr.to_string());
     *addr_width = (*addr_width).max(laddr.len()).max(raddr.len());

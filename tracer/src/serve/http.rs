@@ -28,7 +28,8 @@ pub(crate) const MAX_CONNECTIONS: usize = 128;
 /// Serves `router` on `listener` until the task is dropped.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, router: Router) {
     // The connections being served, oldest first (finished ones pruned at each accept).
-    let mut served: std::collections::VecDeque<tokio::task::AbortHandle> = std::collections::VecDeque::with_capacity(MAX_CONNECTIONS + 1);
+    let mut served: std::collections::VecDeque<tokio::task::AbortHandle> =
+        std::collections::VecDeque::with_capacity(MAX_CONNECTIONS + 1);
     let mut warned = false;
     loop {
         let stream = match listener.accept().await {
@@ -62,13 +63,17 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, router: Router) {
 }
 
 pub(crate) fn router(registry: Arc<Registry>) -> Router {
-    Router::new().route("/metrics", get(metrics)).route("/healthz", get(|| async { "ok\n" })).with_state(registry)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(registry)
 }
 
 async fn metrics(State(registry): State<Arc<Registry>>, request: HeaderMap) -> impl IntoResponse {
     let mut body = String::with_capacity(16 * 1024);
     if encode(&mut body, &registry).is_err() {
-        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "encoding the metrics failed\n").into_response();
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "encoding the metrics failed\n")
+            .into_response();
     }
     let accept = request.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     if wants_classic_text(accept) {
@@ -89,8 +94,10 @@ fn wants_classic_text(accept: &str) -> bool {
 /// samples, without `# EOF` and `# UNIT`, and with a counter's HELP and TYPE under its
 /// sample name (`x_total`), where OpenMetrics puts them under the family's (`x`).
 fn classic_text(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> =
-        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
     let mut out = String::with_capacity(openmetrics.len());
     for line in openmetrics.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
@@ -146,9 +153,14 @@ mod tests {
         let mut openmetrics = String::new();
         encode(&mut openmetrics, &registry).expect("encode");
         let classic = classic_text(&openmetrics);
-        let samples = |text: &str| text.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect::<Vec<_>>();
+        let samples = |text: &str| {
+            text.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect::<Vec<_>>()
+        };
         assert_eq!(samples(&classic), samples(&openmetrics));
-        assert!(classic.contains("# TYPE tcptrace_connections_opened_total counter\n"), "{classic}");
+        assert!(
+            classic.contains("# TYPE tcptrace_connections_opened_total counter\n"),
+            "{classic}"
+        );
         let mut promtool = std::process::Command::new("promtool")
             .args(["check", "metrics"])
             .stdin(std::process::Stdio::piped())
@@ -156,8 +168,18 @@ mod tests {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("run promtool (Debian package prometheus)");
-        promtool.stdin.take().expect("stdin").write_all(classic.as_bytes()).expect("write to promtool");
+        promtool
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(classic.as_bytes())
+            .expect("write to promtool");
         let out = promtool.wait_with_output().expect("promtool's verdict");
-        assert!(out.status.success(), "{}{}\n{classic}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}{}\n{classic}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

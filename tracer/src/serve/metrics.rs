@@ -20,7 +20,7 @@ use prometheus_client::{
 
 use crate::{
     cli::LabelArg,
-    event::{ConnectResult, Detail, Direction, ClosedBy, Event, TcpState, errno_name},
+    event::{errno_name, ClosedBy, ConnectResult, Detail, Direction, Event, TcpState},
 };
 
 /// A label set: names and values, in a fixed order.
@@ -34,18 +34,36 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// A counter of a label set, with its own bounded labels: a key of the handle cache.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum CounterSlot {
-    Opened { direction: &'static str, result: &'static str },
-    ConnectFailure { errno: u32 },
-    Closed { direction: &'static str, closed_by: &'static str, end: &'static str },
+    Opened {
+        direction: &'static str,
+        result: &'static str,
+    },
+    ConnectFailure {
+        errno: u32,
+    },
+    Closed {
+        direction: &'static str,
+        closed_by: &'static str,
+        end: &'static str,
+    },
     /// Bytes a connection lost when it ended: `unacked` or `unread`.
-    BytesLost { kind: &'static str },
+    BytesLost {
+        kind: &'static str,
+    },
     /// Resets, by direction and by the kernel's reason (`none` where it gives none).
-    Resets { direction: &'static str, reason: &'static str },
+    Resets {
+        direction: &'static str,
+        reason: &'static str,
+    },
     /// Dropped segments, by the kernel's reason.
-    Drops { reason: &'static str },
+    Drops {
+        reason: &'static str,
+    },
     Sent,
     Received,
-    Retransmits { kind: &'static str },
+    Retransmits {
+        kind: &'static str,
+    },
 }
 
 /// A histogram of a label set, likewise.
@@ -59,11 +77,21 @@ impl CounterSlot {
     /// The slot's own labels, after the label set's.
     fn labels(self) -> Labels {
         match self {
-            Self::Opened { direction, result } => vec![("direction", direction.into()), ("result", result.into())],
-            Self::ConnectFailure { errno } => vec![("errno", errno_name(errno).map_or_else(|| errno.to_string(), str::to_string))],
-            Self::Closed { direction, closed_by, end } => vec![("direction", direction.into()), ("closed_by", closed_by.into()), ("end", end.into())],
+            Self::Opened { direction, result } => {
+                vec![("direction", direction.into()), ("result", result.into())]
+            }
+            Self::ConnectFailure { errno } => {
+                vec![("errno", errno_name(errno).map_or_else(|| errno.to_string(), str::to_string))]
+            }
+            Self::Closed { direction, closed_by, end } => vec![
+                ("direction", direction.into()),
+                ("closed_by", closed_by.into()),
+                ("end", end.into()),
+            ],
             Self::BytesLost { kind } => vec![("kind", kind.into())],
-            Self::Resets { direction, reason } => vec![("direction", direction.into()), ("reason", reason.into())],
+            Self::Resets { direction, reason } => {
+                vec![("direction", direction.into()), ("reason", reason.into())]
+            }
             Self::Drops { reason } => vec![("reason", reason.into())],
             Self::Retransmits { kind } => vec![("kind", kind.into())],
             Self::Sent | Self::Received => Vec::new(),
@@ -85,7 +113,10 @@ type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 /// `net.ipv4.ip_local_port_range` (which IPv6 shares), or the kernel's default range when
 /// it cannot be read.
 fn ephemeral_ports() -> std::ops::RangeInclusive<u16> {
-    parse_port_range(&std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default()).unwrap_or(32768..=60999)
+    parse_port_range(
+        &std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default(),
+    )
+    .unwrap_or(32768..=60999)
 }
 
 fn parse_port_range(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
@@ -141,7 +172,8 @@ impl SeriesKey {
         if let Some(comm) = &self.comm {
             labels.push(("comm", comm.to_string()));
         }
-        let service_port = self.service_port.map_or_else(|| "ephemeral".to_string(), |p| p.to_string());
+        let service_port =
+            self.service_port.map_or_else(|| "ephemeral".to_string(), |p| p.to_string());
         labels.push(("service_port", service_port));
         for extra in extra_labels {
             let (name, value) = match extra {
@@ -246,11 +278,21 @@ pub(crate) struct Metrics {
 impl Metrics {
     /// Registers every metric under `tcptrace_`. `max_open` bounds the table of open
     /// connections (the kernel's own connection limit).
-    pub(crate) fn new(registry: &mut Registry, mut extra_labels: Vec<LabelArg>, max_series: u32, max_open: u32) -> Self {
+    pub(crate) fn new(
+        registry: &mut Registry,
+        mut extra_labels: Vec<LabelArg>,
+        max_series: u32,
+        max_open: u32,
+    ) -> Self {
         // `--labels pid,pid` means pid once: a label name twice makes Prometheus reject the
         // whole scrape.
         let mut seen = Vec::with_capacity(extra_labels.len());
-        extra_labels.retain(|l| !seen.contains(l) && { seen.push(*l); true });
+        extra_labels.retain(|l| {
+            !seen.contains(l) && {
+                seen.push(*l);
+                true
+            }
+        });
         let m = Self {
             extra_labels,
             max_series: max_series as usize,
@@ -290,7 +332,11 @@ impl Metrics {
             "Connections opened: active (connect, by result) and passive (accepted)",
             m.opened.clone(),
         );
-        registry.register("connect_failures", "Failed connects, by errno", m.connect_failures.clone());
+        registry.register(
+            "connect_failures",
+            "Failed connects, by errno",
+            m.connect_failures.clone(),
+        );
         registry.register_with_unit(
             "connect_latency",
             "Time from SYN sent to ESTABLISHED, for successful connects",
@@ -303,14 +349,22 @@ impl Metrics {
             Unit::Seconds,
             m.lifetime.clone(),
         );
-        registry.register("connections_closed", "Connections closed, by direction, by which side closed, and by how they ended", m.closed.clone());
+        registry.register(
+            "connections_closed",
+            "Connections closed, by direction, by which side closed, and by how they ended",
+            m.closed.clone(),
+        );
         registry.register(
             "bytes_lost",
             "Bytes lost when connections ended: unacked (written, never acknowledged by the peer) and unread (received, never read by the application)",
             m.bytes_lost.clone(),
         );
         registry.register("resets", "Resets sent and received, by the kernel's reason (Linux 6.10+; none before, and for resets received)", m.resets.clone());
-        registry.register("drops", "TCP segments the kernel dropped, by its reason (Linux 5.17+; none before)", m.drops.clone());
+        registry.register(
+            "drops",
+            "TCP segments the kernel dropped, by its reason (Linux 5.17+; none before)",
+            m.drops.clone(),
+        );
         registry.register_with_unit(
             "sent",
             "Application bytes sent and acknowledged, counted when the connection closes",
@@ -324,18 +378,46 @@ impl Metrics {
             m.received.clone(),
         );
         registry.register("retransmitted_segments", "Segments retransmitted, by kind: retransmit, tail_loss_probe, or syn_ack (a listener's SYN-ACK resent before the handshake ended)", m.retransmits.clone());
-        registry.register("open_connections", "Connections tcptrace saw open that have not closed", m.open_connections.clone());
-        registry.register("events_lost", "Events the kernel side could not deliver, by reason", m.lost.clone());
-        registry.register("events_filtered", "Events dropped in the kernel by the command line's filters", m.filtered.clone());
-        registry.register("series_dropped", "Events not recorded because --max-series label sets exist already", m.series_dropped.clone());
-        registry.register("label_sets", "Per-connection label sets in use (at most --max-series)", m.label_sets.clone());
-        registry.register("hook_info", "The hook family in use for each hook (value 1)", m.hooks.clone());
+        registry.register(
+            "open_connections",
+            "Connections tcptrace saw open that have not closed",
+            m.open_connections.clone(),
+        );
+        registry.register(
+            "events_lost",
+            "Events the kernel side could not deliver, by reason",
+            m.lost.clone(),
+        );
+        registry.register(
+            "events_filtered",
+            "Events dropped in the kernel by the command line's filters",
+            m.filtered.clone(),
+        );
+        registry.register(
+            "series_dropped",
+            "Events not recorded because --max-series label sets exist already",
+            m.series_dropped.clone(),
+        );
+        registry.register(
+            "label_sets",
+            "Per-connection label sets in use (at most --max-series)",
+            m.label_sets.clone(),
+        );
+        registry.register(
+            "hook_info",
+            "The hook family in use for each hook (value 1)",
+            m.hooks.clone(),
+        );
         m
     }
 
     /// Records which family and kernel target each hook took: `tcptrace_hook_info`.
     pub(crate) fn hook_in_use(&self, hook: &str, family: &str, target: &str) {
-        let labels = vec![("hook", hook.to_string()), ("family", family.to_string()), ("target", target.to_string())];
+        let labels = vec![
+            ("hook", hook.to_string()),
+            ("family", family.to_string()),
+            ("target", target.to_string()),
+        ];
         self.hooks.get_or_create(&labels).set(1);
     }
 
@@ -363,7 +445,9 @@ impl Metrics {
         let local = match &event.detail {
             Detail::Accept => true,
             Detail::Connect { .. } => false,
-            Detail::Close(c) if c.direction != Direction::Unknown => c.direction == Direction::Passive,
+            Detail::Close(c) if c.direction != Direction::Unknown => {
+                c.direction == Direction::Passive
+            }
             // A SYN-ACK is a listener's, a SYN a connect's.
             Detail::Retransmit { state, .. } if *state == TcpState::SYN_RECV => true,
             Detail::Retransmit { state, .. } if *state == TcpState::SYN_SENT => false,
@@ -441,7 +525,9 @@ impl Metrics {
             CounterSlot::Retransmits { .. } => &self.retransmits,
         };
         let labels = &self.series;
-        self.counters.entry((series, slot)).or_insert_with(|| family.get_or_create(&full_labels(labels, series, slot.labels())).clone())
+        self.counters.entry((series, slot)).or_insert_with(|| {
+            family.get_or_create(&full_labels(labels, series, slot.labels())).clone()
+        })
     }
 
     fn histogram(&mut self, series: u32, slot: HistogramSlot) -> &Histogram {
@@ -450,14 +536,18 @@ impl Metrics {
             HistogramSlot::Lifetime { .. } => &self.lifetime,
         };
         let labels = &self.series;
-        self.histograms.entry((series, slot)).or_insert_with(|| family.get_or_create(&full_labels(labels, series, slot.labels())).clone())
+        self.histograms.entry((series, slot)).or_insert_with(|| {
+            family.get_or_create(&full_labels(labels, series, slot.labels())).clone()
+        })
     }
 
     fn open_gauge(&mut self, series: u32, direction: &'static str) -> &Gauge {
         let (family, labels) = (&self.open_connections, &self.series);
-        self.gauges
-            .entry((series, direction))
-            .or_insert_with(|| family.get_or_create(&full_labels(labels, series, vec![("direction", direction.into())])).clone())
+        self.gauges.entry((series, direction)).or_insert_with(|| {
+            family
+                .get_or_create(&full_labels(labels, series, vec![("direction", direction.into())]))
+                .clone()
+        })
     }
 
     pub(crate) fn record(&mut self, event: &Event) {
@@ -467,18 +557,22 @@ impl Metrics {
         let Some(series) = self.admit(event) else { return };
         match &event.detail {
             Detail::Connect { latency, result: ConnectResult::Ok, .. } => {
-                self.counter(series, CounterSlot::Opened { direction: "active", result: "ok" }).inc();
-                self.histogram(series, HistogramSlot::ConnectLatency).observe(latency.as_secs_f64());
+                self.counter(series, CounterSlot::Opened { direction: "active", result: "ok" })
+                    .inc();
+                self.histogram(series, HistogramSlot::ConnectLatency)
+                    .observe(latency.as_secs_f64());
                 let resent = self.handshakes.remove(&Handshake::Connect(event.sock));
                 self.opening(event.sock, series, "active", resent.map(|r| r.0));
             }
             Detail::Connect { result: ConnectResult::Failed(errno), .. } => {
-                self.counter(series, CounterSlot::Opened { direction: "active", result: "failed" }).inc();
+                self.counter(series, CounterSlot::Opened { direction: "active", result: "failed" })
+                    .inc();
                 self.counter(series, CounterSlot::ConnectFailure { errno: *errno }).inc();
                 self.handshakes.remove(&Handshake::Connect(event.sock));
             }
             Detail::Accept => {
-                self.counter(series, CounterSlot::Opened { direction: "passive", result: "ok" }).inc();
+                self.counter(series, CounterSlot::Opened { direction: "passive", result: "ok" })
+                    .inc();
                 let resent = self.handshakes.remove(&Handshake::request(&event.endpoints));
                 let closed_at = self.closed_before_accept.remove(&event.sock);
                 if closed_at.is_none_or(|at| at.elapsed() >= CLOSED_BEFORE_ACCEPT_KEPT) {
@@ -496,15 +590,23 @@ impl Metrics {
                     ClosedBy::Remote => "remote",
                     ClosedBy::Unknown => "unknown",
                 };
-                self.counter(series, CounterSlot::Closed { direction, closed_by, end: c.ending.end.name() }).inc();
-                for (kind, bytes) in [("unacked", c.ending.unacked_bytes), ("unread", c.ending.unread_bytes)] {
+                self.counter(
+                    series,
+                    CounterSlot::Closed { direction, closed_by, end: c.ending.end.name() },
+                )
+                .inc();
+                for (kind, bytes) in
+                    [("unacked", c.ending.unacked_bytes), ("unread", c.ending.unread_bytes)]
+                {
                     // Created at zero too: a panel needs a series to show.
-                    self.counter(series, CounterSlot::BytesLost { kind }).inc_by(bytes.unwrap_or(0));
+                    self.counter(series, CounterSlot::BytesLost { kind })
+                        .inc_by(bytes.unwrap_or(0));
                 }
                 self.counter(series, CounterSlot::Sent).inc_by(c.bytes_sent);
                 self.counter(series, CounterSlot::Received).inc_by(c.bytes_received);
                 if let Some(lifetime) = c.lifetime {
-                    self.histogram(series, HistogramSlot::Lifetime { direction }).observe(lifetime.as_secs_f64());
+                    self.histogram(series, HistogramSlot::Lifetime { direction })
+                        .observe(lifetime.as_secs_f64());
                 }
                 self.retransmitted.remove(&event.sock);
                 self.handshakes.remove(&Handshake::Connect(event.sock));
@@ -512,14 +614,22 @@ impl Metrics {
                     Some((gauge, _)) => {
                         gauge.dec();
                     }
-                    None if c.direction == Direction::Passive && !event.owner.known() => self.closed_unaccepted(event.sock),
+                    None if c.direction == Direction::Passive && !event.owner.known() => {
+                        self.closed_unaccepted(event.sock)
+                    }
                     None => {}
                 }
             }
             // A listener's SYN-ACK resent for a half-open connection: one segment, of its
             // own kind. Counted from the first seen: a request has no event of its start.
-            Detail::Retransmit { state, total_retrans, .. } if *state == TcpState::SYN_RECV && !event.owner.known() => {
-                let segments = self.handshake_retransmitted(Handshake::request(&event.endpoints), *total_retrans, None);
+            Detail::Retransmit { state, total_retrans, .. }
+                if *state == TcpState::SYN_RECV && !event.owner.known() =>
+            {
+                let segments = self.handshake_retransmitted(
+                    Handshake::request(&event.endpoints),
+                    *total_retrans,
+                    None,
+                );
                 self.counter(series, CounterSlot::Retransmits { kind: "syn_ack" }).inc_by(segments);
             }
             // A connect's SYN resent: counted from 0 where tcptrace saw the connect begin
@@ -527,8 +637,13 @@ impl Metrics {
             // `total_retrans` but has no event.
             Detail::Retransmit { state, total_retrans, .. } if *state == TcpState::SYN_SENT => {
                 let from = event.owner.known().then_some(0);
-                let segments = self.handshake_retransmitted(Handshake::Connect(event.sock), *total_retrans, from);
-                self.counter(series, CounterSlot::Retransmits { kind: "retransmit" }).inc_by(segments);
+                let segments = self.handshake_retransmitted(
+                    Handshake::Connect(event.sock),
+                    *total_retrans,
+                    from,
+                );
+                self.counter(series, CounterSlot::Retransmits { kind: "retransmit" })
+                    .inc_by(segments);
             }
             Detail::Retransmit { tail_loss_probe, total_retrans, .. } => {
                 let kind = if *tail_loss_probe { "tail_loss_probe" } else { "retransmit" };
@@ -540,7 +655,14 @@ impl Metrics {
                     Some(name) => self.reset_reason(name),
                     None => "none",
                 };
-                self.counter(series, CounterSlot::Resets { direction: if *sent { "sent" } else { "received" }, reason }).inc();
+                self.counter(
+                    series,
+                    CounterSlot::Resets {
+                        direction: if *sent { "sent" } else { "received" },
+                        reason,
+                    },
+                )
+                .inc();
             }
             Detail::Drop { reason, count, .. } => {
                 let reason = match reason {
@@ -584,10 +706,17 @@ impl Metrics {
     /// since its last event, else since `from` (None: 1, as for a connection older than
     /// tcptrace). Remembered for the connection's open (see `handshakes`), in a table
     /// bounded as the open one is, rid of handshakes that never ended once it fills.
-    fn handshake_retransmitted(&mut self, key: Handshake, total_retrans: u32, from: Option<u32>) -> u64 {
+    fn handshake_retransmitted(
+        &mut self,
+        key: Handshake,
+        total_retrans: u32,
+        from: Option<u32>,
+    ) -> u64 {
         let now = std::time::Instant::now();
         let before = self.handshakes.get(&key).map(|h| h.0).or(from);
-        insert_bounded(&mut self.handshakes, self.max_open, key, (total_retrans, now), |h| now.duration_since(h.1) >= HANDSHAKE_KEPT);
+        insert_bounded(&mut self.handshakes, self.max_open, key, (total_retrans, now), |h| {
+            now.duration_since(h.1) >= HANDSHAKE_KEPT
+        });
         growth(before, total_retrans)
     }
 
@@ -595,7 +724,9 @@ impl Metrics {
     /// `closed_before_accept`); the table is bounded as the open one is.
     fn closed_unaccepted(&mut self, sock: u64) {
         let now = std::time::Instant::now();
-        insert_bounded(&mut self.closed_before_accept, self.max_open, sock, now, |at| now.duration_since(*at) >= CLOSED_BEFORE_ACCEPT_KEPT);
+        insert_bounded(&mut self.closed_before_accept, self.max_open, sock, now, |at| {
+            now.duration_since(*at) >= CLOSED_BEFORE_ACCEPT_KEPT
+        });
     }
 
     /// A connection seen opening: counted open until its close event. Its retransmits
@@ -627,7 +758,13 @@ fn growth(before: Option<u32>, total_retrans: u32) -> u64 {
 /// Inserts into a table bounded at `max` entries (the exporter's memory must not grow
 /// with what it is told): when it is full and `key` new, entries `stale` says are done
 /// with go first; a new key that still finds no room is not kept.
-fn insert_bounded<K: Eq + std::hash::Hash, V>(table: &mut FastMap<K, V>, max: usize, key: K, value: V, stale: impl Fn(&V) -> bool) {
+fn insert_bounded<K: Eq + std::hash::Hash, V>(
+    table: &mut FastMap<K, V>,
+    max: usize,
+    key: K,
+    value: V,
+    stale: impl Fn(&V) -> bool,
+) {
     if table.len() >= max && !table.contains_key(&key) {
         table.retain(|_, v| !stale(v));
     }

@@ -25,20 +25,37 @@ use crate::{
 
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     // State changes are counted in the kernel, not sent: ten events fewer per connection.
-    let events = [EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::Retransmit, EventKind::Reset];
+    let events = [
+        EventKind::Connect,
+        EventKind::Accept,
+        EventKind::Close,
+        EventKind::Retransmit,
+        EventKind::Reset,
+    ];
     let drops = if args.drops { kind_bit(EventKind::Drop) } else { 0 };
-    let config = Config { events: events.iter().fold(drops, |bits, k| bits | kind_bit(*k)), count_calls: 0, live: 0, count_states: 1 };
+    let config = Config {
+        events: events.iter().fold(drops, |bits, k| bits | kind_bit(*k)),
+        count_calls: 0,
+        live: 0,
+        count_states: 1,
+    };
     // The port before the kernel programs: a port in use fails at once, attaching nothing.
     // Usage errors in the filters still come first, as everywhere.
     crate::filter::from_cli(cli)?;
-    let listener = std::net::TcpListener::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     listener.set_nonblocking(true)?;
     let runtime = crate::source::runtime()?;
     let signals = StopSignals::install(&runtime)?;
     let mut tracer = crate::run::load(cli, config)?;
 
     let mut registry = Registry::with_prefix("tcptrace");
-    let mut metrics = metrics::Metrics::new(&mut registry, args.labels.clone(), args.max_series, cli.max_connections);
+    let mut metrics = metrics::Metrics::new(
+        &mut registry,
+        args.labels.clone(),
+        args.max_series,
+        cli.max_connections,
+    );
     for c in &tracer.choices {
         metrics.hook_in_use(c.hook.name(), &c.family.to_string(), c.target);
     }
@@ -54,7 +71,9 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         let server = tokio::spawn(http::serve(listener, http::router(registry)));
         let mut source = Source::new(&mut tracer)?;
         let mut drops = crate::drops::Drops::take(&mut tracer, args.drops)?;
-        let result = pump(&mut source, &mut tracer, &mut metrics, drops.as_mut(), cli.duration, signals).await;
+        let result =
+            pump(&mut source, &mut tracer, &mut metrics, drops.as_mut(), cli.duration, signals)
+                .await;
         server.abort();
         result
     })
@@ -112,7 +131,12 @@ async fn pump(
 }
 
 /// Records the drops counted since the last time (`--drops`).
-fn record_drops(drops: Option<&mut crate::drops::Drops>, clock: Clock, metrics: &mut metrics::Metrics, tally: &mut Tally) {
+fn record_drops(
+    drops: Option<&mut crate::drops::Drops>,
+    clock: Clock,
+    metrics: &mut metrics::Metrics,
+    tally: &mut Tally,
+) {
     for event in drops.map(|d| d.sweep(clock)).unwrap_or_default() {
         metrics.record(&event);
         tally.event(&event);
@@ -121,7 +145,13 @@ fn record_drops(drops: Option<&mut crate::drops::Drops>, clock: Clock, metrics: 
 
 /// Records what the ring buffer holds, or `batch` events of it; true if it stopped at
 /// the batch with more waiting.
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, clock: Clock, metrics: &mut metrics::Metrics, tally: &mut Tally, batch: Option<usize>) -> bool {
+fn drain(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    clock: Clock,
+    metrics: &mut metrics::Metrics,
+    tally: &mut Tally,
+    batch: Option<usize>,
+) -> bool {
     let mut taken = 0;
     loop {
         if batch.is_some_and(|b| taken == b) {

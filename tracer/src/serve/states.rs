@@ -29,7 +29,9 @@ impl fmt::Debug for StateTransitions {
 impl StateTransitions {
     /// Takes the kernel's counts map out of the loaded object.
     pub(crate) fn take(ebpf: &mut aya::Ebpf) -> anyhow::Result<Self> {
-        let map = ebpf.take_map("STATE_COUNTS").ok_or_else(|| anyhow::anyhow!("STATE_COUNTS map missing"))?;
+        let map = ebpf
+            .take_map("STATE_COUNTS")
+            .ok_or_else(|| anyhow::anyhow!("STATE_COUNTS map missing"))?;
         Ok(Self { counts: PerCpuArray::try_from(map)? })
     }
 }
@@ -42,11 +44,21 @@ impl Collector for StateTransitions {
         for cpu in per_cpu.iter() {
             for (old, row) in (0u32..).zip(&cpu.by_change) {
                 for (new, &count) in (0u32..).zip(row).filter(|(_, n)| **n > 0) {
-                    family.get_or_create(&vec![("from", TcpState(old).name()), ("to", TcpState(new).name())]).inc_by(count);
+                    family
+                        .get_or_create(&vec![
+                            ("from", TcpState(old).name()),
+                            ("to", TcpState(new).name()),
+                        ])
+                        .inc_by(count);
                 }
             }
         }
-        let metric = encoder.encode_descriptor("state_transitions", "TCP state transitions, by state left and state entered", None, family.metric_type())?;
+        let metric = encoder.encode_descriptor(
+            "state_transitions",
+            "TCP state transitions, by state left and state entered",
+            None,
+            family.metric_type(),
+        )?;
         family.encode(metric)
     }
 }

@@ -32,7 +32,8 @@ pub fn serial() -> MutexGuard<'static, ()> {
 }
 
 pub fn tcptrace_bin() -> PathBuf {
-    std::env::var_os("TCPTRACE_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tcptrace")), PathBuf::from)
+    std::env::var_os("TCPTRACE_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tcptrace")), PathBuf::from)
 }
 
 /// The family under test.
@@ -61,7 +62,10 @@ pub fn calls_mode_available() -> bool {
 pub fn assert_calls_mode_refused(stderr: &[String]) {
     assert!(!calls_mode_available(), "per-call counting failed: {stderr:?}");
     assert_eq!(stderr.len(), 1, "one line: {stderr:?}");
-    assert!(stderr[0].starts_with("tcptrace: hook bytes: no hook family attaches on this kernel ("), "{stderr:?}");
+    assert!(
+        stderr[0].starts_with("tcptrace: hook bytes: no hook family attaches on this kernel ("),
+        "{stderr:?}"
+    );
 }
 
 /// Whether the running kernel names the reasons of resets it sends (`enum sk_rst_reason`,
@@ -121,7 +125,9 @@ fn assert_hook_paths(family: &str, stderr: &[String]) {
         ),
         other => panic!("unknown family {other}"),
     };
-    for (hook, want) in [("state", state), ("retransmit", retransmit), ("accept", accept), ("reset", reset)] {
+    for (hook, want) in
+        [("state", state), ("retransmit", retransmit), ("accept", accept), ("reset", reset)]
+    {
         let prefix = format!("tcptrace: hook {hook}: ");
         if let Some(line) = stderr.iter().find(|l| l.starts_with(&prefix)) {
             assert!(line.contains(want), "{hook} hook for {family}: want {want:?} in {line:?}");
@@ -171,7 +177,10 @@ impl Finished {
 
 /// The summary line among tcptrace's stderr lines (the trace's and `serve`'s).
 pub fn summary_in(stderr: &[String]) -> &str {
-    stderr.iter().find(|l| l.contains(" events (")).unwrap_or_else(|| panic!("no summary: {stderr:?}"))
+    stderr
+        .iter()
+        .find(|l| l.contains(" events ("))
+        .unwrap_or_else(|| panic!("no summary: {stderr:?}"))
 }
 
 /// The entries a summary says the full connection table evicted
@@ -207,7 +216,8 @@ impl Trace {
     }
 
     pub fn start_with_probe(family: &str, args: &[&str]) -> Self {
-        Self::try_start_with_probe(family, args).unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
+        Self::try_start_with_probe(family, args)
+            .unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
     }
 
     /// Like `start`, but a tcptrace that exits instead of tracing is an `Err` with its stderr.
@@ -238,7 +248,8 @@ impl Trace {
     /// (numbers, as in `linux/capability.h`): the bounding set is cut to them before the
     /// exec, which then grants root exactly those, as a container runtime does.
     pub fn start_with_capabilities(keep: u64, args: &[&str]) -> Self {
-        Self::try_start_with_capabilities(keep, args).unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
+        Self::try_start_with_capabilities(keep, args)
+            .unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
     }
 
     /// Like `start_with_capabilities`, but a tcptrace that exits instead of tracing is an
@@ -250,13 +261,15 @@ impl Trace {
     /// `tcptrace <args> top <top_args>`: no `-o`, which top refuses (it prints its own
     /// snapshots, read through `take_stdout`).
     pub fn try_start_top(args: &[&str], top_args: &[&str]) -> Result<Self, Vec<String>> {
-        let all: Vec<&str> = args.iter().copied().chain(["top"]).chain(top_args.iter().copied()).collect();
+        let all: Vec<&str> =
+            args.iter().copied().chain(["top"]).chain(top_args.iter().copied()).collect();
         Self::try_start_as(&probe(), "", &all)
     }
 
     /// Starts tcptrace with `-o format` (the other constructors parse JSON).
     pub fn start_as(format: &str, args: &[&str]) -> Self {
-        Self::try_start_as(&probe(), format, args).unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
+        Self::try_start_as(&probe(), format, args)
+            .unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
     }
 
     /// `format` empty: no `-o` at all.
@@ -264,13 +277,27 @@ impl Trace {
         Self::spawn(family, format, args, None)
     }
 
-    fn spawn(family: &str, format: &str, args: &[&str], capabilities: Option<u64>) -> Result<Self, Vec<String>> {
+    fn spawn(
+        family: &str,
+        format: &str,
+        args: &[&str],
+        capabilities: Option<u64>,
+    ) -> Result<Self, Vec<String>> {
         let output: &[&str] = if format.is_empty() { &[] } else { &["-o", format] };
         let mut command = Command::new(tcptrace_bin());
-        command.args(output).args(["-v", "--probe", family]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .args(output)
+            .args(["-v", "--probe", family])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if let Some(keep) = capabilities {
             // SAFETY: only prctl between fork and exec, no allocation.
-            unsafe { std::os::unix::process::CommandExt::pre_exec(&mut command, move || bound_capabilities(keep)) };
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                    bound_capabilities(keep)
+                })
+            };
         }
         let mut child = command.spawn().expect("spawn tcptrace");
         let rx = stderr_lines(&mut child);
@@ -318,7 +345,8 @@ impl Trace {
 
     /// tcptrace's effective capabilities, from `/proc/<pid>/status`.
     pub fn effective_capabilities(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("tcptrace's status");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("tcptrace's status");
         let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:")).expect("CapEff line");
         u64::from_str_radix(hex.trim(), 16).expect("CapEff in hex")
     }
@@ -333,12 +361,18 @@ impl Trace {
     /// account of its map fds (`/proc/<pid>/fdinfo`: `map_type` 27 is a ring buffer).
     pub fn ring_buffer_sizes(&self) -> Vec<u64> {
         let dir = format!("/proc/{}/fdinfo", self.child.id());
-        let field = |info: &str, name: &str| info.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string());
+        let field = |info: &str, name: &str| {
+            info.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string())
+        };
         std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{dir}: {e}"))
             .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
             .filter(|info| field(info, "map_type:").as_deref() == Some("27"))
-            .map(|info| field(&info, "max_entries:").and_then(|v| v.parse().ok()).expect("max_entries of a map"))
+            .map(|info| {
+                field(&info, "max_entries:")
+                    .and_then(|v| v.parse().ok())
+                    .expect("max_entries of a map")
+            })
             .collect()
     }
 
@@ -498,7 +532,9 @@ impl Peer {
                 if setup.empty_netns && libc::unshare(libc::CLONE_NEWNET) != 0 {
                     libc::_exit(200);
                 }
-                if libc::setresgid(setup.uid, setup.uid, setup.uid) != 0 || libc::setresuid(setup.uid, setup.uid, setup.uid) != 0 {
+                if libc::setresgid(setup.uid, setup.uid, setup.uid) != 0
+                    || libc::setresuid(setup.uid, setup.uid, setup.uid) != 0
+                {
                     libc::_exit(201);
                 }
                 let mut byte = 0u8;
@@ -605,7 +641,9 @@ pub mod raw {
     /// The next connection on `listener` (close-on-exec); the fd, or -1. Async-signal-safe.
     pub fn accept(listener: i32) -> i32 {
         // SAFETY: accept4 with no address buffers.
-        unsafe { libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) }
+        unsafe {
+            libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC)
+        }
     }
 
     /// A blocking TCP connect to `addr`; the fd or -errno.
@@ -647,11 +685,24 @@ pub mod raw {
         let mut info = [0u8; 256];
         let mut len = info.len() as libc::socklen_t;
         // SAFETY: valid buffer and length.
-        let rc = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &raw mut len) };
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                info.as_mut_ptr().cast(),
+                &raw mut len,
+            )
+        };
         if rc != 0 || (len as usize) < offset + 4 {
             return None;
         }
-        Some(u32::from_ne_bytes([info[offset], info[offset + 1], info[offset + 2], info[offset + 3]]))
+        Some(u32::from_ne_bytes([
+            info[offset],
+            info[offset + 1],
+            info[offset + 2],
+            info[offset + 3],
+        ]))
     }
 }
 
@@ -666,7 +717,11 @@ pub fn wait_port_settled(port: u16) {
     let busy = || -> Vec<TcpSocket> {
         tcp_sockets()
             .into_iter()
-            .filter(|s| (s.local_port == port || s.remote_port == port) && !matches!(s.state.as_str(), "06" | "07" | "0A") && !s.is_time_wait_minisock())
+            .filter(|s| {
+                (s.local_port == port || s.remote_port == port)
+                    && !matches!(s.state.as_str(), "06" | "07" | "0A")
+                    && !s.is_time_wait_minisock()
+            })
             .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -713,7 +768,9 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Waits until `listener`'s accept queue holds `n` connections.
 pub fn wait_accept_queue(listener: i32, n: u32) {
-    wait_until(&format!("{n} connection(s) in the accept queue"), || raw::accept_queue_len(listener) == Some(n));
+    wait_until(&format!("{n} connection(s) in the accept queue"), || {
+        raw::accept_queue_len(listener) == Some(n)
+    });
 }
 
 /// The inode number of the calling process's network namespace; a raw system call, for
@@ -722,7 +779,11 @@ pub fn own_netns() -> u64 {
     // SAFETY: stat into a zeroed struct; all-zero is a valid `struct stat`.
     unsafe {
         let mut st: libc::stat = std::mem::zeroed();
-        if libc::stat(c"/proc/self/ns/net".as_ptr(), &raw mut st) == 0 { st.st_ino } else { 0 }
+        if libc::stat(c"/proc/self/ns/net".as_ptr(), &raw mut st) == 0 {
+            st.st_ino
+        } else {
+            0
+        }
     }
 }
 
@@ -791,7 +852,9 @@ fn port_by(fd: i32, call: NameCall) -> u16 {
 
 /// Whether a full socket (any state but TIME_WAIT, 06) with this local port is open.
 pub fn port_in_proc_net_tcp(port: u16) -> bool {
-    tcp_sockets().iter().any(|s| s.local_port == port && s.state != "06" && !s.is_time_wait_minisock())
+    tcp_sockets()
+        .iter()
+        .any(|s| s.local_port == port && s.state != "06" && !s.is_time_wait_minisock())
 }
 
 /// One line of /proc/net/tcp{,6}: the ports, the state (hex, as the kernel prints it) and
@@ -820,10 +883,18 @@ impl TcpSocket {
 
 /// Every TCP socket the kernel lists now, IPv4 and IPv6 (lines it cannot parse are left out).
 fn tcp_sockets() -> Vec<TcpSocket> {
-    let port_of = |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    let port_of =
+        |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
-        .flat_map(|path| std::fs::read_to_string(path).unwrap_or_default().lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|path| {
+            std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             Some(TcpSocket {
@@ -865,7 +936,13 @@ pub struct HeldExchange {
 }
 
 impl HeldExchange {
-    pub fn start(listener: i32, addr: SocketAddr, comms: (&CStr, &CStr), client_sends: usize, server_sends: usize) -> Self {
+    pub fn start(
+        listener: i32,
+        addr: SocketAddr,
+        comms: (&CStr, &CStr),
+        client_sends: usize,
+        server_sends: usize,
+    ) -> Self {
         let mut go_close = [0; 2];
         // SAFETY: a pipe that tells both sides to close.
         unsafe { assert_eq!(libc::pipe2(go_close.as_mut_ptr(), libc::O_CLOEXEC), 0) };
@@ -886,7 +963,10 @@ impl HeldExchange {
         let server = fork_with(comms.1, || {
             // SAFETY: accept on the listener we were given.
             let c = unsafe { libc::accept(listener, std::ptr::null_mut(), std::ptr::null_mut()) };
-            if c < 0 || !raw::read_exactly(c, &mut buf, client_sends) || !raw::write_exactly(c, &data, server_sends) {
+            if c < 0
+                || !raw::read_exactly(c, &mut buf, client_sends)
+                || !raw::write_exactly(c, &data, server_sends)
+            {
                 return 80;
             }
             wait_then_close(c);
@@ -895,8 +975,12 @@ impl HeldExchange {
         let mut cbuf = vec![0u8; 64 * 1024];
         let cdata = vec![b'y'; 64 * 1024];
         let client = fork_with(comms.0, || {
-            let s = raw::connect(&target, if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 });
-            if s < 0 || !raw::write_exactly(s, &cdata, client_sends) || !raw::read_exactly(s, &mut cbuf, server_sends) {
+            let s =
+                raw::connect(&target, if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 });
+            if s < 0
+                || !raw::write_exactly(s, &cdata, client_sends)
+                || !raw::read_exactly(s, &mut cbuf, server_sends)
+            {
                 return 90;
             }
             wait_then_close(s);
@@ -953,7 +1037,8 @@ impl Serve {
             };
             if let Some(url) = line.strip_prefix("tcptrace: serving metrics on http://") {
                 assert_hook_paths(&probe(), &seen);
-                let addr = url.trim_end_matches("/metrics").parse().expect("address in the start-up line");
+                let addr =
+                    url.trim_end_matches("/metrics").parse().expect("address in the start-up line");
                 return Self { child, addr, stderr: rx };
             }
             seen.push(line);
@@ -975,7 +1060,10 @@ impl Serve {
             if done(&samples) {
                 return samples;
             }
-            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}: {samples:#?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {samples:#?}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -1007,19 +1095,23 @@ pub struct Sample {
 pub fn parse_samples(body: &str) -> Vec<Sample> {
     let mut out = Vec::new();
     for line in body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample line {line:?}"));
+        let (series, value) =
+            line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample line {line:?}"));
         let value = match value {
             "+Inf" => f64::INFINITY,
             v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
         };
         let (name, labels) = match series.split_once('{') {
             Some((name, rest)) => {
-                let inner = rest.strip_suffix('}').unwrap_or_else(|| panic!("bad labels in {line:?}"));
+                let inner =
+                    rest.strip_suffix('}').unwrap_or_else(|| panic!("bad labels in {line:?}"));
                 let labels = inner
                     .split("\",")
                     .filter(|p| !p.is_empty())
                     .map(|pair| {
-                        let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("bad label in {line:?}"));
+                        let (k, v) = pair
+                            .split_once("=\"")
+                            .unwrap_or_else(|| panic!("bad label in {line:?}"));
                         (k.to_string(), v.trim_end_matches('"').to_string())
                     })
                     .collect();
@@ -1036,7 +1128,10 @@ pub fn parse_samples(body: &str) -> Vec<Sample> {
 pub fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
     samples
         .iter()
-        .filter(|s| s.name == name && with.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .filter(|s| {
+            s.name == name
+                && with.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .map(|s| s.value)
         .sum()
 }
@@ -1050,22 +1145,37 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 /// As `http_get`, with this `Accept` header.
 pub fn http_get_accepting(addr: SocketAddr, path: &str, accept: &str) -> (u16, String) {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect for HTTP GET");
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .expect("connect for HTTP GET");
     s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n").expect("send HTTP request");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send HTTP request");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read HTTP response");
     let text = String::from_utf8(raw).expect("utf-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP header end: {text:?}"));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad status line: {head:?}"));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { unchunk(body) } else { body.to_string() };
+    let (head, body) =
+        text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP header end: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head:?}"));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        unchunk(body)
+    } else {
+        body.to_string()
+    };
     (status, body)
 }
 
 fn unchunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or_else(|_| panic!("bad chunk size {size:?}"));
+        let n = usize::from_str_radix(size.trim(), 16)
+            .unwrap_or_else(|_| panic!("bad chunk size {size:?}"));
         if n == 0 {
             break;
         }
@@ -1084,12 +1194,17 @@ pub fn pin_to_one_cpu() {
         assert!(cpu >= 0, "sched_getcpu");
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu as usize, &mut set);
-        assert_eq!(libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set), 0, "sched_setaffinity");
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set),
+            0,
+            "sched_setaffinity"
+        );
     }
 }
 
 /// The running tracer's connection map (`SOCKS`), opened by id: the newest such map.
-pub fn connection_map() -> aya::maps::HashMap<aya::maps::MapData, u64, tracer_common::conn::SockInfo> {
+pub fn connection_map() -> aya::maps::HashMap<aya::maps::MapData, u64, tracer_common::conn::SockInfo>
+{
     let id = aya::maps::loaded_maps()
         .filter_map(Result::ok)
         .filter(|m| m.name_as_str() == Some("SOCKS"))
@@ -1122,7 +1237,14 @@ const CAPABILITY_HEADER: [u32; 2] = [0x2008_0522, 0];
 fn bound_capabilities(keep: u64) -> std::io::Result<()> {
     // SAFETY: prctl and capget/capset on this process only, with valid buffers.
     unsafe {
-        if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) != 0 {
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
             return Err(std::io::Error::last_os_error());
         }
         // Two __user_cap_data_struct: effective, permitted, inheritable.
@@ -1138,7 +1260,9 @@ fn bound_capabilities(keep: u64) -> std::io::Result<()> {
     }
     for cap in 0..64u32 {
         // SAFETY: prctl on this process only.
-        if keep >> cap & 1 == 0 && unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0 {
+        if keep >> cap & 1 == 0
+            && unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0
+        {
             let err = std::io::Error::last_os_error();
             // Past the last capability the kernel knows: done.
             if err.raw_os_error() != Some(libc::EINVAL) {
@@ -1166,7 +1290,7 @@ pub fn perf_events_need_sys_admin() -> bool {
         let header = CAPABILITY_HEADER;
         let (low, high) = (keep as u32, (keep >> 32) as u32);
         let data: [u32; 6] = [low, low, 0, high, high, 0]; // effective, permitted, inheritable
-        // SAFETY: valid header and data for capset(2) on this process.
+                                                           // SAFETY: valid header and data for capset(2) on this process.
         if unsafe { libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()) } != 0 {
             return 11;
         }
@@ -1176,7 +1300,7 @@ pub fn perf_events_need_sys_admin() -> bool {
         attr[0] = 1 | 128 << 32;
         attr[1] = 9;
         attr[5] = 1; // the `disabled` bit
-        // SAFETY: a valid attr; pid 0 (this process), any CPU, no group.
+                     // SAFETY: a valid attr; pid 0 (this process), any CPU, no group.
         let fd = unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), 0, -1, -1, 0) };
         match fd {
             0.. => 0,

@@ -8,9 +8,13 @@ use super::wait_child;
 /// A binary from the environment variable `var`, or the usual places.
 pub fn tool_path(var: &str, name: &str, package: &str) -> CString {
     let path = std::env::var(var).ok().or_else(|| {
-        ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].into_iter().map(|d| format!("{d}/{name}")).find(|p| std::path::Path::new(p).exists())
+        ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+            .into_iter()
+            .map(|d| format!("{d}/{name}"))
+            .find(|p| std::path::Path::new(p).exists())
     });
-    CString::new(path.unwrap_or_else(|| panic!("{name} not found (apt-get install {package})"))).expect("no NUL")
+    CString::new(path.unwrap_or_else(|| panic!("{name} not found (apt-get install {package})")))
+        .expect("no NUL")
 }
 
 /// Writes `text` to a temporary file and returns its path as a C string.
@@ -103,7 +107,8 @@ pub fn write_sysctl(path: &CStr, value: &[u8], optional: bool) -> bool {
     unsafe {
         let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
         if fd < 0 {
-            return optional && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT);
+            return optional
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT);
         }
         let written = libc::write(fd, value.as_ptr().cast(), value.len()) == value.len() as isize;
         libc::close(fd);
@@ -124,12 +129,23 @@ impl PrivateRules {
     /// `rule` in a chain on `hook` (`input`, `output`); `name` keeps the file apart.
     pub fn new(name: &str, hook: &str, rule: &str) -> Self {
         let text = format!("table inet tt {{\n  chain c {{\n    type filter hook {hook} priority 0; policy accept;\n    {rule}\n  }}\n}}\n");
-        Self { nft: tool_path("TT_NFT", "nft", "nftables"), ip: tool_path("TT_IP", "ip", "iproute2"), file: temp_file(name, &text) }
+        Self {
+            nft: tool_path("TT_NFT", "nft", "nftables"),
+            ip: tool_path("TT_IP", "ip", "iproute2"),
+            file: temp_file(name, &text),
+        }
     }
 
     /// In a forked child: its own network namespace, loopback up, the rule loaded.
     pub fn enter(&self) -> bool {
-        let lo_up = [self.ip.as_ptr(), c"link".as_ptr(), c"set".as_ptr(), c"lo".as_ptr(), c"up".as_ptr(), std::ptr::null()];
+        let lo_up = [
+            self.ip.as_ptr(),
+            c"link".as_ptr(),
+            c"set".as_ptr(),
+            c"lo".as_ptr(),
+            c"up".as_ptr(),
+            std::ptr::null(),
+        ];
         let load = [self.nft.as_ptr(), c"-f".as_ptr(), self.file.as_ptr(), std::ptr::null()];
         // SAFETY: unshare takes no pointers.
         unsafe { libc::unshare(libc::CLONE_NEWNET) == 0 && run(&lo_up) == 0 && run(&load) == 0 }
@@ -137,6 +153,13 @@ impl PrivateRules {
 
     /// In the same child, later: the packets the rule counted.
     pub fn counted(&self) -> Option<u64> {
-        packets_counted(&[self.nft.as_ptr(), c"list".as_ptr(), c"table".as_ptr(), c"inet".as_ptr(), c"tt".as_ptr(), std::ptr::null()])
+        packets_counted(&[
+            self.nft.as_ptr(),
+            c"list".as_ptr(),
+            c"table".as_ptr(),
+            c"inet".as_ptr(),
+            c"tt".as_ptr(),
+            std::ptr::null(),
+        ])
     }
 }

@@ -31,7 +31,11 @@ pub(super) fn interval(rounds: usize, stat: impl Fn(&[usize]) -> f64) -> (f64, f
         .map(|_| {
             let pick: Vec<usize> = (0..rounds).map(|_| (next() % rounds as u64) as usize).collect();
             let v = stat(&pick);
-            if v.is_nan() { f64::INFINITY } else { v }
+            if v.is_nan() {
+                f64::INFINITY
+            } else {
+                v
+            }
         })
         .collect();
     values.sort_by(f64::total_cmp);
@@ -70,7 +74,11 @@ fn plain(met: bool) -> String {
 }
 
 /// An interval over `rounds` in words, open-ended where the resamples were unbounded.
-pub(super) fn show_interval((lo, hi): (f64, f64), rounds: usize, fmt: impl Fn(f64) -> String) -> String {
+pub(super) fn show_interval(
+    (lo, hi): (f64, f64),
+    rounds: usize,
+    fmt: impl Fn(f64) -> String,
+) -> String {
     if rounds < ROUNDS_FOR_AN_INTERVAL {
         return format!("{rounds} round(s): no interval");
     }
@@ -95,10 +103,16 @@ pub(super) fn index(configs: &[Config], key: &str) -> Option<usize> {
 /// The CPU `ours` adds over what `theirs` adds (medians of each round's total), with its
 /// interval; `None` where this run cannot tell theirs from zero (the interval of its
 /// median reaches zero): a ratio to noise says nothing.
-pub(super) fn cpu_ratio(paired: &Rounds<'_>, rounds: usize, ours: usize, theirs: usize) -> Option<(f64, (f64, f64))> {
+pub(super) fn cpu_ratio(
+    paired: &Rounds<'_>,
+    rounds: usize,
+    ours: usize,
+    theirs: usize,
+) -> Option<(f64, (f64, f64))> {
     let all: Vec<usize> = (0..rounds).collect();
     let value = paired.cpu_ratio(ours, theirs, &all);
-    let theirs_lo = interval(rounds, |pick| Rounds::median_of(pick, |r| paired.total_added(theirs, r))).0;
+    let theirs_lo =
+        interval(rounds, |pick| Rounds::median_of(pick, |r| paired.total_added(theirs, r))).0;
     if value.is_nan() || theirs_lo <= 0.0 {
         return None;
     }
@@ -122,7 +136,8 @@ pub(super) struct InPrograms {
 /// likely pass only.
 fn floor_from_programs(target: String, what: &str, limit: f64, p: InPrograms) -> Judged {
     let ratio = p.ours / p.floor;
-    let quiet = p.quiet.map_or(String::new(), |q| format!("; the bookkeeping alone {:.2}x", q / p.floor));
+    let quiet =
+        p.quiet.map_or(String::new(), |q| format!("; the bookkeeping alone {:.2}x", q / p.floor));
     Judged {
         target,
         measured: format!(
@@ -136,7 +151,13 @@ fn floor_from_programs(target: String, what: &str, limit: f64, p: InPrograms) ->
 /// Time in programs against the floor's, ours and the bookkeeping's alone, as a clause for
 /// the floor target's line; empty without the bookkeeping's figure.
 fn programs_with_bookkeeping(p: InPrograms) -> String {
-    p.quiet.map_or(String::new(), |q| format!("; time in programs: {:.2}x, the bookkeeping alone {:.2}x", p.ours / p.floor, q / p.floor))
+    p.quiet.map_or(String::new(), |q| {
+        format!(
+            "; time in programs: {:.2}x, the bookkeeping alone {:.2}x",
+            p.ours / p.floor,
+            q / p.floor
+        )
+    })
 }
 
 /// A ratio target on churn: tcptrace's CPU added against `theirs`'s, at most `limit`.
@@ -151,11 +172,16 @@ fn cpu_ratio_target(
     (what, limit): (&str, f64),
     programs: Option<InPrograms>,
 ) {
-    let target = format!("churn, default events: CPU added per connection at most {limit}x that of {what}");
+    let target =
+        format!("churn, default events: CPU added per connection at most {limit}x that of {what}");
     let Some((value, band)) = cpu_ratio(paired, rounds, ours, theirs) else {
         judged.push(match programs {
             Some(p) => floor_from_programs(target, what, limit, p),
-            None => Judged { target, measured: format!("{what} adds no CPU this run can measure"), verdict: "not measurable".into() },
+            None => Judged {
+                target,
+                measured: format!("{what} adds no CPU this run can measure"),
+                verdict: "not measurable".into(),
+            },
         });
         return;
     };
@@ -180,7 +206,14 @@ fn cpu_ratio_target(
 }
 
 /// Throughput lost by tcptrace (default events) in `w`, at most `limit_pct`.
-fn throughput_target(judged: &mut Vec<Judged>, paired: &Rounds<'_>, rounds: usize, ours: usize, w: Workload, limit_pct: f64) {
+fn throughput_target(
+    judged: &mut Vec<Judged>,
+    paired: &Rounds<'_>,
+    rounds: usize,
+    ours: usize,
+    w: Workload,
+    limit_pct: f64,
+) {
     let loss = |pick: &[usize]| -Rounds::median_of(pick, |r| paired.vs_untraced(ours, r)) * 100.0;
     let all: Vec<usize> = (0..rounds).collect();
     let value = loss(&all);
@@ -208,10 +241,24 @@ pub(super) fn judge_workload(
         Workload::Churn => {
             if let Some(floor) = index(configs, "floor") {
                 let quiet = index(configs, "tcptrace-quiet");
-                cpu_ratio_target(judged, paired, rounds, (ours, floor, quiet), ("the floor (empty programs)", 2.0), programs);
+                cpu_ratio_target(
+                    judged,
+                    paired,
+                    rounds,
+                    (ours, floor, quiet),
+                    ("the floor (empty programs)", 2.0),
+                    programs,
+                );
             }
             if let Some(tcplife) = index(configs, "tcplife") {
-                cpu_ratio_target(judged, paired, rounds, (ours, tcplife, None), ("tcplife", 0.25), None);
+                cpu_ratio_target(
+                    judged,
+                    paired,
+                    rounds,
+                    (ours, tcplife, None),
+                    ("tcplife", 0.25),
+                    None,
+                );
             }
             throughput_target(judged, paired, rounds, ours, w, 10.0);
         }
@@ -230,13 +277,21 @@ pub(super) fn judge_tracer(
     startup_ms: f64,
     startup_rss_kib: u64,
 ) {
-    let ours: Vec<usize> = configs.iter().enumerate().filter(|(_, c)| c.key.starts_with("tcptrace") || c.key == "serve").map(|(i, _)| i).collect();
+    let ours: Vec<usize> = configs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.key.starts_with("tcptrace") || c.key == "serve")
+        .map(|(i, _)| i)
+        .collect();
     if let Some(churn) = workloads.iter().position(|w| *w == Workload::Churn) {
         // Per event: the highest median among tcptrace's configurations under churn.
         let per_event = ours
             .iter()
             .filter_map(|&ci| {
-                let v: Vec<f64> = samples[churn][ci].iter().filter_map(|s| s.events.filter(|&n| n > 0).map(|n| s.tracer_cpu_us / n as f64)).collect();
+                let v: Vec<f64> = samples[churn][ci]
+                    .iter()
+                    .filter_map(|s| s.events.filter(|&n| n > 0).map(|n| s.tracer_cpu_us / n as f64))
+                    .collect();
                 (!v.is_empty()).then(|| (median(v), configs[ci].name))
             })
             .max_by(|a, b| a.0.total_cmp(&b.0));
@@ -249,18 +304,33 @@ pub(super) fn judge_tracer(
         }
         if let Some(default) = index(configs, "tcptrace") {
             // Events per second under churn: the median over a configuration's rounds.
-            let rate_of = |ci: usize| median(samples[churn][ci].iter().filter_map(|s| s.events.map(|n| n as f64 / s.seconds)).collect());
+            let rate_of = |ci: usize| {
+                median(
+                    samples[churn][ci]
+                        .iter()
+                        .filter_map(|s| s.events.map(|n| n as f64 / s.seconds))
+                        .collect(),
+                )
+            };
             // Every configuration runs without `--ring-buffer`, so each has the default
             // ring buffer for its events (`cli::default_ring_bytes`): the target is judged
             // at the highest rate any of them made, which is named.
-            let (fastest, fastest_rate) = ours.iter().map(|&ci| (ci, rate_of(ci))).max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((default, rate_of(default)));
+            let (fastest, fastest_rate) = ours
+                .iter()
+                .map(|&ci| (ci, rate_of(ci)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap_or((default, rate_of(default)));
             // Losses in any configuration count, each named with the rate it ran at.
             let mut lost = 0;
             let mut where_lost = Vec::new();
             for &ci in &ours {
                 let n: u64 = samples[churn][ci].iter().filter_map(|s| s.lost).sum();
                 if n > 0 {
-                    where_lost.push(format!("{} lost {n} at {:.0} events/s", configs[ci].name, rate_of(ci)));
+                    where_lost.push(format!(
+                        "{} lost {n} at {:.0} events/s",
+                        configs[ci].name,
+                        rate_of(ci)
+                    ));
                 }
                 lost += n;
             }
@@ -270,7 +340,11 @@ pub(super) fn judge_tracer(
                 _ => "missed",
             }
             .to_string();
-            let losses = if lost == 0 { "0 lost in any tcptrace configuration".to_string() } else { where_lost.join("; ") };
+            let losses = if lost == 0 {
+                "0 lost in any tcptrace configuration".to_string()
+            } else {
+                where_lost.join("; ")
+            };
             let rates = if fastest == default {
                 format!("{fastest_rate:.0} events/s under churn with default events")
             } else {
@@ -288,13 +362,21 @@ pub(super) fn judge_tracer(
         measured: format!("{startup_ms:.0} ms"),
         verdict: plain(startup_ms <= 300.0),
     });
-    let under_load = ours.iter().flat_map(|&ci| samples.iter().flat_map(move |w| &w[ci])).filter_map(|s| s.peak_rss_kib).max();
+    let under_load = ours
+        .iter()
+        .flat_map(|&ci| samples.iter().flat_map(move |w| &w[ci]))
+        .filter_map(|s| s.peak_rss_kib)
+        .max();
     let peak_kib = under_load.unwrap_or(0).max(startup_rss_kib);
     // 30 MB, in the decimal sense: the stricter reading.
     let limit_kib = 30_000_000.0 / 1024.0;
     judged.push(Judged {
         target: "peak RSS at most 30 MB".into(),
-        measured: format!("{:.1} MB ({:.1} MiB), the highest of any tcptrace configuration", peak_kib as f64 * 1024.0 / 1e6, peak_kib as f64 / 1024.0),
+        measured: format!(
+            "{:.1} MB ({:.1} MiB), the highest of any tcptrace configuration",
+            peak_kib as f64 * 1024.0 / 1e6,
+            peak_kib as f64 / 1024.0
+        ),
         verdict: plain(peak_kib as f64 <= limit_kib),
     });
 }
@@ -336,14 +418,42 @@ mod tests {
 
     #[test]
     fn the_floor_target_falls_back_to_time_in_programs() {
-        let missed = floor_from_programs("t".into(), "the floor", 2.0, InPrograms { ours: 2.94, floor: 0.80, quiet: None });
+        let missed = floor_from_programs(
+            "t".into(),
+            "the floor",
+            2.0,
+            InPrograms { ours: 2.94, floor: 0.80, quiet: None },
+        );
         assert_eq!(missed.verdict, "missed (judged from time in programs)");
-        assert!(missed.measured.contains("3.67x (2.94 against 0.80 µs/conn)"), "{}", missed.measured);
-        let met = floor_from_programs("t".into(), "the floor", 2.0, InPrograms { ours: 1.60, floor: 0.80, quiet: None });
+        assert!(
+            missed.measured.contains("3.67x (2.94 against 0.80 µs/conn)"),
+            "{}",
+            missed.measured
+        );
+        let met = floor_from_programs(
+            "t".into(),
+            "the floor",
+            2.0,
+            InPrograms { ours: 1.60, floor: 0.80, quiet: None },
+        );
         assert_eq!(met.verdict, "met (judged from time in programs)");
-        let with_quiet = floor_from_programs("t".into(), "the floor", 2.0, InPrograms { ours: 2.94, floor: 0.80, quiet: Some(2.20) });
-        assert!(with_quiet.measured.ends_with("(2.94 against 0.80 µs/conn); the bookkeeping alone 2.75x"), "{}", with_quiet.measured);
-        assert_eq!(programs_with_bookkeeping(InPrograms { ours: 2.94, floor: 0.80, quiet: Some(2.20) }), "; time in programs: 3.67x, the bookkeeping alone 2.75x");
+        let with_quiet = floor_from_programs(
+            "t".into(),
+            "the floor",
+            2.0,
+            InPrograms { ours: 2.94, floor: 0.80, quiet: Some(2.20) },
+        );
+        assert!(
+            with_quiet
+                .measured
+                .ends_with("(2.94 against 0.80 µs/conn); the bookkeeping alone 2.75x"),
+            "{}",
+            with_quiet.measured
+        );
+        assert_eq!(
+            programs_with_bookkeeping(InPrograms { ours: 2.94, floor: 0.80, quiet: Some(2.20) }),
+            "; time in programs: 3.67x, the bookkeeping alone 2.75x"
+        );
     }
 
     /// The loss target is judged at the highest rate of any tcptrace configuration (each
@@ -351,7 +461,10 @@ mod tests {
     #[test]
     fn the_loss_target_takes_the_fastest_configuration_and_every_loss() {
         let config = |key, name| Config { key, name, command: None };
-        let configs = [config("tcptrace", "tcptrace (default events)"), config("tcptrace-all", "tcptrace (all events)")];
+        let configs = [
+            config("tcptrace", "tcptrace (default events)"),
+            config("tcptrace-all", "tcptrace (all events)"),
+        ];
         let sample = |events: u64, lost: u64| Sample {
             units: 1.0,
             seconds: 1.0,
@@ -366,7 +479,10 @@ mod tests {
         let loss_line = |samples: Vec<Vec<Sample>>| {
             let mut judged = Vec::new();
             judge_tracer(&mut judged, &[Workload::Churn], &configs, &[samples], 100.0, 1024);
-            judged.into_iter().find(|j| j.target.starts_with("0 events lost")).expect("the loss target")
+            judged
+                .into_iter()
+                .find(|j| j.target.starts_with("0 events lost"))
+                .expect("the loss target")
         };
         let met = loss_line(vec![vec![sample(90_000, 0)], vec![sample(300_000, 0)]]);
         assert_eq!(met.verdict, "met");
@@ -375,6 +491,10 @@ mod tests {
         assert_eq!(slow.verdict, "not reached: the workload made fewer events");
         let lost = loss_line(vec![vec![sample(90_000, 3)], vec![sample(300_000, 0)]]);
         assert_eq!(lost.verdict, "missed");
-        assert!(lost.measured.starts_with("tcptrace (default events) lost 3 at 90000 events/s;"), "{}", lost.measured);
+        assert!(
+            lost.measured.starts_with("tcptrace (default events) lost 3 at 90000 events/s;"),
+            "{}",
+            lost.measured
+        );
     }
 }

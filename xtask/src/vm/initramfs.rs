@@ -38,7 +38,12 @@ fn libraries(binary: &Path) -> Result<Vec<PathBuf>> {
 
 /// Builds `<work>/initramfs.cpio` (newc, uncompressed) running `init_script`, with the
 /// kernel modules in `modules` under `/modules/`.
-pub(crate) fn build(work: &Path, payloads: &[Payload], modules: &[PathBuf], init_script: &str) -> Result<PathBuf> {
+pub(crate) fn build(
+    work: &Path,
+    payloads: &[Payload],
+    modules: &[PathBuf],
+    init_script: &str,
+) -> Result<PathBuf> {
     let root = work.join("root");
     let _ = std::fs::remove_dir_all(&root);
     for dir in ["bin", "sbin", "proc", "sys", "dev", "tmp", "tt", "etc"] {

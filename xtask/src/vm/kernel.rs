@@ -51,7 +51,14 @@ fn resolve(name: &str, all: &std::collections::HashMap<String, PathBuf>) -> Opti
     }
     let mut names: Vec<&String> = all.keys().collect();
     names.sort(); // deterministic: the generic implementation sorts before arch ones
-    names.into_iter().find(|m| all.get(*m).is_some_and(|p| modinfo(p, "alias").is_ok_and(|a| a.iter().any(|a| a.replace('-', "_") == name)))).cloned()
+    names
+        .into_iter()
+        .find(|m| {
+            all.get(*m).is_some_and(|p| {
+                modinfo(p, "alias").is_ok_and(|a| a.iter().any(|a| a.replace('-', "_") == name))
+            })
+        })
+        .cloned()
 }
 
 fn index_modules(dir: &Path, into: &mut std::collections::HashMap<String, PathBuf>) -> Result<()> {
@@ -59,7 +66,9 @@ fn index_modules(dir: &Path, into: &mut std::collections::HashMap<String, PathBu
         let path = entry?.path();
         if path.is_dir() {
             index_modules(&path, into)?;
-        } else if let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".ko")) {
+        } else if let Some(name) =
+            path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".ko"))
+        {
             into.insert(name.replace('-', "_"), path.clone());
         }
     }
@@ -79,9 +88,15 @@ fn depends(ko: &Path, all: &std::collections::HashMap<String, PathBuf>) -> Resul
     Ok(deps)
 }
 
-fn visit(name: &str, all: &std::collections::HashMap<String, PathBuf>, order: &mut Vec<PathBuf>, depth: usize) -> Result<()> {
+fn visit(
+    name: &str,
+    all: &std::collections::HashMap<String, PathBuf>,
+    order: &mut Vec<PathBuf>,
+    depth: usize,
+) -> Result<()> {
     anyhow::ensure!(depth < 32, "module dependency loop at {name}");
-    let path = all.get(name).with_context(|| format!("module {name} is not in the kernel package"))?;
+    let path =
+        all.get(name).with_context(|| format!("module {name} is not in the kernel package"))?;
     if order.contains(path) {
         return Ok(());
     }
@@ -103,7 +118,10 @@ fn cache_dir() -> PathBuf {
 /// `linux-image-6.1.0-NN-amd64`, from the meta package's dependency.
 fn resolve_package() -> Result<String> {
     for attempt in 0..2 {
-        let out = Command::new("apt-cache").args(["depends", "linux-image-amd64"]).output().context("running apt-cache")?;
+        let out = Command::new("apt-cache")
+            .args(["depends", "linux-image-amd64"])
+            .output()
+            .context("running apt-cache")?;
         let text = String::from_utf8_lossy(&out.stdout);
         if let Some(pkg) = text
             .lines()
@@ -140,7 +158,9 @@ pub(crate) fn fetch() -> Result<Kernel> {
     let deb = std::fs::read_dir(&downloads)?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_"))))
+        .find(|p| {
+            p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_")))
+        })
         .context("apt-get download left no .deb")?;
     let partial = dir.with_extension("partial");
     let _ = std::fs::remove_dir_all(&partial);
@@ -153,6 +173,9 @@ pub(crate) fn fetch() -> Result<Kernel> {
 
 fn modules_dir(dir: &Path) -> Result<PathBuf> {
     let base = dir.join("lib/modules");
-    let version = std::fs::read_dir(&base)?.filter_map(Result::ok).next().context("no lib/modules/<version> in the kernel package")?;
+    let version = std::fs::read_dir(&base)?
+        .filter_map(Result::ok)
+        .next()
+        .context("no lib/modules/<version> in the kernel package")?;
     Ok(version.path().join("kernel"))
 }

@@ -64,12 +64,17 @@ fn result_of<'a>(log: &'a [String], test: &str, fam: &str) -> Option<&'a str> {
 /// A console line saying the guest kernel is wedged: a CPU stuck in the kernel (the soft
 /// lock-up watchdog) or RCU stalled.
 fn locks_up(line: &str) -> bool {
-    line.contains("BUG: soft lockup") || line.contains("rcu_preempt self-detected stall") || line.contains("rcu_preempt detected stalls")
+    line.contains("BUG: soft lockup")
+        || line.contains("rcu_preempt self-detected stall")
+        || line.contains("rcu_preempt detected stalls")
 }
 
 /// A console line saying the kernel failed in any way.
 fn kernel_failed(line: &str) -> bool {
-    line.contains("Kernel panic") || line.contains("BUG:") || line.contains("Oops") || locks_up(line)
+    line.contains("Kernel panic")
+        || line.contains("BUG:")
+        || line.contains("Oops")
+        || locks_up(line)
 }
 
 /// The lock-up that stopped this boot, when it is the first way the kernel failed (a
@@ -118,7 +123,12 @@ echo TT-BOOTED $(uname -r)
 
 /// Boots the kernel with `payloads` (tcptrace plus test binaries named in `tests`), and
 /// once more after a lock-up (see the module's comment).
-pub(crate) fn run(work: &Path, payloads: &[Payload], tests: &[String], filter: Option<&str>) -> Result<()> {
+pub(crate) fn run(
+    work: &Path,
+    payloads: &[Payload],
+    tests: &[String],
+    filter: Option<&str>,
+) -> Result<()> {
     let log = boot(work, payloads, |modules| init_script(&all_runs(tests), filter, modules))?;
     let Some(lockup) = first_failure_is_a_lockup(&log) else {
         return verdict(&log, tests);
@@ -133,16 +143,27 @@ pub(crate) fn run(work: &Path, payloads: &[Payload], tests: &[String], filter: O
 /// The log to judge after a boot stopped by a lock-up (`first`) and the boot for the runs
 /// it left (`again`): the first's results, which stand, then the second boot's whole log.
 fn after_a_lockup(first: &[String], again: Vec<String>) -> Vec<String> {
-    first.iter().filter(|l| l.starts_with("TT-RESULT ") || l.starts_with("TT-MODULE-FAILED")).cloned().chain(again).collect()
+    first
+        .iter()
+        .filter(|l| l.starts_with("TT-RESULT ") || l.starts_with("TT-MODULE-FAILED"))
+        .cloned()
+        .chain(again)
+        .collect()
 }
 
 /// Boots with tcptrace and runs one shell command (for debugging in the VM).
 pub(crate) fn exec(work: &Path, payloads: &[Payload], command: &str) -> Result<()> {
-    let script = |modules: &[PathBuf]| init_script(&[], None, modules).replace("echo TT-DONE", &format!("{command}\necho TT-DONE"));
+    let script = |modules: &[PathBuf]| {
+        init_script(&[], None, modules).replace("echo TT-DONE", &format!("{command}\necho TT-DONE"))
+    };
     boot(work, payloads, script).map(drop)
 }
 
-fn boot(work: &Path, payloads: &[Payload], script: impl FnOnce(&[PathBuf]) -> String) -> Result<Vec<String>> {
+fn boot(
+    work: &Path,
+    payloads: &[Payload],
+    script: impl FnOnce(&[PathBuf]) -> String,
+) -> Result<Vec<String>> {
     let kernel = kernel::fetch()?;
     eprintln!("xtask: VM kernel {} ({})", kernel.package, kernel.vmlinuz.display());
     std::fs::create_dir_all(work)?;
@@ -152,7 +173,18 @@ fn boot(work: &Path, payloads: &[Payload], script: impl FnOnce(&[PathBuf]) -> St
         // 2 GiB: the uncompressed initramfs (debug test binaries, Prometheus, iperf3) is
         // unpacked into memory, and at 1 GiB the kernel ran out of room for it, leaving
         // files out ("Initramfs unpacking failed: write error"; see `verdict`).
-        .args(["-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "2", "-nographic", "-no-reboot"])
+        .args([
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "2048",
+            "-smp",
+            "2",
+            "-nographic",
+            "-no-reboot",
+        ])
         .arg("-kernel")
         .arg(&kernel.vmlinuz)
         .arg("-initrd")
@@ -268,7 +300,8 @@ mod tests {
         assert!(verdict(&good, &tests).is_ok());
 
         // connect's auto run is required; serve has none.
-        let without_auto: Vec<String> = good.iter().filter(|l| !l.starts_with("TT-RESULT connect auto")).cloned().collect();
+        let without_auto: Vec<String> =
+            good.iter().filter(|l| !l.starts_with("TT-RESULT connect auto")).cloned().collect();
         assert!(verdict(&without_auto, &tests).is_err());
         assert!(!init_script(&all_runs(&tests), None, &[]).contains("TT-START serve auto"));
 
@@ -309,12 +342,22 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        assert_eq!(first_failure_is_a_lockup(&stopped), Some("[   52.5] rcu: INFO: rcu_preempt self-detected stall on CPU"));
+        assert_eq!(
+            first_failure_is_a_lockup(&stopped),
+            Some("[   52.5] rcu: INFO: rcu_preempt self-detected stall on CPU")
+        );
         let left = runs_left(&stopped, &tests);
-        let want: Vec<TestRun> = ["kprobe", "tracepoint", "raw-tracepoint"].map(|f| ("cli".to_string(), f)).into_iter().chain(FORCED_FAMILIES.map(|f| ("serve".to_string(), f))).collect();
+        let want: Vec<TestRun> = ["kprobe", "tracepoint", "raw-tracepoint"]
+            .map(|f| ("cli".to_string(), f))
+            .into_iter()
+            .chain(FORCED_FAMILIES.map(|f| ("serve".to_string(), f)))
+            .collect();
         assert_eq!(left, want);
         let script = init_script(&left, None, &[]);
-        assert!(!script.contains("TT-START cli fentry") && script.contains("TT-START cli kprobe"), "{script}");
+        assert!(
+            !script.contains("TT-START cli fentry") && script.contains("TT-START cli kprobe"),
+            "{script}"
+        );
 
         let mut again: Vec<String> = vec!["TT-BOOTED 6.1.0".into()];
         again.extend(left.iter().map(|(test, fam)| format!("TT-RESULT {test} {fam} rc=0")));
@@ -328,7 +371,8 @@ mod tests {
         assert!(verdict(&after_a_lockup(&failed_before, again.clone()), &tests).is_err());
 
         let mut locked_again = again.clone();
-        locked_again.insert(2, "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [serve:90]".into());
+        locked_again
+            .insert(2, "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [serve:90]".into());
         assert!(verdict(&after_a_lockup(&stopped, locked_again), &tests).is_err());
 
         let mut oops_first = stopped.clone();

@@ -6,13 +6,26 @@ use super::*;
 #[test]
 fn a_label_asked_for_twice_is_exported_once() {
     let mut registry = Registry::with_prefix("tcptrace");
-    let mut metrics = Metrics::new(&mut registry, vec![LabelArg::Pid, LabelArg::Rport, LabelArg::Pid, LabelArg::Netns], 10, 10);
+    let mut metrics = Metrics::new(
+        &mut registry,
+        vec![LabelArg::Pid, LabelArg::Rport, LabelArg::Pid, LabelArg::Netns],
+        10,
+        10,
+    );
     metrics.record(&crate::printer::tests::one_of_each()[0]);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
-    let opened = text.lines().find(|l| l.starts_with("tcptrace_connections_opened_total{")).expect("an opened series");
+    let opened = text
+        .lines()
+        .find(|l| l.starts_with("tcptrace_connections_opened_total{"))
+        .expect("an opened series");
     assert_eq!(opened.matches("pid=").count(), 1, "{opened}");
-    assert!(opened.contains(r#"pid="4242""#) && opened.contains(r#"rport="8080""#) && opened.contains(r#"netns="4026531840""#), "{opened}");
+    assert!(
+        opened.contains(r#"pid="4242""#)
+            && opened.contains(r#"rport="8080""#)
+            && opened.contains(r#"netns="4026531840""#),
+        "{opened}"
+    );
 }
 
 /// The service port: the listening side's, whichever side this host is.
@@ -55,9 +68,17 @@ fn a_retransmit_has_the_service_port_its_connection_opened_with() {
     };
     metrics.record(&event_of(2, 7, ports)); // accepted
     assert_eq!(metrics.service_port(&event_of(5, 7, ports)), Some(41_040));
-    assert_eq!(metrics.service_port(&event_of(5, 8, ports)), None, "not seen opening: by its ports");
+    assert_eq!(
+        metrics.service_port(&event_of(5, 8, ports)),
+        None,
+        "not seen opening: by its ports"
+    );
     metrics.record(&event_of(0, 8, ports)); // connected
-    assert_eq!(metrics.service_port(&event_of(5, 8, ports)), None, "a connect to an ephemeral-range port");
+    assert_eq!(
+        metrics.service_port(&event_of(5, 8, ports)),
+        None,
+        "a connect to an ephemeral-range port"
+    );
 }
 
 /// Two sockets with the same addresses and ports (two network namespaces): both are
@@ -81,7 +102,10 @@ fn open_connections_are_counted_by_socket_not_by_addresses() {
 fn sum_of(registry: &Registry, prefix: &str) -> f64 {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
-    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn event_of(kind: usize, sock: u64, change: impl FnOnce(&mut Event)) -> Event {
@@ -92,7 +116,13 @@ fn event_of(kind: usize, sock: u64, change: impl FnOnce(&mut Event)) -> Event {
 }
 
 fn retransmit(sock: u64, total: u32) -> Event {
-    event_of(5, sock, |e| e.detail = Detail::Retransmit { state: crate::event::TcpState(1), total_retrans: total, tail_loss_probe: false })
+    event_of(5, sock, |e| {
+        e.detail = Detail::Retransmit {
+            state: crate::event::TcpState(1),
+            total_retrans: total,
+            tail_loss_probe: false,
+        }
+    })
 }
 
 /// One retransmit event is one skb, which may hold several segments (GSO): the counter
@@ -134,19 +164,28 @@ fn syn_ack_resends_count_once_and_the_connection_counts_on_from_them() {
     let mut metrics = Metrics::new(&mut registry, Vec::new(), 10, 10);
     let syn_ack = |total| {
         event_of(5, 9, |e| {
-            e.owner = crate::event::Owner { pid: 0, tid: 0, uid: 0, comm: crate::event::Comm::default() };
+            e.owner =
+                crate::event::Owner { pid: 0, tid: 0, uid: 0, comm: crate::event::Comm::default() };
             e.endpoints.lport = 40_000; // inside the ephemeral range, still the listener's
             e.endpoints.rport = 51_234;
-            e.detail = Detail::Retransmit { state: TcpState::SYN_RECV, total_retrans: total, tail_loss_probe: false };
+            e.detail = Detail::Retransmit {
+                state: TcpState::SYN_RECV,
+                total_retrans: total,
+                tail_loss_probe: false,
+            };
         })
     };
     metrics.record(&syn_ack(1));
     metrics.record(&syn_ack(2));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("tcptrace_retransmitted_segments_total{")).collect();
+    let lines: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("tcptrace_retransmitted_segments_total{")).collect();
     assert!(
-        lines.len() == 1 && lines[0].contains("kind=\"syn_ack\"") && lines[0].contains("service_port=\"40000\"") && lines[0].ends_with(" 2"),
+        lines.len() == 1
+            && lines[0].contains("kind=\"syn_ack\"")
+            && lines[0].contains("service_port=\"40000\"")
+            && lines[0].ends_with(" 2"),
         "{lines:?}"
     );
     // The accepted socket is another address; its `total_retrans` starts at 2.
@@ -175,9 +214,18 @@ fn resent_syns_count_from_the_connects_start_and_the_connection_counts_on() {
     let syn = |sock, total, owner_known: bool| {
         event_of(5, sock, |e| {
             if !owner_known {
-                e.owner = crate::event::Owner { pid: 0, tid: 0, uid: 0, comm: crate::event::Comm::default() };
+                e.owner = crate::event::Owner {
+                    pid: 0,
+                    tid: 0,
+                    uid: 0,
+                    comm: crate::event::Comm::default(),
+                };
             }
-            e.detail = Detail::Retransmit { state: TcpState::SYN_SENT, total_retrans: total, tail_loss_probe: false };
+            e.detail = Detail::Retransmit {
+                state: TcpState::SYN_SENT,
+                total_retrans: total,
+                tail_loss_probe: false,
+            };
         })
     };
     metrics.record(&syn(1, 2, true));
@@ -205,7 +253,8 @@ fn an_accept_after_its_close_leaves_nothing_open() {
     let open = |r: &Registry| sum_of(r, "tcptrace_open_connections{");
     let passive_close = |sock: u64| {
         event_of(3, sock, |e| {
-            e.owner = crate::event::Owner { pid: 0, tid: 0, uid: 0, comm: crate::event::Comm::default() };
+            e.owner =
+                crate::event::Owner { pid: 0, tid: 0, uid: 0, comm: crate::event::Comm::default() };
             if let Detail::Close(c) = &mut e.detail {
                 c.direction = Direction::Passive;
             }
@@ -246,11 +295,18 @@ fn histogram_bounds_are_round() {
     metrics.record(&event_of(3, 1, |_| {}));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
-    let bounds: Vec<&str> = text.lines().filter_map(|l| l.split("le=\"").nth(1)?.split('"').next()).collect();
+    let bounds: Vec<&str> =
+        text.lines().filter_map(|l| l.split("le=\"").nth(1)?.split('"').next()).collect();
     assert!(bounds.len() > 30, "{text}");
     for bound in ["1e-5", "0.0001", "0.001", "1.0", "10.0", "3600.0"] {
-        assert!(bounds.iter().any(|b| b.parse::<f64>().ok() == bound.parse::<f64>().ok()), "{bound}: {bounds:?}");
+        assert!(
+            bounds.iter().any(|b| b.parse::<f64>().ok() == bound.parse::<f64>().ok()),
+            "{bound}: {bounds:?}"
+        );
     }
     // Noise shows as a long run of zeros or nines before a stray digit.
-    assert!(bounds.iter().all(|b| !b.trim_end_matches('0').contains("0000000") && !b.contains("9999")), "{bounds:?}");
+    assert!(
+        bounds.iter().all(|b| !b.trim_end_matches('0').contains("0000000") && !b.contains("9999")),
+        "{bounds:?}"
+    );
 }
