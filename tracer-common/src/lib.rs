@@ -20,8 +20,8 @@ pub mod retransmit;
 pub mod state;
 pub mod tcp;
 
-/// Bumped whenever a wire struct changes shape; userspace refuses an object of another version.
-pub const WIRE_VERSION: u32 = 1;
+// No wire version: `tcptrace` embeds the object built from the same tree
+// (tracer/bpf/tcptrace.bpf.o, checked fresh by CI), so the two sides cannot disagree.
 
 #[cfg(feature = "user")]
 mod pod {

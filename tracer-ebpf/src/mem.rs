@@ -14,9 +14,9 @@ pub(crate) unsafe fn zero<T>(dst: *mut T) {
     // SAFETY: every store lies inside `*dst`, which the caller says is writable.
     unsafe {
         match core::mem::align_of::<T>() {
-            a if a >= 8 && size % 8 == 0 => fill::<u64>(dst.cast(), size / 8),
-            a if a >= 4 && size % 4 == 0 => fill::<u32>(dst.cast(), size / 4),
-            a if a >= 2 && size % 2 == 0 => fill::<u16>(dst.cast(), size / 2),
+            a if a >= 8 && size.is_multiple_of(8) => fill::<u64>(dst.cast(), size / 8),
+            a if a >= 4 && size.is_multiple_of(4) => fill::<u32>(dst.cast(), size / 4),
+            a if a >= 2 && size.is_multiple_of(2) => fill::<u16>(dst.cast(), size / 2),
             _ => fill::<u8>(dst.cast(), size),
         }
     }

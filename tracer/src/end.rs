@@ -120,7 +120,7 @@ impl Ending {
             _ => End::Error,
         };
         let timeout =
-            (end == End::Timeout).then(|| match (probed, raw.flags & ENDING_ZERO_WINDOW != 0) {
+            (end == End::Timeout).then_some(match (probed, raw.flags & ENDING_ZERO_WINDOW != 0) {
                 (true, true) => Timeout::ZeroWindowProbes,
                 (true, false) => Timeout::Keepalive,
                 (false, _) => Timeout::Retransmissions,

@@ -484,7 +484,7 @@ enum Dark {
 
 impl Dark {
     /// Whether the rule is there before the client connects.
-    fn from_the_start(self) -> bool {
+    fn is_dark_from_the_start(self) -> bool {
         matches!(self, Self::BeforeConnect | Self::Rejected)
     }
 }
@@ -575,7 +575,7 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
             add_link[10] = decimal(client as u32, &mut pid_text);
             if run(&add_link) != 0
                 || run(&configure_server) != 0
-                || (dark.from_the_start() && run(&load) != 0)
+                || (dark.is_dark_from_the_start() && run(&load) != 0)
             {
                 return 72;
             }
@@ -583,7 +583,7 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
             if libc::bind(l, (&raw const addr.0).cast(), addr.1) != 0 || libc::listen(l, 16) != 0 {
                 return 73;
             }
-            let server = (!dark.from_the_start()).then(|| {
+            let server = (!dark.is_dark_from_the_start()).then(|| {
                 fork_with(c"tt-end-srv", || server_side(l, p, &mut server_buf, &server_data))
             });
             if libc::write(report[1], (&raw const client).cast(), 4) != 4 || !signal(p.link_ready) {
@@ -649,7 +649,7 @@ fn assert_drops_counted(done: &common::Finished, port: u16, dark: Dark, dropped:
         .iter()
         .filter(|e| e["type"] == "drop" && e["reason"] == "NETFILTER_DROP")
         .collect();
-    let owner = if dark.from_the_start() { Value::Null } else { json!("tt-end-srv") };
+    let owner = if dark.is_dark_from_the_start() { Value::Null } else { json!("tt-end-srv") };
     for drop in &drops {
         assert_fields(
             drop,

@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask build-ebpf | test | run | vm-test | setup`.
+//! Developer tasks: `cargo xtask setup | build-ebpf | lint | test | bench | vm-exec`.
 //! Each task does its own set-up, so one command works on a fresh machine.
 
 mod bench;
@@ -7,6 +7,7 @@ mod build_ebpf;
 #[cfg(test)]
 mod deploy_files;
 mod floor;
+mod lint;
 mod setup;
 mod test;
 mod vm;
@@ -33,7 +34,9 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
-    /// Run every test: unit, host kernel, and Debian 6.1 under QEMU.
+    /// Check formatting and run clippy (host crates, and the eBPF crate for its target).
+    Lint,
+    /// Run every test: lint, unit, host kernel, and Debian 6.1 under QEMU.
     Test(test::Options),
     /// Measure what tracing costs against untraced, an empty program, tcplife and bpftrace.
     Bench(bench::Options),
@@ -50,6 +53,7 @@ fn main() {
     let result = match cli.task {
         Task::Setup => setup::run(),
         Task::BuildEbpf { check } => build_ebpf::run(check),
+        Task::Lint => lint::run(),
         Task::Test(opts) => test::run(&opts),
         Task::Bench(opts) => bench::run(&opts),
         Task::Floor => floor::run(),

@@ -72,6 +72,8 @@ fn integration_binaries() -> Result<Vec<PathBuf>> {
 
 pub(crate) fn run(opts: &Options) -> Result<()> {
     crate::setup::run()?;
+    // The cheapest failure first: style and clippy take seconds, the VM half an hour.
+    crate::lint::run()?;
     let ci = std::env::var_os("CI").is_some();
     crate::build_ebpf::run(ci)?;
     let root = workspace_root();

@@ -88,8 +88,8 @@ pub fn packets_counted(list: &[*const libc::c_char]) -> Option<u64> {
     };
     let text = text.get(..read)?;
     let at = text.windows(8).position(|w| w == b"packets ")? + 8;
-    let digits = text.get(at..)?.iter().take_while(|b| b.is_ascii_digit());
-    digits.fold(Some(0u64), |n, d| n?.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    let mut digits = text.get(at..)?.iter().take_while(|b| b.is_ascii_digit());
+    digits.try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 /// A pipe, close-on-exec: [read end, write end].
