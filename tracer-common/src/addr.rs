@@ -4,10 +4,6 @@
 //! (network order; an IPv4 address in the first 4 bytes, the rest zero); ports are
 //! converted to host order in the kernel so userspace never swaps anything.
 
-/// `AF_INET` and `AF_INET6` as the kernel spells them.
-pub const AF_INET: u16 = 2;
-pub const AF_INET6: u16 = 10;
-
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct Endpoints {

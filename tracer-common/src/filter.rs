@@ -12,10 +12,6 @@ use crate::event::COMM_LEN;
 pub const MAX_PIDS: usize = 8;
 pub const MAX_PORT_RANGES: usize = 8;
 
-/// `AF_INET` / `AF_INET6` (stable Linux ABI values).
-pub const AF_INET: u16 = 2;
-pub const AF_INET6: u16 = 10;
-
 /// Ports `first..=last`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -252,6 +248,7 @@ pub struct Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::{AF_INET, AF_INET6};
 
     fn comm(name: &str) -> [u8; COMM_LEN] {
         let mut c = [0; COMM_LEN];

@@ -14,11 +14,11 @@ pub mod counters;
 pub mod drop;
 pub mod event;
 pub mod filter;
+pub mod kernel;
 pub mod offsets;
 pub mod reset;
 pub mod retransmit;
 pub mod state;
-pub mod tcp;
 
 // No wire version: `tcptrace` embeds the object built from the same tree
 // (tracer/bpf/tcptrace.bpf.o, checked fresh by CI), so the two sides cannot disagree.

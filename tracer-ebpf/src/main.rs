@@ -1,9 +1,38 @@
 //! tcptrace's kernel programs.
 //!
-//! Each event lives in its own folder with one file per hook family (fentry, kprobe,
-//! tracepoint); those files hold one-line entry points, and the folder's `mod.rs` holds the
-//! logic they share, so the families differ only in how they get their arguments.
-//! Userspace picks one family per hook at run time (see `tracer/src/loader/family.rs`).
+//! # Layers
+//! Each module imports only from layers below its own; `cargo xtask test` checks it
+//! (xtask/src/kernel_layers.rs reads this list):
+//!
+//! 1. `maps`, `mem`: every map and the kernel-only values it holds; zeroing memory.
+//! 2. `globals`: what user space writes before load (configuration, filter, offsets), and
+//!    `ARMED`, which gates every program.
+//! 3. `sock`: fields of `struct sock` and friends, at offsets read from BTF.
+//! 4. `skb`, `emit`: TCP/IP headers from an skb; counters, event headers, filters, the ring
+//!    buffer.
+//! 5. `socks`, `calls`: the per-connection entry in `SOCKS`; a call's argument carried from
+//!    its entry to its return.
+//! 6. `event`: the events more than one hook sends (connect results, close).
+//! 7. `state`, `connect`, `accept`, `retransmit`, `bytes`, `reset`, `drop`: the hooks, one
+//!    folder each, named as the loader's `Hook` (tracer/src/loader/family.rs), with one file
+//!    per family (`fentry.rs`, `kprobe.rs`, `tracepoint.rs`) holding the entry points and
+//!    `mod.rs` the logic they share; the families differ only in how they get arguments.
+//!
+//! `floor` stands apart: the benchmark's empty programs.
+//!
+//! # Hooks
+//! Which folder sends each event (`tcptrace --list-probes` prints where each family hooks
+//! in; user space picks a family per hook at run time):
+//!
+//! | event      | hooks                                                                   |
+//! |------------|-------------------------------------------------------------------------|
+//! | connect    | `state` (the handshake's end: `event::connect`), `connect` (failures before the SYN; fentry and kprobe only) |
+//! | accept     | `accept`                                                                |
+//! | state      | `state`                                                                 |
+//! | close      | `state` at CLOSE (`event::close`); `bytes` at the socket's destruction with `--bytes calls` |
+//! | retransmit | `retransmit`                                                            |
+//! | reset      | `reset`                                                                 |
+//! | drop       | `drop` (counted in a map, swept by user space: never a ring buffer event) |
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 // `asm!` for the atomic add of `emit::count`: core has no fetch_add on this target.
@@ -21,13 +50,13 @@ mod bytes;
 #[cfg(target_arch = "bpf")]
 mod calls;
 #[cfg(target_arch = "bpf")]
-mod close;
-#[cfg(target_arch = "bpf")]
 mod connect;
 #[cfg(target_arch = "bpf")]
 mod drop;
 #[cfg(target_arch = "bpf")]
 mod emit;
+#[cfg(target_arch = "bpf")]
+mod event;
 #[cfg(target_arch = "bpf")]
 mod floor;
 #[cfg(target_arch = "bpf")]

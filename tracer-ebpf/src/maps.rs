@@ -1,12 +1,32 @@
-//! Every map the programs share, with who inserts, deletes and reads its entries.
+//! Every map the programs share, with who inserts, deletes and reads its entries, and the
+//! values they hold that are the kernel side's alone (`SockInfo` is shared with user space,
+//! in tracer-common). The bottom layer: it imports no other module of this crate.
 
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use tracer_common::counters::COUNTER_SLOTS;
+use tracer_common::{
+    conn::{SockInfo, Task},
+    counters::COUNTER_SLOTS,
+};
 
-use crate::{connect::ConnectArgs, socks::SockInfo};
+/// A connection just closed, and its owner (see `maps::LAST_CLOSED`).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Closed {
+    pub(crate) sk: u64,
+    pub(crate) task: Task,
+    pub(crate) filtered_out: u64,
+}
+
+/// `tcp_v{4,6}_connect(struct sock *sk, struct sockaddr *uaddr, int addr_len)` arguments.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct ConnectArgs {
+    pub(crate) sk: u64,
+    pub(crate) uaddr: u64,
+}
 
 /// 1 once every hook is attached, 0 before and from the moment tracing stops: the
 /// programs do nothing while it is 0 (see `globals::armed`). Written by userspace only
@@ -66,8 +86,7 @@ pub(crate) static STATE_BUSY: PerCpuArray<u32> = PerCpuArray::with_max_entries(1
 /// Written: the state hook at CLOSE, only when reset events are wanted. Read and emptied:
 /// the reset hook. Overwritten, never freed.
 #[map]
-pub(crate) static LAST_CLOSED: PerCpuArray<crate::socks::Closed> =
-    PerCpuArray::with_max_entries(2, 0);
+pub(crate) static LAST_CLOSED: PerCpuArray<Closed> = PerCpuArray::with_max_entries(2, 0);
 
 /// Dropped TCP segments, counted per connection, direction and reason (see `drop`).
 /// Inserted and added to: the drop hook. Read: user space, once a second and at the end

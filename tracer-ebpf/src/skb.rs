@@ -8,7 +8,8 @@ use network_types::{
     tcp::TcpHdr,
 };
 use tracer_common::{
-    addr::{Endpoints, AF_INET, AF_INET6},
+    addr::Endpoints,
+    kernel::{AF_INET, AF_INET6, IPPROTO_TCP},
     offsets::OFFSET_ABSENT,
 };
 
@@ -16,9 +17,6 @@ use crate::{
     globals::reset_off,
     sock::{Access, Probe, ReadError},
 };
-
-/// `IPPROTO_TCP` (include/uapi/linux/in.h, an ABI).
-const IPPROTO_TCP: u8 = 6;
 
 /// The field at `offset` in the `sk_buff` at `skb`, unless this kernel lacks it.
 #[inline(always)]

@@ -13,7 +13,8 @@
 
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 use tracer_common::{
-    addr::{Endpoints, AF_INET, AF_INET6},
+    addr::Endpoints,
+    kernel::{AF_INET, AF_INET6},
     offsets::OFFSET_ABSENT,
 };
 
@@ -315,8 +316,7 @@ pub(crate) fn loss_probe_due<A: Access>(sk: u64) -> bool {
 #[inline(always)]
 fn loss_probe_state<A: Access>(icsk: u64) -> bool {
     // `enum tcp_ca_state`, include/uapi/linux/tcp.h (also `tcpi_ca_state`).
-    const TCP_CA_OPEN: u8 = 0;
-    const TCP_CA_CWR: u8 = 2;
+    use tracer_common::kernel::{TCP_CA_CWR, TCP_CA_OPEN};
     // Absent (an error here) or unreadable: the timer alone decides.
     let Ok(byte) = read::<A, u8>(icsk, sock_off::icsk_ca_state()) else { return true };
     // Masks as u32: the width is at most 8 (checked at load).
@@ -359,7 +359,7 @@ pub(crate) fn ending_into<A: Access>(
     out: &mut tracer_common::close::Ending,
 ) {
     use tracer_common::close::{ENDING_LINGER_ZERO, ENDING_READ, ENDING_ZERO_WINDOW};
-    use tracer_common::tcp::{TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK};
+    use tracer_common::kernel::{TCP_CLOSING, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK};
     out.err = err::<A>(sk).unwrap_or(0);
     out.retransmits = read::<A, u8>(tp.0, sock_off::icsk_retransmits()).unwrap_or(0);
     out.probes_out = read::<A, u8>(tp.0, sock_off::icsk_probes_out()).unwrap_or(0);

@@ -102,15 +102,6 @@ fn insert_if_new(sk: u64, value: &SockInfo) -> bool {
     inserted
 }
 
-/// A connection just closed, and its owner (see `maps::LAST_CLOSED`).
-#[derive(Clone, Copy)]
-#[repr(C)]
-pub(crate) struct Closed {
-    pub(crate) sk: u64,
-    pub(crate) task: Task,
-    pub(crate) filtered_out: u64,
-}
-
 /// Forgets `sk` as it reaches CLOSE; when reset events are wanted, keeps its owner on
 /// this CPU for the reset the socket may send next (see `maps::LAST_CLOSED`).
 #[inline(always)]
@@ -219,12 +210,12 @@ pub(crate) fn get_or_track(sk: u64, old: i32, now: u64) -> Option<*mut SockInfo>
         return Some(p);
     }
     // A child socket born from a listener: we see its life from the start.
-    let (direction, since) = if old == crate::state::TCP_LISTEN || old == crate::state::TCP_SYN_RECV
-    {
-        (DIRECTION_PASSIVE, if old == crate::state::TCP_LISTEN { now } else { 0 })
-    } else {
-        (DIRECTION_UNKNOWN, 0)
-    };
+    let (direction, since) =
+        if old == tracer_common::kernel::TCP_LISTEN || old == tracer_common::kernel::TCP_SYN_RECV {
+            (DIRECTION_PASSIVE, if old == tracer_common::kernel::TCP_LISTEN { now } else { 0 })
+        } else {
+            (DIRECTION_UNKNOWN, 0)
+        };
     insert_new(sk, direction, since, |_| {})
 }
 

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use tracer_common::{
     accept::AcceptEvent,
-    addr::{self, AF_INET, AF_INET6},
+    addr,
     close::{self, CloseEvent},
     connect::{self, CONNECT_OK},
     event::{EventHeader, EventKind},
+    kernel::{AF_INET, AF_INET6},
     retransmit::RetransmitEvent,
     state::StateEvent,
 };
@@ -304,7 +305,7 @@ mod tests {
                 err: 104,
                 unacked_bytes: 5,
                 unread_bytes: 7,
-                old_state: tracer_common::tcp::TCP_ESTABLISHED as u8,
+                old_state: tracer_common::kernel::TCP_ESTABLISHED as u8,
                 retransmits: 0,
                 probes_out: 0,
                 flags: close::ENDING_READ,

@@ -23,7 +23,7 @@
 
 use tracer_common::{
     close::{Ending as RawEnding, ENDING_LINGER_ZERO, ENDING_READ, ENDING_ZERO_WINDOW},
-    tcp::{
+    kernel::{
         ECONNABORTED, ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT, TCP_CLOSE_WAIT, TCP_CLOSING,
         TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_SYN_RECV, TCP_TIME_WAIT,
     },
@@ -198,7 +198,7 @@ pub(crate) const fn of_failed_connect(errno: u32) -> (End, Option<Timeout>) {
 
 #[cfg(test)]
 mod tests {
-    use tracer_common::tcp::{EPIPE, TCP_SYN_SENT};
+    use tracer_common::kernel::{EPIPE, TCP_SYN_SENT};
 
     use super::*;
 

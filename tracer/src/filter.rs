@@ -4,7 +4,10 @@
 
 use std::path::Path;
 
-use tracer_common::filter::{Filter, PortSet, AF_INET, AF_INET6, MAX_PIDS, MAX_PORT_RANGES};
+use tracer_common::{
+    filter::{Filter, PortSet, MAX_PIDS, MAX_PORT_RANGES},
+    kernel::{AF_INET, AF_INET6},
+};
 
 use crate::cli::Cli;
 

@@ -7,6 +7,8 @@ mod build_ebpf;
 #[cfg(test)]
 mod deploy_files;
 mod floor;
+#[cfg(test)]
+mod kernel_layers;
 mod lint;
 mod setup;
 mod test;

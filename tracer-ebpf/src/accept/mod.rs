@@ -18,8 +18,8 @@ use crate::{
     sock,
 };
 
-const IPPROTO_TCP: u16 = 6;
-const TCP_CLOSE: u8 = crate::state::TCP_CLOSE as u8;
+const IPPROTO_TCP: u16 = tracer_common::kernel::IPPROTO_TCP as u16;
+const TCP_CLOSE: u8 = tracer_common::kernel::TCP_CLOSE as u8;
 
 /// `sk` was just accepted by the current task.
 #[inline(always)]

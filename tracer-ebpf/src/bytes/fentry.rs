@@ -7,8 +7,15 @@
 //! context's offsets must be constants: an fexit program's return value follows the last
 //! argument.)
 //! https://github.com/torvalds/linux/blob/v6.1/net/ipv4/tcp.c#L1479
+//!
+//! `void tcp_v4_destroy_sock(struct sock *sk)`: the protocol's destroy, for IPv6 sockets
+//! too, run by whoever drops the last reference (the closing task, or softirq).
+//! https://github.com/torvalds/linux/blob/v6.1/net/ipv4/tcp_ipv4.c#L2254
 
-use aya_ebpf::{macros::fexit, programs::FExitContext};
+use aya_ebpf::{
+    macros::{fentry, fexit},
+    programs::{FEntryContext, FExitContext},
+};
 
 #[fexit(function = "tcp_sendmsg")]
 pub(crate) fn tt_send_fexit(ctx: FExitContext) -> u32 {
@@ -33,5 +40,11 @@ pub(crate) fn tt_recv_fexit4(ctx: FExitContext) -> u32 {
 #[fexit(function = "tcp_recvmsg")]
 pub(crate) fn tt_recv_fexit6(ctx: FExitContext) -> u32 {
     super::on_call(ctx.arg(0), i64::from(ctx.arg::<i32>(6)), false, ctx.arg(4));
+    0
+}
+
+#[fentry(function = "tcp_v4_destroy_sock")]
+pub(crate) fn tt_dstr_fent(ctx: FEntryContext) -> u32 {
+    crate::event::close::destroy(ctx.arg(0));
     0
 }

@@ -7,7 +7,7 @@ use aya_ebpf::{
 
 use crate::calls::{self, Call};
 
-const MSG_PEEK: i32 = 2;
+use tracer_common::kernel::MSG_PEEK;
 
 #[kprobe]
 pub(crate) fn tt_send_kp(ctx: ProbeContext) -> u32 {
@@ -52,6 +52,15 @@ fn recv_entry(sk: Option<u64>, flags: Option<i32>) {
 pub(crate) fn tt_recv_krp(ctx: RetProbeContext) -> u32 {
     if let Some(sk) = calls::take(Call::Recv) {
         super::on_call(sk, i64::from(ctx.ret::<i32>()), false, 0);
+    }
+    0
+}
+
+/// `tcp_v4_destroy_sock` (see `fentry.rs`).
+#[kprobe]
+pub(crate) fn tt_dstr_kp(ctx: ProbeContext) -> u32 {
+    if let Some(sk) = ctx.arg::<u64>(0) {
+        crate::event::close::destroy(sk);
     }
     0
 }

@@ -2,6 +2,10 @@
 //! per socket in `SOCKS` (never an event per call). Attached only when asked for
 //! (`--bytes calls`), or when the socket counters are missing on this kernel: the close
 //! event normally reads the socket's own counters, which cost nothing per call.
+//!
+//! The same hook watches each socket's destruction (`tcp_v4_destroy_sock`, for IPv6 too),
+//! where a close event waits when bytes are counted per call: the application may still
+//! read after CLOSE (see `crate::event::close::destroy`).
 
 pub(crate) mod fentry;
 pub(crate) mod kprobe;
@@ -11,7 +15,7 @@ use tracer_common::close::DIRECTION_UNKNOWN;
 
 use crate::maps::SOCKS;
 
-const MSG_PEEK: i32 = 2;
+use tracer_common::kernel::MSG_PEEK;
 
 /// `ret` bytes went through `sk` (`sent` or received); errors and peeks add nothing.
 #[inline(always)]

@@ -1,128 +1,26 @@
-//! Connect events: the logic shared by every hook family.
-//!
-//! An active open is followed from the moment the SYN goes out to the end of the handshake:
-//! - `start`: CLOSE -> SYN_SENT, called from `tcp_v{4,6}_connect` in the connecting task's
-//!   own context, so pid/comm/uid taken here are the caller's (state hook, any family).
-//! - `finish`: SYN_SENT -> ESTABLISHED (softirq: the current task is *not* the owner, so
-//!   the owner comes from `SOCKS`) or SYN_SENT -> CLOSE (refused, timed out, ...).
-//! - `enter` / `exit`: the `tcp_v{4,6}_connect` hooks (fentry/fexit or kprobe/kretprobe),
-//!   which add what the state change cannot see: a `connect()` that fails before any SYN
-//!   (no route, no free port), reported with the function's return value.
+//! The connect hook: `tcp_v{4,6}_connect` (fentry/fexit or kprobe/kretprobe), for what the
+//! state change cannot see: a `connect()` that fails before any SYN (no route, no free
+//! port), reported with the function's return value (`enter` / `exit`). Connects that
+//! reach the handshake are reported by the state hook (`crate::event::connect`).
 
 pub(crate) mod fentry;
 pub(crate) mod kprobe;
 
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 use tracer_common::{
-    addr::{Endpoints, AF_INET, AF_INET6},
-    close::DIRECTION_ACTIVE,
-    connect::{ConnectEvent, CONNECT_FAILED, CONNECT_OK},
+    addr::Endpoints,
+    connect::{ConnectEvent, CONNECT_FAILED},
     counters::Counter,
     event::{EventHeader, EventKind},
+    kernel::{AF_INET, AF_INET6},
 };
 
 use crate::{
     emit::{count, current_task, current_tid, header, now_ns, send, task_wanted},
     globals::filter,
-    maps::{CONNECT_ARGS, SOCKS},
+    maps::{ConnectArgs, CONNECT_ARGS, SOCKS},
     sock,
-    socks::SockInfo,
 };
-
-/// `tcp_v{4,6}_connect(struct sock *sk, struct sockaddr *uaddr, int addr_len)` arguments.
-#[derive(Clone, Copy)]
-#[repr(C)]
-pub(crate) struct ConnectArgs {
-    pub(crate) sk: u64,
-    pub(crate) uaddr: u64,
-}
-
-/// CLOSE -> SYN_SENT, in the caller's context: the connection's owner is the current task.
-#[inline(always)]
-pub(crate) fn start(sk: u64, now: u64) {
-    let task = current_task();
-    // Either way an entry left from an earlier connection on the same socket address is
-    // replaced (and if its CLOSE was never seen, counted: see `socks::put`); a close event
-    // still waiting in it goes first.
-    if crate::globals::config().count_calls != 0 {
-        crate::close::send_waiting(sk, false);
-    }
-    let wanted = task_wanted(&task);
-    if !wanted {
-        // Marked rather than left out: every later event of the socket is dropped too.
-        count(Counter::Filtered);
-    }
-    let stored = crate::socks::put(sk, DIRECTION_ACTIVE, now, |info| {
-        info.task = task;
-        info.filtered_out = u8::from(!wanted);
-        if wanted {
-            info.syn_sent_ns = now;
-        }
-        info.last_state = crate::state::TCP_SYN_SENT as u8;
-    });
-    if !stored {
-        crate::socks::forget(sk);
-        count(Counter::MapError);
-    }
-}
-
-/// SYN_SENT -> ESTABLISHED (`failed == false`) or SYN_SENT -> CLOSE. Returns false when a
-/// failure is left for the exit hook to report (it knows the real errno).
-#[inline(never)]
-pub(crate) fn finish<A: sock::Access>(sk: u64, info: &SockInfo, failed: bool, now: u64) -> bool {
-    if info.syn_sent_ns == 0 {
-        return true; // not started under tcptrace, or filtered out at start
-    }
-    let errno = if failed {
-        let err = sock::err::<A>(sk).unwrap_or(0);
-        // No error on the socket and the connect call still running on this thread: the
-        // failure is connect()'s own (e.g. no free local port); the exit hook reports it
-        // with the real return value.
-        if err == 0 && CONNECT_ARGS.get_ptr(&current_tid()).is_some() {
-            return false;
-        }
-        err as u32
-    } else {
-        0
-    };
-    if !crate::globals::wants(EventKind::Connect) {
-        return true;
-    }
-    let latency_ns = now.saturating_sub(info.syn_sent_ns);
-    let filter = filter();
-    if !filter.connect_matches(failed, latency_ns)
-        || !filter.owner_matches(info.task.pid, info.task.uid, &info.task.comm)
-    {
-        count(Counter::Filtered);
-        return true;
-    }
-    // Written straight into the ring buffer: this runs below `on_change`, and a copy of
-    // the event on the stack would not fit the 512 bytes older verifiers allow a chain.
-    let Some(mut entry) = crate::maps::EVENTS.reserve::<ConnectEvent>(0) else {
-        count(Counter::RingbufFull);
-        return true;
-    };
-    let e = entry.as_mut_ptr();
-    // SAFETY: `e` points at the reserved ConnectEvent; every field is written below before
-    // submit, or the entry is discarded.
-    unsafe {
-        if !crate::emit::endpoints_wanted::<A>(sk, &mut (*e).endpoints) {
-            entry.discard(0);
-            return true;
-        }
-        crate::emit::fill_header::<A>(&mut (*e).header, EventKind::Connect, &info.task, now, sk);
-        (*e).latency_ns = latency_ns;
-        (*e).result = if failed { CONNECT_FAILED } else { CONNECT_OK };
-        (*e).errno = errno;
-        // Every SYN resent counts in `total_retrans`, and nothing else can have been yet
-        // (tcp_done() and the handshake's end leave it as it is).
-        let resent = sock::tcp_sock::<A>(sk).and_then(sock::total_retrans::<A>).unwrap_or(0);
-        (*e).syns_sent = resent.saturating_add(1);
-        (*e)._pad = 0;
-    }
-    entry.submit(0);
-    true
-}
 
 #[inline(always)]
 fn send_connect(

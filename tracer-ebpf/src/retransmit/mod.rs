@@ -72,7 +72,7 @@ pub(crate) fn on_synack_retransmit<A: Access>(req: u64) {
         send(|e: *mut RetransmitEvent| unsafe {
             (*e).header = header;
             (*e).endpoints = endpoints;
-            (*e).state = crate::state::TCP_SYN_RECV as u8;
+            (*e).state = tracer_common::kernel::TCP_SYN_RECV as u8;
             (*e).tail_loss_probe = 0;
             (*e)._pad = [0; 2];
             (*e).total_retrans = u32::from(resent_before) + 1;

@@ -14,18 +14,14 @@ use tracer_common::{
 };
 
 use crate::{
-    close, connect,
     emit::{count, now_ns},
+    event::{close, connect},
     maps::{STATE_BUSY, STATE_COUNTS},
     sock::{self, Access},
     socks,
 };
 
-// `TCP_*` states: shared with user space and the tests.
-pub(crate) use tracer_common::tcp::{
-    TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2,
-    TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT,
-};
+use tracer_common::kernel::{TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT};
 
 /// The body of the two state programs of a pair: `owner_side` is true for the one that
 /// takes changes made with the socket owned by a task (process context: connect, close,

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// IPPROTO_TCP: the tracepoint also fires for other inet protocols (DCCP, SCTP, MPTCP).
-const IPPROTO_TCP: u16 = 6;
+const IPPROTO_TCP: u16 = tracer_common::kernel::IPPROTO_TCP as u16;
 
 #[tracepoint]
 pub(crate) fn tt_state_tp(ctx: TracePointContext) -> u32 {

@@ -2,11 +2,7 @@
 //! moment the connection really ends: after the last FIN is acked or a reset), so the
 //! socket's byte counts are final. With per-call counting the application may still read
 //! what arrived before CLOSE, so the event waits for the socket's destruction instead
-//! (`destroy`, attached with the bytes hook), when no call can touch it any more.
-
-pub(crate) mod fentry;
-pub(crate) mod kprobe;
-pub(crate) mod tracepoint;
+//! (`destroy`, called by the bytes hook's destroy programs), when no call can touch it any more.
 
 use tracer_common::{
     close::{
@@ -23,13 +19,13 @@ use crate::{
     maps::EVENTS,
     sock::{self, Access},
     socks::SockInfo,
-    state::{
-        TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
-    },
 };
 
+use tracer_common::kernel::{
+    TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
+};
 // errno values a reset from the peer leaves on the socket (tcp_reset()).
-use tracer_common::tcp::{ECONNRESET, EPIPE};
+use tracer_common::kernel::{ECONNRESET, EPIPE};
 
 /// The state hook saw `sk` reach CLOSE from `old`. Returns true when the entry must stay
 /// for `destroy` to emit the event.
