@@ -43,7 +43,7 @@ fn key(call: Call) -> u64 {
 /// took its key; either way what that return would have counted is lost:
 /// counted as `Counter::ReturnUnseen` when that call was on a connection tcptrace reports,
 /// then replaced. Only a thread that calls again shows it: a missed last call of a thread,
-/// or one found after its connection was closed, goes uncounted (README says so).
+/// or one found after its connection was closed, goes uncounted (docs/accuracy.md says so).
 #[inline(always)]
 pub(crate) fn save(call: Call, sk: u64) {
     let k = key(call);

@@ -9,7 +9,7 @@
 //! only where tcptrace cannot read it). A pool of threads asleep in accept() would lose
 //! its accepts silently. An entry probe holds nothing. Other families (unix, vsock, ...)
 //! graft too: `on_accept` keeps TCP only. An MPTCP subflow is joined to its file without
-//! this hook, so it gets no owner here (README). Kernels built without
+//! this hook, so it gets no owner here (docs/hooks.md). Kernels built without
 //! `CONFIG_SECURITY_NETWORK` have no such function: then the tracepoint family takes the
 //! hook.
 
