@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 mod cli;
+mod config;
 mod decode;
 mod drops;
 mod end;
@@ -21,7 +22,9 @@ mod printer;
 mod privileges;
 mod run;
 mod serve;
+mod session;
 mod source;
+mod summary;
 mod top;
 
 use std::process::ExitCode;

@@ -12,19 +12,21 @@
 use std::{
     collections::HashMap,
     io::{self, IsTerminal, Write},
-    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
-use aya::maps::{HashMap as BpfHashMap, MapData, RingBuf};
+use aya::maps::{HashMap as BpfHashMap, MapData};
 use tracer_common::{conn::SockInfo, event::kind_bit, event::EventKind, filter::Config};
 
 use crate::{
     cli::{Cli, SortKey, TopArgs},
-    decode::{self, decode, Clock},
+    config::Settings,
+    decode,
     event::{Detail, Endpoints, Owner},
     printer::units,
+    session::{Flow, Session, Sink, SoFar},
+    summary::{Losses, Tally},
 };
 
 /// One connection's line for one interval.
@@ -110,7 +112,7 @@ impl Tracker {
     }
 }
 
-fn sort(rows: &mut [Row], key: SortKey) {
+fn sort_rows(rows: &mut [Row], key: SortKey) {
     let total_rate = |r: &Row| r.tx_rate + r.rx_rate;
     match key {
         SortKey::Rate => rows.sort_by(|a, b| total_rate(b).total_cmp(&total_rate(a))),
@@ -132,23 +134,34 @@ fn matches(row: &Row, needle: &str) -> bool {
         || row.endpoints.rport.to_string() == needle
 }
 
-/// Set by the stop signals (`source::STOP_SIGNALS`).
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-/// The kernel side of the view: `SOCKS` to read and the close events.
-struct Source {
+/// `top`'s sink: the close and reset events, and a reading of `SOCKS` every interval,
+/// shown on the terminal or printed as batch snapshots.
+struct TopSink {
+    /// What tcptrace knows of each connection, read every interval.
     socks: BpfHashMap<MapData, u64, SockInfo>,
-    ring: RingBuf<MapData>,
-    clock: Clock,
-    losses: crate::source::LossCounters,
-    /// Records in the ring buffer that did not decode.
-    undecodable: u64,
     /// Resets sent or received, by socket (see `Event::sock`), until its row shows closed.
     resets: HashMap<u64, u32>,
+    /// Close events since the last reading.
+    closed: Vec<Counts>,
+    tracker: Tracker,
+    interval: Duration,
+    sort: SortKey,
+    /// `-n`: readings to show, and how many have been.
+    iterations: Option<u64>,
+    readings: u64,
+    /// When the next reading is due: the first after one interval, as top does (a rate
+    /// needs two readings).
+    next: Instant,
+    /// Events lost so far, as the last tick said.
+    lost: u64,
+    view: View,
+}
+
+enum View {
+    /// One snapshot per interval, like `top -b`.
+    Batch(io::BufWriter<io::Stdout>),
+    /// The full-screen table; the terminal taken at the first tick (after `-v`'s lines).
+    Screen(Option<Screen>),
 }
 
 /// The most sockets whose resets are kept at once: resets of sockets the view never shows
@@ -169,7 +182,38 @@ struct Counts {
     age: Option<Duration>,
 }
 
-impl Source {
+pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
+    let config = Config {
+        events: kind_bit(EventKind::Close) | kind_bit(EventKind::Reset),
+        count_calls: 1,
+        live: 1,
+        count_states: 0,
+    };
+    let settings = Settings::new(cli, config)?;
+    let mut session = Session::load(&settings)?;
+    let socks = session.tracer.ebpf.take_map("SOCKS").context("SOCKS map missing")?;
+    let view = if io::stdout().is_terminal() && !args.batch {
+        View::Screen(None)
+    } else {
+        View::Batch(io::BufWriter::new(io::stdout()))
+    };
+    let mut sink = TopSink {
+        socks: BpfHashMap::try_from(socks)?,
+        resets: HashMap::new(),
+        closed: Vec::new(),
+        tracker: Tracker::new(),
+        interval: args.interval,
+        sort: args.sort,
+        iterations: args.iterations,
+        readings: 0,
+        next: Instant::now() + args.interval,
+        lost: 0,
+        view,
+    };
+    session.run(&mut sink)
+}
+
+impl TopSink {
     fn live(&self) -> Vec<Counts> {
         let now_ns = decode::monotonic_now_ns();
         self.socks
@@ -194,210 +238,207 @@ impl Source {
             .collect()
     }
 
-    /// Close events waiting in the ring buffer.
-    fn closed(&mut self) -> Vec<Counts> {
-        let mut out = Vec::new();
-        while let Some(item) = self.ring.next() {
-            match decode(&item, self.clock) {
-                Ok(e) => {
-                    if matches!(e.detail, Detail::Reset { .. }) && e.sock != 0 {
-                        if self.resets.len() >= RESETS_KEPT {
-                            self.resets.clear();
-                        }
-                        *self.resets.entry(e.sock).or_insert(0) += 1;
-                    }
-                    if let Detail::Close(c) = e.detail {
-                        out.push(Counts {
-                            sock: e.sock,
-                            owner: e.owner,
-                            endpoints: e.endpoints,
-                            tx: c.bytes_sent,
-                            rx: c.bytes_received,
-                            retrans: c.total_retrans,
-                            srtt_us: c.srtt_us,
-                            age: c.lifetime,
-                        });
-                    }
+    /// This interval's rows, when a reading is due.
+    fn reading(&mut self) -> Option<Vec<Row>> {
+        if Instant::now() < self.next {
+            return None;
+        }
+        self.next = Instant::now() + self.interval;
+        self.readings += 1;
+        let live = self.live();
+        Some(self.tracker.rows(&live, std::mem::take(&mut self.closed), &mut self.resets))
+    }
+
+    /// Whether `-n` readings have been shown.
+    fn shown_all(&self) -> bool {
+        self.iterations.is_some_and(|n| self.readings >= n)
+    }
+}
+
+impl Sink for TopSink {
+    fn event(&mut self, e: &crate::event::Event) -> Result<Flow> {
+        if matches!(e.detail, Detail::Reset { .. }) && e.sock != 0 {
+            if self.resets.len() >= RESETS_KEPT {
+                self.resets.clear();
+            }
+            *self.resets.entry(e.sock).or_insert(0) += 1;
+        }
+        if let Detail::Close(c) = &e.detail {
+            self.closed.push(Counts {
+                sock: e.sock,
+                owner: e.owner.clone(),
+                endpoints: e.endpoints,
+                tx: c.bytes_sent,
+                rx: c.bytes_received,
+                retrans: c.total_retrans,
+                srtt_us: c.srtt_us,
+                age: c.lifetime,
+            });
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Often enough for keys to feel immediate; a reading only every interval.
+    fn tick_every(&self) -> Duration {
+        Duration::from_millis(50)
+    }
+
+    fn tick(&mut self, so_far: &SoFar) -> Result<Flow> {
+        // A lost close takes its connection's last counts with it.
+        self.lost = so_far.lost();
+        let lost = self.lost;
+        let sort = self.sort;
+        let rows = self.reading();
+        let shown_all = self.shown_all();
+        match &mut self.view {
+            View::Batch(out) => {
+                if let Some(mut rows) = rows {
+                    sort_rows(&mut rows, sort);
+                    snapshot(out, &rows, lost).context("writing the snapshots to stdout")?;
                 }
-                Err(_) => self.undecodable += 1,
+                Ok(if shown_all { Flow::Stop } else { Flow::Continue })
+            }
+            View::Screen(screen) => {
+                let screen = match screen {
+                    Some(screen) => screen,
+                    None => screen.insert(Screen::enter(sort)?),
+                };
+                if let Some(rows) = rows {
+                    screen.rows = rows;
+                }
+                if screen.keys()? == Flow::Stop {
+                    return Ok(Flow::Stop);
+                }
+                screen.draw(lost)?;
+                // `-n`: the view ends once the last reading has been drawn.
+                Ok(if shown_all { Flow::Stop } else { Flow::Continue })
             }
         }
-        out
     }
 
-    /// Events lost so far (a lost close takes its connection's last counts with it).
-    fn lost(&self) -> u64 {
-        crate::run::losses(&self.losses).lost() + self.undecodable
-    }
-}
-
-pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
-    let config = Config {
-        events: kind_bit(EventKind::Close) | kind_bit(EventKind::Reset),
-        count_calls: 1,
-        live: 1,
-        count_states: 0,
-    };
-    // Before the programs load, as the trace's (see `StopSignals`): a stop signal sent in
-    // the first moments ends the view at its first look.
-    let handler: extern "C" fn(libc::c_int) = on_signal;
-    for number in crate::source::STOP_SIGNALS {
-        // SAFETY: installing a handler that only stores to an atomic.
-        unsafe { libc::signal(number, handler as libc::sighandler_t) };
-    }
-    let mut tracer = crate::run::load(cli, config)?;
-    let losses = crate::source::LossCounters::new(&mut tracer)?;
-    let socks = tracer.ebpf.take_map("SOCKS").context("SOCKS map missing")?;
-    let ring = tracer.ebpf.take_map("EVENTS").context("EVENTS map missing")?;
-    let mut source = Source {
-        socks: BpfHashMap::try_from(socks)?,
-        ring: RingBuf::try_from(ring)?,
-        clock: Clock::now(),
-        losses,
-        undecodable: 0,
-        resets: HashMap::new(),
-    };
-    if cli.verbose {
-        say!("tcptrace: tracing; Ctrl-C to stop");
-    }
-    let end = cli.duration.map(|d| Instant::now() + d);
-    let result = if io::stdout().is_terminal() && !args.batch {
-        interactive(&mut source, args, end)
-    } else {
-        batch(&mut source, args, end).context("writing the snapshots to stdout")
-    };
-    // Said last, after the terminal is back: what the view could not show.
-    tracer.stop_hooks();
-    let end = crate::run::final_losses(&source.losses);
-    say!("tcptrace: {}{}", end.describe(), crate::run::undecodable_note(source.undecodable));
-    result
-}
-
-/// Whether to end the view: a signal, or `-d`'s time is up.
-fn should_stop(end: Option<Instant>) -> bool {
-    STOP.load(Ordering::Relaxed) || end.is_some_and(|end| Instant::now() >= end)
-}
-
-/// Sleeps until `deadline` in short steps, collecting close events; false when told to stop.
-fn wait_until(
-    deadline: Instant,
-    end: Option<Instant>,
-    source: &mut Source,
-    closed: &mut Vec<Counts>,
-) -> bool {
-    while Instant::now() < deadline {
-        if should_stop(end) {
-            return false;
+    fn finish(&mut self) -> Result<()> {
+        // The terminal back before the summary is said.
+        if let View::Screen(screen) = &mut self.view {
+            screen.take();
         }
-        closed.extend(source.closed());
-        std::thread::sleep(
-            Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())),
-        );
+        Ok(())
     }
-    closed.extend(source.closed());
-    true
-}
 
-fn batch(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Result<()> {
-    let mut tracker = Tracker::new();
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    let mut closed = Vec::new();
-    let mut next = Instant::now() + args.interval;
-    for _ in 0..args.iterations.unwrap_or(u64::MAX) {
-        if !wait_until(next, end, source, &mut closed) {
-            break;
-        }
-        next += args.interval;
-        let live = source.live();
-        let mut rows = tracker.rows(&live, std::mem::take(&mut closed), &mut source.resets);
-        sort(&mut rows, args.sort);
-        let time = jiff::Zoned::now().strftime("%H:%M:%S");
-        writeln!(out, "{time} connections {} lost {}", rows.len(), source.lost())?;
-        writeln!(out, "PID COMM LADDR LPORT RADDR RPORT TX_BPS RX_BPS TX_BYTES RX_BYTES RETRANS RESETS SRTT_US AGE_MS STATE")?;
-        for r in &rows {
-            let (pid, comm) = if r.owner.known() {
-                (r.owner.pid.to_string(), crate::printer::column_safe(&r.owner.comm))
-            } else {
-                ("-".into(), "-".into())
-            };
-            writeln!(
-                out,
-                "{pid} {comm} {} {} {} {} {:.0} {:.0} {} {} {} {} {} {} {}",
-                r.endpoints.laddr,
-                r.endpoints.lport,
-                r.endpoints.raddr,
-                r.endpoints.rport,
-                r.tx_rate,
-                r.rx_rate,
-                r.tx_total,
-                r.rx_total,
-                r.retrans,
-                r.resets,
-                r.srtt_us,
-                r.age.as_millis(),
-                if r.closed { "closed" } else { "open" }
-            )?;
-        }
-        writeln!(out)?;
-        out.flush()?;
-    }
-    Ok(())
-}
+    const SUMMARY_AFTER_FAILURE: bool = true;
 
-/// Puts the terminal back however the view ends.
-struct TerminalGuard;
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        let _ = crossterm::terminal::disable_raw_mode();
-        let _ = crossterm::execute!(
-            io::stdout(),
-            crossterm::terminal::LeaveAlternateScreen,
-            crossterm::cursor::Show
-        );
+    /// What the view could not show.
+    fn summary(&self, tally: &Tally, end: &Losses) -> String {
+        format!(
+            "tcptrace: {}{}",
+            end.describe(),
+            crate::summary::undecodable_note(tally.undecodable)
+        )
     }
 }
 
-fn interactive(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Result<()> {
-    use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
-    use ratatui::{
-        layout::Constraint,
-        style::{Modifier, Style},
-        widgets::{Block, Cell, Paragraph, Row as TableRow, Table},
-    };
+/// One batch snapshot.
+fn snapshot(out: &mut impl Write, rows: &[Row], lost: u64) -> io::Result<()> {
+    let time = jiff::Zoned::now().strftime("%H:%M:%S");
+    writeln!(out, "{time} connections {} lost {lost}", rows.len())?;
+    writeln!(out, "PID COMM LADDR LPORT RADDR RPORT TX_BPS RX_BPS TX_BYTES RX_BYTES RETRANS RESETS SRTT_US AGE_MS STATE")?;
+    for r in rows {
+        let (pid, comm) = if r.owner.known() {
+            (r.owner.pid.to_string(), crate::printer::column_safe(&r.owner.comm))
+        } else {
+            ("-".into(), "-".into())
+        };
+        writeln!(
+            out,
+            "{pid} {comm} {} {} {} {} {:.0} {:.0} {} {} {} {} {} {} {}",
+            r.endpoints.laddr,
+            r.endpoints.lport,
+            r.endpoints.raddr,
+            r.endpoints.rport,
+            r.tx_rate,
+            r.rx_rate,
+            r.tx_total,
+            r.rx_total,
+            r.retrans,
+            r.resets,
+            r.srtt_us,
+            r.age.as_millis(),
+            if r.closed { "closed" } else { "open" }
+        )?;
+    }
+    writeln!(out)?;
+    out.flush()
+}
 
-    crossterm::terminal::enable_raw_mode()?;
-    let _guard = TerminalGuard;
-    crossterm::execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
-    let mut terminal =
-        ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(io::stdout()))?;
-    let mut tracker = Tracker::new();
-    let mut sort_key = args.sort;
-    let mut filter = String::new();
-    let mut typing = false;
-    let mut rows: Vec<Row> = Vec::new();
-    let mut closed = Vec::new();
-    let mut lost = 0;
-    // The first reading after one interval, as top does: a rate needs two readings.
-    let mut next = Instant::now() + args.interval;
-    // `-n`: readings shown so far; the view ends once the last one has been drawn.
-    let mut readings = 0;
-    let mut last_drawn = false;
-    loop {
-        if should_stop(end) || last_drawn {
-            return Ok(());
+/// The full-screen view: the terminal in raw mode on the alternate screen while it lives.
+struct Screen {
+    terminal: ratatui::Terminal<ratatui::backend::CrosstermBackend<io::Stdout>>,
+    rows: Vec<Row>,
+    sort: SortKey,
+    filter: String,
+    typing: bool,
+}
+
+impl Screen {
+    fn enter(sort: SortKey) -> Result<Self> {
+        crossterm::terminal::enable_raw_mode()?;
+        crossterm::execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+        let terminal =
+            ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(io::stdout()))?;
+        Ok(Self { terminal, rows: Vec::new(), sort, filter: String::new(), typing: false })
+    }
+
+    /// The keys pressed since the last look: `Flow::Stop` for q, Esc or Ctrl-C.
+    fn keys(&mut self) -> Result<Flow> {
+        use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+        while event::poll(Duration::ZERO)? {
+            let Event::Key(key) = event::read()? else { continue };
+            if key.kind != KeyEventKind::Press {
+                continue;
+            }
+            // Raw mode turns Ctrl-C into a key press rather than SIGINT.
+            if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+                return Ok(Flow::Stop);
+            }
+            if self.typing {
+                match key.code {
+                    KeyCode::Enter => self.typing = false,
+                    KeyCode::Esc => {
+                        self.typing = false;
+                        self.filter.clear();
+                    }
+                    KeyCode::Backspace => {
+                        self.filter.pop();
+                    }
+                    KeyCode::Char(c) => self.filter.push(c),
+                    _ => {}
+                }
+                continue;
+            }
+            match key.code {
+                KeyCode::Char('q') | KeyCode::Esc => return Ok(Flow::Stop),
+                KeyCode::Char('s') => self.sort = self.sort.next(),
+                KeyCode::Char('/') => {
+                    self.typing = true;
+                    self.filter.clear();
+                }
+                _ => {}
+            }
         }
-        closed.extend(source.closed());
-        if Instant::now() >= next {
-            let live = source.live();
-            rows = tracker.rows(&live, std::mem::take(&mut closed), &mut source.resets);
-            lost = source.lost();
-            next = Instant::now() + args.interval;
-            readings += 1;
-            last_drawn = args.iterations.is_some_and(|n| readings >= n);
-        }
-        let mut shown: Vec<Row> = rows.iter().filter(|r| matches(r, &filter)).cloned().collect();
-        sort(&mut shown, sort_key);
+        Ok(Flow::Continue)
+    }
+
+    fn draw(&mut self, lost: u64) -> Result<()> {
+        use ratatui::{
+            layout::Constraint,
+            style::{Modifier, Style},
+            widgets::{Block, Cell, Paragraph, Row as TableRow, Table},
+        };
+        let (filter, typing) = (&self.filter, self.typing);
+        let sort_key = self.sort;
+        let mut shown: Vec<Row> =
+            self.rows.iter().filter(|r| matches(r, filter)).cloned().collect();
+        sort_rows(&mut shown, sort_key);
+        let terminal = &mut self.terminal;
         terminal.draw(|frame| {
             let status = format!(
                 " tcptrace top: {} connections{}, sorted by {} (s: next sort, /: filter{}, q: quit){}",
@@ -437,41 +478,19 @@ fn interactive(source: &mut Source, args: &TopArgs, end: Option<Instant>) -> Res
             frame.render_widget(Paragraph::new(status), top);
             frame.render_widget(Table::new(body, widths).header(header).block(Block::default()), rest);
         })?;
-        if event::poll(Duration::from_millis(100))? {
-            if let Event::Key(key) = event::read()? {
-                if key.kind != KeyEventKind::Press {
-                    continue;
-                }
-                // Raw mode turns Ctrl-C into a key press rather than SIGINT.
-                if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
-                    return Ok(());
-                }
-                if typing {
-                    match key.code {
-                        KeyCode::Enter => typing = false,
-                        KeyCode::Esc => {
-                            typing = false;
-                            filter.clear();
-                        }
-                        KeyCode::Backspace => {
-                            filter.pop();
-                        }
-                        KeyCode::Char(c) => filter.push(c),
-                        _ => {}
-                    }
-                    continue;
-                }
-                match key.code {
-                    KeyCode::Char('q') | KeyCode::Esc => return Ok(()),
-                    KeyCode::Char('s') => sort_key = sort_key.next(),
-                    KeyCode::Char('/') => {
-                        typing = true;
-                        filter.clear();
-                    }
-                    _ => {}
-                }
-            }
-        }
+        Ok(())
+    }
+}
+
+impl Drop for Screen {
+    /// Puts the terminal back however the view ends.
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+        let _ = crossterm::execute!(
+            io::stdout(),
+            crossterm::terminal::LeaveAlternateScreen,
+            crossterm::cursor::Show
+        );
     }
 }
 
@@ -577,9 +596,9 @@ mod tests {
             Vec::new(),
             &mut HashMap::new(),
         );
-        sort(&mut rows, SortKey::Total);
+        sort_rows(&mut rows, SortKey::Total);
         assert_eq!(rows.iter().map(|r| r.endpoints.lport).collect::<Vec<_>>(), [3, 2, 1]);
-        sort(&mut rows, SortKey::Tx);
+        sort_rows(&mut rows, SortKey::Tx);
         assert_eq!(rows[0].endpoints.lport, 2);
         assert!(
             matches(&rows[0], "")
