@@ -47,14 +47,17 @@ pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COU
 /// What tcptrace knows of each connection, keyed by `struct sock *`.
 /// Inserted: state hook at CLOSE -> SYN_SENT (active open, caller's context), at the first
 /// transition of a socket it has not seen (passive opens, connections older than tcptrace),
-/// and by the accept hook. Updated: state hook (times, who closed first), accept hook
-/// (owner), bytes hooks (per-call counts). Deleted: state hook at -> CLOSE, and the accept
-/// hook when the acceptor is filtered out. Read: every event, for the owner.
+/// by the accept hook, and by the bytes hook for a connection older than tcptrace (`top`).
+/// Updated: state hook (times, who closed first), accept hook (owner; marked filtered out
+/// when the acceptor is), bytes hooks (per-call counts). Deleted: state hook at -> CLOSE
+/// (or, with per-call counting, at the socket's destruction: `event::close::send_waiting`),
+/// the connect exit hook when connect() failed, and `event::connect::start` when the map
+/// refused the new entry. Read: every event, for the owner.
 /// LRU and sized by `--max-connections`: missed closes can never make it grow.
 #[map]
 pub(crate) static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entries(65_536, 0);
 
-/// Scratch space to build a new `SOCKS` value in (136 bytes the BPF stack cannot spare on
+/// Scratch space to build a new `SOCKS` value in (152 bytes the BPF stack cannot spare on
 /// the deepest call chains), one slot per nesting level: a softirq program can interrupt
 /// a process-context one halfway through building its value. Written and read by
 /// `socks::with_scratch`, on its own CPU.

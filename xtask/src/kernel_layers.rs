@@ -13,7 +13,7 @@ fn layers(main_rs: &str) -> BTreeMap<String, usize> {
     let mut layer = 0;
     for line in main_rs.lines().map_while(|l| l.strip_prefix("//!")) {
         let line = line.trim_start();
-        // "1. `maps`, `mem`, `skb`: ..." starts a layer; its modules come before the ':'.
+        // "1. `maps`, `mem`: ..." starts a layer; its modules come before the ':'.
         let Some((number, rest)) = line.split_once(". ") else { continue };
         if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
             continue;

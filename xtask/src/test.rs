@@ -1,7 +1,8 @@
 //! `cargo xtask test`: everything, in order: the eBPF object rebuilt from its sources (and,
 //! under CI, checked against the committed one); unit tests; the integration tests on the
-//! host kernel once per family that host supports; the same integration tests in Debian's
-//! 6.1 kernel under QEMU once per family.
+//! host kernel under `HOST_FAMILIES` (auto, and raw tracepoints: the families the 6.18
+//! development machines allow); the same integration tests in Debian's 6.1 kernel under
+//! QEMU once per family.
 
 use std::{
     path::{Path, PathBuf},
