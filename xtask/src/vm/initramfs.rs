@@ -22,6 +22,26 @@ fn copy_into(root: &Path, src: &Path, dest_rel: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Copies a binary without its debug info: a debug test binary is ~25 MB, most of it
+/// DWARF, and the VM unpacks every one into memory at boot. A panic still says where
+/// (its location is in the binary's data, not its debug info). A plain copy where
+/// `objcopy` fails.
+fn copy_stripped(root: &Path, src: &Path, dest_rel: &Path) -> Result<()> {
+    let dest = root.join(dest_rel.strip_prefix("/").unwrap_or(dest_rel));
+    std::fs::create_dir_all(dest.parent().context("no parent")?)?;
+    let stripped = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(src)
+        .arg(&dest)
+        .status()
+        .is_ok_and(|s| s.success());
+    if stripped {
+        Ok(())
+    } else {
+        copy_into(root, src, dest_rel)
+    }
+}
+
 /// Absolute paths of the shared libraries `binary` needs (and the dynamic loader).
 fn libraries(binary: &Path) -> Result<Vec<PathBuf>> {
     let out = Command::new("ldd").arg(binary).output().context("running ldd")?;
@@ -51,7 +71,7 @@ pub(crate) fn build(
     }
     copy_into(&root, Path::new("/bin/busybox"), Path::new("/bin/busybox"))?;
     for p in payloads {
-        copy_into(&root, &p.path, &Path::new("/tt").join(&p.name))?;
+        copy_stripped(&root, &p.path, &Path::new("/tt").join(&p.name))?;
         for lib in libraries(&p.path)? {
             copy_into(&root, &lib, &lib)?;
         }

@@ -88,6 +88,8 @@ fn first_failure_is_a_lockup(log: &[String]) -> Option<&str> {
 const BOOT_TIMEOUT: Duration = Duration::from_secs(50 * 60);
 
 /// `filter`: a test name filter for every test binary (checked to need no quoting).
+/// Each test's time is reported (libtest's `--report-time`, unstable, hence
+/// `RUSTC_BOOTSTRAP`): the VM is most of CI's time, and this says where it goes.
 fn init_script(runs: &[TestRun], filter: Option<&str>, modules: &[PathBuf]) -> String {
     let mut s = String::from(
         "#!/bin/busybox sh
@@ -112,7 +114,7 @@ echo TT-BOOTED $(uname -r)
     for (test, fam) in runs {
         s.push_str(&format!(
             "echo TT-START {test} {fam}\n\
-             TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft TT_IP=/tt/ip TT_PROMETHEUS=/tt/prometheus-server TT_IPERF3=/tt/iperf3 /tt/{test} --test-threads=1 {filter}\n\
+             TT_PROBE={fam} TT_EXPECT_AUTO=fentry TCPTRACE_BIN=/tt/tcptrace TT_NFT=/tt/nft TT_IP=/tt/ip TT_PROMETHEUS=/tt/prometheus-server TT_IPERF3=/tt/iperf3 RUSTC_BOOTSTRAP=1 /tt/{test} --test-threads=1 -Z unstable-options --report-time {filter}\n\
              echo TT-RESULT {test} {fam} rc=$?\n",
             filter = filter.unwrap_or_default()
         ));
