@@ -249,12 +249,7 @@ fn a_simultaneous_open_is_a_connect_like_any_other() {
         closes[0]
     );
     assert_eq!(done.events.len(), 2, "{:?}", done.events);
-    let tracked = done
-        .stderr
-        .iter()
-        .find_map(|l| l.strip_prefix("tcptrace: connections tracked at exit: "))
-        .unwrap_or_default();
-    assert!(tracked.starts_with("0 "), "{tracked:?} {:?}", done.stderr);
+    assert_eq!(common::tracked_at_exit(&done.stderr), 0, "{:?}", done.stderr);
 }
 
 /// An entry tcptrace kept for a freed socket (its CLOSE never seen: a hook run the kernel

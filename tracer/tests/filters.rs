@@ -38,21 +38,10 @@ fn assert_only(done: &Finished, kept: i32, rport: u16) {
     assert_eq!(connects[0]["rport"], rport);
     assert_eq!(done.events.len(), 1, "only the kept connect: {:?}", done.events);
     assert!(
-        filtered_count(done).is_some_and(|n| n > 0),
+        done.filtered().is_some_and(|n| n > 0),
         "the kernel filtered nothing: {:?}",
         done.stderr
     );
-}
-
-/// "filtered in the kernel N" from the summary line.
-fn filtered_count(done: &Finished) -> Option<u64> {
-    let line = done.stderr.iter().find(|l| l.contains("filtered in the kernel"))?;
-    line.rsplit("filtered in the kernel ")
-        .next()?
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
 }
 
 fn listener(bind: &str) -> (TcpListener, SocketAddr) {
@@ -325,7 +314,7 @@ fn cgroup_drops_what_a_process_outside_it_accepts() {
     assert_eq!(done.of("close", peer).len(), 1, "{:?}", done.events);
     assert_eq!(done.events.len(), 2, "only the peer's connect and close: {:?}", done.events);
     assert!(
-        filtered_count(&done).is_some_and(|n| n > 0),
+        done.filtered().is_some_and(|n| n > 0),
         "the kernel filtered nothing: {:?}",
         done.stderr
     );
@@ -493,7 +482,7 @@ fn netns_keeps_one_network_namespace_only() {
         assert_eq!(accepts[0]["lport"], inside_port, "{:?}", done.events);
         assert!(done.events.iter().all(|e| e["netns"] == netns), "{:?}", done.events);
         assert!(
-            filtered_count(&done).is_some_and(|n| n >= 2),
+            done.filtered().is_some_and(|n| n >= 2),
             "the outside connect and accept were not filtered: {:?}",
             done.stderr
         );

@@ -419,12 +419,8 @@ fn a_connection_reset_before_its_accept_leaves_nothing_tracked() {
     }
     let done = trace.stop();
     let me = std::process::id() as i32;
-    let tracked = done
-        .stderr
-        .iter()
-        .find_map(|l| l.strip_prefix("tcptrace: connections tracked at exit: "))
-        .unwrap_or_else(|| panic!("{:?}", done.stderr));
-    assert!(tracked.starts_with("0 "), "left tracked: {tracked} {:?}", done.events);
+    let tracked = common::tracked_at_exit(&done.stderr);
+    assert_eq!(tracked, 0, "left tracked: {:?} {:?}", done.stderr, done.events);
     let connect = only(done.of("connect", me), "the connect");
     assert_eq!(connect["rport"], port);
     let client_port = connect["lport"].as_u64().expect("lport");
@@ -746,13 +742,7 @@ fn load_of_20000_connections_loses_nothing_and_leaks_nothing() {
     // nothing is lost silently.
     let summary = done.summary();
     let lost = done.lost();
-    let tracked: usize = done
-        .stderr
-        .iter()
-        .find_map(|l| l.strip_prefix("tcptrace: connections tracked at exit: "))
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no tracked count: {:?}", done.stderr));
+    let tracked = common::tracked_at_exit(&done.stderr);
     let total = CLIENTS * PER_CLIENT;
     // Ports are reused over 20,000 connections: pair connects and closes as multisets of
     // (pid, local port).
@@ -935,12 +925,7 @@ fn ctrl_c_is_heard_while_the_output_reader_lags_behind() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
         .collect();
-    let counted: usize = summary
-        .split(" events")
-        .next()
-        .and_then(|n| n.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("an event count");
+    let counted = common::events_in(summary);
     assert_eq!(events.len(), counted, "every event counted is printed: {summary}");
     assert!(
         events.iter().all(|e| e["pid"].is_null() || e["pid"] == churn),

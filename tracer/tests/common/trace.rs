@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{
     assert_calls_mode_refused, calls_mode_available, capabilities::bound_capabilities, expect_auto,
-    probe, summary::summary_in, START_TIMEOUT,
+    probe, START_TIMEOUT,
 };
 
 /// The tcptrace binary under test.
@@ -83,25 +83,6 @@ impl Finished {
         self.events.iter().filter(|e| e["type"] == kind && e["pid"] == pid).collect()
     }
 
-    /// tcptrace's summary line on stderr (`N events (...); lost N (...); ...`).
-    pub fn summary(&self) -> &str {
-        summary_in(&self.stderr)
-    }
-
-    /// The events tcptrace said it lost, from its summary on stderr (`; lost N (...)`):
-    /// what it counted and reported, hook runs the kernel skipped among them.
-    pub fn lost(&self) -> usize {
-        let summary = self.summary();
-        summary
-            .split("; lost ")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no loss count in {summary}"))
-    }
-}
-
-impl Finished {
     /// Events of one type on the connection whose local port is `lport`.
     pub fn on_port(&self, kind: &str, lport: u16) -> Vec<&Value> {
         self.events.iter().filter(|e| e["type"] == kind && e["lport"] == lport).collect()
