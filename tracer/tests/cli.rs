@@ -193,7 +193,7 @@ fn trace_connects(format: &str, args: &[&str], n: usize) -> ConnectRun {
     let (listener, port) = listener_and_port();
     let mut all = args.to_vec();
     all.extend(["-e", "connect", "--port", &port]);
-    let trace = Trace::start_as(format, &all);
+    let trace = Trace::new(&all).format(format).start();
     let pids = connects(&listener, n);
     let (code, out, stderr) = trace.wait_for_exit();
     assert_eq!(code, Some(0), "{stderr:?}");
@@ -304,7 +304,7 @@ fn csv_has_a_header_row_unless_told_not_to() {
 fn a_reader_that_goes_away_ends_tcptrace_quietly() {
     let _serial = serial();
     let (listener, port) = listener_and_port();
-    let mut trace = Trace::start_as("plain", &["-e", "connect", "--port", &port]);
+    let mut trace = Trace::new(&["-e", "connect", "--port", &port]).format("plain").start();
     let mut reader = std::io::BufReader::new(trace.take_stdout());
     let mut header = String::new();
     reader.read_line(&mut header).expect("read the header");
@@ -321,7 +321,7 @@ fn a_reader_that_goes_away_ends_tcptrace_quietly() {
     );
 
     // On a quiet machine no write fails: tcptrace notices the reader's end by itself.
-    let mut trace = Trace::start_as("plain", &["-e", "connect", "--port", &port]);
+    let mut trace = Trace::new(&["-e", "connect", "--port", &port]).format("plain").start();
     let mut reader = std::io::BufReader::new(trace.take_stdout());
     let mut header = String::new();
     reader.read_line(&mut header).expect("read the header");
@@ -377,20 +377,19 @@ fn relative_times_count_from_the_start() {
 fn table_output_sizes_and_sigterm() {
     let _serial = serial();
     let (listener, port) = listener_and_port();
-    let mut trace = Trace::start_as(
-        "table",
-        &[
-            "-t",
-            "--max-connections",
-            "2048",
-            "--ring-buffer",
-            "64K",
-            "-e",
-            "connect",
-            "--port",
-            &port,
-        ],
-    );
+    let mut trace = Trace::new(&[
+        "-t",
+        "--max-connections",
+        "2048",
+        "--ring-buffer",
+        "64K",
+        "-e",
+        "connect",
+        "--port",
+        &port,
+    ])
+    .format("table")
+    .start();
     let mut reader = std::io::BufReader::new(trace.take_stdout());
     let pids = connects(&listener, 1);
     let mut header = String::new();
@@ -417,7 +416,7 @@ fn table_output_sizes_and_sigterm() {
 fn sighup_ends_a_trace_cleanly() {
     let _serial = serial();
     let (listener, port) = listener_and_port();
-    let trace = Trace::start(&["-e", "connect", "--port", &port]);
+    let trace = Trace::new(&["-e", "connect", "--port", &port]).start();
     let pids = connects(&listener, 1);
     // The event is in the ring buffer or already read; either way it must come out.
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -446,7 +445,7 @@ fn ring_buffer_size_follows_the_events_unless_given() {
         (&["-e", "close,state", "--ring-buffer", "64K"], 64 << 10, "tcptrace: ring buffer 64 KiB"),
     ];
     for (args, bytes, said) in cases {
-        let trace = Trace::start(args);
+        let trace = Trace::new(args).start();
         assert_eq!(trace.ring_buffer_sizes(), vec![*bytes], "{args:?}");
         let done = trace.stop();
         assert!(done.stderr.iter().any(|l| l == said), "{args:?}: {:?}", done.stderr);

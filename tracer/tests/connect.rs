@@ -20,7 +20,7 @@ fn assert_one_connect(bind: &str, comm: &'static std::ffi::CStr, ip: u64) {
     let _serial = serial();
     let listener = TcpListener::bind(bind).expect("bind listener");
     let server = listener.local_addr().expect("local addr");
-    let trace = Trace::start(&[]);
+    let trace = Trace::new(&[]).start();
     let peer = Peer::connector(setup(comm), server);
     let pid = peer.pid;
     assert_eq!(peer.go_and_wait(), 0, "peer's connect failed");
@@ -59,7 +59,7 @@ fn connect_to_a_closed_port_is_one_failed_event_with_econnrefused() {
     let _serial = serial();
     let closed = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     // The listener is dropped: nothing listens on `closed` now.
-    let trace = Trace::start(&[]);
+    let trace = Trace::new(&[]).start();
     let peer = Peer::connector(setup(c"tt-refused"), closed);
     let pid = peer.pid;
     assert_eq!(peer.go_and_wait(), libc::ECONNREFUSED);
@@ -84,7 +84,7 @@ fn connect_to_a_closed_port_is_one_failed_event_with_econnrefused() {
 #[test]
 fn connect_failing_before_the_syn_is_seen_by_the_connect_hook() {
     let _serial = serial();
-    let trace = Trace::start(&[]);
+    let trace = Trace::new(&[]).start();
     let peer = Peer::connector(
         PeerSetup { comm: c"tt-noroute", uid: PEER_UID, empty_netns: true },
         "127.0.0.1:9".parse().expect("addr"),
@@ -117,7 +117,7 @@ fn pid_filter_keeps_that_process_and_drops_another() {
     let wanted = Peer::connector(setup(c"tt-wanted"), server);
     let other = Peer::connector(setup(c"tt-other"), server);
     let (wanted_pid, other_pid) = (wanted.pid, other.pid);
-    let trace = Trace::start(&["--pid", &wanted_pid.to_string()]);
+    let trace = Trace::new(&["--pid", &wanted_pid.to_string()]).start();
     assert_eq!(other.go_and_wait(), 0);
     assert_eq!(wanted.go_and_wait(), 0);
     let done = trace.stop();
@@ -137,7 +137,7 @@ fn port_filter_keeps_that_port_and_drops_another() {
     let kept = TcpListener::bind("127.0.0.1:0").expect("bind");
     let dropped = TcpListener::bind("127.0.0.1:0").expect("bind");
     let kept_addr: SocketAddr = kept.local_addr().expect("addr");
-    let trace = Trace::start(&["--port", &kept_addr.port().to_string()]);
+    let trace = Trace::new(&["--port", &kept_addr.port().to_string()]).start();
     let to_kept = Peer::connector(setup(c"tt-port-kept"), kept_addr);
     let to_dropped = Peer::connector(setup(c"tt-port-drop"), dropped.local_addr().expect("addr"));
     let (kept_pid, dropped_pid) = (to_kept.pid, to_dropped.pid);
@@ -162,7 +162,7 @@ fn port_filter_keeps_that_port_and_drops_another() {
 #[test]
 fn auto_mode_picks_the_expected_family_and_says_so() {
     let _serial = serial();
-    let done = Trace::start_with_probe("auto", &[]).stop();
+    let done = Trace::new(&[]).probe("auto").start().stop();
     let want = format!("tcptrace: hook connect: {} [", expect_auto());
     assert!(done.stderr.iter().any(|l| l.starts_with(&want)), "want {want:?} in {:?}", done.stderr);
     let want = format!("tcptrace: hook state: {} [", expect_auto());
@@ -218,7 +218,7 @@ fn a_simultaneous_open_is_a_connect_like_any_other() {
     let _serial = serial();
     // A free port, released again: nothing listens there.
     let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let trace = Trace::start(&["-e", "connect,close", "--port", &port.to_string()]);
+    let trace = Trace::new(&["-e", "connect,close", "--port", &port.to_string()]).start();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let (sa, len) = common::sockaddr_of(addr);
     // SAFETY: plain system calls on our own socket with valid addresses.
@@ -276,7 +276,7 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let port = addr.port();
-    let trace = Trace::start(&["-e", "connect,accept,close", "--port", &port.to_string()]);
+    let trace = Trace::new(&["-e", "connect,accept,close", "--port", &port.to_string()]).start();
     let mut socks = common::connection_map();
     // After the start: tcptrace must not inherit the pinning.
     common::pin_to_one_cpu();
@@ -384,7 +384,7 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
 fn bpf_and_perfmon_capabilities_alone_are_enough_to_trace() {
     let _serial = serial();
     let _paranoid = common::Sysctl::set("kernel.perf_event_paranoid", "2");
-    let trace = |args: &[&str]| Trace::try_start_with_capabilities(BPF_PERFMON, args);
+    let trace = |args: &[&str]| Trace::new(args).capabilities(BPF_PERFMON).try_start();
     assert_traces_one_connection(trace);
 }
 
@@ -397,7 +397,7 @@ fn perf_events_kept_for_sys_admin_are_named_when_a_hook_needs_them() {
     let _serial = serial();
     let _paranoid = common::Sysctl::set("kernel.perf_event_paranoid", "3");
     let refused = common::perf_events_need_sys_admin() && effective_family() != "fentry";
-    let trace = |args: &[&str]| Trace::try_start_with_capabilities(BPF_PERFMON, args);
+    let trace = |args: &[&str]| Trace::new(args).capabilities(BPF_PERFMON).try_start();
     if !refused {
         assert_traces_one_connection(trace);
         return;

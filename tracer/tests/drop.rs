@@ -31,7 +31,7 @@ fn a_drop_storm_is_a_few_events_whose_counts_are_exact() {
     let to = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
     let report = pipe();
     let started = std::time::Instant::now();
-    let trace = Trace::start(&["-e", "drop", "--port", &port.to_string()]);
+    let trace = Trace::new(&["-e", "drop", "--port", &port.to_string()]).start();
     let storm = fork_with(c"tt-end-storm", move || {
         // SAFETY: raw system calls in a forked child.
         unsafe {
@@ -103,7 +103,7 @@ fn a_syn_this_host_drops_on_its_way_out_is_a_drop_owned_by_the_connecting_proces
         &format!("tcp dport {port} counter drop"),
     );
     let to = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
-    let trace = Trace::start(&["-e", "connect,drop", "--port", &port.to_string()]);
+    let trace = Trace::new(&["-e", "connect,drop", "--port", &port.to_string()]).start();
     let client = fork_with(c"tt-end-cli", move || {
         if !rules.enter() {
             return 50;

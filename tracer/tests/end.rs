@@ -220,7 +220,7 @@ fn a_refused_connect_ends_in_a_reset_received_after_one_syn() {
     let closed =
         std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     // The listener is dropped: nothing listens on `closed` now.
-    let trace = Trace::start(&["-e", "connect,reset", "--port", &closed.port().to_string()]);
+    let trace = Trace::new(&["-e", "connect,reset", "--port", &closed.port().to_string()]).start();
     let sa = sockaddr_of(closed);
     let client = fork_with(c"tt-end-cli", || {
         i32::from(raw::connect(&sa, libc::AF_INET) != -libc::ECONNREFUSED)
@@ -369,7 +369,8 @@ fn on_loopback(
         rcvbuf == 0 || set_int(lfd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, rcvbuf),
         "SO_RCVBUFFORCE"
     );
-    let trace = Trace::start(&["-e", "connect,close,reset", "--port", &addr.port().to_string()]);
+    let trace =
+        Trace::new(&["-e", "connect,close,reset", "--port", &addr.port().to_string()]).start();
     let (between, sa) = (pipe(), sockaddr_of(addr));
     let server = fork_with(c"tt-end-srv", move || {
         let c = raw::accept(lfd);
@@ -547,7 +548,8 @@ fn over_a_link_gone_dark(dark: Dark) -> (common::Finished, i32, u16) {
     let report = pipe();
     let (mut client_buf, client_data) = (vec![0u8; 16 * 1024], vec![b'c'; 16 * 1024]);
     let (mut server_buf, server_data) = (vec![0u8; 16 * 1024], vec![b's'; 16 * 1024]);
-    let trace = Trace::start(&["-e", "connect,close,reset,drop", "--port", &port.to_string()]);
+    let trace =
+        Trace::new(&["-e", "connect,close,reset,drop", "--port", &port.to_string()]).start();
     let list = [
         nft.as_ptr(),
         c"list".as_ptr(),

@@ -57,7 +57,7 @@ fn pids_are_repeatable_and_keep_only_those_processes() {
     let peers: Vec<Peer> =
         (0..3).map(|_| Peer::connector(setup(c"tt-f-pid", NOBODY), addr)).collect();
     let pids: Vec<String> = peers.iter().map(|p| p.pid.to_string()).collect();
-    let trace = Trace::start(&["-e", "connect", "-p", &pids[0], "-p", &pids[2]]);
+    let trace = Trace::new(&["-e", "connect", "-p", &pids[0], "-p", &pids[2]]).start();
     let results = connect_all(peers);
     let done = trace.stop();
     for (i, (pid, rc)) in results.iter().enumerate() {
@@ -74,7 +74,7 @@ fn comm_keeps_that_process_name_only() {
     let (_l, addr) = listener("127.0.0.1:0");
     let kept = Peer::connector(setup(c"tt-f-kept", NOBODY), addr);
     let other = Peer::connector(setup(c"tt-f-other", NOBODY), addr);
-    let trace = Trace::start(&["-e", "connect", "--comm", "tt-f-kept"]);
+    let trace = Trace::new(&["-e", "connect", "--comm", "tt-f-kept"]).start();
     let results = connect_all(vec![other, kept]);
     assert_only(&trace.stop(), results[1].0, addr.port());
 }
@@ -85,7 +85,7 @@ fn uid_keeps_that_user_only() {
     let (_l, addr) = listener("127.0.0.1:0");
     let kept = Peer::connector(setup(c"tt-f-uid", 4_321), addr);
     let other = Peer::connector(setup(c"tt-f-uid", NOBODY), addr);
-    let trace = Trace::start(&["-e", "connect", "-u", "4321"]);
+    let trace = Trace::new(&["-e", "connect", "-u", "4321"]).start();
     let results = connect_all(vec![other, kept]);
     let done = trace.stop();
     assert_only(&done, results[1].0, addr.port());
@@ -114,7 +114,7 @@ fn port_ranges_on_either_side_on_the_remote_side_and_on_the_local_side() {
                 Peer::connector(setup(c"tt-f-port", NOBODY), ([127, 0, 0, 1], base + k).into())
             })
             .collect();
-        let trace = Trace::start(&["-e", "connect", flag, &range]);
+        let trace = Trace::new(&["-e", "connect", flag, &range]).start();
         let results = connect_all(peers);
         let done = trace.stop();
         for (k, (pid, rc)) in results.iter().enumerate() {
@@ -132,7 +132,7 @@ fn port_ranges_on_either_side_on_the_remote_side_and_on_the_local_side() {
     }
     // The local port: accept events carry the listening port as theirs; a connect to the
     // kept port has it as its remote port, so --lport drops it.
-    let trace = Trace::start(&["-e", "connect,accept", "--lport", &base.to_string()]);
+    let trace = Trace::new(&["-e", "connect,accept", "--lport", &base.to_string()]).start();
     let peers: Vec<Peer> = (0..2)
         .map(|k| Peer::connector(setup(c"tt-f-lport", NOBODY), ([127, 0, 0, 1], base + k).into()))
         .collect();
@@ -156,7 +156,7 @@ fn ip_version_flags_keep_one_family() {
         let v4 = Peer::connector(setup(c"tt-f-ip", NOBODY), addr4);
         let v6 = Peer::connector(setup(c"tt-f-ip", NOBODY), addr6);
         // The ports keep other traffic of the machine out of the count.
-        let trace = Trace::start(&[
+        let trace = Trace::new(&[
             "-e",
             "connect",
             flag,
@@ -164,7 +164,8 @@ fn ip_version_flags_keep_one_family() {
             &addr4.port().to_string(),
             "--port",
             &addr6.port().to_string(),
-        ]);
+        ])
+        .start();
         let results = connect_all(vec![v4, v6]);
         let (kept, port) =
             if kept_v4 { (results[0].0, addr4.port()) } else { (results[1].0, addr6.port()) };
@@ -180,13 +181,14 @@ fn failed_keeps_failed_connects_only() {
     let ok = Peer::connector(setup(c"tt-f-ok", NOBODY), open);
     let refused = Peer::connector(setup(c"tt-f-refused", NOBODY), closed);
     // No -e: --failed alone means connect events.
-    let trace = Trace::start(&[
+    let trace = Trace::new(&[
         "--failed",
         "--port",
         &open.port().to_string(),
         "--port",
         &closed.port().to_string(),
-    ]);
+    ])
+    .start();
     let results = connect_all(vec![ok, refused]);
     assert_eq!(results[1].1, libc::ECONNREFUSED);
     let done = trace.stop();
@@ -208,14 +210,15 @@ fn min_latency_keeps_slow_handshakes_only() {
     assert_eq!(filler.go_and_wait(), 0);
     let quick = Peer::connector(setup(c"tt-f-quick", NOBODY), fast);
     let late = Peer::connector(setup(c"tt-f-slow", NOBODY), slow);
-    let trace = Trace::start(&[
+    let trace = Trace::new(&[
         "--min-latency",
         "500ms",
         "--port",
         &slow.port().to_string(),
         "--port",
         &fast.port().to_string(),
-    ]);
+    ])
+    .start();
     let quick_pid = quick.pid;
     assert_eq!(quick.go_and_wait(), 0);
     // Free the queue once the first SYN was dropped and sent again.
@@ -283,7 +286,7 @@ fn cgroup_keeps_processes_in_that_cgroup_only() {
     let inside = Peer::connector(setup(c"tt-f-cg-in", NOBODY), addr);
     let outside = Peer::connector(setup(c"tt-f-cg-out", NOBODY), addr);
     let cgroup = TestCgroup::holding("tt-filter", inside.pid);
-    let trace = Trace::start(&["-e", "connect", "--cgroup", cgroup.path()]);
+    let trace = Trace::new(&["-e", "connect", "--cgroup", cgroup.path()]).start();
     let results = connect_all(vec![outside, inside]);
     let done = trace.stop();
     assert_only(&done, results[1].0, addr.port());
@@ -301,7 +304,8 @@ fn cgroup_drops_what_a_process_outside_it_accepts() {
     let cgroup = TestCgroup::holding("tt-filter-acc", inside.pid);
     let port = addr.port().to_string();
     let trace =
-        Trace::start(&["-e", "connect,accept,close", "--port", &port, "--cgroup", cgroup.path()]);
+        Trace::new(&["-e", "connect,accept,close", "--port", &port, "--cgroup", cgroup.path()])
+            .start();
     let results = connect_all(vec![inside]);
     // Accepted here, by the test, outside the cgroup; the peer has exited, so both ends close.
     let (conn, _) = l.accept().expect("accept");
@@ -413,7 +417,7 @@ fn plain_and_table_name_a_foreign_network_namespace() {
         let (inside_peer, netns, inside_port) = peer_in_own_netns(c"tt-f-nsn-in");
         let inside = inside_peer.pid;
         assert_ne!(netns, common::own_netns(), "the peer is in a namespace of its own");
-        let trace = Trace::start_as(format, &["-e", "connect,accept"]);
+        let trace = Trace::new(&["-e", "connect,accept"]).format(format).start();
         let outside_pid = outside.pid;
         both_sides_connect(outside, &l, inside_peer);
         let (out, stderr, status) = trace.stop_raw(libc::SIGINT);
@@ -468,7 +472,7 @@ fn netns_keeps_one_network_namespace_only() {
         let inside = inside_peer.pid;
         assert_ne!(netns, common::own_netns(), "the peer is in a namespace of its own");
         let given = if by_path { format!("/proc/{inside}/ns/net") } else { netns.to_string() };
-        let trace = Trace::start(&["-e", "connect,accept", "--netns", &given]);
+        let trace = Trace::new(&["-e", "connect,accept", "--netns", &given]).start();
         both_sides_connect(outside, &l, inside_peer);
         let done = trace.stop();
         let (connects, accepts) = (done.of("connect", inside), done.of("accept", inside));
@@ -504,11 +508,10 @@ fn netns_of_a_hidden_process_is_taken_unchecked_without_sys_ptrace() {
     let (inside_peer, netns, inside_port) = peer_in_own_netns(c"tt-f-nsh-in");
     let inside = inside_peer.pid;
     let keep = 1u64 << common::CAP_BPF | 1 << common::CAP_PERFMON;
-    let trace = Trace::try_start_with_capabilities(
-        keep,
-        &["-e", "connect,accept", "--netns", &netns.to_string()],
-    )
-    .unwrap_or_else(|e| panic!("tcptrace did not start: {e:?}"));
+    let trace = Trace::new(&["-e", "connect,accept", "--netns", &netns.to_string()])
+        .capabilities(keep)
+        .try_start()
+        .unwrap_or_else(|e| panic!("tcptrace did not start: {e:?}"));
     assert_eq!(trace.effective_capabilities(), keep);
     both_sides_connect(outside, &l, inside_peer);
     let done = trace.stop();

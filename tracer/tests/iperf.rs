@@ -21,7 +21,7 @@ fn iperf3_byte_counts_match_its_own_report_and_a_reset_says_why() {
     let _serial = serial();
     let iperf3 = std::env::var("TT_IPERF3").unwrap_or_else(|_| "iperf3".into());
     let port = (19_000 + std::process::id() % 1_000).to_string();
-    let trace = Trace::start(&["-e", "close", "--port", &port]);
+    let trace = Trace::new(&["-e", "close", "--port", &port]).start();
     let mut server = Command::new(&iperf3)
         .args(["-s", "-1", "-p", &port])
         .stdout(Stdio::null())

@@ -188,10 +188,10 @@ fn full_story(server_closes_first: bool) {
     let _serial = serial();
     let (lfd, addr) = listen_v4(16);
     let port = addr.port().to_string();
-    let by_socket = Trace::start(&["-e", "connect,accept,close", "--port", &port]);
-    let by_calls =
-        Trace::try_start(&["-e", "connect,accept,close", "--bytes", "calls", "--port", &port]);
-    let states = Trace::start(&["-e", "state", "--port", &port]);
+    let by_socket = Trace::new(&["-e", "connect,accept,close", "--port", &port]).start();
+    let by_calls = Trace::new(&["-e", "connect,accept,close", "--bytes", "calls", "--port", &port])
+        .try_start();
+    let states = Trace::new(&["-e", "state", "--port", &port]).start();
     let t = transfer(server_closes_first, addr.port(), lfd);
     // SAFETY: closing our listener.
     unsafe { libc::close(lfd) };
@@ -226,7 +226,7 @@ fn retransmitted_syns_are_reported_and_counted_like_tcp_info() {
     let _serial = serial();
     let (lfd, addr) = listen_v4(0); // the accept queue holds one connection
     let port = addr.port().to_string();
-    let trace = Trace::start(&["-e", "connect,close,retransmit", "--port", &port]);
+    let trace = Trace::new(&["-e", "connect,close,retransmit", "--port", &port]).start();
     let sa = sockaddr_of(addr);
     let mut buf = [0u8; 16];
     let first = fork_with(c"tt-first", move || {
@@ -349,7 +349,7 @@ fn connections_older_than_tcptrace_still_get_a_close_event() {
     // Accepted before tcptrace starts.
     let conn = raw::accept(lfd);
     assert!(conn >= 0);
-    let trace = Trace::start(&["-e", "close", "--port", &addr.port().to_string()]);
+    let trace = Trace::new(&["-e", "close", "--port", &addr.port().to_string()]).start();
     assert!(raw::write_exactly(fds[1], b"g", 1));
     let mut buf = vec![0u8; 8192];
     assert!(raw::read_exactly(conn, &mut buf, 5_000));
@@ -390,7 +390,7 @@ fn a_connection_reset_before_its_accept_leaves_nothing_tracked() {
     let _serial = serial();
     let (lfd, addr) = listen_v4(16);
     let port = addr.port();
-    let trace = Trace::start(&["-e", "connect,accept,close", "--port", &port.to_string()]);
+    let trace = Trace::new(&["-e", "connect,accept,close", "--port", &port.to_string()]).start();
     let s = raw::connect(&sockaddr_of(addr), libc::AF_INET);
     assert!(s >= 0, "connect: {s}");
     let linger = libc::linger { l_onoff: 1, l_linger: 0 };
@@ -445,8 +445,8 @@ fn an_abortive_close_keeps_its_remote_end_with_per_call_counting() {
     let _serial = serial();
     let (lfd, addr) = listen_v4(16);
     let port = addr.port();
-    let Some(trace) =
-        Trace::start_per_call(&["-e", "close", "--bytes", "calls", "--port", &port.to_string()])
+    let Some(trace) = Trace::new(&["-e", "close", "--bytes", "calls", "--port", &port.to_string()])
+        .start_per_call()
     else {
         return;
     };
@@ -520,14 +520,10 @@ fn a_socket_that_connects_again_after_a_disconnect_has_both_closes_with_per_call
     let _serial = serial();
     let (lfd, addr) = listen_v4(16);
     let port = addr.port();
-    let Some(trace) = Trace::start_per_call(&[
-        "-e",
-        "connect,close",
-        "--bytes",
-        "calls",
-        "--port",
-        &port.to_string(),
-    ]) else {
+    let Some(trace) =
+        Trace::new(&["-e", "connect,close", "--bytes", "calls", "--port", &port.to_string()])
+            .start_per_call()
+    else {
         return;
     };
     let target = sockaddr_of(addr);
@@ -603,7 +599,7 @@ fn close_in_last_ack_with_the_fin_unacknowledged_counts_only_acknowledged_data()
             0
         )
     };
-    let trace = Trace::start(&["-e", "close", "--port", &addr.port().to_string()]);
+    let trace = Trace::new(&["-e", "close", "--port", &addr.port().to_string()]).start();
     let sa = sockaddr_of(addr);
     let client = fork_with(c"tt-unacked", move || {
         let s = raw::connect(&sa, libc::AF_INET);
@@ -687,14 +683,15 @@ fn load_of_20000_connections_loses_nothing_and_leaks_nothing() {
     let _serial = serial();
     let (lfd, addr) = listen_v4(4096);
     let port = addr.port();
-    let trace = Trace::start(&[
+    let trace = Trace::new(&[
         "-e",
         "connect,accept,close",
         "--port",
         &port.to_string(),
         "--ring-buffer",
         "16M",
-    ]);
+    ])
+    .start();
     let server = fork_with(c"tt-load-srv", move || {
         for _ in 0..CLIENTS * PER_CLIENT {
             // SAFETY: accept and close on our listener.
@@ -889,14 +886,15 @@ fn ctrl_c_is_heard_while_the_output_reader_lags_behind() {
     // About a thousand connections a second: three JSON lines each, several times what
     // the reader below takes.
     let churn = Churn::start(lfd, addr, Some(std::time::Duration::from_millis(1)));
-    let mut trace = Trace::start(&[
+    let mut trace = Trace::new(&[
         "-e",
         "connect,accept,close",
         "--port",
         &port.to_string(),
         "--ring-buffer",
         "64K",
-    ]);
+    ])
+    .start();
     let stdout = trace.take_stdout();
     // A reader of 80 KB/s, far slower than the churn's events (even under emulation).
     let reader = std::thread::spawn(move || {
@@ -952,14 +950,15 @@ fn a_trace_started_and_stopped_during_churn_loses_nothing() {
     std::thread::sleep(std::time::Duration::from_millis(200)); // under way before the start
                                                                // The harness reads tcptrace's output only once it stops: a ring buffer that holds
                                                                // the whole run's events, as in the load test.
-    let trace = Trace::start(&[
+    let trace = Trace::new(&[
         "-e",
         "connect,accept,close",
         "--port",
         &port.to_string(),
         "--ring-buffer",
         "16M",
-    ]);
+    ])
+    .start();
     std::thread::sleep(std::time::Duration::from_millis(500));
     let done = trace.stop(); // with the churn still running
     let churn = churn.stop();
@@ -1095,7 +1094,7 @@ fn hold_connections_open(count: usize, args: &[&str]) -> (Finished, u16, i32) {
     trace_args.extend_from_slice(args);
     let port_arg = port.to_string();
     trace_args.extend_from_slice(&["--port", &port_arg]);
-    let trace = Trace::start(&trace_args);
+    let trace = Trace::new(&trace_args).start();
     let sa = sockaddr_of(addr);
     let mut fds: Vec<i32> = Vec::with_capacity(2 * count);
     let holder = fork_with(c"tt-table", move || {
@@ -1137,7 +1136,7 @@ fn accepts_by_many_threads_asleep_in_accept_are_all_reported() {
     let _serial = serial();
     let (lfd, addr) = listen_v4(1024);
     let port = addr.port();
-    let trace = Trace::start(&["-e", "accept", "--port", &port.to_string()]);
+    let trace = Trace::new(&["-e", "accept", "--port", &port.to_string()]).start();
     let acceptors: Vec<_> = (0..threads)
         .map(|_| {
             std::thread::spawn(move || {
@@ -1219,8 +1218,8 @@ fn per_call_counting_with_many_threads_asleep_in_recv_counts_what_it_misses() {
     let _serial = serial();
     let (lfd, addr) = listen_v4(1024);
     let port = addr.port();
-    let Some(trace) =
-        Trace::start_per_call(&["-e", "close", "--bytes", "calls", "--port", &port.to_string()])
+    let Some(trace) = Trace::new(&["-e", "close", "--bytes", "calls", "--port", &port.to_string()])
+        .start_per_call()
     else {
         return;
     };

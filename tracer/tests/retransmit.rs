@@ -258,7 +258,7 @@ fn retransmits_on_a_lossy_link_name_the_sender_and_match_tcp_info() {
     let _serial = serial();
     let port = test_port();
     let trace =
-        Trace::start(&["-e", "connect,accept,close,retransmit", "--port", &port.to_string()]);
+        Trace::new(&["-e", "connect,accept,close,retransmit", "--port", &port.to_string()]).start();
     let Run { client, server, kernel_count, client_netns, server_netns } = over_lossy_link(
         port,
         &drop_rule(port, &format!("{DATA} numgen random mod 100 < 10")),
@@ -344,7 +344,7 @@ fn a_lost_last_segment_is_resent_by_a_tail_loss_probe_and_marked_so() {
     const REPLY: usize = 100;
     let _serial = serial();
     let port = test_port() + 1;
-    let trace = Trace::start(&["-e", "close,retransmit", "--port", &port.to_string()]);
+    let trace = Trace::new(&["-e", "close,retransmit", "--port", &port.to_string()]).start();
     // `numgen inc` counts from 0: only the first data packet to the port is dropped.
     let Run { client, server, kernel_count, .. } = over_lossy_link(
         port,
@@ -395,7 +395,7 @@ fn a_lost_handshake_ack_makes_the_listener_resend_its_syn_ack() {
     const REPLY: usize = 700;
     let _serial = serial();
     let port = test_port() + 2;
-    let trace = Trace::start(&["-e", "close,retransmit", "--port", &port.to_string()]);
+    let trace = Trace::new(&["-e", "close,retransmit", "--port", &port.to_string()]).start();
     // Pure ACKs (no data: headers alone); `numgen inc` counts only the packets that got
     // that far in the rule, so only the first one, the handshake's, is dropped.
     let first_ack = "tcp flags == ack meta length < 100 numgen inc mod 1000000 == 0";

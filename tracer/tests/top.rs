@@ -123,7 +123,7 @@ fn batch_snapshots_show_exact_totals_for_open_and_closed_connections() {
     let (listener, addr) = listen_v4(16);
     let port = addr.port().to_string();
     let bystander = Bystander::start();
-    let mut trace = match Trace::try_start_top(&["--port", &port], &["-b", "-i", "300ms"]) {
+    let mut trace = match Trace::new(&["--port", &port]).top(&["-b", "-i", "300ms"]).try_start() {
         Ok(trace) => trace,
         Err(stderr) => {
             bystander.stop();
@@ -240,10 +240,10 @@ fn iterations_and_sort_order() {
     // The second snapshot must come after both exchanges: a fork and 300 KB through
     // per-call hooks take seconds on the emulated VM.
     let interval = if in_vm() { "5s" } else { "1s" };
-    let trace = match Trace::try_start_top(
-        &["--port", &ports[0], "--port", &ports[1]],
-        &["-b", "-i", interval, "-n", "2", "-s", "total"],
-    ) {
+    let trace = match Trace::new(&["--port", &ports[0], "--port", &ports[1]])
+        .top(&["-b", "-i", interval, "-n", "2", "-s", "total"])
+        .try_start()
+    {
         Ok(trace) => trace,
         Err(stderr) => return assert_calls_mode_refused(&stderr),
     };
@@ -296,7 +296,7 @@ fn a_connection_older_than_top_counts_only_what_moved_since_it_started() {
         };
     exchange(&mut client, &mut server, BEFORE);
     let mut trace =
-        match Trace::try_start_top(&["--port", &port.to_string()], &["-b", "-i", "300ms"]) {
+        match Trace::new(&["--port", &port.to_string()]).top(&["-b", "-i", "300ms"]).try_start() {
             Ok(trace) => trace,
             Err(stderr) => return assert_calls_mode_refused(&stderr),
         };
@@ -353,7 +353,7 @@ fn a_reset_connection_shows_one_reset_on_each_closed_row() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let mut trace =
-        match Trace::try_start_top(&["--port", &port.to_string()], &["-b", "-i", "300ms"]) {
+        match Trace::new(&["--port", &port.to_string()]).top(&["-b", "-i", "300ms"]).try_start() {
             Ok(trace) => trace,
             Err(stderr) => return assert_calls_mode_refused(&stderr),
         };

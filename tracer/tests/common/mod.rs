@@ -52,7 +52,7 @@ pub use summary::{
     tracked_at_exit,
 };
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]
-pub use trace::{connection_map, run_to_end, tcptrace_bin, Finished, Trace};
+pub use trace::{connection_map, run_to_end, tcptrace_bin, Finished, Trace, TraceBuilder};
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]
 pub use waiting::{
     wait_accept_queue, wait_out_softirqs, wait_port_settled, wait_syn_resent, wait_until,

@@ -89,30 +89,74 @@ impl Finished {
     }
 }
 
-impl Trace {
-    /// Starts tcptrace with the family under test and waits until it says it is tracing.
-    pub fn start(args: &[&str]) -> Self {
-        Self::start_with_probe(&probe(), args)
+/// How to run tcptrace: built with `Trace::new(args)`, then started. By default
+/// `tcptrace -o json -v --probe $TT_PROBE <args>`; each setter changes one thing:
+///
+/// ```ignore
+/// Trace::new(&["-e", "connect"]).probe("kprobe").format("plain").capabilities(mask).start()
+/// ```
+#[must_use = "a Trace runs only once started"]
+pub struct TraceBuilder {
+    args: Vec<String>,
+    family: String,
+    /// `-o` and its value; `None`: no `-o` at all.
+    format: Option<String>,
+    /// The capability bounding set to exec tcptrace under (bit N: capability N).
+    capabilities: Option<u64>,
+}
+
+impl TraceBuilder {
+    /// The hook family to force (`--probe`), instead of `TT_PROBE`'s.
+    pub fn probe(mut self, family: &str) -> Self {
+        self.family = family.to_string();
+        self
     }
 
-    pub fn start_with_probe(family: &str, args: &[&str]) -> Self {
-        Self::try_start_with_probe(family, args)
-            .unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
+    /// `-o format` instead of JSON (whose lines `stop` parses; read other formats with
+    /// `stop_raw` or `wait_for_exit`).
+    pub fn format(mut self, format: &str) -> Self {
+        self.format = Some(format.to_string());
+        self
     }
 
-    /// Like `start`, but a tcptrace that exits instead of tracing is an `Err` with its stderr.
-    pub fn try_start(args: &[&str]) -> Result<Self, Vec<String>> {
-        Self::try_start_with_probe(&probe(), args)
+    /// More arguments after those given so far.
+    pub fn args(mut self, more: &[&str]) -> Self {
+        self.args.extend(more.iter().map(ToString::to_string));
+        self
     }
 
-    pub fn try_start_with_probe(family: &str, args: &[&str]) -> Result<Self, Vec<String>> {
-        Self::try_start_as(family, "json", args)
+    /// `tcptrace <args> top <top_args>`: no `-o`, which top refuses (it prints its own
+    /// snapshots, read through `take_stdout`).
+    pub fn top(mut self, top_args: &[&str]) -> Self {
+        self.format = None;
+        self.args.push("top".into());
+        self.args(top_args)
     }
 
-    /// Starts a trace whose `args` ask for per-call byte counting where it can attach; where
-    /// it cannot (see `calls_mode_available`), checks the one-line refusal and gives `None`.
-    pub fn start_per_call(args: &[&str]) -> Option<Self> {
-        match Self::try_start(args) {
+    /// Still as root's uid but with no capability beyond `keep` (numbers, as in
+    /// `linux/capability.h`): the bounding set is cut to them before the exec, which then
+    /// grants root exactly those, as a container runtime does.
+    pub fn capabilities(mut self, keep: u64) -> Self {
+        self.capabilities = Some(keep);
+        self
+    }
+
+    /// Starts tcptrace and waits until it says it is tracing; panics if it exits instead.
+    pub fn start(self) -> Trace {
+        self.try_start().unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
+    }
+
+    /// Like `start`, but a tcptrace that exits instead of tracing is an `Err` with its
+    /// stderr.
+    pub fn try_start(self) -> Result<Trace, Vec<String>> {
+        Trace::spawn(self)
+    }
+
+    /// For a trace whose arguments ask for per-call byte counting: started where it can
+    /// attach; where it cannot (see `calls_mode_available`), checks the one-line refusal
+    /// and gives `None`.
+    pub fn start_per_call(self) -> Option<Trace> {
+        match self.try_start() {
             Ok(trace) => {
                 assert!(calls_mode_available(), "per-call counting attached where it should not");
                 Some(trace)
@@ -123,52 +167,29 @@ impl Trace {
             }
         }
     }
+}
 
-    /// Starts tcptrace (JSON) still as root's uid but with no capability beyond `keep`
-    /// (numbers, as in `linux/capability.h`): the bounding set is cut to them before the
-    /// exec, which then grants root exactly those, as a container runtime does.
-    pub fn start_with_capabilities(keep: u64, args: &[&str]) -> Self {
-        Self::try_start_with_capabilities(keep, args)
-            .unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
+impl Trace {
+    /// A trace of `args` with the family under test, in JSON: set what differs, then
+    /// `start` it.
+    #[allow(clippy::new_ret_no_self, reason = "a builder: `Trace::new(args).start()`")]
+    pub fn new(args: &[&str]) -> TraceBuilder {
+        TraceBuilder {
+            args: args.iter().map(ToString::to_string).collect(),
+            family: probe(),
+            format: Some("json".into()),
+            capabilities: None,
+        }
     }
 
-    /// Like `start_with_capabilities`, but a tcptrace that exits instead of tracing is an
-    /// `Err` with its stderr.
-    pub fn try_start_with_capabilities(keep: u64, args: &[&str]) -> Result<Self, Vec<String>> {
-        Self::spawn(&probe(), "json", args, Some(keep))
-    }
-
-    /// `tcptrace <args> top <top_args>`: no `-o`, which top refuses (it prints its own
-    /// snapshots, read through `take_stdout`).
-    pub fn try_start_top(args: &[&str], top_args: &[&str]) -> Result<Self, Vec<String>> {
-        let all: Vec<&str> =
-            args.iter().copied().chain(["top"]).chain(top_args.iter().copied()).collect();
-        Self::try_start_as(&probe(), "", &all)
-    }
-
-    /// Starts tcptrace with `-o format` (the other constructors parse JSON).
-    pub fn start_as(format: &str, args: &[&str]) -> Self {
-        Self::try_start_as(&probe(), format, args)
-            .unwrap_or_else(|stderr| panic!("tcptrace did not start: {stderr:?}"))
-    }
-
-    /// `format` empty: no `-o` at all.
-    fn try_start_as(family: &str, format: &str, args: &[&str]) -> Result<Self, Vec<String>> {
-        Self::spawn(family, format, args, None)
-    }
-
-    fn spawn(
-        family: &str,
-        format: &str,
-        args: &[&str],
-        capabilities: Option<u64>,
-    ) -> Result<Self, Vec<String>> {
-        let output: &[&str] = if format.is_empty() { &[] } else { &["-o", format] };
+    fn spawn(how: TraceBuilder) -> Result<Self, Vec<String>> {
+        let TraceBuilder { args, family, format, capabilities } = how;
+        let output: Vec<&str> = format.as_deref().map_or(vec![], |f| vec!["-o", f]);
         let mut command = Command::new(tcptrace_bin());
         command
             .args(output)
-            .args(["-v", "--probe", family])
-            .args(args)
+            .args(["-v", "--probe", &family])
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(keep) = capabilities {
@@ -188,7 +209,7 @@ impl Trace {
                     let ready = line.contains("tracing; Ctrl-C to stop");
                     trace.stderr_seen.push(line);
                     if ready {
-                        assert_hook_paths(family, &trace.stderr_seen);
+                        assert_hook_paths(&family, &trace.stderr_seen);
                         return Ok(trace);
                     }
                 }
