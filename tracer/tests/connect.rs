@@ -6,7 +6,12 @@ mod common;
 
 use std::net::{SocketAddr, TcpListener};
 
-use common::{effective_family, expect_auto, run_to_end, serial, Peer, PeerSetup, Trace};
+use common::{
+    effective_family,
+    events::{assert_event, ANY},
+    expect_auto, own_netns, run_to_end, serial, Peer, PeerSetup, Trace,
+};
+use serde_json::json;
 
 /// `nobody`: proves the uid is the caller's, not tcptrace's (root).
 const PEER_UID: u32 = 65_534;
@@ -31,16 +36,18 @@ fn assert_one_connect(bind: &str, comm: &'static std::ffi::CStr, ip: u64) {
     let events = done.of("connect", pid);
     assert_eq!(events.len(), 1, "want exactly one connect from pid {pid}, got {events:?}");
     let e = events[0];
-    assert_eq!(e["tid"], pid, "single-threaded peer: tid == pid");
-    assert_eq!(e["comm"], comm.to_str().expect("utf-8"));
-    assert_eq!(e["uid"], PEER_UID);
-    assert_eq!(e["ip"], ip);
-    assert_eq!(e["laddr"], client.ip().to_string());
-    assert_eq!(e["lport"], client.port());
-    assert_eq!(e["raddr"], server.ip().to_string());
-    assert_eq!(e["rport"], server.port());
-    assert_eq!(e["result"], "ok");
-    assert_eq!(e["errno"], serde_json::Value::Null);
+    assert_event(
+        e,
+        json!({
+            "type": "connect", "time": ANY, "time_ns": ANY,
+            "pid": pid, "tid": pid, // single-threaded peer: tid == pid
+            "uid": PEER_UID, "comm": comm.to_str().expect("utf-8"),
+            "ip": ip, "laddr": client.ip().to_string(), "lport": client.port(),
+            "raddr": server.ip().to_string(), "rport": server.port(), "netns": own_netns(),
+            "latency_ns": ANY, "result": "ok", "errno": null, "error": null, "end": null,
+            "timeout": null, "syns_sent": 1,
+        }),
+    );
     assert!(e["latency_ns"].as_u64().expect("latency is a number") > 0);
 }
 
@@ -68,13 +75,17 @@ fn connect_to_a_closed_port_is_one_failed_event_with_econnrefused() {
     let events = done.of("connect", pid);
     assert_eq!(events.len(), 1, "want one failed connect, got {events:?}");
     let e = events[0];
-    assert_eq!(e["comm"], "tt-refused");
-    assert_eq!(e["uid"], PEER_UID);
-    assert_eq!(e["result"], "failed");
-    assert_eq!(e["errno"], libc::ECONNREFUSED);
-    assert_eq!(e["error"], "ECONNREFUSED");
-    assert_eq!(e["raddr"], "127.0.0.1");
-    assert_eq!(e["rport"], closed.port());
+    assert_event(
+        e,
+        json!({
+            "type": "connect", "time": ANY, "time_ns": ANY,
+            "pid": pid, "tid": pid, "uid": PEER_UID, "comm": "tt-refused",
+            "ip": 4, "laddr": "127.0.0.1", "lport": ANY,
+            "raddr": "127.0.0.1", "rport": closed.port(), "netns": own_netns(),
+            "latency_ns": ANY, "result": "failed", "errno": libc::ECONNREFUSED,
+            "error": "ECONNREFUSED", "end": "reset_received", "timeout": null, "syns_sent": 1,
+        }),
+    );
     assert!(e["lport"].as_u64().expect("number") > 0, "the SYN left from a real port");
 }
 
