@@ -56,3 +56,24 @@ pub fn effective_family() -> String {
         other => other.to_string(),
     }
 }
+
+/// More threads than a kretprobe has instances: the kernel gives one max(10, 2 x possible
+/// CPUs) (`register_kretprobe`), so that many threads asleep in a call use them all up.
+pub fn more_than_kretprobe_instances() -> usize {
+    let possible =
+        std::fs::read_to_string("/sys/devices/system/cpu/possible").expect("possible CPUs");
+    // Ranges like "0-3,8-11", or one CPU.
+    let cpus: usize = possible
+        .trim()
+        .split(',')
+        .map(|range| match range.split_once('-') {
+            Some((first, last)) => {
+                last.parse::<usize>().expect("a CPU number")
+                    - first.parse::<usize>().expect("a CPU number")
+                    + 1
+            }
+            None => 1,
+        })
+        .sum();
+    10.max(2 * cpus) + 14
+}

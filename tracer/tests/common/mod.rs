@@ -34,7 +34,7 @@ pub use capabilities::{perf_events_need_sys_admin, Sysctl, CAP_BPF, CAP_PERFMON,
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]
 pub use family::{
     assert_calls_mode_refused, calls_mode_available, effective_family, expect_auto, in_vm,
-    kernel_gives_reset_reasons, no_socket_resets_seen, probe,
+    kernel_gives_reset_reasons, more_than_kretprobe_instances, no_socket_resets_seen, probe,
 };
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]
 pub use http::{http_get, http_get_accepting};
@@ -56,6 +56,7 @@ pub use trace::{connection_map, run_to_end, tcptrace_bin, Finished, Trace, Trace
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]
 pub use waiting::{
     wait_accept_queue, wait_out_softirqs, wait_port_settled, wait_syn_resent, wait_until,
+    wait_until_asleep_in,
 };
 
 /// Tests attach kernel programs and count events machine-wide: one at a time.

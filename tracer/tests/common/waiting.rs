@@ -81,3 +81,24 @@ pub fn wait_syn_resent(port: u16) {
         tcp_sockets().iter().any(|s| s.remote_port == port && s.state == "02" && s.retransmits > 0)
     });
 }
+
+/// Waits until `count` threads of this process sleep inside the system call `nr`:
+/// `/proc/self/task/*/syscall` gives a thread's system call number only while it is blocked
+/// in one ("running" otherwise), so each counted thread is past the hook at its entry.
+pub fn wait_until_asleep_in(nr: libc::c_long, count: usize) {
+    let nr = nr.to_string();
+    let asleep = || {
+        std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .filter_map(Result::ok)
+                    .filter(|t| {
+                        std::fs::read_to_string(t.path().join("syscall"))
+                            .is_ok_and(|s| s.split(' ').next() == Some(nr.as_str()))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    wait_until(&format!("{count} threads asleep in system call {nr}"), || asleep() >= count);
+}
