@@ -39,7 +39,9 @@ pub use family::{
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]
 pub use http::{http_get, http_get_accepting};
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]
-pub use peers::{close_counted, fork_with, listen_v4, wait_child, HeldExchange, Peer, PeerSetup};
+pub use peers::{
+    close_counted, connect_all, fork_with, listen_v4, wait_child, HeldExchange, Peer, PeerSetup,
+};
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]
 pub use procnet::port_in_proc_net_tcp;
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]

@@ -79,6 +79,18 @@ impl Peer {
     }
 }
 
+/// Lets each peer connect, one after the other, in order; their pids and what their
+/// connects returned.
+pub fn connect_all(peers: Vec<Peer>) -> Vec<(i32, i32)> {
+    peers
+        .into_iter()
+        .map(|p| {
+            let pid = p.pid;
+            (pid, p.go_and_wait())
+        })
+        .collect()
+}
+
 /// Forks a child that runs `body` under `comm` and exits with its return value. `body`
 /// must only make raw system calls (the parent is multi-threaded): prepare buffers first.
 pub fn fork_with<F: FnOnce() -> i32>(comm: &CStr, body: F) -> i32 {
