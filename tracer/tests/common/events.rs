@@ -1,6 +1,6 @@
 //! Whole-event assertions on tcptrace's JSON events.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The one event in `events`.
 pub fn only<'a>(events: &[&'a Value]) -> &'a Value {
@@ -53,4 +53,18 @@ pub fn assert_event(event: &Value, want: Value) {
         differ.len(),
         differ.join("\n")
     );
+}
+
+/// `name` where the kernel gives reset reasons, `null` where it gives none.
+pub fn kernel_reason(name: &str) -> Value {
+    if super::kernel_gives_reset_reasons() {
+        json!(name)
+    } else {
+        Value::Null
+    }
+}
+
+/// The resets `pid` sent.
+pub fn resets_sent_by(done: &super::Finished, pid: i32) -> Vec<&Value> {
+    done.of("reset", pid).into_iter().filter(|e| e["direction"] == "sent").collect()
 }

@@ -22,6 +22,7 @@ pub mod peers;
 pub mod procnet;
 pub mod raw;
 pub mod serve;
+pub mod sides;
 pub mod summary;
 pub mod tools;
 pub mod trace;
