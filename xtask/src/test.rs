@@ -143,15 +143,29 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         vm::Payload { name: "iperf3".into(), path: tool("iperf3", "iperf3")? },
     ];
     let mut names = Vec::new();
+    let mut expected = std::collections::BTreeMap::new();
     for bin in &bins {
         let name = vm::vm_name(bin);
         if HOST_ONLY.contains(&name.as_str()) {
             continue;
         }
         payloads.push(vm::Payload { name: name.clone(), path: bin.clone() });
+        expected.insert(name.clone(), listed_tests(bin, opts.filter.as_deref())?);
         names.push(name);
     }
-    vm::run(&root.join("target/vm"), &payloads, &names, opts.filter.as_deref())
+    vm::run(&root.join("target/vm"), &payloads, &names, &expected, opts.filter.as_deref())
+}
+
+/// How many tests `bin` has (that `filter` keeps), as it lists them: what each of its runs
+/// in the VM must pass.
+fn listed_tests(bin: &Path, filter: Option<&str>) -> Result<usize> {
+    let out = Command::new(bin)
+        .arg("--list")
+        .args(filter)
+        .output()
+        .with_context(|| format!("listing the tests of {}", bin.display()))?;
+    anyhow::ensure!(out.status.success(), "{} --list failed", bin.display());
+    Ok(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.ends_with(": test")).count())
 }
 
 pub(crate) fn vm_exec(command: &str) -> Result<()> {

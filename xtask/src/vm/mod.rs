@@ -12,6 +12,7 @@ mod initramfs;
 mod kernel;
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -69,11 +70,16 @@ fn locks_up(line: &str) -> bool {
         || line.contains("rcu_preempt detected stalls")
 }
 
-/// A console line saying the kernel failed in any way.
+/// A console line saying the kernel failed in any way: a panic, a BUG or an oops, a
+/// general protection fault, a WARN splat (`WARNING: CPU: 1 PID: 92 at ...`), a task hung
+/// in the kernel, or a lock-up.
 fn kernel_failed(line: &str) -> bool {
     line.contains("Kernel panic")
         || line.contains("BUG:")
         || line.contains("Oops")
+        || line.contains("general protection fault")
+        || line.contains("WARNING: CPU:")
+        || line.contains("blocked for more than")
         || locks_up(line)
 }
 
@@ -129,28 +135,44 @@ pub(crate) fn run(
     work: &Path,
     payloads: &[Payload],
     tests: &[String],
+    expected: &BTreeMap<String, usize>,
     filter: Option<&str>,
 ) -> Result<()> {
     let log = boot(work, payloads, |modules| init_script(&all_runs(tests), filter, modules))?;
     let Some(lockup) = first_failure_is_a_lockup(&log) else {
-        return verdict(&log, tests);
+        return verdict(&log, tests, expected);
     };
     let left = runs_left(&log, tests);
     let during = log.iter().rev().find_map(|l| l.strip_prefix("TT-START ")).unwrap_or("start-up");
     eprintln!("xtask: the VM kernel locked up during {during} ({lockup}); booting once more for the {} runs left, that one first", left.len());
     let again = boot(work, payloads, |modules| init_script(&left, filter, modules))?;
-    verdict(&after_a_lockup(&log, again), tests)
+    verdict(&after_a_lockup(&log, again), tests, expected)
 }
 
 /// The log to judge after a boot stopped by a lock-up (`first`) and the boot for the runs
-/// it left (`again`): the first's results, which stand, then the second boot's whole log.
+/// it left (`again`): the first's log up to the lock-up (its results stand, with their
+/// tests' counts, and anything it said went wrong), then the second boot's whole log.
 fn after_a_lockup(first: &[String], again: Vec<String>) -> Vec<String> {
     first
         .iter()
-        .filter(|l| l.starts_with("TT-RESULT ") || l.starts_with("TT-MODULE-FAILED"))
+        .take_while(|l| !kernel_failed(l))
+        .filter(|l| !l.starts_with("TT-DONE"))
         .cloned()
         .chain(again)
         .collect()
+}
+
+/// How many tests libtest says passed in `test`'s run under `fam` (its `test result:`
+/// line between the run's markers), if it said.
+fn passed_in(log: &[String], test: &str, fam: &str) -> Option<usize> {
+    let start = format!("TT-START {test} {fam}");
+    let end = format!("TT-RESULT {test} {fam} ");
+    let from = log.iter().rposition(|l| *l == start)?;
+    log[from..].iter().take_while(|l| !l.starts_with(&end)).find_map(|l| {
+        // "test result: ok. 4 passed; 0 failed; ..."
+        let counts = l.split("test result: ").nth(1)?;
+        counts.split(" passed").next()?.rsplit(' ').next()?.parse().ok()
+    })
 }
 
 /// Boots with tcptrace and runs one shell command (for debugging in the VM).
@@ -245,8 +267,10 @@ fn boot(
     Ok(log)
 }
 
-/// Checks the markers: every (test, family) ran and exited 0, and the kernel did not panic.
-fn verdict(log: &[String], tests: &[String]) -> Result<()> {
+/// Checks the markers: every (test, family) ran and exited 0, with as many tests passed as
+/// the binary lists on the host (`expected`: a binary that ran none, or fewer, is not
+/// green), and the kernel did not fail.
+fn verdict(log: &[String], tests: &[String], expected: &BTreeMap<String, usize>) -> Result<()> {
     if let Some(panic) = log.iter().find(|l| kernel_failed(l)) {
         bail!("the VM kernel failed: {panic}");
     }
@@ -263,7 +287,14 @@ fn verdict(log: &[String], tests: &[String]) -> Result<()> {
     let mut failures = Vec::new();
     for (test, fam) in all_runs(tests) {
         match result_of(log, &test, fam) {
-            Some("0") => eprintln!("xtask: VM {test} [{fam}]: passed"),
+            Some("0") => match (passed_in(log, &test, fam), expected.get(&test)) {
+                (Some(passed), Some(&want)) if passed != want => failures
+                    .push(format!("{test} [{fam}] passed {passed} tests of the {want} it has")),
+                (None, Some(_)) => failures.push(format!("{test} [{fam}] said no test result")),
+                (passed, _) => {
+                    eprintln!("xtask: VM {test} [{fam}]: {} passed", passed.unwrap_or(0))
+                }
+            },
             Some(rc) => failures.push(format!("{test} [{fam}] exited {rc}")),
             None => failures.push(format!("{test} [{fam}] never finished")),
         }
@@ -288,44 +319,78 @@ pub(crate) fn vm_name(path: &Path) -> String {
 mod tests {
     use super::*;
 
+    /// A run's lines as `/init` and libtest print them: `passed` tests, exit code `rc`.
+    fn run_lines(test: &str, fam: &str, passed: usize, rc: &str) -> [String; 3] {
+        [
+            format!("TT-START {test} {fam}"),
+            format!("test result: ok. {passed} passed; 0 failed; 0 ignored; 0 measured"),
+            format!("TT-RESULT {test} {fam} rc={rc}"),
+        ]
+    }
+
+    /// Each binary's number of tests, as the host lists them.
+    fn counts(tests: &[(&str, usize)]) -> BTreeMap<String, usize> {
+        tests.iter().map(|(t, n)| ((*t).to_string(), *n)).collect()
+    }
+
     #[test]
     fn verdict_needs_every_marker_and_a_clean_kernel() {
         let tests = vec!["connect".to_string(), "serve".to_string()];
+        let expected = counts(&[("connect", 12), ("serve", 7)]);
         let mut good: Vec<String> = vec!["TT-BOOTED 6.1.0".into()];
         for fam in ["fentry", "kprobe", "tracepoint", "raw-tracepoint", "auto"] {
-            good.push(format!("TT-RESULT connect {fam} rc=0"));
+            good.extend(run_lines("connect", fam, 12, "0"));
         }
         for fam in ["fentry", "kprobe", "tracepoint", "raw-tracepoint"] {
-            good.push(format!("TT-RESULT serve {fam} rc=0"));
+            good.extend(run_lines("serve", fam, 7, "0"));
         }
         good.push("TT-DONE".into());
-        assert!(verdict(&good, &tests).is_ok());
+        assert!(verdict(&good, &tests, &expected).is_ok());
+        // A binary that ran fewer tests than it has, or said no result, is not green.
+        let fewer: Vec<String> =
+            good.iter().map(|l| l.replace("ok. 7 passed", "ok. 0 passed")).collect();
+        assert!(verdict(&fewer, &tests, &expected).is_err());
+        let silent: Vec<String> =
+            good.iter().filter(|l| !l.starts_with("test result")).cloned().collect();
+        assert!(verdict(&silent, &tests, &expected).is_err());
+        // Any kernel failure fails the run: a WARN splat, a hung task, a GPF.
+        for splat in [
+            "WARNING: CPU: 1 PID: 92 at kernel/bpf/core.c:100 f+0x1/0x2",
+            "INFO: task kworker/0:1:12 blocked for more than 120 seconds.",
+            "general protection fault, probably for non-canonical address",
+        ] {
+            let mut warned = good.clone();
+            warned.insert(3, splat.into());
+            assert!(verdict(&warned, &tests, &expected).is_err(), "{splat}");
+        }
 
         // connect's auto run is required; serve has none.
         let without_auto: Vec<String> =
             good.iter().filter(|l| !l.starts_with("TT-RESULT connect auto")).cloned().collect();
-        assert!(verdict(&without_auto, &tests).is_err());
+        assert!(verdict(&without_auto, &tests, &expected).is_err());
         assert!(!init_script(&all_runs(&tests), None, &[]).contains("TT-START serve auto"));
 
-        let mut failed = good.clone();
-        failed[2] = "TT-RESULT connect kprobe rc=101".into();
-        assert!(verdict(&failed, &tests).is_err());
+        let failed: Vec<String> = good
+            .iter()
+            .map(|l| l.replace("connect kprobe rc=0", "connect kprobe rc=101"))
+            .collect();
+        assert!(verdict(&failed, &tests, &expected).is_err());
 
-        let mut missing = good.clone();
-        missing.remove(1);
-        assert!(verdict(&missing, &tests).is_err());
+        let missing: Vec<String> =
+            good.iter().filter(|l| !l.starts_with("TT-RESULT connect fentry")).cloned().collect();
+        assert!(verdict(&missing, &tests, &expected).is_err());
 
         let mut panicked = good.clone();
         panicked.insert(1, "Kernel panic - not syncing: oops".into());
-        assert!(verdict(&panicked, &tests).is_err());
+        assert!(verdict(&panicked, &tests, &expected).is_err());
 
         let unfinished: Vec<String> = good[..good.len() - 1].to_vec();
-        assert!(verdict(&unfinished, &tests).is_err());
+        assert!(verdict(&unfinished, &tests, &expected).is_err());
 
         // Files left out of the root file system fail the run, whatever the tests said.
         let mut unpacked_in_part = good.clone();
         unpacked_in_part.insert(0, "[    3.265189] Initramfs unpacking failed: write error".into());
-        assert!(verdict(&unpacked_in_part, &tests).is_err());
+        assert!(verdict(&unpacked_in_part, &tests, &expected).is_err());
     }
 
     /// A boot stopped by a lock-up: the runs without a result (the one under way first)
@@ -364,18 +429,29 @@ mod tests {
         let mut again: Vec<String> = vec!["TT-BOOTED 6.1.0".into()];
         again.extend(left.iter().map(|(test, fam)| format!("TT-RESULT {test} {fam} rc=0")));
         again.push("TT-DONE".into());
-        assert!(verdict(&after_a_lockup(&stopped, again.clone()), &tests).is_ok());
+        assert!(verdict(&after_a_lockup(&stopped, again.clone()), &tests, &BTreeMap::new()).is_ok());
+        // The first boot's counts stand beside the second's.
+        let mut counted = stopped.clone();
+        counted.splice(1..2, run_lines("cli", "fentry", 3, "0"));
+        let mut counted_again: Vec<String> = vec!["TT-BOOTED 6.1.0".into()];
+        for (test, fam) in &left {
+            counted_again.extend(run_lines(test, fam, if test == "cli" { 3 } else { 7 }, "0"));
+        }
+        counted_again.push("TT-DONE".into());
+        let expected = counts(&[("cli", 3), ("serve", 7)]);
+        assert!(verdict(&after_a_lockup(&counted, counted_again), &tests, &expected).is_ok());
         // Judged alone, the stopped boot fails.
-        assert!(verdict(&stopped, &tests).is_err());
+        assert!(verdict(&stopped, &tests, &BTreeMap::new()).is_err());
 
         let mut failed_before = stopped.clone();
         failed_before[1] = "TT-RESULT cli fentry rc=101".into();
-        assert!(verdict(&after_a_lockup(&failed_before, again.clone()), &tests).is_err());
+        assert!(verdict(&after_a_lockup(&failed_before, again.clone()), &tests, &BTreeMap::new())
+            .is_err());
 
         let mut locked_again = again.clone();
         locked_again
             .insert(2, "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [serve:90]".into());
-        assert!(verdict(&after_a_lockup(&stopped, locked_again), &tests).is_err());
+        assert!(verdict(&after_a_lockup(&stopped, locked_again), &tests, &BTreeMap::new()).is_err());
 
         let mut oops_first = stopped.clone();
         oops_first.insert(3, "Oops: general protection fault".into());
