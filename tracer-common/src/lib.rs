@@ -19,6 +19,8 @@ pub mod offsets;
 pub mod reset;
 pub mod retransmit;
 pub mod state;
+#[cfg(feature = "summary")]
+pub mod summary;
 
 // No wire version: `tcptrace` embeds the object built from the same tree
 // (tracer/bpf/tcptrace.bpf.o, checked fresh by CI), so the two sides cannot disagree.

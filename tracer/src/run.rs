@@ -13,6 +13,7 @@ use crate::{
     printer::{OutputMode, Printer},
     privileges,
     session::{Flow, Session, Sink, SoFar},
+    summary::{Losses, Tally},
 };
 
 pub(crate) fn run(cli: &Cli) -> Result<()> {
@@ -42,7 +43,8 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
         printer = printer.relative_to(u64::try_from(now.as_nanos()).unwrap_or(0));
     }
     printer.header().and_then(|()| printer.flush()).context(WRITING)?;
-    let mut sink = PrintSink { printer, left: cli.count, lost_reported: 0 };
+    let json = mode == OutputMode::Json;
+    let mut sink = PrintSink { printer, left: cli.count, lost_reported: 0, json };
     let result = session.run(&mut sink);
     if cli.verbose {
         // Connections the kernel still tracks: after every traced connection has closed,
@@ -64,6 +66,8 @@ struct PrintSink<W: Write> {
     left: Option<u64>,
     /// The losses last said on stderr.
     lost_reported: u64,
+    /// `-o json`: the summary as one JSON object too.
+    json: bool,
 }
 
 impl<W: Write> Sink for PrintSink<W> {
@@ -89,6 +93,15 @@ impl<W: Write> Sink for PrintSink<W> {
             return Err(io::Error::from(io::ErrorKind::BrokenPipe).into());
         }
         Ok(Flow::Continue)
+    }
+
+    fn summary(&self, tally: &Tally, end: &Losses) -> String {
+        let summary = tally.summary(end);
+        if self.json {
+            summary.to_json()
+        } else {
+            summary.to_string()
+        }
     }
 }
 

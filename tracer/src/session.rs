@@ -57,7 +57,7 @@ pub(crate) trait Sink {
 
     /// The line said on stderr at the end.
     fn summary(&self, tally: &Tally, end: &Losses) -> String {
-        tally.summary(end)
+        tally.summary(end).to_string()
     }
 }
 

@@ -1,7 +1,11 @@
-//! What a run saw and lost, for the line said on stderr at its end (the trace's,
-//! `serve`'s and `top`'s) and for `serve`'s loss metrics.
+//! What a run saw and lost: the summary said on stderr at its end (the trace's, `serve`'s
+//! and `top`'s; its formats are `tracer_common::summary::Summary`'s), and `serve`'s loss
+//! metrics.
 
-use tracer_common::counters::Counter;
+use tracer_common::{
+    counters::Counter,
+    summary::{ByType, LostByReason, Summary},
+};
 
 /// What went through, and what did not, for the summary line (the trace's and `serve`'s).
 #[derive(Default)]
@@ -18,27 +22,33 @@ impl Tally {
         }
     }
 
-    /// The line printed on stderr at exit: events per type, what was lost and why.
-    pub(crate) fn summary(&self, end: &Losses) -> String {
-        let seen: u64 = self.per_kind.iter().sum();
-        let kinds: Vec<String> = crate::event::KINDS
-            .iter()
-            .zip(self.per_kind)
-            .filter(|&(_, n)| n > 0)
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        let kinds =
-            if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
-        format!(
-            "tcptrace: {seen} events{kinds}; {}; filtered in the kernel {}{}",
-            end.describe(),
-            end.filtered,
-            undecodable_note(self.undecodable)
-        )
+    /// Events per type, what was lost and why.
+    pub(crate) fn summary(&self, end: &Losses) -> Summary {
+        let count = |name: &str| {
+            let at = crate::event::KINDS.iter().position(|k| *k == name);
+            at.and_then(|i| self.per_kind.get(i)).copied().unwrap_or(0)
+        };
+        let lost_by_reason = end.by_reason();
+        Summary {
+            events: self.per_kind.iter().sum(),
+            by_type: ByType {
+                accept: count("accept"),
+                close: count("close"),
+                connect: count("connect"),
+                drop: count("drop"),
+                reset: count("reset"),
+                retransmit: count("retransmit"),
+                state: count("state"),
+            },
+            lost: lost_by_reason.total(),
+            lost_by_reason,
+            filtered: end.filtered,
+            undecodable: self.undecodable,
+        }
     }
 }
 
-/// "; N undecodable" for the exit summaries, or nothing when every record decoded.
+/// "; N undecodable" for top's summary, or nothing when every record decoded.
 pub(crate) fn undecodable_note(undecodable: u64) -> String {
     if undecodable > 0 {
         format!("; {undecodable} undecodable")
@@ -88,39 +98,50 @@ fn counted_losses(source: &crate::source::LossCounters) -> Losses {
 
 impl Losses {
     /// Each reason with its count, named as `tcptrace serve` labels them.
-    pub(crate) const fn by_reason(&self) -> [(&'static str, u64); 6] {
-        [
-            ("ring_buffer_full", self.ring_full),
-            ("kernel_read_failed", self.read_errors),
-            ("hook_run_skipped", self.missed_runs),
-            ("state_out_of_sequence", self.state_gaps),
-            ("map_update_refused", self.map_errors),
-            ("connection_table_full", self.forgotten),
-        ]
+    pub(crate) const fn by_reason(&self) -> LostByReason {
+        LostByReason {
+            ring_buffer_full: self.ring_full,
+            kernel_read_failed: self.read_errors,
+            hook_run_skipped: self.missed_runs,
+            state_out_of_sequence: self.state_gaps,
+            map_update_refused: self.map_errors,
+            connection_table_full: self.forgotten,
+        }
     }
 
-    pub(crate) fn lost(&self) -> u64 {
-        self.ring_full
-            + self.read_errors
-            + self.missed_runs
-            + self.state_gaps
-            + self.map_errors
-            + self.forgotten
+    pub(crate) const fn lost(&self) -> u64 {
+        self.by_reason().total()
     }
 
     /// The loss part of the summary, e.g. `lost 3 (ring buffer full 3, ...)`; a hint
     /// when the connection table was too small.
     pub(crate) fn describe(&self) -> String {
-        let hint = if self.forgotten > 0 { "; raise --max-connections" } else { "" };
-        format!(
-            "lost {} (ring buffer full {}, kernel reads failed {}, hook runs skipped by the kernel {}, state changes out of sequence {}, map updates refused {}, entries evicted from the full connection table {}{hint})",
-            self.lost(),
-            self.ring_full,
-            self.read_errors,
-            self.missed_runs,
-            self.state_gaps,
-            self.map_errors,
-            self.forgotten
-        )
+        self.by_reason().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every event type has its field, named as `event::KINDS` names it, in its order.
+    #[test]
+    fn the_summary_counts_every_event_type_under_its_name() {
+        let tally = Tally { per_kind: [1, 2, 3, 4, 5, 6, 7], undecodable: 8 };
+        let end = Losses {
+            ring_full: 10,
+            read_errors: 20,
+            missed_runs: 30,
+            state_gaps: 40,
+            map_errors: 50,
+            forgotten: 60,
+            filtered: 70,
+        };
+        let summary = tally.summary(&end);
+        let names: Vec<&str> = summary.by_type.named().iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, crate::event::KINDS);
+        let counts: Vec<u64> = summary.by_type.named().iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!((summary.events, summary.lost, summary.filtered), (28, 210, 70));
     }
 }

@@ -65,8 +65,14 @@ impl ConnectRun {
 
 /// Asserts that the summary on `stderr` counts `n` events, all connects.
 fn assert_connects_counted(stderr: &[String], n: usize) {
-    let summary = format!("tcptrace: {n} events (connect {n})");
-    assert!(stderr.iter().any(|l| l.starts_with(&summary)), "{stderr:?}");
+    let summary = common::summary_in(stderr);
+    let n = n as u64;
+    let want = common::Summary {
+        events: n,
+        by_type: tracer_common::summary::ByType { connect: n, ..Default::default() },
+        ..summary
+    };
+    assert_eq!(summary, want, "{stderr:?}");
 }
 
 fn trace_connects(format: &str, args: &[&str], n: usize) -> ConnectRun {
@@ -375,5 +381,6 @@ fn stopped_while_loading(args: &[&str]) {
     let output = child.wait_with_output().expect("tcptrace's output");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
-    assert!(stderr.lines().any(|l| l.starts_with("tcptrace: 0 events")), "{args:?}: {stderr}");
+    let summary = common::Summary::find(stderr.lines());
+    assert_eq!(summary.map(|s| s.events), Some(0), "{args:?}: {stderr}");
 }

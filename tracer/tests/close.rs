@@ -394,7 +394,7 @@ fn per_call_counting_with_many_threads_asleep_in_recv_counts_what_it_misses() {
         "{servers:?}"
     );
     let short = servers.iter().filter(|s| s["bytes_received"] == 0).count();
-    assert_eq!(common::skipped_in(done.summary()), short, "{}", done.summary());
+    assert_eq!(common::skipped_in(&done.summary()), short, "{}", done.summary());
     assert_eq!(done.lost(), short, "{}", done.summary());
     if effective_family() == "kprobe" {
         // More sleepers than instances: some calls had none (else this test shows nothing).

@@ -383,7 +383,7 @@ fn a_new_socket_on_a_freed_sockets_stale_entry_is_not_taken_for_it() {
     );
     assert_eq!(done.events.len(), 4 * tries, "{:?}", done.events);
     // One lost close for each stale entry met.
-    assert_eq!(common::gaps_in(done.summary()), client_hits + child_hits, "{}", done.summary());
+    assert_eq!(common::gaps_in(&done.summary()), client_hits + child_hits, "{}", done.summary());
     assert_eq!(done.lost(), client_hits + child_hits, "{}", done.summary());
 }
 

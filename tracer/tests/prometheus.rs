@@ -238,7 +238,12 @@ fn prometheus_sees_exact_counts_and_every_dashboard_panel_has_data() {
         .expect("addr")
         .port();
     let ports = [addr.port(), closed, rtx_addr.port()].map(|p| p.to_string());
-    let serve = Serve::start(&["--port", &ports[0], "--port", &ports[1], "--port", &ports[2]], &[]);
+    // --drops: the dashboard's drops panel has data too (the refused SYNs, which reach no
+    // socket, are dropped as NO_SOCKET).
+    let serve = Serve::start(
+        &["--port", &ports[0], "--port", &ports[1], "--port", &ports[2]],
+        &["--drops"],
+    );
     let prometheus = Prometheus::start(serve.addr);
 
     let held: Vec<HeldExchange> = (0..CONNECTIONS)

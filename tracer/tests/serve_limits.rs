@@ -130,7 +130,7 @@ fn a_full_connection_table_shows_as_a_loss() {
     let (code, stderr) = serve.terminate();
     assert_eq!(code, Some(0), "{stderr:?}");
     let summary = common::summary_in(&stderr);
-    let forgotten = common::forgotten_in(summary) as f64;
+    let forgotten = common::forgotten_in(&summary) as f64;
     assert_eq!(ownerless, forgotten, "{summary}");
     assert!(sum(&while_open, "tcptrace_events_lost_total", &full) <= forgotten, "{summary}");
     // Nothing else was lost.

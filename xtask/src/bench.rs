@@ -396,38 +396,19 @@ fn tracer_counts(stderr: &str) -> TracerCounts {
         let rest = &line[line.find(word)? + word.len()..];
         rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
     };
-    // tcptrace: "tcptrace: N events (...); lost M (reason N, reason N, ...); ..."
-    if let Some(summary) =
-        stderr.lines().find(|l| l.starts_with("tcptrace: ") && l.contains(" events"))
-    {
+    // tcptrace's summary, read with the type it is written with.
+    if let Some(summary) = tracer_common::summary::Summary::find(stderr.lines()) {
+        let lost_why = summary.lost_by_reason.named().into_iter().filter(|&(_, n)| n > 0);
         return TracerCounts {
-            events: number_after(summary, "tcptrace:"),
-            lost: number_after(summary, "; lost"),
-            lost_why: loss_reasons(summary),
+            events: Some(summary.events),
+            lost: Some(summary.lost),
+            lost_why: lost_why.map(|(reason, n)| (reason.to_string(), n)).collect(),
         };
     }
     // libbpf-tools: "lost N events on CPU #C"; bpftrace: "Lost N events".
     let lost: u64 =
         stderr.lines().filter_map(|l| number_after(&l.to_ascii_lowercase(), "lost")).sum();
     TracerCounts { events: None, lost: Some(lost), lost_why: Vec::new() }
-}
-
-/// The reasons with a loss in tcptrace's summary: "lost M (ring buffer full 2, ...)".
-fn loss_reasons(summary: &str) -> Vec<(String, u64)> {
-    let Some(start) =
-        summary.find("; lost ").and_then(|at| summary[at..].find('(').map(|p| at + p + 1))
-    else {
-        return Vec::new();
-    };
-    let Some(len) = summary[start..].find(')') else { return Vec::new() };
-    summary[start..start + len]
-        .split(", ")
-        .filter_map(|part| {
-            let (reason, n) = part.rsplit_once(' ')?;
-            let n: u64 = n.parse().ok()?;
-            (n > 0).then(|| (reason.to_string(), n))
-        })
-        .collect()
 }
 
 fn sample(config: &Config, w: Workload, window: Duration) -> Result<Sample> {
@@ -947,14 +928,13 @@ mod tests {
         assert_eq!((counts.events, counts.lost), (Some(731_514), Some(5)));
         assert_eq!(
             counts.lost_why,
-            [
-                ("ring buffer full".to_string(), 3),
-                ("hook runs skipped by the kernel".to_string(), 2)
-            ]
+            [("ring_buffer_full".to_string(), 3), ("hook_run_skipped".to_string(), 2)]
         );
         let clean = tracer_counts("tcptrace: 10 events (close 10); lost 0 (ring buffer full 0); filtered in the kernel 0\n");
         assert_eq!((clean.lost, clean.lost_why.len()), (Some(0), 0));
         let peer = tracer_counts("lost 4 events on CPU #1\nLost 3 events\n");
         assert_eq!((peer.events, peer.lost), (None, Some(7)));
+        let json = tracer_counts("{\"type\":\"summary\",\"events\":2,\"by_type\":{\"accept\":0,\"close\":2,\"connect\":0,\"drop\":0,\"reset\":0,\"retransmit\":0,\"state\":0},\"lost\":1,\"lost_by_reason\":{\"ring_buffer_full\":1,\"kernel_read_failed\":0,\"hook_run_skipped\":0,\"state_out_of_sequence\":0,\"map_update_refused\":0,\"connection_table_full\":0},\"filtered\":0,\"undecodable\":0}\n");
+        assert_eq!((json.events, json.lost), (Some(2), Some(1)));
     }
 }

@@ -87,7 +87,7 @@ impl Sink for MetricsSink {
     }
 
     fn tick(&mut self, so_far: &SoFar) -> Result<Flow> {
-        let reasons = so_far.losses.by_reason();
+        let reasons = so_far.losses.by_reason().named();
         for (reason, count) in reasons.into_iter().chain([("undecodable", so_far.undecodable)]) {
             self.metrics.lost_so_far(reason, count);
         }

@@ -50,10 +50,7 @@ pub use raw::{local_port, monotonic_ns, own_netns, peer_port, pin_to_one_cpu, so
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]
 pub use serve::{parse_samples, sum, Sample, Serve};
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]
-pub use summary::{
-    count_in, events_in, filtered_in, forgotten_in, gaps_in, lost_in, skipped_in, summary_in,
-    tracked_at_exit,
-};
+pub use summary::{count, forgotten_in, gaps_in, skipped_in, summary_in, tracked_at_exit, Summary};
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]
 pub use trace::{connection_map, run_to_end, tcptrace_bin, Finished, Trace, TraceBuilder};
 #[allow(unused_imports, reason = "re-exports: each test binary uses a different part")]

@@ -1,15 +1,14 @@
-//! tcptrace's lines on stderr at exit, and the numbers in them: the summary
-//! (`tcptrace: 5 events (connect 5); lost 0 (ring buffer full 0, ...); filtered in the
-//! kernel 3`) and, with `-v`, `tcptrace: connections tracked at exit: N (...)`. Every test
-//! reads them through here: one parser, one place to change if the wording does.
+//! tcptrace's lines on stderr at exit: the summary, read with the type tcptrace writes it
+//! with (`tracer_common::summary::Summary`: the text line, or one JSON object under
+//! `-o json`), and, with `-v`, `tcptrace: connections tracked at exit: N (...)`.
+
+pub use tracer_common::summary::Summary;
 
 use super::Finished;
 
-/// The summary line among tcptrace's stderr lines (the trace's and `serve`'s).
-pub fn summary_in(stderr: &[String]) -> &str {
-    stderr
-        .iter()
-        .find(|l| l.contains(" events ("))
+/// The summary among tcptrace's stderr lines (the trace's and `serve`'s).
+pub fn summary_in(stderr: &[String]) -> Summary {
+    Summary::find(stderr.iter().map(String::as_str))
         .unwrap_or_else(|| panic!("no summary: {stderr:?}"))
 }
 
@@ -19,42 +18,24 @@ pub fn number_after(line: &str, label: &str) -> Option<usize> {
     line.split(label).nth(1)?.split([' ', ',', ';', ')']).next()?.parse().ok()
 }
 
-/// The number after `label` in a summary (its loss list, its filtered count).
-pub fn count_in(summary: &str, label: &str) -> usize {
-    number_after(summary, label).unwrap_or_else(|| panic!("no {label:?} count in {summary}"))
+/// A count of a summary, as a `usize` for comparing with what a test counted.
+pub fn count(n: u64) -> usize {
+    usize::try_from(n).expect("a count that fits")
 }
 
-/// The events a summary says were printed (`tcptrace: N events`).
-pub fn events_in(summary: &str) -> usize {
-    count_in(summary, "tcptrace: ")
+/// The entries a summary says the full connection table evicted.
+pub fn forgotten_in(summary: &Summary) -> usize {
+    count(summary.lost_by_reason.connection_table_full)
 }
 
-/// The events a summary says were lost (`; lost N (...)`): what tcptrace counted and
-/// reported, hook runs the kernel skipped among them.
-pub fn lost_in(summary: &str) -> usize {
-    count_in(summary, "; lost ")
+/// The hook runs a summary says the kernel skipped.
+pub fn skipped_in(summary: &Summary) -> usize {
+    count(summary.lost_by_reason.hook_run_skipped)
 }
 
-/// The entries a summary says the full connection table evicted
-/// (`entries evicted from the full connection table N`).
-pub fn forgotten_in(summary: &str) -> usize {
-    count_in(summary, "entries evicted from the full connection table ")
-}
-
-/// The hook runs a summary says the kernel skipped (`hook runs skipped by the kernel N`).
-pub fn skipped_in(summary: &str) -> usize {
-    count_in(summary, "hook runs skipped by the kernel ")
-}
-
-/// The state changes a summary says were missed (`state changes out of sequence N`).
-pub fn gaps_in(summary: &str) -> usize {
-    count_in(summary, "state changes out of sequence ")
-}
-
-/// The events a summary says were dropped by the kernel-side filters
-/// (`filtered in the kernel N`), if it says.
-pub fn filtered_in(summary: &str) -> Option<usize> {
-    number_after(summary, "filtered in the kernel ")
+/// The state changes a summary says were missed.
+pub fn gaps_in(summary: &Summary) -> usize {
+    count(summary.lost_by_reason.state_out_of_sequence)
 }
 
 /// The connections `-v` says were still tracked at exit
@@ -67,18 +48,19 @@ pub fn tracked_at_exit(stderr: &[String]) -> usize {
 }
 
 impl Finished {
-    /// tcptrace's summary line on stderr (`N events (...); lost N (...); ...`).
-    pub fn summary(&self) -> &str {
+    /// tcptrace's summary on stderr.
+    pub fn summary(&self) -> Summary {
         summary_in(&self.stderr)
     }
 
-    /// The events tcptrace said it lost (`lost_in` its summary).
+    /// The events tcptrace said it lost: what it counted and reported, hook runs the
+    /// kernel skipped among them.
     pub fn lost(&self) -> usize {
-        lost_in(self.summary())
+        count(self.summary().lost)
     }
 
-    /// What the summary says the kernel-side filters dropped, if it says.
+    /// What the summary says the kernel-side filters dropped, if there is a summary.
     pub fn filtered(&self) -> Option<usize> {
-        self.stderr.iter().find_map(|l| filtered_in(l))
+        Summary::find(self.stderr.iter().map(String::as_str)).map(|s| count(s.filtered))
     }
 }
