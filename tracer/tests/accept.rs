@@ -21,21 +21,8 @@ fn a_connection_reset_before_its_accept_leaves_nothing_tracked() {
     let trace = Trace::new(&["-e", "connect,accept,close", "--port", &port.to_string()]).start();
     let s = raw::connect(&sockaddr_of(addr), libc::AF_INET);
     assert!(s >= 0, "connect: {s}");
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: valid option buffer; our fd. SO_LINGER 0 makes close() send a reset.
-    unsafe {
-        assert_eq!(
-            libc::setsockopt(
-                s,
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&raw const linger).cast(),
-                size_of::<libc::linger>() as u32
-            ),
-            0
-        );
-        libc::close(s);
-    }
+    // SO_LINGER 0: close() sends a reset.
+    assert!(common::sides::abort(s), "SO_LINGER 0 and close");
     wait_port_settled(port);
     // The child it returns is already reset.
     let conn = raw::accept(lfd);

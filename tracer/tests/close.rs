@@ -92,21 +92,8 @@ fn an_abortive_close_keeps_its_remote_end_with_per_call_counting() {
     let mut buf = vec![0u8; 4096];
     let (s, conn) = connected_after_sending(lfd, &sockaddr_of(addr), 1_000, &mut buf);
     let client_port = common::local_port(s);
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: valid buffers; our fds. SO_LINGER 0 makes close() abort the connection.
-    unsafe {
-        assert_eq!(
-            libc::setsockopt(
-                s,
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&raw const linger).cast(),
-                size_of::<libc::linger>() as u32
-            ),
-            0
-        );
-        libc::close(s);
-    }
+    // SO_LINGER 0: close() sends a reset.
+    assert!(common::sides::abort(s), "SO_LINGER 0 and close");
     assert_eq!(raw::read_to_eof(conn, &mut buf), None, "the reset reaches the server");
     // SAFETY: closing our fds.
     unsafe {

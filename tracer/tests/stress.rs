@@ -286,9 +286,10 @@ fn a_trace_started_and_stopped_during_churn_loses_nothing() {
     let (lfd, addr) = listen_v4(4096);
     let port = addr.port();
     let churn = Churn::start(lfd, addr, None);
-    std::thread::sleep(std::time::Duration::from_millis(200)); // under way before the start
-                                                               // The harness reads tcptrace's output only once it stops: a ring buffer that holds
-                                                               // the whole run's events, as in the load test.
+    // Under way before the start.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The harness reads tcptrace's output only once it stops: a ring buffer that holds the
+    // whole run's events, as in the load test.
     let trace = Trace::new(&[
         "-e",
         "connect,accept,close",

@@ -349,8 +349,9 @@ mod tests {
         push(&[s("old_recvmsg"), KIND_FUNC << 24, 8]); // 9
         push(&proto(&[names[0], names[1], names[2], names[4], names[5]])); // 10: 5.19 on
         push(&[s("new_recvmsg"), KIND_FUNC << 24, 10]); // 11
-                                                        // 12: struct bits { u16 pad; u8 lo:5, hi:3; int whole; }, with kind_flag (as pahole
-                                                        // writes a struct with bitfields): a member's offset word holds its width on top.
+
+        // 12: struct bits { u16 pad; u8 lo:5, hi:3; int whole; }, with kind_flag (as pahole
+        // writes a struct with bitfields): a member\'s offset word holds its width on top.
         push(&[
             s("bits"),
             (1 << 31) | (KIND_STRUCT << 24) | 3,

@@ -66,8 +66,9 @@ pub fn perf_events_need_sys_admin() -> bool {
         }
         let header = CAPABILITY_HEADER;
         let (low, high) = (keep as u32, (keep >> 32) as u32);
-        let data: [u32; 6] = [low, low, 0, high, high, 0]; // effective, permitted, inheritable
-                                                           // SAFETY: valid header and data for capset(2) on this process.
+        // Effective, permitted, inheritable: the low words, then the high ones.
+        let data: [u32; 6] = [low, low, 0, high, high, 0];
+        // SAFETY: valid header and data for capset(2) on this process.
         if unsafe { libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()) } != 0 {
             return 11;
         }
