@@ -72,6 +72,9 @@ struct PrintSink<W: Write> {
 
 impl<W: Write> Sink for PrintSink<W> {
     fn event(&mut self, event: &crate::event::Event) -> Result<Flow> {
+        if self.left == Some(0) {
+            return Ok(Flow::Stop);
+        }
         self.printer.event(event).context(WRITING)?;
         if let Some(n) = &mut self.left {
             *n -= 1;
@@ -162,4 +165,28 @@ fn list_probes(btf: &std::path::Path) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        event::ConnectResult,
+        printer::tests::{connect, event},
+    };
+
+    /// `-n 1`: the first event is printed and ends the run; one that still comes (the last
+    /// drain, a drop sweep after it) is neither printed nor counted down past zero.
+    #[test]
+    fn count_reached_prints_no_more() {
+        let printer = Printer::new(Vec::new(), OutputMode::Plain, jiff::tz::TimeZone::UTC, false);
+        let mut sink = PrintSink { printer, left: Some(1), lost_reported: 0, json: false };
+        let e = event(connect(ConnectResult::Ok), false, true);
+        assert_eq!(sink.event(&e).expect("printed"), Flow::Stop);
+        assert_eq!(sink.event(&e).expect("not printed"), Flow::Stop);
+        sink.drained().expect("flushed");
+        let out = String::from_utf8(sink.printer.into_inner()).expect("utf-8");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert_eq!(sink.left, Some(0));
+    }
 }

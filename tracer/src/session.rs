@@ -52,7 +52,7 @@ pub(crate) trait Sink {
     }
 
     /// Whether the summary is still said when the run fails (top's is: what it could not
-    /// show, after the failure's own line; the trace's failure line stands alone).
+    /// show, just before the failure's own line; the trace's failure line stands alone).
     const SUMMARY_AFTER_FAILURE: bool = false;
 
     /// The line said on stderr at the end.
@@ -170,8 +170,7 @@ impl Session {
             // kernel sent, and a connection still tracked afterwards really had not ended
             // (before, a close in the gap between the two was neither seen nor tracked).
             tracer.stop_hooks();
-            if !stopped_by_sink {
-                pump.drain(sink, None)?;
+            if !stopped_by_sink && pump.drain(sink, None)? != Drained::Stopped {
                 pump.sweep_drops(sink)?;
             }
             sink.finish()?;
@@ -221,6 +220,11 @@ impl Pump {
                 () = signals.recv() => return Ok(false),
                 () = &mut deadline => return Ok(false),
                 _ = tick.tick() => {
+                    // What the ring buffer holds first, so that a tick sees every event
+                    // sent before it (top's reading: the closes of its interval).
+                    if self.drain(sink, Some(DRAIN_BATCH))? == Drained::Stopped {
+                        return Ok(true);
+                    }
                     // The wall clock may have been stepped (NTP) or the machine suspended
                     // (the kernel's monotonic clock stops meanwhile): times follow it.
                     self.clock = Clock::now();

@@ -240,10 +240,16 @@ impl TopSink {
 
     /// This interval's rows, when a reading is due.
     fn reading(&mut self) -> Option<Vec<Row>> {
-        if Instant::now() < self.next {
+        let now = Instant::now();
+        if now < self.next {
             return None;
         }
-        self.next = Instant::now() + self.interval;
+        // A fixed cadence, as top's: the next reading an interval after this one was due
+        // (after a stall, an interval from now).
+        self.next += self.interval;
+        if self.next <= now {
+            self.next = now + self.interval;
+        }
         self.readings += 1;
         let live = self.live();
         Some(self.tracker.rows(&live, std::mem::take(&mut self.closed), &mut self.resets))
@@ -280,7 +286,7 @@ impl Sink for TopSink {
 
     /// Often enough for keys to feel immediate; a reading only every interval.
     fn tick_every(&self) -> Duration {
-        Duration::from_millis(50)
+        Duration::from_millis(100)
     }
 
     fn tick(&mut self, so_far: &SoFar) -> Result<Flow> {
@@ -381,10 +387,20 @@ struct Screen {
 impl Screen {
     fn enter(sort: SortKey) -> Result<Self> {
         crossterm::terminal::enable_raw_mode()?;
-        crossterm::execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
-        let terminal =
-            ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(io::stdout()))?;
-        Ok(Self { terminal, rows: Vec::new(), sort, filter: String::new(), typing: false })
+        let taken = crossterm::execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen)
+            .and_then(|()| {
+                ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(io::stdout()))
+            });
+        match taken {
+            Ok(terminal) => {
+                Ok(Self { terminal, rows: Vec::new(), sort, filter: String::new(), typing: false })
+            }
+            Err(err) => {
+                // No Screen to drop: the terminal goes back here.
+                restore_terminal();
+                Err(err.into())
+            }
+        }
     }
 
     /// The keys pressed since the last look: `Flow::Stop` for q, Esc or Ctrl-C.
@@ -485,13 +501,17 @@ impl Screen {
 impl Drop for Screen {
     /// Puts the terminal back however the view ends.
     fn drop(&mut self) {
-        let _ = crossterm::terminal::disable_raw_mode();
-        let _ = crossterm::execute!(
-            io::stdout(),
-            crossterm::terminal::LeaveAlternateScreen,
-            crossterm::cursor::Show
-        );
+        restore_terminal();
     }
+}
+
+fn restore_terminal() {
+    let _ = crossterm::terminal::disable_raw_mode();
+    let _ = crossterm::execute!(
+        io::stdout(),
+        crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
 }
 
 #[cfg(test)]

@@ -351,7 +351,7 @@ mod tests {
         push(&[s("new_recvmsg"), KIND_FUNC << 24, 10]); // 11
 
         // 12: struct bits { u16 pad; u8 lo:5, hi:3; int whole; }, with kind_flag (as pahole
-        // writes a struct with bitfields): a member\'s offset word holds its width on top.
+        // writes a struct with bitfields): a member's offset word holds its width on top.
         push(&[
             s("bits"),
             (1 << 31) | (KIND_STRUCT << 24) | 3,

@@ -200,7 +200,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::event::{BytesSource, CloseInfo, Comm, Detail, Endpoints, Owner, TcpState};
 
-    fn event(detail: Detail, v6: bool, owner_known: bool) -> Event {
+    pub(crate) fn event(detail: Detail, v6: bool, owner_known: bool) -> Event {
         let (l, r): (IpAddr, IpAddr) = if v6 {
             ("::1".parse().expect("v6"), "::1".parse().expect("v6"))
         } else {
@@ -222,7 +222,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn connect(result: ConnectResult) -> Detail {
+    pub(crate) fn connect(result: ConnectResult) -> Detail {
         let syns_sent = if result == ConnectResult::Ok { 1 } else { 3 };
         Detail::Connect { latency: Duration::from_micros(1_234), result, syns_sent }
     }
