@@ -38,7 +38,7 @@ pub(crate) struct Options {
     /// target/bench.
     #[arg(long, value_delimiter = ',')]
     pub(crate) configs: Vec<String>,
-    /// Only this workload (churn, rr, bulk); writes to target/bench.
+    /// Only this workload (churn, rr, bulk, refused); writes to target/bench.
     #[arg(long)]
     pub(crate) workload: Option<String>,
     /// Rounds (default 9, or 1 with --quick).
@@ -76,6 +76,10 @@ enum Workload {
     Churn,
     RequestResponse,
     Bulk,
+    /// Connects to a closed port as fast as they go: each SYN reaches no socket, is
+    /// dropped (NO_SOCKET) and answered with a reset, and the connect fails: a reset and
+    /// drop storm, for the reset and drop hooks.
+    Refused,
 }
 
 impl Workload {
@@ -84,6 +88,7 @@ impl Workload {
             Self::Churn => "churn",
             Self::RequestResponse => "request/response",
             Self::Bulk => "bulk",
+            Self::Refused => "refused connects (reset and drop storm)",
         }
     }
 
@@ -92,6 +97,7 @@ impl Workload {
             Self::Churn => "churn",
             Self::RequestResponse => "rr",
             Self::Bulk => "bulk",
+            Self::Refused => "refused",
         }
     }
 
@@ -100,6 +106,7 @@ impl Workload {
             Self::Churn => "conn",
             Self::RequestResponse => "txn",
             Self::Bulk => "MiB",
+            Self::Refused => "conn",
         }
     }
 }
@@ -348,11 +355,36 @@ fn bulk(window: Duration) -> Result<f64> {
     Ok(total as f64 / (1024.0 * 1024.0))
 }
 
+/// Refused connects, two threads of them (see `Workload::Refused`).
+fn refused(window: Duration) -> Result<f64> {
+    // A port just closed: nothing listens on it for the run.
+    let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                while start.elapsed() < window {
+                    let refused = TcpStream::connect(addr)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+                    done.fetch_add(u64::from(refused), Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(done.load(Ordering::Relaxed) as f64)
+}
+
 fn run_workload(w: Workload, window: Duration) -> Result<f64> {
     match w {
         Workload::Churn => churn(window),
         Workload::RequestResponse => request_response(window),
         Workload::Bulk => bulk(window),
+        Workload::Refused => refused(window),
     }
 }
 
@@ -591,10 +623,11 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         // Untraced stays: every figure is relative to it.
         configs.retain(|c| c.key == "untraced" || opts.configs.iter().any(|k| k == c.key));
     }
-    let mut workloads = vec![Workload::Churn, Workload::RequestResponse, Workload::Bulk];
+    let mut workloads =
+        vec![Workload::Churn, Workload::RequestResponse, Workload::Bulk, Workload::Refused];
     if let Some(w) = &opts.workload {
         workloads.retain(|x| x.key() == w);
-        anyhow::ensure!(!workloads.is_empty(), "no workload {w:?} (churn, rr, bulk)");
+        anyhow::ensure!(!workloads.is_empty(), "no workload {w:?} (churn, rr, bulk, refused)");
     }
     // samples[workload][config] = one Sample per round
     let mut samples: Vec<Vec<Vec<Sample>>> =
