@@ -54,9 +54,13 @@ pub struct Ending {
     pub probes_out: u8,
     /// `ENDING_*` bits.
     pub flags: u8,
+    /// The kernel's reason (`enum sk_rst_reason`, Linux 6.10+) for the reset the socket sent
+    /// before its CLOSE (a keepalive timeout, `tcp_abort()`), plus one; 0 when none was seen.
+    /// The reset of an abortive close comes after the CLOSE: user space joins that one.
+    pub reset_reason: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<Ending>() == 16);
+const _: () = assert!(core::mem::size_of::<Ending>() == 20);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +81,7 @@ pub struct CloseEvent {
     pub closed_by: u8,
     pub bytes_source: u8,
     /// Keeps the size a multiple of 8 without hidden padding.
-    pub _pad: [u8; 5],
+    pub _pad: u8,
 }
 
 const _: () = assert!(core::mem::size_of::<CloseEvent>() == 152);

@@ -58,6 +58,8 @@ pub struct SockInfo {
     /// How it ended, read at CLOSE, while the close event waits for the socket's
     /// destruction (per-call counting).
     pub ending: crate::close::Ending,
+    /// Keeps the size a multiple of 8 without hidden padding.
+    pub _pad_end: u32,
 }
 
 impl SockInfo {
@@ -95,9 +97,11 @@ impl SockInfo {
                 retransmits: 0,
                 probes_out: 0,
                 flags: 0,
+                reset_reason: 0,
             },
+            _pad_end: 0,
         }
     }
 }
 
-const _: () = assert!(core::mem::size_of::<SockInfo>() == 152);
+const _: () = assert!(core::mem::size_of::<SockInfo>() == 160);

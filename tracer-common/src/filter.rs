@@ -243,6 +243,13 @@ pub struct Config {
     /// 1: count state changes in the kernel (`state::StateCounts`, for `tcptrace serve`)
     /// rather than sending an event for each: the same filters apply.
     pub count_states: u32,
+    /// 1: the reset hook also runs for the close event's `reason` (close events wanted, on
+    /// a kernel that names its resets: Linux 6.10+), though reset events are not wanted: a
+    /// reset a socket sends before its CLOSE is noted in its entry, one sent right after
+    /// goes out as a reset event for user space to join to the close (tracer/src/join.rs).
+    pub close_reasons: u32,
+    /// Keeps the size a multiple of 8 without hidden padding.
+    pub _pad: u32,
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ use tracer_common::{
 static FILTER: Filter = Filter::ANY;
 
 #[unsafe(no_mangle)]
-static CONFIG: Config = Config { events: 0, count_calls: 0, live: 0, count_states: 0 };
+static CONFIG: Config =
+    Config { events: 0, count_calls: 0, live: 0, count_states: 0, close_reasons: 0, _pad: 0 };
 
 #[unsafe(no_mangle)]
 static SOCK_OFFSETS: SockOffsets = SockOffsets::absent();

@@ -29,7 +29,7 @@
 //! | connect    | `state` (the handshake's end: `event::connect`), `connect` (failures before the SYN; fentry and kprobe only) |
 //! | accept     | `accept`                                                                |
 //! | state      | `state`                                                                 |
-//! | close      | `state` at CLOSE (`event::close`); `bytes` at the socket's destruction with `--bytes calls` |
+//! | close      | `state` at CLOSE (`event::close`); `bytes` at the socket's destruction with `--bytes calls`; `reset` for the kernel's reason (`Config::close_reasons`) |
 //! | retransmit | `retransmit`                                                            |
 //! | reset      | `reset`                                                                 |
 //! | drop       | `drop` (counted in a map, swept by user space: never a ring buffer event) |
@@ -39,7 +39,7 @@
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 #![cfg_attr(not(target_arch = "bpf"), allow(dead_code, unused_imports))]
 #![deny(clippy::panic, clippy::indexing_slicing)]
-// Map keys and values are passed by reference on purpose: by value, a 152-byte entry would
+// Map keys and values are passed by reference on purpose: by value, a 160-byte entry would
 // be copied onto the 512-byte BPF stack first.
 #![allow(clippy::needless_borrows_for_generic_args)]
 

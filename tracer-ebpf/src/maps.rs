@@ -57,7 +57,7 @@ pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COU
 #[map]
 pub(crate) static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entries(65_536, 0);
 
-/// Scratch space to build a new `SOCKS` value in (152 bytes the BPF stack cannot spare on
+/// Scratch space to build a new `SOCKS` value in (160 bytes the BPF stack cannot spare on
 /// the deepest call chains), one slot per nesting level: a softirq program can interrupt
 /// a process-context one halfway through building its value. Written and read by
 /// `socks::with_scratch`, on its own CPU.
@@ -86,8 +86,8 @@ pub(crate) static STATE_BUSY: PerCpuArray<u32> = PerCpuArray::with_max_entries(1
 /// task holds (process context), one for the others (softirq), since the reset sent by
 /// a closing task can reach a peer on loopback, and close it, in a softirq that runs
 /// inside that task's call, before the reset's tracepoint fires.
-/// Written: the state hook at CLOSE, only when reset events are wanted. Read and emptied:
-/// the reset hook. Overwritten, never freed.
+/// Written: the state hook at CLOSE, only when reset events or close reasons are wanted
+/// (`Config::close_reasons`). Read and emptied: the reset hook. Overwritten, never freed.
 #[map]
 pub(crate) static LAST_CLOSED: PerCpuArray<Closed> = PerCpuArray::with_max_entries(2, 0);
 

@@ -1,6 +1,6 @@
 //! Zeroing without `memset`. LLVM turns a struct or array initialiser that is mostly zero
 //! into a call to `memset`, and aya-ebpf's `memset` is a byte loop: a turn of five
-//! instructions for a `SockInfo` (152 bytes), on every new connection (`perf` put it beside the state
+//! instructions for a `SockInfo` (160 bytes), on every new connection (`perf` put it beside the state
 //! program itself). Volatile word stores cannot be merged back into a call.
 
 /// Sets every byte of `*dst` to zero, a machine word at a time.

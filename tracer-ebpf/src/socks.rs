@@ -102,11 +102,14 @@ fn insert_if_new(sk: u64, value: &SockInfo) -> bool {
     inserted
 }
 
-/// Forgets `sk` as it reaches CLOSE; when reset events are wanted, keeps its owner on
-/// this CPU for the reset the socket may send next (see `maps::LAST_CLOSED`).
+/// Forgets `sk` as it reaches CLOSE; when reset events are wanted, or the kernel's reset
+/// reasons for close events, keeps its owner on this CPU for the reset the socket may
+/// send next (see `maps::LAST_CLOSED`).
 #[inline(always)]
 pub(crate) fn forget_closed(sk: u64, info: &SockInfo) {
-    if crate::globals::wants(tracer_common::event::EventKind::Reset) {
+    if crate::globals::wants(tracer_common::event::EventKind::Reset)
+        || crate::globals::config().close_reasons != 0
+    {
         if let Some(slot) = crate::maps::LAST_CLOSED.get_ptr_mut(closed_slot(sk)) {
             // SAFETY: this CPU's slot of a per-CPU array.
             unsafe {
@@ -117,6 +120,24 @@ pub(crate) fn forget_closed(sk: u64, info: &SockInfo) {
         }
     }
     forget(sk);
+}
+
+/// Notes in `sk`'s entry the kernel's `reason` for a reset it sends, for its close event
+/// (the first one: a socket that goes on sending resets is already ending). False when
+/// `sk` has no entry: its CLOSE went before, or it was never tracked.
+#[inline(always)]
+pub(crate) fn note_reset_reason(sk: u64, reason: u32) -> bool {
+    let Some(info) = SOCKS.get_ptr_mut(&sk) else {
+        return false;
+    };
+    // SAFETY: a map value; a race with another writer of the same field leaves either
+    // reason, each the kernel's.
+    unsafe {
+        if (*info).ending.reset_reason == 0 {
+            (*info).ending.reset_reason = reason.saturating_add(1);
+        }
+    }
+    true
 }
 
 /// The owner of `sk` (see `owner`), also just after its entry went at CLOSE: taken from

@@ -65,6 +65,8 @@ impl Settings {
             count_calls: u32::from(cli.bytes == Some(BytesArg::Calls)),
             live: 0,
             count_states: 0,
+            close_reasons: 0,
+            _pad: 0,
         }
     }
 

@@ -309,8 +309,9 @@ mod tests {
                 retransmits: 0,
                 probes_out: 0,
                 flags: close::ENDING_READ,
+                reset_reason: 0,
             },
-            _pad: [0; 5],
+            _pad: 0,
         };
         let e = decode(&bytes_of(&raw), Clock::with_offset(0)).expect("decodes");
         assert_eq!(

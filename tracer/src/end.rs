@@ -81,7 +81,7 @@ impl Timeout {
 /// The reason of a reset: the kernel's own name for the case.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Reason {
-    pub(crate) name: &'static str,
+    pub(crate) name: std::borrow::Cow<'static, str>,
     /// Told from the socket's state by tcptrace, not given by the kernel.
     pub(crate) inferred: bool,
 }
@@ -126,17 +126,11 @@ impl Ending {
                 (false, _) => Timeout::Retransmissions,
             });
         let read = raw.flags & ENDING_READ != 0;
-        let reason = (end == End::ResetSent).then_some(()).and_then(|()| {
-            // tcp_close() tests unread data first, then SO_LINGER.
-            let name = if read && raw.unread_bytes > 0 {
-                "TCP_ABORT_ON_CLOSE"
-            } else if raw.flags & ENDING_LINGER_ZERO != 0 {
-                "TCP_STATE"
-            } else {
-                return None;
-            };
-            Some(Reason { name, inferred: true })
-        });
+        let reason = match raw.reset_reason.checked_sub(1) {
+            // The kernel's, for a reset sent before the CLOSE (see `RawEnding`).
+            Some(kernel) => reset_reason_name(kernel).map(Reason::kernels),
+            None => inferred_reason(end, timeout, read, raw),
+        };
         Self {
             end,
             errno: u32::try_from(err).ok().filter(|&e| e != 0),
@@ -145,6 +139,34 @@ impl Ending {
             unacked_bytes: read.then_some(u64::from(raw.unacked_bytes)),
             unread_bytes: read.then_some(u64::from(raw.unread_bytes)),
         }
+    }
+}
+
+/// The reason of the reset a socket sent as it ended, told from what it showed at CLOSE:
+/// for a kernel that names none (before 6.10), or a reset whose name is joined to the
+/// close later (the reset of an abortive close comes after its CLOSE: tracer/src/join.rs).
+fn inferred_reason(
+    end: End,
+    timeout: Option<Timeout>,
+    read: bool,
+    raw: &RawEnding,
+) -> Option<Reason> {
+    let name = match (end, timeout) {
+        // tcp_close() tests unread data first, then SO_LINGER.
+        (End::ResetSent, _) if read && raw.unread_bytes > 0 => "TCP_ABORT_ON_CLOSE",
+        (End::ResetSent, _) if raw.flags & ENDING_LINGER_ZERO != 0 => "TCP_STATE",
+        // The keepalive timer resets the connection, then gives up (`tcp_keepalive_timer()`,
+        // net/ipv4/tcp_timer.c); the other timeouts send no reset.
+        (End::Timeout, Some(Timeout::Keepalive)) => "TCP_KEEPALIVE_TIMEOUT",
+        _ => return None,
+    };
+    Some(Reason { name: name.into(), inferred: true })
+}
+
+impl Reason {
+    /// The kernel's own name for a reset it sent.
+    pub(crate) fn kernels(name: String) -> Self {
+        Self { name: name.into(), inferred: false }
     }
 }
 
@@ -211,6 +233,7 @@ mod tests {
             retransmits: 0,
             probes_out: 0,
             flags: ENDING_READ,
+            reset_reason: 0,
         }
     }
 
@@ -240,10 +263,13 @@ mod tests {
         r.flags |= ENDING_LINGER_ZERO;
         let e = Ending::classify(&r);
         assert_eq!(e.end, End::ResetSent);
-        assert_eq!(e.reason, Some(Reason { name: "TCP_ABORT_ON_CLOSE", inferred: true }));
+        assert_eq!(e.reason, Some(Reason { name: "TCP_ABORT_ON_CLOSE".into(), inferred: true }));
         assert_eq!(e.unread_bytes, Some(400_000));
         r.unread_bytes = 0;
-        assert_eq!(Ending::classify(&r).reason, Some(Reason { name: "TCP_STATE", inferred: true }));
+        assert_eq!(
+            Ending::classify(&r).reason,
+            Some(Reason { name: "TCP_STATE".into(), inferred: true })
+        );
         r.flags = ENDING_READ;
         assert_eq!(Ending::classify(&r).reason, None);
     }

@@ -17,6 +17,7 @@ mod drops;
 mod end;
 mod event;
 mod filter;
+mod join;
 mod loader;
 mod printer;
 mod privileges;

@@ -147,7 +147,14 @@ fn list_probes(btf: &std::path::Path) -> Result<()> {
     for hook in Hook::ALL {
         let mut first = true;
         for family in FALLBACK_ORDER {
-            let config = Config { events: u32::MAX, count_calls: 1, live: 0, count_states: 0 };
+            let config = Config {
+                events: u32::MAX,
+                count_calls: 1,
+                live: 0,
+                count_states: 0,
+                close_reasons: 0,
+                _pad: 0,
+            };
             let sizes = loader::Sizes { ring_bytes: 4096, max_connections: 1024 };
             let mut ebpf = loader::load_object(&facts, &Filter::default(), &config, sizes)?;
             let options = loader::family::Options { btf_tracepoints: true };

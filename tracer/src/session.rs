@@ -120,7 +120,27 @@ impl Session {
                 } else {
                     format!(" (passed over: {})", passed.join("; "))
                 };
-                say!("tcptrace: hook {}: {} [{}]{why}", c.hook.name(), c.family, c.target);
+                let only_for = if c.hook == loader::Hook::Reset && !settings.wants(EventKind::Reset)
+                {
+                    " (only for the kernel's reset reasons on close events)"
+                } else {
+                    ""
+                };
+                say!(
+                    "tcptrace: hook {}: {} [{}]{only_for}{why}",
+                    c.hook.name(),
+                    c.family,
+                    c.target
+                );
+            }
+            for (hook, tried) in &tracer.unattached {
+                let tried: Vec<String> =
+                    tried.iter().map(|(f, why)| format!("{f}: {why}")).collect();
+                say!(
+                    "tcptrace: hook {}: not attached (tried {}); close events' reset reasons are inferred",
+                    hook.name(),
+                    tried.join("; ")
+                );
             }
         }
         // The ring buffer and the loss counters taken now, before a sink takes the maps it
@@ -132,6 +152,11 @@ impl Session {
                 drops: crate::drops::Drops::take(&mut tracer, settings.wants(EventKind::Drop))?,
                 tally: Tally::default(),
                 clock: Clock::now(),
+                join: crate::join::Join::new(
+                    tracer.close_reasons,
+                    settings.wants(EventKind::Reset),
+                ),
+                ready: Vec::new(),
             }
         };
         Ok(Self {
@@ -170,7 +195,7 @@ impl Session {
             // kernel sent, and a connection still tracked afterwards really had not ended
             // (before, a close in the gap between the two was neither seen nor tracked).
             tracer.stop_hooks();
-            if !stopped_by_sink && pump.drain(sink, None)? != Drained::Stopped {
+            if !stopped_by_sink && pump.drain_last(sink)? != Drained::Stopped {
                 pump.sweep_drops(sink)?;
             }
             sink.finish()?;
@@ -186,6 +211,10 @@ struct Pump {
     drops: Option<crate::drops::Drops>,
     tally: Tally,
     clock: Clock,
+    /// Abortive closes waiting for the kernel's reason (see `join`).
+    join: crate::join::Join,
+    /// What the join let through, on its way to the sink (kept for its capacity).
+    ready: Vec<Event>,
 }
 
 /// How a drain of the ring buffer ended.
@@ -241,7 +270,8 @@ impl Pump {
                 }
                 guard = self.source.ring.readable_mut() => {
                     let mut guard = guard?;
-                    match drain(guard.get_inner_mut(), sink, self.clock, &mut self.tally, Some(DRAIN_BATCH))? {
+                    let mut to = To { sink, tally: &mut self.tally, join: &mut self.join, ready: &mut self.ready };
+                    match drain(guard.get_inner_mut(), &mut to, self.clock, Some(DRAIN_BATCH))? {
                         Drained::Stopped => return Ok(true),
                         Drained::Batch => {
                             // The readiness stays set (the kernel does not wake a reader
@@ -263,7 +293,25 @@ impl Pump {
     }
 
     fn drain<S: Sink>(&mut self, sink: &mut S, batch: Option<usize>) -> Result<Drained> {
-        drain(self.source.ring.get_mut(), sink, self.clock, &mut self.tally, batch)
+        let mut to =
+            To { sink, tally: &mut self.tally, join: &mut self.join, ready: &mut self.ready };
+        drain(self.source.ring.get_mut(), &mut to, self.clock, batch)
+    }
+
+    /// The last drain, once the hooks are gone: every held close goes too.
+    fn drain_last<S: Sink>(&mut self, sink: &mut S) -> Result<Drained> {
+        let drained = self.drain(sink, None)?;
+        if drained == Drained::Stopped {
+            return Ok(drained);
+        }
+        let mut to =
+            To { sink, tally: &mut self.tally, join: &mut self.join, ready: &mut self.ready };
+        to.join.flush(to.ready);
+        if to.give()? == Flow::Stop {
+            return Ok(Drained::Stopped);
+        }
+        to.sink.drained()?;
+        Ok(drained)
     }
 
     /// Gives the sink a drop event for every connection whose drops grew since the last
@@ -283,12 +331,34 @@ impl Pump {
     }
 }
 
+/// Where decoded events go: through the join (`join`), counted, to the sink.
+struct To<'a, S> {
+    sink: &'a mut S,
+    tally: &'a mut Tally,
+    join: &'a mut crate::join::Join,
+    ready: &'a mut Vec<Event>,
+}
+
+impl<S: Sink> To<'_, S> {
+    /// Gives the sink what the join let through.
+    fn give(&mut self) -> Result<Flow> {
+        let mut flow = Flow::Continue;
+        for event in self.ready.drain(..) {
+            if flow == Flow::Stop {
+                break; // the rest is past the sink's end (`-n`)
+            }
+            self.tally.event(&event);
+            flow = self.sink.event(&event)?;
+        }
+        Ok(flow)
+    }
+}
+
 /// Gives the sink what the ring buffer holds, or `batch` events of it.
 fn drain<S: Sink>(
     ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
-    sink: &mut S,
+    to: &mut To<'_, S>,
     clock: Clock,
-    tally: &mut Tally,
     batch: Option<usize>,
 ) -> Result<Drained> {
     let mut taken = 0;
@@ -302,14 +372,20 @@ fn drain<S: Sink>(
         taken += 1;
         match decode(&item, clock) {
             Ok(event) => {
-                tally.event(&event);
-                if sink.event(&event)? == Flow::Stop {
+                to.join.push(event, to.ready);
+                if to.give()? == Flow::Stop {
                     drained = Drained::Stopped;
                 }
             }
-            Err(_) => tally.undecodable += 1,
+            Err(_) => to.tally.undecodable += 1,
         }
     }
-    sink.drained()?;
+    if drained != Drained::Stopped {
+        to.join.expire(std::time::Instant::now(), to.ready);
+        if to.give()? == Flow::Stop {
+            drained = Drained::Stopped;
+        }
+    }
+    to.sink.drained()?;
     Ok(drained)
 }

@@ -188,6 +188,8 @@ pub(crate) fn run(cli: &Cli, args: &TopArgs) -> Result<()> {
         count_calls: 1,
         live: 1,
         count_states: 0,
+        close_reasons: 0,
+        _pad: 0,
     };
     let settings = Settings::new(cli, config)?;
     let mut session = Session::load(&settings)?;

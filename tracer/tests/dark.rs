@@ -87,7 +87,9 @@ fn unanswered_keepalive_probes_end_in_a_keepalive_timeout() {
         only(&done.of("close", client)),
         &json!({
             "pid": client, "comm": "tt-end-cli", "direction": "active", "closed_by": "local",
-            "end": "timeout", "errno": 110, "error": "ETIMEDOUT", "reason": null, "reason_inferred": null, "timeout": "keepalive",
+            "end": "timeout", "errno": 110, "error": "ETIMEDOUT", "timeout": "keepalive",
+            // The reset the keepalive timer sent first: the kernel's name (6.10+), or told.
+            "reason": "TCP_KEEPALIVE_TIMEOUT", "reason_inferred": !common::kernel_gives_reset_reasons(),
             "bytes_written": REQUEST, "bytes_sent": REQUEST, "bytes_unacked": 0, "bytes_read": REPLY, "bytes_received": REPLY, "bytes_unread": 0,
         }),
     );

@@ -22,7 +22,7 @@ use tracer_common::{
 };
 
 use crate::{
-    emit::{count, header_if_wanted, send},
+    emit::{count, header, header_if_wanted, send},
     globals::reset_off,
     sock::{self, Probe, ReadError},
     socks,
@@ -57,7 +57,22 @@ pub(crate) fn reason(arg: impl FnOnce() -> u32) -> u32 {
 /// request socket, or none, and resets are rare enough for the helper's cost.
 #[inline(never)]
 fn on_reset(sk: u64, skb: u64, direction: u8, reason: u32) {
-    if !crate::globals::wants(EventKind::Reset) || !crate::globals::armed() {
+    if !crate::globals::armed() {
+        return;
+    }
+    let wanted = crate::globals::wants(EventKind::Reset);
+    // The kernel's reason for a socket's own reset, for its close event (see
+    // `Config::close_reasons`): noted in the entry when the CLOSE is still to come, else
+    // (the CLOSE just went) sent as an event for user space to join to the close.
+    let mut for_close = false;
+    if direction == RESET_SENT
+        && sk != 0
+        && reason != REASON_NONE
+        && crate::globals::config().close_reasons != 0
+    {
+        for_close = !socks::note_reset_reason(sk, reason);
+    }
+    if !wanted && !for_close {
         return;
     }
     let mut endpoints = Endpoints::default();
@@ -75,12 +90,21 @@ fn on_reset(sk: u64, skb: u64, direction: u8, reason: u32) {
     // A socket's own reset comes right after its CLOSE, its entry just gone.
     let owner = if sk == 0 { Some(socks::UNKNOWN_TASK) } else { socks::owner_even_closed(sk) };
     let Some(owner) = owner else {
-        count(Counter::Filtered); // its owner failed the filters
+        if wanted {
+            count(Counter::Filtered); // its owner failed the filters
+        }
         return;
     };
-    let Some(header) =
-        header_if_wanted::<Probe>(EventKind::Reset, &owner, &endpoints, crate::emit::now_ns(), sk)
-    else {
+    let now = crate::emit::now_ns();
+    let header = if wanted {
+        header_if_wanted::<Probe>(EventKind::Reset, &owner, &endpoints, now, sk)
+    } else if owner.pid != 0 {
+        // Only for the join: its close passed the filters, and had an owner tcptrace saw.
+        Some(header::<Probe>(EventKind::Reset, &owner, now, sk))
+    } else {
+        None
+    };
+    let Some(header) = header else {
         return;
     };
     let state = if sk == 0 { 0 } else { sock::state::<Probe>(sk).unwrap_or(0) };

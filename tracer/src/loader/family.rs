@@ -98,9 +98,16 @@ impl Hook {
             }
             Self::Retransmit => wants(EventKind::Retransmit),
             Self::Bytes => config.count_calls != 0 && wants(EventKind::Close),
-            Self::Reset => wants(EventKind::Reset),
+            Self::Reset => wants(EventKind::Reset) || config.close_reasons != 0,
             Self::Drop => wants(EventKind::Drop),
         }
+    }
+
+    /// Whether tracing cannot go on without this hook. The reset hook attached only for
+    /// the kernel's reason on close events is not: without it the reason is inferred, as
+    /// on kernels before 6.10 (`-v` says so).
+    pub(crate) fn essential(self, config: &Config) -> bool {
+        self != Self::Reset || config.events & kind_bit(EventKind::Reset) != 0
     }
 
     /// Where each family hooks in, for `--list-probes` and `-v`.

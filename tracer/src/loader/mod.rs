@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use aya::{Ebpf, EbpfLoader};
 use tracer_common::{
+    event::{kind_bit, EventKind},
     filter::{Config, Filter},
     offsets::{
         LengthTpOffsets, ResetOffsets, RetransTpOffsets, SockOffsets, StateTpOffsets,
@@ -487,6 +488,12 @@ pub(crate) struct Choice {
 pub(crate) struct Tracer {
     pub(crate) ebpf: Ebpf,
     pub(crate) choices: Vec<Choice>,
+    /// Hooks that only sharpen an event (`Hook::essential`) and attached in no family,
+    /// with why each family refused.
+    pub(crate) unattached: Vec<(Hook, Vec<(HookFamily, String)>)>,
+    /// The reset hook runs for the kernel's reason on close events (`Config::close_reasons`):
+    /// user space joins an abortive close to the reset that follows it (crate::join).
+    pub(crate) close_reasons: bool,
 }
 
 impl Tracer {
@@ -548,11 +555,17 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
     if !facts.socket_counters() {
         config.count_calls = 1;
     }
+    // The kernel names its resets (6.10+): close events get the name too (see
+    // `Config::close_reasons`), through the reset hook.
+    if config.events & kind_bit(EventKind::Close) != 0 && !facts.reset_reasons.is_empty() {
+        config.close_reasons = 1;
+    }
     let mut ebpf = load_object(&facts, &req.filter, &config, req.sizes)?;
     return_freed_memory(); // the loader's parse of the object and of the kernel's BTF
     let order: Vec<HookFamily> =
         req.forced.map_or_else(|| family::FALLBACK_ORDER.to_vec(), |f| vec![f]);
     let mut choices = Vec::new();
+    let mut unattached = Vec::new();
     for hook in Hook::ALL.into_iter().filter(|h| h.needed(&config)) {
         let mut passed_over = Vec::new();
         let mut chosen = None;
@@ -566,6 +579,10 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
             }
         }
         let Some((family, target)) = chosen else {
+            if !hook.essential(&config) {
+                unattached.push((hook, passed_over));
+                continue;
+            }
             let mut tried = passed_over
                 .iter()
                 .map(|(f, why)| format!("{f}: {why}"))
@@ -581,7 +598,8 @@ pub(crate) fn load(req: &Request<'_>) -> Result<Tracer, Error> {
     drop(facts); // aya's parse of the kernel's BTF, if a hook needed it
     return_freed_memory();
     arm(&mut ebpf, true).map_err(|e| Error::Arm(e.to_string()))?;
-    Ok(Tracer { ebpf, choices })
+    let close_reasons = config.close_reasons != 0 && choices.iter().any(|c| c.hook == Hook::Reset);
+    Ok(Tracer { ebpf, choices, unattached, close_reasons })
 }
 
 /// Turns the programs' logic on or off (`ARMED`, tracer-ebpf/src/globals.rs `armed`).

@@ -242,7 +242,10 @@ pub(crate) mod tests {
                 end: crate::end::End::ResetSent,
                 errno: None,
                 timeout: None,
-                reason: Some(crate::end::Reason { name: "TCP_ABORT_ON_CLOSE", inferred: true }),
+                reason: Some(crate::end::Reason {
+                    name: "TCP_ABORT_ON_CLOSE".into(),
+                    inferred: true,
+                }),
                 unacked_bytes: Some(3),
                 unread_bytes: Some(7_777),
             },

@@ -98,7 +98,7 @@ fn detail<W: Write>(out: &mut W, d: &Detail) -> io::Result<()> {
             let ending = &c.ending;
             text_field(out, " end=", Some(ending.end.name()))?;
             text_field(out, " err=", ending.errno.and_then(crate::event::errno_name))?;
-            text_field(out, " reason=", ending.reason.as_ref().map(|r| r.name))?;
+            text_field(out, " reason=", ending.reason.as_ref().map(|r| &*r.name))?;
             text_field(
                 out,
                 " inferred=",

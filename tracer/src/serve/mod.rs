@@ -38,6 +38,8 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         count_calls: 0,
         live: 0,
         count_states: 1,
+        close_reasons: 0,
+        _pad: 0,
     };
     // Usage errors in the filters first, as everywhere; then the port, before the kernel
     // programs: a port in use fails at once, attaching nothing.
