@@ -39,6 +39,8 @@ mod pod {
     unsafe impl aya::Pod for crate::offsets::ResetOffsets {}
     unsafe impl aya::Pod for crate::drop::DropKey {}
     unsafe impl aya::Pod for crate::drop::DropCount {}
+    unsafe impl aya::Pod for crate::reset::ResetKey {}
+    unsafe impl aya::Pod for crate::reset::ResetCount {}
     unsafe impl aya::Pod for crate::filter::Config {}
     unsafe impl aya::Pod for crate::conn::SockInfo {}
     unsafe impl aya::Pod for crate::state::StateCounts {}

@@ -20,6 +20,14 @@ pub(crate) struct Closed {
     pub(crate) filtered_out: u64,
 }
 
+/// A CPU's budget of reset events (see `maps::RESET_BUDGET`).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct ResetBudget {
+    pub(crate) second_began_ns: u64,
+    pub(crate) sent: u64,
+}
+
 /// `tcp_v{4,6}_connect(struct sock *sk, struct sockaddr *uaddr, int addr_len)` arguments.
 #[derive(Clone, Copy)]
 #[repr(C)]
@@ -98,6 +106,20 @@ pub(crate) static LAST_CLOSED: PerCpuArray<Closed> = PerCpuArray::with_max_entri
 #[map]
 pub(crate) static DROPS: HashMap<tracer_common::drop::DropKey, tracer_common::drop::DropCount> =
     HashMap::with_max_entries(16_384, 0);
+
+/// Resets past a CPU's budget of reset events (`tracer_common::reset::EVENTS_PER_CPU_SECOND`),
+/// counted by key (see `reset`). Inserted and added to: the reset hook. Read: user space,
+/// once a second and at the end (tracer/src/resets.rs). Never deleted while tracing: a full
+/// table refuses new keys, each refused reset counted as a refused map update.
+#[map]
+pub(crate) static RESETS: HashMap<
+    tracer_common::reset::ResetKey,
+    tracer_common::reset::ResetCount,
+> = HashMap::with_max_entries(4_096, 0);
+
+/// Each CPU's budget of reset events: when its second began, and how many went out in it.
+#[map]
+pub(crate) static RESET_BUDGET: PerCpuArray<ResetBudget> = PerCpuArray::with_max_entries(1, 0);
 
 /// Arguments of a `tcp_v{4,6}_connect` call in progress, keyed by thread id.
 /// Inserted: connect entry hook (fentry / kprobe). Deleted and read: connect exit hook.

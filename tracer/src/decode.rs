@@ -202,6 +202,7 @@ pub(crate) fn decode(bytes: &[u8], clock: Clock) -> Result<Event, Error> {
                     sent: raw.direction == tracer_common::reset::RESET_SENT,
                     state: (raw.has_socket != 0).then_some(TcpState(u32::from(raw.state))),
                     reason: crate::end::reset_reason_name(raw.reason),
+                    count: 1,
                 },
             )
         }

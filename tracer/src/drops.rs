@@ -5,14 +5,12 @@
 //! guessed. The names of reasons come from the running kernel's BTF, and locations from
 //! `/proc/kallsyms`.
 
-use std::collections::HashMap;
-
-use aya::maps::MapData;
 use tracer_common::drop::{DropCount, DropKey, REASON_NONE};
 
 use crate::{
     decode::{owner_of, Clock},
     event::{Detail, Event, TcpState},
+    grown::Grown,
     loader::Tracer,
 };
 
@@ -39,8 +37,7 @@ fn reason_name(raw: u32) -> Option<String> {
 
 /// The kernel's map of drop counts, and what has been reported of each key.
 pub(crate) struct Drops {
-    map: aya::maps::HashMap<MapData, DropKey, DropCount>,
-    reported: HashMap<DropKey, u64>,
+    counts: Grown<DropKey, DropCount>,
     symbols: Option<Symbols>,
 }
 
@@ -50,28 +47,13 @@ impl Drops {
         if !wanted {
             return Ok(None);
         }
-        let map = tracer
-            .ebpf
-            .take_map("DROPS")
-            .ok_or_else(|| anyhow::anyhow!("DROPS map missing from the object"))?;
-        Ok(Some(Self {
-            map: aya::maps::HashMap::try_from(map)?,
-            reported: HashMap::new(),
-            symbols: None,
-        }))
+        Ok(Some(Self { counts: Grown::take(tracer, "DROPS")?, symbols: None }))
     }
 
     /// One event for each key whose count grew since the last sweep, with the growth.
     pub(crate) fn sweep(&mut self, clock: Clock) -> Vec<Event> {
         let mut events = Vec::new();
-        for entry in self.map.iter() {
-            let Ok((key, counted)) = entry else { continue };
-            let reported = self.reported.entry(key).or_insert(0);
-            if counted.count <= *reported {
-                continue;
-            }
-            let grew = counted.count - *reported;
-            *reported = counted.count;
+        for (key, counted, grew) in self.counts.sweep(|c| c.count) {
             let Ok(endpoints) = crate::decode::endpoints(&key.endpoints) else { continue };
             let location = (counted.location != 0)
                 .then(|| self.symbols.get_or_insert_with(Symbols::read).name(counted.location));

@@ -262,11 +262,14 @@ pub(crate) enum Detail {
         tail_loss_probe: bool,
     },
     /// A RST sent or received. `state`: the socket's, `None` without a socket; `reason`:
-    /// the kernel's name for why it was sent (Linux 6.10+), `None` where it gives none.
+    /// the kernel's name for why it was sent (Linux 6.10+), `None` where it gives none;
+    /// `count`: 1, or in a storm the resets of one key (direction, reason, addresses)
+    /// since the last such event (at most one a second), the ports being the last one's.
     Reset {
         sent: bool,
         state: Option<TcpState>,
         reason: Option<String>,
+        count: u64,
     },
     /// `count` TCP segments of one connection, direction and reason dropped since the last
     /// drop event of the same (at most one a second). `state`: the socket's, `None` when

@@ -125,7 +125,7 @@ mod tests {
     }
 
     fn reset_event(sock: u64, sent: bool, reason: Option<&str>) -> Event {
-        let reset = Detail::Reset { sent, state: None, reason: reason.map(String::from) };
+        let reset = Detail::Reset { sent, state: None, reason: reason.map(String::from), count: 1 };
         Event { sock, ..event(reset, false, true) }
     }
 

@@ -30,7 +30,8 @@ pub(crate) enum Flow {
 
 /// Where a session's events go.
 pub(crate) trait Sink {
-    /// One event, from the ring buffer or a sweep of the drop counts.
+    /// One event, from the ring buffer or a sweep of the kernel's counts (drops, resets in
+    /// a storm).
     fn event(&mut self, event: &Event) -> Result<Flow>;
 
     /// After each drain of the ring buffer (the printer flushes here).
@@ -150,6 +151,7 @@ impl Session {
             Pump {
                 source: Source::new(&mut tracer)?,
                 drops: crate::drops::Drops::take(&mut tracer, settings.wants(EventKind::Drop))?,
+                resets: crate::resets::Resets::take(&mut tracer, settings.wants(EventKind::Reset))?,
                 tally: Tally::default(),
                 clock: Clock::now(),
                 join: crate::join::Join::new(
@@ -196,7 +198,7 @@ impl Session {
             // (before, a close in the gap between the two was neither seen nor tracked).
             tracer.stop_hooks();
             if !stopped_by_sink && pump.drain_last(sink)? != Drained::Stopped {
-                pump.sweep_drops(sink)?;
+                pump.sweep_counts(sink)?;
             }
             sink.finish()?;
             say!("{}", sink.summary(&pump.tally, &final_losses(&pump.source.losses)));
@@ -209,6 +211,8 @@ impl Session {
 struct Pump {
     source: Source,
     drops: Option<crate::drops::Drops>,
+    /// Resets counted in a storm (see `resets`).
+    resets: Option<crate::resets::Resets>,
     tally: Tally,
     clock: Clock,
     /// Abortive closes waiting for the kernel's reason (see `join`).
@@ -257,7 +261,7 @@ impl Pump {
                     // The wall clock may have been stepped (NTP) or the machine suspended
                     // (the kernel's monotonic clock stops meanwhile): times follow it.
                     self.clock = Clock::now();
-                    if self.sweep_drops(sink)? == Flow::Stop {
+                    if self.sweep_counts(sink)? == Flow::Stop {
                         return Ok(true);
                     }
                     let so_far = SoFar {
@@ -315,11 +319,16 @@ impl Pump {
     }
 
     /// Gives the sink a drop event for every connection whose drops grew since the last
-    /// sweep (only when drop events are wanted).
-    fn sweep_drops<S: Sink>(&mut self, sink: &mut S) -> Result<Flow> {
-        let Some(drops) = self.drops.as_mut() else { return Ok(Flow::Continue) };
+    /// sweep (only when drop events are wanted), and a reset event for every key whose
+    /// resets counted in a storm grew (only when reset events are wanted).
+    fn sweep_counts<S: Sink>(&mut self, sink: &mut S) -> Result<Flow> {
+        let mut events = self.drops.as_mut().map(|d| d.sweep(self.clock)).unwrap_or_default();
+        events.extend(self.resets.as_mut().map(|r| r.sweep(self.clock)).unwrap_or_default());
+        if events.is_empty() {
+            return Ok(Flow::Continue);
+        }
         let mut flow = Flow::Continue;
-        for event in drops.sweep(self.clock) {
+        for event in events {
             self.tally.event(&event);
             flow = sink.event(&event)?;
             if flow == Flow::Stop {

@@ -299,6 +299,73 @@ fn a_refused_connect_ends_in_a_reset_received_after_one_syn() {
     }
 }
 
+/// A storm: 20,000 connects to a port nobody listens on, as fast as they go, each refused:
+/// a reset sent (its SYN reached no socket) and one received. Each CPU sends at most 1,000
+/// reset events a second; the kernel counts the rest by direction, reason and addresses,
+/// reported at most once a second a key. The events stay bounded, their counts add up to
+/// exactly one reset each way a connect, and nothing is lost.
+#[test]
+fn a_reset_storm_is_bounded_and_its_counts_are_exact() {
+    const CONNECTS: u64 = 20_000;
+    let _serial = serial();
+    let closed =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let port = closed.port();
+    let started = std::time::Instant::now();
+    let trace = Trace::new(&["-e", "reset", "--port", &port.to_string()]).start();
+    let sa = sockaddr_of(closed);
+    let storm = fork_with(c"tt-end-storm", move || {
+        for _ in 0..CONNECTS {
+            if raw::connect(&sa, libc::AF_INET) != -libc::ECONNREFUSED {
+                return 1;
+            }
+        }
+        0
+    });
+    assert_eq!(wait_child(storm), 0, "a connect was not refused");
+    let done = trace.stop();
+    let seconds = started.elapsed().as_secs() + 2;
+    // SAFETY: sysconf reads a number.
+    let cpus = u64::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }).expect("cpus");
+    let resets: Vec<&Value> = done.events.iter().filter(|e| e["type"] == "reset").collect();
+    // The budget's events, and one a second for each of the two keys past it.
+    let bound = 1_000 * cpus * seconds + 2 * seconds;
+    assert!(
+        resets.len() as u64 <= bound && (resets.len() as u64) < 2 * CONNECTS,
+        "{} reset events in {seconds} s on {cpus} CPUs",
+        resets.len()
+    );
+    let sum = |direction: &str| -> u64 {
+        resets
+            .iter()
+            .filter(|e| e["direction"] == direction)
+            .map(|e| e["count"].as_u64().expect("a count"))
+            .sum()
+    };
+    for received in resets.iter().filter(|e| e["direction"] == "received") {
+        assert_fields(
+            received,
+            &json!({
+                "pid": storm, "comm": "tt-end-storm", "state": "SYN_SENT", "reason": null,
+                "laddr": "127.0.0.1", "raddr": "127.0.0.1", "rport": port,
+            }),
+        );
+    }
+    assert_eq!(sum("received"), CONNECTS, "resets received");
+    let seen = common::no_socket_resets_seen();
+    for sent in resets.iter().filter(|e| e["direction"] == "sent") {
+        assert_fields(
+            sent,
+            &json!({
+                "pid": null, "state": null, "reason": kernel_reason("NO_SOCKET"),
+                "laddr": "127.0.0.1", "lport": port, "raddr": "127.0.0.1",
+            }),
+        );
+    }
+    assert_eq!(sum("sent"), if seen { CONNECTS } else { 0 }, "resets sent");
+    assert_eq!(done.lost(), 0, "{}", done.summary());
+}
+
 /// One connection on loopback, traced (connect and close events): `server` gets the
 /// accepted socket and `client` the connected one, each in a forked process (`tt-end-srv`,
 /// `tt-end-cli`) with a pipe between them; each says whether all went as it should. With

@@ -18,12 +18,16 @@ use tracer_common::{
     counters::Counter,
     event::EventKind,
     offsets::OFFSET_ABSENT,
-    reset::{ResetEvent, REASON_NONE, RESET_RECEIVED, RESET_SENT},
+    reset::{
+        ResetCount, ResetEvent, ResetKey, EVENTS_PER_CPU_SECOND, REASON_NONE, RESET_RECEIVED,
+        RESET_SENT,
+    },
 };
 
 use crate::{
     emit::{count, header, header_if_wanted, send},
     globals::reset_off,
+    maps::RESETS,
     sock::{self, Probe, ReadError},
     socks,
 };
@@ -107,6 +111,14 @@ fn on_reset(sk: u64, skb: u64, direction: u8, reason: u32) {
     let Some(header) = header else {
         return;
     };
+    if !within_budget(now) {
+        // A storm: counted in `RESETS` instead, if asked for; a reset only for the join is
+        // left out, and its close keeps the reason told from the socket.
+        if wanted {
+            count_in_storm(sk, &endpoints, direction, reason, &owner);
+        }
+        return;
+    }
     let state = if sk == 0 { 0 } else { sock::state::<Probe>(sk).unwrap_or(0) };
     // SAFETY: `e` points at a reserved ResetEvent; every field is written.
     send(|e: *mut ResetEvent| unsafe {
@@ -127,4 +139,90 @@ fn answer_endpoints_into(skb: u64, out: &mut Endpoints) -> Result<(), ReadError>
     crate::skb::segment_into(skb, out)?;
     crate::skb::turn_round(out);
     Ok(())
+}
+
+/// Whether this CPU may send one more reset event in the current second; counts it if so.
+/// Per-CPU, so plain loads and stores: a program that interrupts this one between the two
+/// can only make the budget a reset looser, and every reset is counted either way.
+#[inline(always)]
+fn within_budget(now: u64) -> bool {
+    let Some(budget) = crate::maps::RESET_BUDGET.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: this CPU's slot of a per-CPU array.
+    unsafe {
+        if now.wrapping_sub((*budget).second_began_ns) >= 1_000_000_000 {
+            (*budget).second_began_ns = now;
+            (*budget).sent = 0;
+        }
+        if (*budget).sent >= EVENTS_PER_CPU_SECOND {
+            return false;
+        }
+        (*budget).sent += 1;
+    }
+    true
+}
+
+/// Counts a reset past the budget in `RESETS` under its key, keeping what it showed.
+/// Not inlined: its key and value get a frame of their own (and its own clock read: a BPF
+/// call takes at most five arguments).
+#[inline(never)]
+fn count_in_storm(
+    sk: u64,
+    endpoints: &Endpoints,
+    direction: u8,
+    reason: u32,
+    owner: &tracer_common::conn::Task,
+) {
+    let now = crate::emit::now_ns();
+    let key = ResetKey {
+        local: endpoints.saddr,
+        remote: endpoints.daddr,
+        reason,
+        family: endpoints.family,
+        direction,
+        has_socket: u8::from(sk != 0),
+    };
+    if let Some(counted) = RESETS.get_ptr_mut(&key) {
+        add(counted, now, endpoints, owner);
+        return;
+    }
+    let fresh = ResetCount {
+        count: 1,
+        last_ns: now,
+        task: *owner,
+        netns: if sk == 0 { 0 } else { sock::netns::<Probe>(sk) },
+        local_port: endpoints.sport,
+        remote_port: endpoints.dport,
+        state: if sk == 0 { 0 } else { sock::state::<Probe>(sk).unwrap_or(0) },
+        _pad: [0; 7],
+    };
+    // BPF_NOEXIST: another CPU may have made the key meanwhile; then add to its count.
+    if RESETS.insert(&key, &fresh, 1).is_err() {
+        match RESETS.get_ptr_mut(&key) {
+            Some(counted) => add(counted, now, endpoints, owner),
+            None => count(Counter::MapError), // the table is full: this reset is lost
+        }
+    }
+}
+
+/// One more reset on a counted key.
+#[inline(always)]
+fn add(
+    counted: *mut ResetCount,
+    now: u64,
+    endpoints: &Endpoints,
+    owner: &tracer_common::conn::Task,
+) {
+    // SAFETY: a map value; `count` is a valid, aligned u64 added to atomically (BPF_ATOMIC
+    // | BPF_ADD, as `emit::count`); the other fields are the last reset's, and a race
+    // between two CPUs leaves one of them, either right.
+    unsafe {
+        let slot = &raw mut (*counted).count;
+        core::arch::asm!("lock *(u64 *)({slot} + 0) += {one}", slot = in(reg) slot, one = in(reg) 1u64, options(nostack));
+        (*counted).last_ns = now;
+        (*counted).local_port = endpoints.sport;
+        (*counted).remote_port = endpoints.dport;
+        (*counted).task = *owner;
+    }
 }

@@ -75,6 +75,7 @@ enum Fields {
         direction: &'static str,
         state: Option<String>,
         reason: Option<String>,
+        count: u64,
     },
     Drop {
         direction: &'static str,
@@ -153,10 +154,11 @@ fn fields(d: &Detail) -> Fields {
             count: *count,
             location: location.clone(),
         },
-        Detail::Reset { sent, state, reason } => Fields::Reset {
+        Detail::Reset { sent, state, reason, count } => Fields::Reset {
             direction: if *sent { "sent" } else { "received" },
             state: state.map(crate::event::TcpState::name),
             reason: reason.clone(),
+            count: *count,
         },
     }
 }
@@ -273,7 +275,12 @@ mod tests {
                 total_retrans: 1,
                 tail_loss_probe: true,
             }),
-            sample(Detail::Reset { sent: true, state: None, reason: Some("NO_SOCKET".into()) }),
+            sample(Detail::Reset {
+                sent: true,
+                state: None,
+                reason: Some("NO_SOCKET".into()),
+                count: 1,
+            }),
             sample(Detail::Drop {
                 outgoing: false,
                 state: None,

@@ -282,6 +282,7 @@ pub(crate) mod tests {
                     sent: true,
                     state: Some(TcpState(7)),
                     reason: Some("TCP_ABORT_ON_CLOSE".into()),
+                    count: 1,
                 },
                 false,
                 true,
@@ -336,7 +337,7 @@ TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
 1795608001.500000000 close 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 dir=active closed_by=local lifetime_ns=1500000000 tx_bytes=1000003 rx_bytes=77777 retrans=2 srtt_us=41 bytes_from=socket end=reset_sent err=- reason=TCP_ABORT_ON_CLOSE inferred=1 timeout=- written=1000006 read=70000 unacked=3 unread=7777
 1795608001.500000000 state - - 4 127.0.0.1 51234 10.0.0.7 8080 old=ESTABLISHED new=FIN_WAIT1 in_old_ns=340000
 1795608001.500000000 retransmit 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 state=ESTABLISHED total_retrans=3 tlp=0
-1795608001.500000000 reset 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 dir=sent state=CLOSE reason=TCP_ABORT_ON_CLOSE
+1795608001.500000000 reset 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 dir=sent state=CLOSE reason=TCP_ABORT_ON_CLOSE count=1
 1795608001.500000000 drop 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 dir=in state=ESTABLISHED reason=NETFILTER_DROP count=12 at=nft_do_chain+0x46f
 ";
         assert_eq!(got, want);
@@ -471,7 +472,7 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         assert_eq!(
             lines[6],
             format!(
-                r#"{{"type":"reset",{common},"direction":"sent","state":"CLOSE","reason":"TCP_ABORT_ON_CLOSE"}}"#
+                r#"{{"type":"reset",{common},"direction":"sent","state":"CLOSE","reason":"TCP_ABORT_ON_CLOSE","count":1}}"#
             )
         );
         assert_eq!(
@@ -502,7 +503,7 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         );
         assert_eq!(
             lines[7],
-            format!("reset,{common},,,,,,,,sent,,,,,,,,TCP_ABORT_ON_CLOSE,,,,,,,,,CLOSE,,,")
+            format!("reset,{common},,,,,,,,sent,,,,,,,,TCP_ABORT_ON_CLOSE,,,,,,,,,CLOSE,,1,")
         );
         assert_eq!(lines[8], format!("drop,{common},,,,,,,,in,,,,,,,,NETFILTER_DROP,,,,,,,,,ESTABLISHED,,12,nft_do_chain+0x46f"));
         for line in &lines {

@@ -126,10 +126,11 @@ fn detail<W: Write>(out: &mut W, d: &Detail) -> io::Result<()> {
             field(out, " count=", *count)?;
             text_field(out, " at=", location.as_deref())
         }
-        Detail::Reset { sent, state, reason } => {
+        Detail::Reset { sent, state, reason, count } => {
             out.write_all(if *sent { b"dir=sent" } else { b"dir=received" })?;
             text_field(out, " state=", state.map(crate::event::TcpState::name).as_deref())?;
-            text_field(out, " reason=", reason.as_deref())
+            text_field(out, " reason=", reason.as_deref())?;
+            field(out, " count=", *count)
         }
     }
 }

@@ -57,11 +57,12 @@ fn detail(d: &Detail) -> String {
             reason.as_deref().unwrap_or("-"),
             location.as_deref().map_or_else(String::new, |l| format!(" at {l}"))
         ),
-        Detail::Reset { sent, state, reason } => format!(
-            "{} {}{}",
+        Detail::Reset { sent, state, reason, count } => format!(
+            "{} {}{}{}",
             if *sent { "sent" } else { "received" },
             state.map_or_else(|| "no-socket".into(), crate::event::TcpState::name),
-            reason.as_deref().map_or_else(String::new, |r| format!(" {r}"))
+            reason.as_deref().map_or_else(String::new, |r| format!(" {r}")),
+            if *count == 1 { String::new() } else { format!(" x{count}") }
         ),
         Detail::Retransmit { state, total_retrans, tail_loss_probe } => {
             format!(

@@ -650,7 +650,7 @@ impl Metrics {
                 let segments = self.segments_retransmitted(event.sock, *total_retrans);
                 self.counter(series, CounterSlot::Retransmits { kind }).inc_by(segments);
             }
-            Detail::Reset { sent, reason, .. } => {
+            Detail::Reset { sent, reason, count, .. } => {
                 let reason = match reason {
                     Some(name) => self.reset_reason(name),
                     None => "none",
@@ -662,7 +662,7 @@ impl Metrics {
                         reason,
                     },
                 )
-                .inc();
+                .inc_by(*count);
             }
             Detail::Drop { reason, count, .. } => {
                 let reason = match reason {
