@@ -213,6 +213,10 @@ pub struct ResetOffsets {
     pub skb_network_header: u32,
     /// `sk_buff.sk` (struct sock *): the socket a segment belongs to, where known.
     pub skb_sk: u32,
+    /// `sk_buff.dev` (struct net_device *) and `net_device.nd_net.net` (struct net *): the
+    /// network namespace a segment is in, for a drop without a socket.
+    pub skb_dev: u32,
+    pub dev_net: u32,
     /// 1 where the kernel has `enum sk_rst_reason` (Linux 6.10+): `tcp_v{4,6}_send_reset`,
     /// `tcp_send_active_reset` and the `tcp:tcp_send_reset` tracepoint then take the reason
     /// as their last argument (the third); `OFFSET_ABSENT` before.
@@ -227,6 +231,8 @@ impl ResetOffsets {
         skb_head: OFFSET_ABSENT,
         skb_network_header: OFFSET_ABSENT,
         skb_sk: OFFSET_ABSENT,
+        skb_dev: OFFSET_ABSENT,
+        dev_net: OFFSET_ABSENT,
         reason_arg: OFFSET_ABSENT,
         drop_reason_arg: OFFSET_ABSENT,
     };

@@ -82,7 +82,15 @@ pub(crate) mod sock_off {
 
 /// `RESET_OFFSETS`, field by field.
 pub(crate) mod reset_off {
-    field_getters!(RESET_OFFSETS: skb_head, skb_network_header, skb_sk, reason_arg, drop_reason_arg);
+    field_getters!(
+        RESET_OFFSETS: skb_head,
+        skb_network_header,
+        skb_sk,
+        skb_dev,
+        dev_net,
+        reason_arg,
+        drop_reason_arg
+    );
 }
 
 /// `TASK_OFFSETS`, field by field.

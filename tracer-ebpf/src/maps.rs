@@ -7,6 +7,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::{
+    addr::Endpoints,
     conn::{SockInfo, Task},
     counters::COUNTER_SLOTS,
 };
@@ -18,6 +19,15 @@ pub(crate) struct Closed {
     pub(crate) sk: u64,
     pub(crate) task: Task,
     pub(crate) filtered_out: u64,
+}
+
+/// A connection's ends, as its socket has them (`saddr` local), and its network namespace.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct EndsKey {
+    pub(crate) endpoints: Endpoints,
+    pub(crate) netns: u32,
+    pub(crate) _pad: u32,
 }
 
 /// A CPU's budget of reset events (see `maps::RESET_BUDGET`).
@@ -64,6 +74,14 @@ pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COU
 /// LRU and sized by `--max-connections`: missed closes can never make it grow.
 #[map]
 pub(crate) static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entries(65_536, 0);
+
+/// Each established connection's `struct sock *` by its ends and network namespace, only
+/// while drop events are wanted: a segment dropped before its socket was looked up (on
+/// loopback, or in a firewall's input chain) finds its connection here.
+/// Inserted: state hook at -> ESTABLISHED. Deleted: state hook at -> CLOSE. Read: the drop
+/// hook, which checks that the socket still has those ends. LRU and sized as `SOCKS`.
+#[map]
+pub(crate) static ENDS: LruHashMap<EndsKey, u64> = LruHashMap::with_max_entries(65_536, 0);
 
 /// Scratch space to build a new `SOCKS` value in (160 bytes the BPF stack cannot spare on
 /// the deepest call chains), one slot per nesting level: a softirq program can interrupt

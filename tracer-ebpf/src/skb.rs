@@ -33,6 +33,19 @@ pub(crate) fn sock(skb: u64) -> u64 {
     field(skb, reset_off::skb_sk()).and_then(Probe::load::<u64>).unwrap_or(0)
 }
 
+/// The network namespace of the device `skb` is on (its inode number), 0 where unknown.
+#[inline(always)]
+pub(crate) fn netns(skb: u64) -> u32 {
+    let net = field(skb, reset_off::skb_dev())
+        .and_then(Probe::load::<u64>)
+        .and_then(|dev| field(dev, reset_off::dev_net()))
+        .and_then(Probe::load::<u64>);
+    match net {
+        Ok(net) if net != 0 => crate::sock::net_inum::<Probe>(net),
+        _ => 0,
+    }
+}
+
 /// The ends of the TCP segment in `skb` into `out`, as it carries them: `saddr`/`sport`
 /// its source. An error for anything but TCP over IPv4 or IPv6 (IPv6 extension headers
 /// included: not followed).

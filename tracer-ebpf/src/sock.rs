@@ -200,9 +200,15 @@ pub(crate) fn request_endpoints_into<A: Access>(
 #[inline(always)]
 pub(crate) fn netns<A: Access>(sk: u64) -> u32 {
     match read::<A, u64>(sk, sock_off::net()) {
-        Ok(net) if net != 0 => read::<A, u32>(net, sock_off::net_inum()).unwrap_or(0),
+        Ok(net) if net != 0 => net_inum::<A>(net),
         _ => 0,
     }
+}
+
+/// The inode number of `struct net` at `net`, 0 where unreadable.
+#[inline(always)]
+pub(crate) fn net_inum<A: Access>(net: u64) -> u32 {
+    read::<A, u32>(net, sock_off::net_inum()).unwrap_or(0)
 }
 
 /// The remote port of any kind of socket (`skc_dport`: full, time-wait or request),

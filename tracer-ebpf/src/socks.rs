@@ -3,12 +3,16 @@
 
 pub(crate) use tracer_common::conn::SockInfo;
 use tracer_common::{
+    addr::Endpoints,
     close::{DIRECTION_PASSIVE, DIRECTION_UNKNOWN},
     conn::Task,
     counters::Counter,
 };
 
-use crate::{emit::count, maps::SOCKS};
+use crate::{
+    emit::count,
+    maps::{EndsKey, SOCKS},
+};
 
 pub(crate) const UNKNOWN_TASK: Task = Task::UNKNOWN;
 
@@ -166,6 +170,56 @@ pub(crate) fn owner_even_closed(sk: u64) -> Option<Task> {
 #[inline(always)]
 fn closed_slot(sk: u64) -> u32 {
     u32::from(crate::sock::owned::<crate::sock::Probe>(sk) != Ok(true))
+}
+
+/// Puts established `sk` in `ENDS` under its ends, for drops without a socket (only while
+/// drop events are wanted).
+#[inline(always)]
+pub(crate) fn index_ends<A: crate::sock::Access>(sk: u64) {
+    let mut key = EndsKey { endpoints: Endpoints::default(), netns: 0, _pad: 0 };
+    if crate::sock::endpoints_into::<A>(sk, &mut key.endpoints).is_ok() {
+        key.netns = crate::sock::netns::<A>(sk);
+        if crate::maps::ENDS.insert(&key, &sk, 0).is_err() {
+            count(Counter::MapError);
+        }
+    }
+}
+
+/// Takes closing `sk` out of `ENDS` (see `index_ends`).
+#[inline(always)]
+pub(crate) fn unindex_ends<A: crate::sock::Access>(sk: u64) {
+    let mut key = EndsKey { endpoints: Endpoints::default(), netns: 0, _pad: 0 };
+    if crate::sock::endpoints_into::<A>(sk, &mut key.endpoints).is_ok() {
+        key.netns = crate::sock::netns::<A>(sk);
+        let _gone = crate::maps::ENDS.remove(&key);
+    }
+}
+
+/// The socket that has `endpoints` (`saddr` local) in network namespace `netns`, checked
+/// against the socket itself: an entry left by a socket whose CLOSE was missed, its
+/// memory since given to another, is not taken for it. 0 when none.
+#[inline(always)]
+pub(crate) fn by_ends(endpoints: &Endpoints, netns: u32) -> u64 {
+    let key = EndsKey { endpoints: *endpoints, netns, _pad: 0 };
+    let Some(entry) = crate::maps::ENDS.get_ptr(&key) else {
+        return 0;
+    };
+    // SAFETY: a map value, read once; a concurrent update leaves either socket, and the
+    // check below holds it to its ends.
+    let sk = unsafe { *entry };
+    let mut now = Endpoints::default();
+    let same = crate::sock::endpoints_into::<crate::sock::Probe>(sk, &mut now).is_ok()
+        && now.family == endpoints.family
+        && now.saddr == endpoints.saddr
+        && now.daddr == endpoints.daddr
+        && now.sport == endpoints.sport
+        && now.dport == endpoints.dport
+        && crate::sock::netns::<crate::sock::Probe>(sk) == netns;
+    if same {
+        sk
+    } else {
+        0
+    }
 }
 
 /// Takes `sk` out of `SOCKS`, counted (see `Counter::Untracked`). Every removal goes

@@ -2,7 +2,9 @@
 //! nftables rules, and checked against the rules' own counters:
 //! - a storm of 200,000 SYNs dropped at the input hook is a few events (at most one a
 //!   second) whose counts add up to exactly the rule's count, with nothing lost;
-//! - SYNs this host drops on their way out are drop events owned by the connecting process.
+//! - SYNs this host drops on their way out are drop events owned by the connecting process;
+//! - a connection's segments dropped on their way in, before any socket is looked up, are
+//!   owned by the connection's socket, found through its ends.
 
 mod common;
 
@@ -139,6 +141,88 @@ fn a_syn_this_host_drops_on_its_way_out_is_a_drop_owned_by_the_connecting_proces
         "{:#?}",
         done.events
     );
+}
+
+/// One connection's segments dropped at the input hook (an nftables rule on its data
+/// segments, in a private namespace on loopback), where the segment has no socket yet
+/// (loopback skips the early lookup): its owner is found through the connection's ends.
+/// The drops are owned by the process that accepted, on the server's socket, still
+/// ESTABLISHED, and add up to exactly the rule's count.
+#[test]
+fn a_connection_s_dropped_segments_are_owned_by_its_socket() {
+    let _serial = serial();
+    let port = 19_000 + (std::process::id() % 1_000) as u16;
+    let rules = PrivateRules::new(
+        &format!("tt-conn-{port}.nft"),
+        "input",
+        // The data segments only: the handshake, ACKs and the reset are shorter.
+        &format!("tcp dport {port} meta length > 500 counter drop"),
+    );
+    let at = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
+    let report = pipe();
+    let trace = Trace::new(&["-e", "drop", "--port", &port.to_string()]).start();
+    let peer = fork_with(c"tt-drop-peer", move || {
+        if !rules.enter() {
+            return 70;
+        }
+        // SAFETY: plain system calls in a forked child, on its own descriptors.
+        unsafe {
+            let l = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            if l < 0
+                || libc::bind(l, (&raw const at.0).cast(), at.1) != 0
+                || libc::listen(l, 1) != 0
+            {
+                return 71;
+            }
+            let c = raw::connect(&at, libc::AF_INET);
+            let s = raw::accept(l);
+            if c < 0 || s < 0 {
+                return 72;
+            }
+            let client_port = raw::local_port(c);
+            // 1,000 bytes: dropped, then resent at each timeout, dropped again.
+            let data = [b'd'; 1_000];
+            if libc::write(c, data.as_ptr().cast(), data.len()) != 1_000 {
+                return 73;
+            }
+            libc::sleep(1);
+            // A reset ends the resending; then the rule's count is final.
+            if !common::sides::abort(c) {
+                return 74;
+            }
+            let dropped = rules.counted().unwrap_or(0);
+            let both = [dropped, u64::from(client_port)];
+            i32::from(libc::write(report[1], both.as_ptr().cast(), 16) != 16) * 75
+        }
+    });
+    assert_eq!(wait_child(peer), 0, "the peer failed");
+    let mut both = [0u64; 2];
+    // SAFETY: a read of what the child wrote.
+    assert_eq!(unsafe { libc::read(report[0], both.as_mut_ptr().cast(), 16) }, 16);
+    close_all(&report);
+    let [dropped, client_port] = both;
+    assert!(dropped >= 2, "the first send and a resend at least: {dropped}");
+    let done = trace.stop();
+    // The rule's drops; the kernel's own after the reset (the reset itself, once handled,
+    // and what reached the client's port after it) belong to sockets already closed.
+    let by_rule: Vec<&Value> =
+        done.events.iter().filter(|e| e["reason"] == "NETFILTER_DROP").collect();
+    for drop in &by_rule {
+        assert_fields(
+            drop,
+            &json!({
+                "type": "drop", "pid": peer, "comm": "tt-drop-peer", "direction": "in", "state": "ESTABLISHED",
+                "laddr": "127.0.0.1", "lport": port, "raddr": "127.0.0.1", "rport": client_port,
+            }),
+        );
+    }
+    assert_eq!(
+        by_rule.iter().map(|d| d["count"].as_u64().expect("a count")).sum::<u64>(),
+        dropped,
+        "{:#?}",
+        done.events
+    );
+    assert_eq!(done.lost(), 0, "{}", done.summary());
 }
 
 fn close_all(fds: &[i32]) {

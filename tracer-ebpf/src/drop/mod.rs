@@ -52,7 +52,7 @@ pub(crate) fn on_drop(skb: u64, reason: u32, location: u64) {
     if crate::skb::segment_into(skb, &mut key.endpoints).is_err() {
         return; // not TCP (or not readable as such): not ours, and not counted
     }
-    let sk = crate::skb::sock(skb);
+    let mut sk = crate::skb::sock(skb);
     // Sent when it goes to the socket's remote port (kept in every kind of socket, and
     // after CLOSE, where the local one is released); else received: our end is where it
     // was going.
@@ -61,6 +61,11 @@ pub(crate) fn on_drop(skb: u64, reason: u32, location: u64) {
         key.outgoing = 1;
     } else {
         crate::skb::turn_round(&mut key.endpoints);
+    }
+    if sk == 0 {
+        // Dropped before its socket was looked up: an established connection's, found by
+        // its ends in the namespace of the device it came in on.
+        sk = socks::by_ends(&key.endpoints, crate::skb::netns(skb));
     }
     let Some(owner) = (if sk == 0 { Some(socks::UNKNOWN_TASK) } else { socks::owner(sk) }) else {
         count(Counter::Filtered); // its owner failed the filters

@@ -127,6 +127,14 @@ pub(crate) fn on_change<A: Access>(sk: u64, old: i32, new: i32) {
     if !has_work(old, new) || !crate::globals::armed() {
         return;
     }
+    if crate::globals::wants(tracer_common::event::EventKind::Drop) {
+        // Drops without a socket find their connection by its ends (see `maps::ENDS`).
+        match new {
+            TCP_ESTABLISHED => socks::index_ends::<A>(sk),
+            TCP_CLOSE => socks::unindex_ends::<A>(sk),
+            _ => {}
+        }
+    }
     let with_states = every_change();
     let now = now_ns();
     if old == TCP_CLOSE && new == TCP_SYN_SENT {

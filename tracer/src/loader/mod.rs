@@ -190,6 +190,8 @@ impl KernelFacts {
             skb_head: skb("head"),
             skb_network_header: skb("network_header"),
             skb_sk: skb("sk"),
+            skb_dev: skb("dev"),
+            dev_net: optional(btf.member_offset("net_device", &["nd_net", "net"])),
             reason_arg: if reset_reasons.is_empty() { OFFSET_ABSENT } else { 1 },
             drop_reason_arg: if drop_reasons.is_empty() { OFFSET_ABSENT } else { 1 },
         };
@@ -471,6 +473,7 @@ pub(crate) fn load_object(
         .override_global("SYNACK_TP_OFFSETS", &synack_tp, true)
         .map_max_entries("EVENTS", sizes.ring_bytes)
         .map_max_entries("SOCKS", sizes.max_connections)
+        .map_max_entries("ENDS", sizes.max_connections)
         .load(OBJECT)
         .map_err(|e| Error::Object(family::one_line(&e)))
 }
