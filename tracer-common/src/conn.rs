@@ -48,8 +48,11 @@ pub struct SockInfo {
     /// 1 when the owner failed the filters: the entry stays, so that every later event of
     /// the socket is dropped too (a removed one would come back owner-less and pass).
     pub filtered_out: u8,
+    /// SYNs of an active open this host dropped on their way out (while drop events are
+    /// wanted: `ConnectEvent::syns_dropped`), saturating.
+    pub syns_dropped: u8,
     /// Keeps the size a multiple of 8 without hidden padding.
-    pub _pad: [u8; 3],
+    pub _pad: [u8; 2],
     /// Live view only (`Config::live`): both ends, filled at the first send or receive,
     /// and the socket's retransmit count and smoothed RTT as of the last one.
     pub endpoints: crate::addr::Endpoints,
@@ -58,8 +61,8 @@ pub struct SockInfo {
     /// How it ended, read at CLOSE, while the close event waits for the socket's
     /// destruction (per-call counting).
     pub ending: crate::close::Ending,
-    /// Keeps the size a multiple of 8 without hidden padding.
-    pub _pad_end: u32,
+    /// The drop reason of the last of `syns_dropped`, plus one (`ConnectEvent::syn_drop_reason`).
+    pub syn_drop_reason: u32,
 }
 
 impl SockInfo {
@@ -78,7 +81,8 @@ impl SockInfo {
             last_state: 0,
             fin_acked: 0,
             filtered_out: 0,
-            _pad: [0; 3],
+            syns_dropped: 0,
+            _pad: [0; 2],
             endpoints: crate::addr::Endpoints {
                 saddr: [0; 16],
                 daddr: [0; 16],
@@ -99,7 +103,7 @@ impl SockInfo {
                 flags: 0,
                 reset_reason: 0,
             },
-            _pad_end: 0,
+            syn_drop_reason: 0,
         }
     }
 }

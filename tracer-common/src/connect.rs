@@ -7,6 +7,9 @@ use crate::{addr::Endpoints, event::EventHeader};
 pub const CONNECT_OK: u32 = 0;
 pub const CONNECT_FAILED: u32 = 1;
 
+/// `syns_dropped` when drops were not watched (drop events not wanted).
+pub const SYNS_DROPPED_UNKNOWN: u32 = u32::MAX;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectEvent {
@@ -23,8 +26,15 @@ pub struct ConnectEvent {
     /// SYNs sent (the first and its retransmissions, `total_retrans` at the handshake's
     /// end); 0 when `connect()` failed before sending one.
     pub syns_sent: u32,
+    /// Of those, the SYNs this host dropped on their way out (a local firewall, a full
+    /// queue), counted only while drop events are wanted (the drop hook counts them);
+    /// `SYNS_DROPPED_UNKNOWN` otherwise.
+    pub syns_dropped: u32,
+    /// The kernel's reason (`enum skb_drop_reason`) for the last of them, plus one; 0 when
+    /// none was dropped or the kernel gives no reason (before 5.17).
+    pub syn_drop_reason: u32,
     /// Keeps the size a multiple of 8 without hidden padding.
     pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 120);
+const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 128);

@@ -222,6 +222,22 @@ pub(crate) fn by_ends(endpoints: &Endpoints, netns: u32) -> u64 {
     }
 }
 
+/// Counts a SYN of `sk` this host dropped on its way out, for its connect event, with the
+/// kernel's `reason` (`REASON_NONE` without one). Under the socket's lock, as its state
+/// changes: the SYN is sent, and resent, holding it.
+#[inline(always)]
+pub(crate) fn note_syn_drop(sk: u64, reason: u32) {
+    let Some(info) = SOCKS.get_ptr_mut(&sk) else {
+        return;
+    };
+    // SAFETY: a map value, written under the socket's lock (see above).
+    unsafe {
+        (*info).syns_dropped = (*info).syns_dropped.saturating_add(1);
+        (*info).syn_drop_reason =
+            if reason == tracer_common::drop::REASON_NONE { 0 } else { reason.saturating_add(1) };
+    }
+}
+
 /// Takes `sk` out of `SOCKS`, counted (see `Counter::Untracked`). Every removal goes
 /// through here.
 #[inline(always)]

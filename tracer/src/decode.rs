@@ -136,6 +136,12 @@ pub(crate) fn decode(bytes: &[u8], clock: Clock) -> Result<Event, Error> {
                     latency: Duration::from_nanos(raw.latency_ns),
                     result,
                     syns_sent: raw.syns_sent,
+                    syns_dropped: (raw.syns_dropped != connect::SYNS_DROPPED_UNKNOWN)
+                        .then_some(raw.syns_dropped),
+                    syn_drop_reason: raw
+                        .syn_drop_reason
+                        .checked_sub(1)
+                        .and_then(crate::drops::reason_name),
                 },
             )
         }
@@ -252,6 +258,8 @@ mod tests {
             result: CONNECT_FAILED,
             errno: 111,
             syns_sent: 2,
+            syns_dropped: 2,
+            syn_drop_reason: 17,
             _pad: 0,
         }
     }
@@ -272,7 +280,9 @@ mod tests {
             Detail::Connect {
                 latency: Duration::from_nanos(1_234_567),
                 result: ConnectResult::Failed(111),
-                syns_sent: 2
+                syns_sent: 2,
+                syns_dropped: Some(2),
+                syn_drop_reason: Some("reason16".into()),
             }
         );
     }

@@ -22,7 +22,9 @@ pub(crate) fn know_drop_reasons(names: Vec<(u32, String)>) {
     let _first = DROP_REASONS.set(names);
 }
 
-fn reason_name(raw: u32) -> Option<String> {
+/// The kernel's name of drop reason `raw`; `None` when it gave none, its number where this
+/// kernel has no name for it.
+pub(crate) fn reason_name(raw: u32) -> Option<String> {
     if raw == REASON_NONE {
         return None;
     }

@@ -242,10 +242,14 @@ impl CloseInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Detail {
     /// `syns_sent`: the SYN and its retransmissions; 0 when `connect()` failed before one.
+    /// `syns_dropped`: how many of them this host dropped on their way out, `None` when
+    /// drops were not watched; `syn_drop_reason`: the kernel's reason for the last one.
     Connect {
         latency: Duration,
         result: ConnectResult,
         syns_sent: u32,
+        syns_dropped: Option<u32>,
+        syn_drop_reason: Option<String>,
     },
     Accept,
     Close(CloseInfo),

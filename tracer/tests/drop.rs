@@ -123,6 +123,8 @@ fn a_syn_this_host_drops_on_its_way_out_is_a_drop_owned_by_the_connecting_proces
         only(&done.of("connect", client)),
         &json!({
             "result": "failed", "error": "ETIMEDOUT", "end": "timeout", "timeout": "syn_retries", "syns_sent": 2,
+            // Both dropped here, and the connect says so, with why.
+            "syns_dropped": 2, "syn_drop_reason": "NETFILTER_DROP",
         }),
     );
     let drops = done.of("drop", client);

@@ -256,6 +256,8 @@ fn a_refused_connect_ends_in_a_reset_received_after_one_syn() {
         &json!({
             "pid": client, "comm": "tt-end-cli", "raddr": "127.0.0.1", "rport": closed.port(),
             "result": "failed", "errno": 111, "error": "ECONNREFUSED", "end": "reset_received", "timeout": null, "syns_sent": 1,
+            // Drops not watched: not known, never 0.
+            "syns_dropped": null, "syn_drop_reason": null,
         }),
     );
     // The client's SYN reached no socket: the reset that answers it has no owner, and its

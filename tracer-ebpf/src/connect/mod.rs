@@ -38,6 +38,8 @@ fn send_connect(
         (*e).result = result;
         (*e).errno = errno;
         (*e).syns_sent = 0; // connect() failed before its SYN
+        (*e).syns_dropped = 0;
+        (*e).syn_drop_reason = 0;
         (*e)._pad = 0;
     });
 }

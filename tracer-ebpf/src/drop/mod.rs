@@ -15,6 +15,7 @@ use tracer_common::{
     counters::Counter,
     drop::{DropCount, DropKey, REASON_NONE},
     event::EventKind,
+    kernel::TCP_SYN_SENT,
     offsets::OFFSET_ABSENT,
 };
 
@@ -61,6 +62,9 @@ pub(crate) fn on_drop(skb: u64, reason: u32, location: u64) {
         key.outgoing = 1;
     } else {
         crate::skb::turn_round(&mut key.endpoints);
+    }
+    if key.outgoing != 0 && sock::state::<Probe>(sk) == Ok(TCP_SYN_SENT as u8) {
+        socks::note_syn_drop(sk, reason); // for the connect event
     }
     if sk == 0 {
         // Dropped before its socket was looked up: an established connection's, found by

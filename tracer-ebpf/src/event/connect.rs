@@ -102,6 +102,12 @@ pub(crate) fn finish<A: sock::Access>(sk: u64, info: &SockInfo, failed: bool, no
         // (tcp_done() and the handshake's end leave it as it is).
         let resent = sock::tcp_sock::<A>(sk).and_then(sock::total_retrans::<A>).unwrap_or(0);
         (*e).syns_sent = resent.saturating_add(1);
+        (*e).syns_dropped = if crate::globals::wants(EventKind::Drop) {
+            u32::from(info.syns_dropped)
+        } else {
+            tracer_common::connect::SYNS_DROPPED_UNKNOWN
+        };
+        (*e).syn_drop_reason = info.syn_drop_reason;
         (*e)._pad = 0;
     }
     entry.submit(0);

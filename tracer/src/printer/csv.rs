@@ -10,7 +10,7 @@ use crate::event::Event;
 
 /// The JSON fields, common ones first, then each type's in docs/events.md order; a field
 /// two types share (`total_retrans`) has one column.
-const COLUMNS: [&str; 41] = [
+const COLUMNS: [&str; 43] = [
     "type",
     "time",
     "time_ns",
@@ -32,6 +32,8 @@ const COLUMNS: [&str; 41] = [
     "end",
     "timeout",
     "syns_sent",
+    "syns_dropped",
+    "syn_drop_reason",
     // close (and errno, error, end and timeout above)
     "direction",
     "closed_by",

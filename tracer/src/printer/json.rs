@@ -39,6 +39,8 @@ enum Fields {
         end: Option<&'static str>,
         timeout: Option<&'static str>,
         syns_sent: u32,
+        syns_dropped: Option<u32>,
+        syn_drop_reason: Option<String>,
     },
     Accept {},
     Close {
@@ -96,7 +98,7 @@ struct Row<'a> {
 
 fn fields(d: &Detail) -> Fields {
     match d {
-        Detail::Connect { latency, result, syns_sent } => {
+        Detail::Connect { latency, result, syns_sent, syns_dropped, syn_drop_reason } => {
             let (end, timeout) = result.end_names();
             let (result, errno) = match *result {
                 ConnectResult::Ok => ("ok", None),
@@ -111,6 +113,8 @@ fn fields(d: &Detail) -> Fields {
                 end,
                 timeout,
                 syns_sent: *syns_sent,
+                syns_dropped: *syns_dropped,
+                syn_drop_reason: syn_drop_reason.clone(),
             }
         }
         Detail::Accept => Fields::Accept {},
@@ -266,6 +270,8 @@ mod tests {
                 latency: Duration::ZERO,
                 result: ConnectResult::Ok,
                 syns_sent: 1,
+                syns_dropped: None,
+                syn_drop_reason: None,
             }),
             sample(Detail::Accept),
             sample(Detail::Close(close)),

@@ -224,7 +224,19 @@ pub(crate) mod tests {
 
     pub(crate) fn connect(result: ConnectResult) -> Detail {
         let syns_sent = if result == ConnectResult::Ok { 1 } else { 3 };
-        Detail::Connect { latency: Duration::from_micros(1_234), result, syns_sent }
+        // A failed connect whose SYNs this host dropped (drops watched); an ok one unwatched.
+        let (syns_dropped, syn_drop_reason) = if result == ConnectResult::Ok {
+            (None, None)
+        } else {
+            (Some(3), Some("NETFILTER_DROP".into()))
+        };
+        Detail::Connect {
+            latency: Duration::from_micros(1_234),
+            result,
+            syns_sent,
+            syns_dropped,
+            syn_drop_reason,
+        }
     }
 
     fn close() -> Detail {
@@ -315,7 +327,7 @@ pub(crate) mod tests {
         let want = "\
 TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR           RPORT DETAIL
 12:00:01.500 connect    4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  ok lat=1.23ms
-12:00:01.500 connect    4242    my client        6  ::1             51234 ::1             8080  ECONNREFUSED lat=1.23ms syns=3
+12:00:01.500 connect    4242    my client        6  ::1             51234 ::1             8080  ECONNREFUSED lat=1.23ms syns=3 dropped_here=3(NETFILTER_DROP)
 12:00:01.500 accept     4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  -
 12:00:01.500 close      4242    my client        4  127.0.0.1       51234 10.0.0.7        8080  active closed_by=local life=1.50s tx=976.6KiB rx=76.0KiB retrans=2 srtt=41µs end=reset_sent(TCP_ABORT_ON_CLOSE?) unacked=3B unread=7.6KiB
 12:00:01.500 state      -       -                4  127.0.0.1       51234 10.0.0.7        8080  ESTABLISHED->FIN_WAIT1 after=340µs
@@ -331,8 +343,8 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         let got = render(OutputMode::Plain, &all_kinds());
         let want = "\
 TIME EVENT PID COMM IP LADDR LPORT RADDR RPORT DETAIL
-1795608001.500000000 connect 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 result=ok lat_ns=1234000 end=- timeout=- syns=1
-1795608001.500000000 connect 4242 my\\x20client 6 ::1 51234 ::1 8080 result=ECONNREFUSED lat_ns=1234000 end=reset_received timeout=- syns=3
+1795608001.500000000 connect 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 result=ok lat_ns=1234000 end=- timeout=- syns=1 syns_dropped=- drop_reason=-
+1795608001.500000000 connect 4242 my\\x20client 6 ::1 51234 ::1 8080 result=ECONNREFUSED lat_ns=1234000 end=reset_received timeout=- syns=3 syns_dropped=3 drop_reason=NETFILTER_DROP
 1795608001.500000000 accept 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 -
 1795608001.500000000 close 4242 my\\x20client 4 127.0.0.1 51234 10.0.0.7 8080 dir=active closed_by=local lifetime_ns=1500000000 tx_bytes=1000003 rx_bytes=77777 retrans=2 srtt_us=41 bytes_from=socket end=reset_sent err=- reason=TCP_ABORT_ON_CLOSE inferred=1 timeout=- written=1000006 read=70000 unacked=3 unread=7777
 1795608001.500000000 state - - 4 127.0.0.1 51234 10.0.0.7 8080 old=ESTABLISHED new=FIN_WAIT1 in_old_ns=340000
@@ -449,7 +461,7 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         assert_eq!(
             lines[0],
             format!(
-                r#"{{"type":"connect",{common},"latency_ns":1234000,"result":"ok","errno":null,"error":null,"end":null,"timeout":null,"syns_sent":1}}"#
+                r#"{{"type":"connect",{common},"latency_ns":1234000,"result":"ok","errno":null,"error":null,"end":null,"timeout":null,"syns_sent":1,"syns_dropped":null,"syn_drop_reason":null}}"#
             )
         );
         assert_eq!(lines[2], format!(r#"{{"type":"accept",{common}}}"#));
@@ -490,24 +502,24 @@ TIME         EVENT      PID     COMM             IP LADDR           LPORT RADDR 
         assert_eq!(lines.len(), 9);
         assert_eq!(
             lines[0],
-            "type,time,time_ns,pid,tid,uid,comm,ip,laddr,lport,raddr,rport,netns,latency_ns,result,errno,error,end,timeout,syns_sent,direction,closed_by,lifetime_ns,bytes_sent,bytes_received,total_retrans,srtt_us,bytes_from,reason,reason_inferred,bytes_written,bytes_read,bytes_unacked,bytes_unread,old_state,new_state,in_old_state_ns,state,tail_loss_probe,count,location"
+            "type,time,time_ns,pid,tid,uid,comm,ip,laddr,lport,raddr,rport,netns,latency_ns,result,errno,error,end,timeout,syns_sent,syns_dropped,syn_drop_reason,direction,closed_by,lifetime_ns,bytes_sent,bytes_received,total_retrans,srtt_us,bytes_from,reason,reason_inferred,bytes_written,bytes_read,bytes_unacked,bytes_unread,old_state,new_state,in_old_state_ns,state,tail_loss_probe,count,location"
         );
         let common = "2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,4,127.0.0.1,51234,10.0.0.7,8080,4026531840";
-        assert_eq!(lines[1], format!("connect,{common},1234000,ok,,,,,1,,,,,,,,,,,,,,,,,,,,,"));
-        assert_eq!(lines[2], "connect,2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,4026531840,1234000,failed,111,ECONNREFUSED,reset_received,,3,,,,,,,,,,,,,,,,,,,,,");
-        assert_eq!(lines[4], format!("close,{common},,,,,reset_sent,,,active,local,1500000000,1000003,77777,2,41,socket,TCP_ABORT_ON_CLOSE,true,1000006,70000,3,7777,,,,,,,"));
-        assert_eq!(lines[5], "state,2026-11-25T12:00:01.500000000Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,4026531840,,,,,,,,,,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,,,");
+        assert_eq!(lines[1], format!("connect,{common},1234000,ok,,,,,1,,,,,,,,,,,,,,,,,,,,,,,"));
+        assert_eq!(lines[2], "connect,2026-11-25T12:00:01.500000000Z,1795608001500000000,4242,4243,1000,my client,6,::1,51234,::1,8080,4026531840,1234000,failed,111,ECONNREFUSED,reset_received,,3,3,NETFILTER_DROP,,,,,,,,,,,,,,,,,,,,,");
+        assert_eq!(lines[4], format!("close,{common},,,,,reset_sent,,,,,active,local,1500000000,1000003,77777,2,41,socket,TCP_ABORT_ON_CLOSE,true,1000006,70000,3,7777,,,,,,,"));
+        assert_eq!(lines[5], "state,2026-11-25T12:00:01.500000000Z,1795608001500000000,,,,,4,127.0.0.1,51234,10.0.0.7,8080,4026531840,,,,,,,,,,,,,,,,,,,,,,,,ESTABLISHED,FIN_WAIT1,340000,,,,");
         assert_eq!(
             lines[6],
-            format!("retransmit,{common},,,,,,,,,,,,,3,,,,,,,,,,,,ESTABLISHED,false,,")
+            format!("retransmit,{common},,,,,,,,,,,,,,,3,,,,,,,,,,,,ESTABLISHED,false,,")
         );
         assert_eq!(
             lines[7],
-            format!("reset,{common},,,,,,,,sent,,,,,,,,TCP_ABORT_ON_CLOSE,,,,,,,,,CLOSE,,1,")
+            format!("reset,{common},,,,,,,,,,sent,,,,,,,,TCP_ABORT_ON_CLOSE,,,,,,,,,CLOSE,,1,")
         );
-        assert_eq!(lines[8], format!("drop,{common},,,,,,,,in,,,,,,,,NETFILTER_DROP,,,,,,,,,ESTABLISHED,,12,nft_do_chain+0x46f"));
+        assert_eq!(lines[8], format!("drop,{common},,,,,,,,,,in,,,,,,,,NETFILTER_DROP,,,,,,,,,ESTABLISHED,,12,nft_do_chain+0x46f"));
         for line in &lines {
-            assert_eq!(line.matches(',').count(), 40, "{line}");
+            assert_eq!(line.matches(',').count(), 42, "{line}");
         }
     }
 

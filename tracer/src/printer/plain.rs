@@ -71,14 +71,19 @@ fn addr<W: Write>(out: &mut W, ip: IpAddr) -> io::Result<()> {
 /// 100,000 events a second an allocation or a format call per field shows.
 fn detail<W: Write>(out: &mut W, d: &Detail) -> io::Result<()> {
     match d {
-        Detail::Connect { latency, result, syns_sent } => {
+        Detail::Connect { latency, result, syns_sent, syns_dropped, syn_drop_reason } => {
             out.write_all(b"result=")?;
             out.write_all(result_text(*result).as_bytes())?;
             field(out, " lat_ns=", latency.as_nanos())?;
             let (end, timeout) = result.end_names();
             text_field(out, " end=", end)?;
             text_field(out, " timeout=", timeout)?;
-            field(out, " syns=", *syns_sent)
+            field(out, " syns=", *syns_sent)?;
+            match syns_dropped {
+                Some(n) => field(out, " syns_dropped=", *n)?,
+                None => out.write_all(b" syns_dropped=-")?,
+            }
+            text_field(out, " drop_reason=", syn_drop_reason.as_deref())
         }
         Detail::Accept => out.write_all(b"-"),
         Detail::Close(c) => {

@@ -22,10 +22,14 @@ pub(super) fn header<W: Write>(out: &mut W) -> io::Result<()> {
 
 fn detail(d: &Detail) -> String {
     match d {
-        Detail::Connect { latency, result, syns_sent } => {
+        Detail::Connect { latency, result, syns_sent, syns_dropped, syn_drop_reason } => {
             let mut text = format!("{} lat={}", result_text(*result), units::duration(*latency));
             if *syns_sent > 1 {
                 text.push_str(&format!(" syns={syns_sent}"));
+            }
+            if let Some(dropped @ 1..) = syns_dropped {
+                let why = syn_drop_reason.as_deref().unwrap_or("-");
+                text.push_str(&format!(" dropped_here={dropped}({why})"));
             }
             text
         }
