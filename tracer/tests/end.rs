@@ -353,7 +353,7 @@ fn a_reset_storm_is_bounded_and_its_counts_are_exact() {
             }),
         );
     }
-    assert_eq!(sum("received"), CONNECTS, "resets received");
+    assert_eq!(sum("received"), CONNECTS, "resets received; {}", done.summary());
     let seen = common::no_socket_resets_seen();
     for sent in resets.iter().filter(|e| e["direction"] == "sent") {
         assert_fields(
@@ -364,7 +364,7 @@ fn a_reset_storm_is_bounded_and_its_counts_are_exact() {
             }),
         );
     }
-    assert_eq!(sum("sent"), if seen { CONNECTS } else { 0 }, "resets sent");
+    assert_eq!(sum("sent"), if seen { CONNECTS } else { 0 }, "resets sent; {}", done.summary());
     assert_eq!(done.lost(), 0, "{}", done.summary());
 }
 
