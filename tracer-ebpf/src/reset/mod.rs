@@ -174,7 +174,6 @@ fn count_in_storm(
     reason: u32,
     owner: &tracer_common::conn::Task,
 ) {
-    let now = crate::emit::now_ns();
     let key = ResetKey {
         local: endpoints.saddr,
         remote: endpoints.daddr,
@@ -183,13 +182,10 @@ fn count_in_storm(
         direction,
         has_socket: u8::from(sk != 0),
     };
-    if let Some(counted) = RESETS.get_ptr_mut(&key) {
-        add(counted, now, endpoints, owner);
-        return;
-    }
-    let fresh = ResetCount {
+    // This reset, as the key's first or its latest.
+    let this = ResetCount {
         count: 1,
-        last_ns: now,
+        last_ns: crate::emit::now_ns(),
         task: *owner,
         netns: if sk == 0 { 0 } else { sock::netns::<Probe>(sk) },
         local_port: endpoints.sport,
@@ -197,32 +193,33 @@ fn count_in_storm(
         state: if sk == 0 { 0 } else { sock::state::<Probe>(sk).unwrap_or(0) },
         _pad: [0; 7],
     };
+    if let Some(counted) = RESETS.get_ptr_mut(&key) {
+        add(counted, &this);
+        return;
+    }
     // BPF_NOEXIST: another CPU may have made the key meanwhile; then add to its count.
-    if RESETS.insert(&key, &fresh, 1).is_err() {
+    if RESETS.insert(&key, &this, 1).is_err() {
         match RESETS.get_ptr_mut(&key) {
-            Some(counted) => add(counted, now, endpoints, owner),
+            Some(counted) => add(counted, &this),
             None => count(Counter::MapError), // the table is full: this reset is lost
         }
     }
 }
 
-/// One more reset on a counted key.
+/// One more reset on a counted key: `this` becomes its latest.
 #[inline(always)]
-fn add(
-    counted: *mut ResetCount,
-    now: u64,
-    endpoints: &Endpoints,
-    owner: &tracer_common::conn::Task,
-) {
+fn add(counted: *mut ResetCount, this: &ResetCount) {
     // SAFETY: a map value; `count` is a valid, aligned u64 added to atomically (BPF_ATOMIC
-    // | BPF_ADD, as `emit::count`); the other fields are the last reset's, and a race
-    // between two CPUs leaves one of them, either right.
+    // | BPF_ADD, as `emit::count`); the other fields are the latest reset's, and a race
+    // between two CPUs can mix two resets' fields, each the kernel's.
     unsafe {
         let slot = &raw mut (*counted).count;
         core::arch::asm!("lock *(u64 *)({slot} + 0) += {one}", slot = in(reg) slot, one = in(reg) 1u64, options(nostack));
-        (*counted).last_ns = now;
-        (*counted).local_port = endpoints.sport;
-        (*counted).remote_port = endpoints.dport;
-        (*counted).task = *owner;
+        (*counted).last_ns = this.last_ns;
+        (*counted).task = this.task;
+        (*counted).netns = this.netns;
+        (*counted).local_port = this.local_port;
+        (*counted).remote_port = this.remote_port;
+        (*counted).state = this.state;
     }
 }
