@@ -102,7 +102,7 @@ pub(crate) struct Cli {
     pub(crate) failed: bool,
 
     /// Events to report; hooks that only serve other events are not attached.
-    /// [default: connect,accept,close,retransmit; connect alone with --failed or
+    /// [default: connect,accept,close,retransmit,reset; connect alone with --failed or
     /// --min-latency]
     #[arg(short, long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub(crate) events: Option<Vec<EventArg>>,
@@ -417,9 +417,16 @@ impl Cli {
         match &self.events {
             Some(list) => list.clone(),
             None if self.failed || self.min_latency.is_some() => vec![EventArg::Connect],
-            None => {
-                vec![EventArg::Connect, EventArg::Accept, EventArg::Close, EventArg::Retransmit]
-            }
+            // Reset is default: its programs run only when a reset is sent or received, and
+            // a storm of them is bounded in the kernel (`cargo xtask bench`: churn costs the
+            // same with it; docs/cost.md).
+            None => vec![
+                EventArg::Connect,
+                EventArg::Accept,
+                EventArg::Close,
+                EventArg::Retransmit,
+                EventArg::Reset,
+            ],
         }
     }
 }
@@ -589,7 +596,16 @@ mod tests {
             parse(&["--failed", "-e", "connect,close"]).events(),
             [EventArg::Connect, EventArg::Close]
         );
-        assert_eq!(parse(&[]).events().len(), 4);
+        assert_eq!(
+            parse(&[]).events(),
+            [
+                EventArg::Connect,
+                EventArg::Accept,
+                EventArg::Close,
+                EventArg::Retransmit,
+                EventArg::Reset
+            ]
+        );
         let all: Vec<_> =
             parse(&["-e", "all"]).events().iter().flat_map(|e| e.kinds()).copied().collect();
         assert_eq!(all.len(), 7);

@@ -154,7 +154,7 @@ fn csv_has_a_header_row_unless_told_not_to() {
         }
         assert_eq!(lines.len(), 1, "{}", run.out);
         let cells: Vec<&str> = lines[0].split(',').collect();
-        assert_eq!(cells.len(), 41, "{}", run.out);
+        assert_eq!(cells.len(), 43, "{}", run.out);
         assert_eq!(cells[0], "connect");
         assert_eq!(cells[3], run.pids[0].to_string());
         assert_eq!(cells[5], NOBODY.to_string());

@@ -45,7 +45,7 @@ fn assert_one_connect(bind: &str, comm: &'static std::ffi::CStr, ip: u64) {
             "ip": ip, "laddr": client.ip().to_string(), "lport": client.port(),
             "raddr": server.ip().to_string(), "rport": server.port(), "netns": own_netns(),
             "latency_ns": ANY, "result": "ok", "errno": null, "error": null, "end": null,
-            "timeout": null, "syns_sent": 1,
+            "timeout": null, "syns_sent": 1, "syns_dropped": null, "syn_drop_reason": null,
         }),
     );
     assert!(e["latency_ns"].as_u64().expect("latency is a number") > 0);
@@ -84,6 +84,7 @@ fn connect_to_a_closed_port_is_one_failed_event_with_econnrefused() {
             "raddr": "127.0.0.1", "rport": closed.port(), "netns": own_netns(),
             "latency_ns": ANY, "result": "failed", "errno": libc::ECONNREFUSED,
             "error": "ECONNREFUSED", "end": "reset_received", "timeout": null, "syns_sent": 1,
+            "syns_dropped": null, "syn_drop_reason": null,
         }),
     );
     assert!(e["lport"].as_u64().expect("number") > 0, "the SYN left from a real port");
