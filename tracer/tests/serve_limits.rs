@@ -1,4 +1,5 @@
-//! `tcptrace serve` at its limits: its own connections are left out, label sets stop at
+//! `tcptrace serve` at its limits: its own connections are left out, a reset storm is
+//! counted exactly without crediting any connection with it, label sets stop at
 //! `--max-series` with the drops counted, a full connection table shows as a loss,
 //! connections that never finish a request are closed, and SIGHUP ends it cleanly.
 //! Scraped straight from `/metrics`.
@@ -47,6 +48,53 @@ fn its_own_connections_are_left_out() {
         stderr.iter().any(|l| l.starts_with("tcptrace: ") && l.contains(" events")),
         "{stderr:?}"
     );
+}
+
+/// A storm of 20,000 refused connects to one closed port: every reset received is counted,
+/// exactly. The first of each CPU's second are events with their own labels (the process,
+/// the service port); those counted together in the kernel past the budget span
+/// connections, so they count under `service_port="many"`, with no process.
+#[test]
+fn a_reset_storm_counts_every_reset_and_credits_no_connection_with_the_storm() {
+    const CONNECTS: u32 = 20_000;
+    let _serial = serial();
+    let port = closed_port();
+    let started = std::time::Instant::now();
+    let serve = Serve::start(&["--port", &port.to_string()], &[]);
+    for _ in 0..CONNECTS {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            other => panic!("port {port} should be closed: {other:?}"),
+        }
+    }
+    let received = [("direction", "received")];
+    let s = serve.scrape_until("every reset counted", |s| {
+        sum(s, "tcptrace_resets_total", &received) == f64::from(CONNECTS)
+    });
+    let resets: Vec<_> = s
+        .iter()
+        .filter(|x| x.name == "tcptrace_resets_total" && x.labels["direction"] == "received")
+        .collect();
+    for series in &resets {
+        let storm = series.labels["service_port"] == "many";
+        let labels: Vec<&str> = series.labels.keys().map(String::as_str).collect();
+        if storm {
+            assert_eq!(labels, ["direction", "reason", "service_port"], "{series:?}");
+        } else {
+            // This test's thread (its name, as the kernel keeps 15 bytes of it).
+            assert_eq!(series.labels.get("comm").map(String::as_str), Some("a_reset_storm_c"));
+        }
+    }
+    // The budget's events, at most: 1,000 a CPU a second.
+    let seconds = started.elapsed().as_secs() + 2;
+    // SAFETY: sysconf reads a number.
+    let cpus = u64::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }).expect("cpus");
+    let one_by_one: f64 =
+        resets.iter().filter(|x| x.labels["service_port"] != "many").map(|x| x.value).sum();
+    assert!(one_by_one <= (1_000 * cpus * seconds) as f64, "{one_by_one} in {seconds} s");
+    assert_eq!(sum(&s, "tcptrace_events_lost_total", &[]), 0.0);
+    let (code, stderr) = serve.terminate();
+    assert_eq!(code, Some(0), "{stderr:?}");
 }
 
 /// 5,000 distinct remote ports with `--labels rport --max-series 1000`: 1,000 label sets

@@ -162,6 +162,10 @@ struct SeriesKey {
     raddr: Option<std::net::IpAddr>,
     rport: Option<u16>,
     netns: Option<u32>,
+    /// Resets counted together in a storm (a reset event whose `count` is above 1): they
+    /// span connections, so the per-connection labels are left out and `service_port` is
+    /// `many`; only `raddr`, exact for all of them, stays.
+    storm: bool,
 }
 
 impl SeriesKey {
@@ -172,8 +176,11 @@ impl SeriesKey {
         if let Some(comm) = &self.comm {
             labels.push(("comm", comm.to_string()));
         }
-        let service_port =
-            self.service_port.map_or_else(|| "ephemeral".to_string(), |p| p.to_string());
+        let service_port = match self.service_port {
+            _ if self.storm => "many".to_string(),
+            Some(port) => port.to_string(),
+            None => "ephemeral".to_string(),
+        };
         labels.push(("service_port", service_port));
         for extra in extra_labels {
             let (name, value) = match extra {
@@ -464,8 +471,20 @@ impl Metrics {
 
     /// What sets `event`'s label set apart, with nothing allocated: the per-event lookup.
     fn series_key(&self, event: &Event) -> SeriesKey {
-        let owner = event.owner.known().then_some(&event.owner);
         let ep = &event.endpoints;
+        if matches!(event.detail, Detail::Reset { count: 2.., .. }) {
+            return SeriesKey {
+                comm: None,
+                service_port: None,
+                pid: None,
+                lport: None,
+                raddr: self.extra_labels.contains(&LabelArg::Raddr).then_some(ep.raddr),
+                rport: None,
+                netns: None,
+                storm: true,
+            };
+        }
+        let owner = event.owner.known().then_some(&event.owner);
         let mut key = SeriesKey {
             comm: owner.map(|o| o.comm.clone()).filter(|c| !c.is_empty()),
             service_port: self.service_port(event),
@@ -474,6 +493,7 @@ impl Metrics {
             raddr: None,
             rport: None,
             netns: None,
+            storm: false,
         };
         for extra in &self.extra_labels {
             match extra {
@@ -494,7 +514,12 @@ impl Metrics {
             return Some(id);
         }
         if self.admitted.len() >= self.max_series {
-            self.series_dropped.inc();
+            // What the event stands for: a storm's reset event, each reset it counts.
+            let stands_for = match event.detail {
+                Detail::Reset { count, .. } => count,
+                _ => 1,
+            };
+            self.series_dropped.inc_by(stands_for);
             if !self.warned_full {
                 self.warned_full = true;
                 say!(
