@@ -65,6 +65,10 @@ pub(crate) enum Timeout {
     Keepalive,
     /// The peer's window stayed shut while its probes went unanswered.
     ZeroWindowProbes,
+    /// Data waited to be sent with the window open, nothing in flight: each send failed on
+    /// this host (a firewall's output rule, a full queue) until the kernel's probe timer
+    /// gave up (`tcp_check_probe_timer()`, `tcp_probe_timer()`).
+    Unsent,
 }
 
 impl Timeout {
@@ -74,6 +78,7 @@ impl Timeout {
             Self::Retransmissions => "retransmissions",
             Self::Keepalive => "keepalive",
             Self::ZeroWindowProbes => "zero_window_probes",
+            Self::Unsent => "unsent",
         }
     }
 }
@@ -119,12 +124,18 @@ impl Ending {
             _ if retried && err != ECONNABORTED => End::Timeout,
             _ => End::Error,
         };
-        let timeout =
-            (end == End::Timeout).then_some(match (probed, raw.flags & ENDING_ZERO_WINDOW != 0) {
-                (true, true) => Timeout::ZeroWindowProbes,
-                (true, false) => Timeout::Keepalive,
-                (false, _) => Timeout::Retransmissions,
-            });
+        // The probe timer runs for keepalive only with nothing written unacknowledged
+        // (`tcp_keepalive_timer()` waits while data is queued); with data waiting it is the
+        // zero-window probe timer, which also runs when sends fail on this host.
+        let waiting = raw.flags & ENDING_READ != 0 && raw.unacked_bytes > 0;
+        let timeout = (end == End::Timeout).then_some(
+            match (probed, waiting, raw.flags & ENDING_ZERO_WINDOW != 0) {
+                (true, _, true) => Timeout::ZeroWindowProbes,
+                (true, true, false) => Timeout::Unsent,
+                (true, false, false) => Timeout::Keepalive,
+                (false, _, _) => Timeout::Retransmissions,
+            },
+        );
         let read = raw.flags & ENDING_READ != 0;
         let reason = match raw.reset_reason.checked_sub(1) {
             // The kernel's, for a reset sent before the CLOSE (see `RawEnding`).
@@ -156,8 +167,11 @@ fn inferred_reason(
         (End::ResetSent, _) if read && raw.unread_bytes > 0 => "TCP_ABORT_ON_CLOSE",
         (End::ResetSent, _) if raw.flags & ENDING_LINGER_ZERO != 0 => "TCP_STATE",
         // The keepalive timer resets the connection, then gives up (`tcp_keepalive_timer()`,
-        // net/ipv4/tcp_timer.c); the other timeouts send no reset.
-        (End::Timeout, Some(Timeout::Keepalive)) => "TCP_KEEPALIVE_TIMEOUT",
+        // net/ipv4/tcp_timer.c); the other timeouts send no reset. A kernel that names its
+        // resets names that one too, and the reset hook notes it: never told there.
+        (End::Timeout, Some(Timeout::Keepalive)) if !kernel_names_resets() => {
+            "TCP_KEEPALIVE_TIMEOUT"
+        }
         _ => return None,
     };
     Some(Reason { name: name.into(), inferred: true })
@@ -173,6 +187,11 @@ impl Reason {
 /// The running kernel's names of `enum sk_rst_reason`, by value (empty before Linux
 /// 6.10): set once at load, read by the decoder.
 static RESET_REASONS: std::sync::OnceLock<Vec<(u32, String)>> = std::sync::OnceLock::new();
+
+/// Whether the running kernel names its resets (Linux 6.10+).
+fn kernel_names_resets() -> bool {
+    RESET_REASONS.get().is_some_and(|names| !names.is_empty())
+}
 
 /// Keeps the kernel's reset reason names (the loader calls this once, from BTF).
 pub(crate) fn know_reset_reasons(names: Vec<(u32, String)>) {
@@ -282,6 +301,9 @@ mod tests {
         r.retransmits = 0;
         r.probes_out = 2;
         assert_eq!(Ending::classify(&r).timeout, Some(Timeout::Keepalive));
+        // Probes with data waiting: not keepalive, which waits while data is queued.
+        r.unacked_bytes = 3_000;
+        assert_eq!(Ending::classify(&r).timeout, Some(Timeout::Unsent));
         r.flags |= ENDING_ZERO_WINDOW;
         assert_eq!(Ending::classify(&r).timeout, Some(Timeout::ZeroWindowProbes));
         // An ICMP error that stood when the retries ran out is still a timeout, with its errno.

@@ -4,7 +4,8 @@
 //!   second) whose counts add up to exactly the rule's count, with nothing lost;
 //! - SYNs this host drops on their way out are drop events owned by the connecting process;
 //! - a connection's segments dropped on their way in, before any socket is looked up, are
-//!   owned by the connection's socket, found through its ends.
+//!   owned by the connection's socket, found through its ends;
+//! - data dropped on its way out ends the connection in an `unsent` timeout.
 
 mod common;
 
@@ -225,6 +226,99 @@ fn a_connection_s_dropped_segments_are_owned_by_its_socket() {
         done.events
     );
     assert_eq!(done.lost(), 0, "{}", done.summary());
+}
+
+/// Data this host drops on its way out (an nftables output rule on one connection's data
+/// segments, in a private namespace): nothing ever leaves, so no retransmission timer runs;
+/// the probe timer gives up at the socket's TCP_USER_TIMEOUT. The close says so
+/// (`timeout=unsent`, every byte unacknowledged) and the drop events say why, owned by the
+/// writing process, summing to the rule's count.
+#[test]
+fn data_this_host_cannot_send_ends_in_an_unsent_timeout() {
+    const WRITTEN: usize = 3_000;
+    let _serial = serial();
+    let port = 20_000 + (std::process::id() % 1_000) as u16;
+    let rules = PrivateRules::new(
+        &format!("tt-unsent-{port}.nft"),
+        "output",
+        &format!("tcp dport {port} meta length > 500 counter drop"),
+    );
+    let at = sockaddr_of(format!("127.0.0.1:{port}").parse().expect("addr"));
+    let report = pipe();
+    let trace = Trace::new(&["-e", "close,drop", "--port", &port.to_string()]).start();
+    let peer = fork_with(c"tt-drop-peer", move || {
+        if !rules.enter() {
+            return 80;
+        }
+        // SAFETY: plain system calls in a forked child, on its own descriptors.
+        unsafe {
+            let l = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            if l < 0
+                || libc::bind(l, (&raw const at.0).cast(), at.1) != 0
+                || libc::listen(l, 1) != 0
+            {
+                return 81;
+            }
+            let c = raw::connect(&at, libc::AF_INET);
+            let s = raw::accept(l);
+            if c < 0
+                || s < 0
+                || !common::sides::set_int(c, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 1_000)
+            {
+                return 82;
+            }
+            let data = [b'u'; WRITTEN];
+            if libc::write(c, data.as_ptr().cast(), WRITTEN) != WRITTEN as isize {
+                return 83;
+            }
+            let mut byte = 0u8;
+            if libc::read(c, (&raw mut byte).cast(), 1) != -1
+                || *libc::__errno_location() != libc::ETIMEDOUT
+            {
+                return 84;
+            }
+            let dropped = rules.counted().unwrap_or(0);
+            let both = [dropped, u64::from(raw::local_port(s))];
+            libc::close(c);
+            libc::close(s);
+            i32::from(libc::write(report[1], both.as_ptr().cast(), 16) != 16) * 85
+        }
+    });
+    assert_eq!(wait_child(peer), 0, "the peer failed");
+    let mut both = [0u64; 2];
+    // SAFETY: a read of what the child wrote.
+    assert_eq!(unsafe { libc::read(report[0], both.as_mut_ptr().cast(), 16) }, 16);
+    close_all(&report);
+    let [dropped, _] = both;
+    let done = trace.stop();
+    let closes = done.of("close", peer);
+    let client = closes.iter().find(|c| c["rport"] == port).expect("the client's close");
+    assert_fields(
+        client,
+        &json!({
+            "comm": "tt-drop-peer", "direction": "active", "closed_by": "local",
+            "end": "timeout", "errno": 110, "error": "ETIMEDOUT", "timeout": "unsent", "reason": null,
+            "bytes_written": WRITTEN, "bytes_sent": 0, "bytes_unacked": WRITTEN,
+        }),
+    );
+    let by_rule: Vec<&Value> =
+        done.events.iter().filter(|e| e["reason"] == "NETFILTER_DROP").collect();
+    for drop in &by_rule {
+        assert_fields(
+            drop,
+            &json!({
+                "type": "drop", "pid": peer, "direction": "out", "state": "ESTABLISHED",
+                "laddr": "127.0.0.1", "lport": client["lport"], "raddr": "127.0.0.1", "rport": port,
+            }),
+        );
+    }
+    assert!(dropped >= 1, "the rule dropped the data: {dropped}");
+    assert_eq!(
+        by_rule.iter().map(|d| d["count"].as_u64().expect("a count")).sum::<u64>(),
+        dropped,
+        "{:#?}",
+        done.events
+    );
 }
 
 fn close_all(fds: &[i32]) {
