@@ -455,6 +455,7 @@ pub(crate) fn load_object(
     let destroy_tp = facts.destroy_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
     let synack_tp = facts.synack_tp.clone().unwrap_or(RetransTpOffsets::ABSENT);
     let task = facts.task.clone().unwrap_or(TaskOffsets::ABSENT);
+    let wants = |kind| config.events & kind_bit(kind) != 0;
     EbpfLoader::new()
         // `new()` has parsed the kernel's BTF for CO-RE relocations, which this object has
         // none of (every offset comes in through the globals below). Dropped before the
@@ -473,7 +474,9 @@ pub(crate) fn load_object(
         .override_global("SYNACK_TP_OFFSETS", &synack_tp, true)
         .map_max_entries("EVENTS", sizes.ring_bytes)
         .map_max_entries("SOCKS", sizes.max_connections)
-        .map_max_entries("ENDS", sizes.max_connections)
+        // Kept only while drop events are wanted: otherwise one entry, not the kernel
+        // memory of a preallocated table sized for every connection.
+        .map_max_entries("ENDS", if wants(EventKind::Drop) { sizes.max_connections } else { 1 })
         .load(OBJECT)
         .map_err(|e| Error::Object(family::one_line(&e)))
 }
